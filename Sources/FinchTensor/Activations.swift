@@ -1,0 +1,111 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+// Activations with PyTorch's exact definitions, including the boundary conventions of
+// their backward kernels (which side of a kink gets the gradient).
+
+extension Tensor {
+    public func relu() -> Tensor {
+        let out = Kernels.map(self) { $0 > 0 ? $0 : 0 }
+        let od = out.detach()
+        return record(out, "relu", [self]) { g in [Kernels.zip(g, od, op: "relu_backward") { $1 > 0 ? $0 : 0 }] }
+    }
+
+    /// min(max(x, 0), 6); gradient where 0 < x < 6 (hardtanh's open interval).
+    public func relu6() -> Tensor {
+        let out = Kernels.map(self) { Swift.min(Swift.max($0, 0), 6) }
+        let xd = detach()
+        return record(out, "relu6", [self]) { g in
+            [Kernels.zip(g, xd, op: "relu6_backward") { ($1 > 0 && $1 < 6) ? $0 : 0 }]
+        }
+    }
+
+    public func leakyRelu(_ slope: Float = 0.01) -> Tensor {
+        let out = Kernels.map(self) { $0 > 0 ? $0 : $0 * slope }
+        let xd = detach()
+        return record(out, "leaky_relu", [self]) { g in
+            [Kernels.zip(g, xd, op: "leaky_relu_backward") { $1 > 0 ? $0 : $0 * slope }]
+        }
+    }
+
+    public func sigmoid() -> Tensor {
+        let out = Kernels.map(self) { 1 / (1 + expf(-$0)) }
+        let od = out.detach()
+        return record(out, "sigmoid", [self]) { g in
+            [Kernels.zip(g, od, op: "sigmoid_backward") { $0 * $1 * (1 - $1) }]
+        }
+    }
+
+    public func tanh() -> Tensor {
+        let out = Kernels.map(self) { tanhf($0) }
+        let od = out.detach()
+        return record(out, "tanh", [self]) { g in
+            [Kernels.zip(g, od, op: "tanh_backward") { $0 * (1 - $1 * $1) }]
+        }
+    }
+
+    /// relu6(x + 3) / 6; gradient 1/6 where -3 < x < 3.
+    public func hardsigmoid() -> Tensor {
+        let out = Kernels.map(self) { Swift.min(Swift.max($0 + 3, 0), 6) / 6 }
+        let xd = detach()
+        return record(out, "hardsigmoid", [self]) { g in
+            [Kernels.zip(g, xd, op: "hardsigmoid_backward") { ($1 > -3 && $1 < 3) ? $0 / 6 : 0 }]
+        }
+    }
+
+    /// x · relu6(x + 3) / 6; PyTorch's backward: 0 below -3, x/3 + 1/2 on [-3, 3], 1 above.
+    public func hardswish() -> Tensor {
+        let out = Kernels.map(self) { $0 * Swift.min(Swift.max($0 + 3, 0), 6) / 6 }
+        let xd = detach()
+        return record(out, "hardswish", [self]) { g in
+            [Kernels.zip(g, xd, op: "hardswish_backward") {
+                $1 < -3 ? 0 : ($1 <= 3 ? $0 * ($1 / 3 + 0.5) : $0)
+            }]
+        }
+    }
+
+    /// x · sigmoid(x) (also called swish).
+    public func silu() -> Tensor {
+        let out = Kernels.map(self) { $0 / (1 + expf(-$0)) }
+        let xd = detach()
+        return record(out, "silu", [self]) { g in
+            [Kernels.zip(g, xd, op: "silu_backward") {
+                let s = 1 / (1 + expf(-$1))
+                return $0 * s * (1 + $1 * (1 - s))
+            }]
+        }
+    }
+
+    public enum GELUApproximation: Sendable { case none, tanh }
+
+    /// GELU: x·Φ(x) with the exact erf form, or PyTorch's `approximate="tanh"` form.
+    public func gelu(approximate: GELUApproximation = .none) -> Tensor {
+        let xd = detach()
+        switch approximate {
+        case .none:
+            let out = Kernels.map(self) { 0.5 * $0 * (1 + erff($0 * 0.70710678118654752)) }
+            return record(out, "gelu", [self]) { g in
+                [Kernels.zip(g, xd, op: "gelu_backward") {
+                    let cdf = 0.5 * (1 + erff($1 * 0.70710678118654752))
+                    let pdf = expf(-0.5 * $1 * $1) * 0.39894228040143268
+                    return $0 * (cdf + $1 * pdf)
+                }]
+            }
+        case .tanh:
+            let k: Float = 0.79788456080286536  // sqrt(2/pi)
+            let c: Float = 0.044715
+            let out = Kernels.map(self) { 0.5 * $0 * (1 + tanhf(k * ($0 + c * $0 * $0 * $0))) }
+            return record(out, "gelu_tanh", [self]) { g in
+                [Kernels.zip(g, xd, op: "gelu_tanh_backward") {
+                    let x = $1
+                    let t = tanhf(k * (x + c * x * x * x))
+                    let dInner = k * (1 + 3 * c * x * x)
+                    return $0 * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * dInner)
+                }]
+            }
+        }
+    }
+}

@@ -1,0 +1,116 @@
+/// One recorded op: its inputs and how to turn the output's gradient into theirs.
+final class GradFn {
+    let name: String
+    var inputs: [Tensor]
+    var backward: ((Tensor) -> [Tensor?])?
+
+    init(name: String, inputs: [Tensor], backward: @escaping (Tensor) -> [Tensor?]) {
+        self.name = name
+        self.inputs = inputs
+        self.backward = backward
+    }
+
+    /// Drops saved tensors and closures so the graph's memory goes back right after backward.
+    func release() {
+        inputs = []
+        backward = nil
+    }
+}
+
+/// Attaches `out` to the tape when recording is on and any input needs a gradient.
+/// The closure must not capture `out` itself (that would be a reference cycle); capture `out.detach()`.
+@inline(__always)
+func record(_ out: Tensor, _ name: String, _ inputs: [Tensor],
+            _ backward: @escaping (Tensor) -> [Tensor?]) -> Tensor {
+    guard GradMode.isEnabled, inputs.contains(where: { $0.requiresGrad }) else { return out }
+    out.requiresGrad = true
+    out.gradFn = GradFn(name: name, inputs: inputs, backward: backward)
+    return out
+}
+
+extension Tensor {
+    /// Reverse-mode sweep from this tensor. Without `gradient` the tensor must hold one element
+    /// (a loss). Leaf gradients accumulate into `grad`; the graph is freed unless `retainGraph`.
+    public func backward(_ gradient: Tensor? = nil, retainGraph: Bool = false) {
+        precondition(requiresGrad, "backward: tensor of shape \(shape) does not require grad")
+        let seed: Tensor
+        if let gradient {
+            precondition(gradient.shape == shape,
+                         "backward: gradient of shape \(gradient.shape) for tensor of shape \(shape)")
+            seed = gradient.detach()
+        } else {
+            precondition(count == 1, "backward: implicit gradient needs a one-element tensor, got shape \(shape)")
+            seed = Tensor(repeating: 1, shape: shape)
+        }
+
+        let order = topologicalOrder()
+        var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(self): seed]
+        noGrad {
+            for node in order.reversed() {
+                guard let g = grads.removeValue(forKey: ObjectIdentifier(node)) else { continue }
+                guard let fn = node.gradFn else {
+                    node.accumulateGrad(g)
+                    continue
+                }
+                guard let bw = fn.backward else {
+                    preconditionFailure("backward: the graph through '\(fn.name)' was already freed; " +
+                                        "pass retainGraph: true to backward twice")
+                }
+                let inputGrads = bw(g)
+                for (input, ig) in zip(fn.inputs, inputGrads) {
+                    guard input.requiresGrad, let ig else { continue }
+                    precondition(ig.shape == input.shape,
+                                 "backward of \(fn.name): gradient shape \(ig.shape) for input \(input.shape)")
+                    let key = ObjectIdentifier(input)
+                    if let existing = grads[key] {
+                        grads[key] = existing.adding(ig)
+                    } else {
+                        grads[key] = ig
+                    }
+                }
+            }
+        }
+        if !retainGraph {
+            for node in order { node.gradFn?.release() }
+        }
+    }
+
+    /// Leaves first, this tensor last; iterative so deep graphs do not overflow the stack.
+    private func topologicalOrder() -> [Tensor] {
+        var order: [Tensor] = []
+        var visited = Set<ObjectIdentifier>()
+        var stack: [(Tensor, Bool)] = [(self, false)]
+        while let (t, expanded) = stack.popLast() {
+            if expanded {
+                order.append(t)
+                continue
+            }
+            guard visited.insert(ObjectIdentifier(t)).inserted else { continue }
+            stack.append((t, true))
+            for input in t.gradFn?.inputs ?? [] where input.requiresGrad
+                && !visited.contains(ObjectIdentifier(input)) {
+                stack.append((input, false))
+            }
+        }
+        return order
+    }
+
+    private func accumulateGrad(_ g: Tensor) {
+        if let existing = grad {
+            Kernels.addInPlace(existing, g)
+        } else {
+            // Own the memory: `g` may alias a saved tensor or another leaf's gradient.
+            grad = g.copy()
+        }
+    }
+
+    /// Sum of two gradients without recording; reuses neither input's storage.
+    func adding(_ other: Tensor) -> Tensor {
+        let out = self.copy()
+        Kernels.addInPlace(out, other)
+        return out
+    }
+
+    /// Name of the op that produced this tensor (nil for leaves), for debugging and tests.
+    public var gradFnName: String? { gradFn?.name }
+}

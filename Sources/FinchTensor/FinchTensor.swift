@@ -1,1 +1,0 @@
-// FinchTensor: Float32 N-d tensors, kernels, reverse-mode autodiff and a seeded RNG.

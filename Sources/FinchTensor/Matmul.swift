@@ -1,0 +1,68 @@
+import COpenBLAS
+
+/// Matrix products through `cblas_sgemm`. Transposed views are passed as BLAS transpose
+/// flags with their leading dimension, so `a.transposed()` costs no copy.
+enum Gemm {
+    struct Operand {
+        let tensor: Tensor      // keeps the memory alive
+        let transposed: Bool
+        let ld: Int
+    }
+
+    /// How BLAS can read the last two axes of `t` in place, copying only when the layout is neither.
+    static func operand(_ t: Tensor) -> Operand {
+        let r = t.shape[t.rank - 2], c = t.shape[t.rank - 1]
+        let s0 = t.strides[t.rank - 2], s1 = t.strides[t.rank - 1]
+        if (s1 == 1 || c == 1) && s0 >= Swift.max(1, c) { return Operand(tensor: t, transposed: false, ld: Swift.max(s0, 1)) }
+        if (s0 == 1 || r == 1) && s1 >= Swift.max(1, r) { return Operand(tensor: t, transposed: true, ld: Swift.max(s1, 1)) }
+        let c2 = t.copy()
+        return Operand(tensor: c2, transposed: false, ld: Swift.max(c, 1))
+    }
+
+    /// C[M,N] = A[M,K]·B[K,N] for raw row-major pointers (used by convolution kernels too).
+    @inline(__always)
+    static func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+                      a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                      beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+}
+
+extension Tensor {
+    /// Matrix product with `torch.matmul` semantics: 1-D operands are promoted, leading batch axes broadcast.
+    public func matmul(_ other: Tensor) -> Tensor {
+        if rank == 1 { return unsqueezed(axis: 0).matmul(other).squeezed(axis: -2) }
+        if other.rank == 1 { return matmul(other.unsqueezed(axis: 1)).squeezed(axis: -1) }
+        precondition(rank >= 2 && other.rank >= 2, "matmul: shapes \(shape) and \(other.shape)")
+        let m = shape[rank - 2], k = shape[rank - 1], n = other.shape[other.rank - 1]
+        precondition(other.shape[other.rank - 2] == k,
+                     "matmul: shapes \(shape) and \(other.shape) do not match (\(k) vs \(other.shape[other.rank - 2]))")
+        let batchA = Array(shape.dropLast(2)), batchB = Array(other.shape.dropLast(2))
+        let batch = Shape.broadcast(batchA, batchB, op: "matmul")
+        let out = Tensor(uninitializedShape: batch + [m, n])
+        let opA = Gemm.operand(self), opB = Gemm.operand(other)
+        let aBatchStrides = Shape.broadcastStrides(batchA, Array(opA.tensor.strides.dropLast(2)), to: batch)
+        let bBatchStrides = Shape.broadcastStrides(batchB, Array(opB.tensor.strides.dropLast(2)), to: batch)
+        let nb = Shape.count(batch)
+        let pa = opA.tensor.basePointer, pb = opB.tensor.basePointer, pc = out.basePointer
+        if k == 0 { out.storage.pointer.initialize(repeating: 0, count: out.count) }
+        var index = [Int](repeating: 0, count: batch.count)
+        for bi in 0..<nb where k > 0 && m > 0 && n > 0 {
+            var r = bi, oa = 0, ob = 0
+            for d in stride(from: batch.count - 1, through: 0, by: -1) {
+                index[d] = r % batch[d]
+                r /= batch[d]
+                oa += index[d] * aBatchStrides[d]
+                ob += index[d] * bBatchStrides[d]
+            }
+            Gemm.sgemm(transA: opA.transposed, transB: opB.transposed, m: m, n: n, k: k,
+                       a: pa + oa, lda: opA.ld, b: pb + ob, ldb: opB.ld, c: pc + bi * m * n, ldc: n)
+        }
+        let ad = detach(), bd = other.detach()
+        return record(out, "matmul", [self, other]) { [shape] g in
+            [self.requiresGrad ? g.matmul(bd.transposed()).sumToShape(shape) : nil,
+             other.requiresGrad ? ad.transposed().matmul(g).sumToShape(other.shape) : nil]
+        }
+    }
+}

@@ -1,0 +1,55 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Dispatch
+import COpenBLAS
+
+/// Work splitting over the machine's cores. Chunks are contiguous ranges so each
+/// thread streams through its own part of memory.
+public enum Parallel {
+    /// Number of threads used by Finch's own loops and by OpenBLAS.
+    public private(set) static var threads: Int = {
+        let env = ProcessInfoLite.environment("FINCH_NUM_THREADS").flatMap(Int.init)
+        let n = max(1, env ?? ProcessInfoLite.activeProcessorCount)
+        openblas_set_num_threads(Int32(n))
+        return n
+    }()
+
+    public static func setThreads(_ n: Int) {
+        threads = max(1, n)
+        openblas_set_num_threads(Int32(threads))
+    }
+
+    /// Calls `body` on disjoint ranges covering 0..<n, in parallel when each part gets at least `grain` items.
+    @inline(__always)
+    public static func forEach(_ n: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
+        guard n > 0 else { return }
+        let parts = min(threads, max(1, n / max(grain, 1)))
+        if parts <= 1 {
+            body(0..<n)
+            return
+        }
+        DispatchQueue.concurrentPerform(iterations: parts) { p in
+            let lo = n * p / parts, hi = n * (p + 1) / parts
+            if lo < hi { body(lo..<hi) }
+        }
+    }
+}
+
+/// The two facts Parallel needs without importing Foundation into the kernel layer.
+enum ProcessInfoLite {
+    static func environment(_ name: String) -> String? {
+        guard let v = getenv(name) else { return nil }
+        return String(cString: v)
+    }
+
+    static var activeProcessorCount: Int {
+        #if canImport(Glibc)
+        return Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        #else
+        return Int(sysconf(_SC_NPROCESSORS_ONLN))
+        #endif
+    }
+}
