@@ -4,7 +4,7 @@ import PackageDescription
 // Layered targets: each depends only on those above it (see ../shared/DESIGN.md).
 let package = Package(
     name: "Finch",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "FinchTensor", targets: ["FinchTensor"]),
         .executable(name: "finch", targets: ["finch"]),

@@ -1,0 +1,103 @@
+import XCTest
+@testable import FinchTensor
+
+/// Every elementwise op and activation: forward values and gradients by finite differences,
+/// including broadcasting in both directions.
+final class ElementwiseGradientTests: XCTestCase {
+    var rng = TestRNG(7)
+
+    func testArithmeticWithBroadcasting() {
+        let a = rng.tensor([2, 3, 4]), b = rng.tensor([3, 1]), c = rng.tensor([4], 0.5, 2)
+        assertGradients([a, b]) { $0[0] + $0[1] }
+        assertGradients([a, b]) { $0[0] - $0[1] }
+        assertGradients([a, b]) { $0[0] * $0[1] }
+        assertGradients([a, c]) { $0[0] / $0[1] }
+        let d = rng.tensor([2, 3, 4], 0.5, 2)
+        assertGradients([c, d]) { $0[0] / $0[1] }
+        assertGradients([a]) { -$0[0] }
+        assertGradients([a]) { ($0[0] + 2) * 3 - 1 }
+        assertGradients([c]) { 2 / $0[0] }
+        assertGradients([a]) { 1 - $0[0] / 4 }
+    }
+
+    func testBroadcastForwardMatchesNumPyRules() {
+        let a = Tensor([1, 2, 3], shape: [3, 1]), b = Tensor([10, 20], shape: [1, 2])
+        let s = a + b
+        XCTAssertEqual(s.shape, [3, 2])
+        XCTAssertEqual(s.scalars, [11, 21, 12, 22, 13, 23])
+        let t = Tensor([1, 2, 3, 4, 5, 6], shape: [2, 3]).transposed()   // strided view
+        XCTAssertEqual((t * Tensor([1, 10], shape: [2])).scalars, [1, 40, 2, 50, 3, 60])
+    }
+
+    func testPowExpLogSqrtRsqrtAbs() {
+        let pos = rng.tensor([2, 5], 0.3, 2), any = rng.tensorAvoiding([2, 5], -2, 2, kinks: [0])
+        assertGradients([pos]) { $0[0].pow(3) }
+        assertGradients([pos]) { $0[0].pow(2) }
+        assertGradients([pos]) { $0[0].pow(-0.5) }
+        let e = rng.tensor([5], -1, 1)
+        assertGradients([pos, e]) { $0[0].pow($0[1]) }
+        assertGradients([any]) { $0[0].exp() }
+        assertGradients([pos]) { $0[0].log() }
+        assertGradients([pos]) { $0[0].sqrt() }
+        assertGradients([pos]) { $0[0].rsqrt() }
+        assertGradients([any]) { $0[0].abs() }
+        assertClose(Tensor([4, 9]).rsqrt().scalars, [0.5, 1.0 / 3])
+        assertClose(Tensor([-2, 3]).pow(2).scalars, [4, 9])
+    }
+
+    func testClampMaximumMinimumWhere() {
+        let a = rng.tensorAvoiding([3, 4], -2, 2, kinks: [-0.5, 0.7])
+        assertGradients([a]) { $0[0].clamp(min: -0.5, max: 0.7) }
+        assertGradients([a]) { $0[0].clamp(min: -0.5) }
+        let b = rng.tensor([4]), c = rng.tensor([3, 4])
+        // Keep a and c apart so the maximum's kink is not inside a finite-difference step.
+        let far = Tensor(zip(a.scalars, c.scalars).map { abs($0 - $1) < 0.05 ? $0 + 0.2 : $0 }, shape: [3, 4], requiresGrad: true)
+        assertGradients([far, c]) { Tensor.maximum($0[0], $0[1]) }
+        assertGradients([far, c]) { Tensor.minimum($0[0], $0[1]) }
+        let cond = Tensor([1, 0, 0, 1], shape: [4])
+        assertGradients([c, b]) { Tensor.where(cond, $0[0], $0[1]) }
+        XCTAssertEqual(Tensor.where(Tensor([1, 0]), Tensor([1, 2]), Tensor([5])).scalars, [1, 5])
+        // Ties share the gradient, as in PyTorch.
+        let x = Tensor([1, 2], requiresGrad: true), y = Tensor([1, 3], requiresGrad: true)
+        Tensor.maximum(x, y).sum().backward()
+        XCTAssertEqual(x.grad!.scalars, [0.5, 0])
+        XCTAssertEqual(y.grad!.scalars, [0.5, 1])
+    }
+
+    func testActivationGradients() {
+        let x = rng.tensorAvoiding([2, 3, 5], -7, 7, kinks: [-3, 0, 3, 6])
+        assertGradients([x]) { $0[0].relu() }
+        assertGradients([x]) { $0[0].relu6() }
+        assertGradients([x]) { $0[0].leakyRelu(0.1) }
+        assertGradients([x]) { $0[0].sigmoid() }
+        assertGradients([x]) { $0[0].tanh() }
+        assertGradients([x]) { $0[0].hardsigmoid() }
+        assertGradients([x]) { $0[0].hardswish() }
+        assertGradients([x]) { $0[0].silu() }
+        assertGradients([x]) { $0[0].gelu() }
+        assertGradients([x]) { $0[0].gelu(approximate: .tanh) }
+    }
+
+    /// Values from torch 2.x (`F.hardswish`, `F.gelu`, …) at a few points, including the kinks.
+    func testActivationValuesMatchPyTorch() {
+        let x = Tensor([-4, -3, -1.5, 0, 0.5, 3, 7])
+        assertClose(x.relu6().scalars, [0, 0, 0, 0, 0.5, 3, 6])
+        assertClose(x.hardsigmoid().scalars, [0, 0, 0.25, 0.5, 0.5833333, 1, 1])
+        assertClose(x.hardswish().scalars, [0, 0, -0.375, 0, 0.2916667, 3, 7])
+        assertClose(x.silu().scalars, [-0.07194484, -0.14227763, -0.27363828, 0, 0.31122968, 2.8577223, 6.993622])
+        assertClose(x.gelu().scalars, [-1.2671e-04, -4.0497e-03, -1.0020e-01, 0, 3.4571e-01, 2.9960e+00, 7.0], atol: 2e-5, rtol: 1e-4)
+        assertClose(x.gelu(approximate: .tanh).scalars,
+                    [-7.0143e-05, -3.6374e-03, -1.0042e-01, 0, 3.4571e-01, 2.9964e+00, 7.0], atol: 2e-5, rtol: 1e-4)
+        assertClose(x.leakyRelu().scalars, [-0.04, -0.03, -0.015, 0, 0.5, 3, 7])
+        // PyTorch's backward conventions at the kinks.
+        let k = Tensor([-3, 0, 3, 6], requiresGrad: true)
+        k.hardswish().sum().backward()
+        assertClose(k.grad!.scalars, [-0.5, 0.5, 1.5, 1])
+        let r = Tensor([0, 6], requiresGrad: true)
+        r.relu6().sum().backward()
+        XCTAssertEqual(r.grad!.scalars, [0, 0])
+        let c = Tensor([-1, 1], requiresGrad: true)
+        c.clamp(min: -1, max: 1).sum().backward()
+        XCTAssertEqual(c.grad!.scalars, [1, 1])
+    }
+}
