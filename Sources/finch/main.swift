@@ -1,1 +1,21 @@
-print("finch")
+import ArgumentParser
+
+@main
+struct Finch: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "finch",
+        abstract: "Fine-tune and distil small vision models on the CPU.",
+        subcommands: [Bench.self, Demo.self])
+}
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Release-mode benchmarks (build with -c release).",
+        subcommands: [BenchKernels.self])
+}
+
+struct Demo: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Small self-contained demonstrations.",
+        subcommands: [DemoSpiral.self])
+}
