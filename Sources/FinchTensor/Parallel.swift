@@ -17,6 +17,10 @@ public enum Parallel {
         return n
     }()
 
+    /// Applies the thread count to OpenBLAS before its first use (reading `threads` does it once).
+    @inline(__always)
+    public static func configure() { _ = threads }
+
     public static func setThreads(_ n: Int) {
         threads = max(1, n)
         openblas_set_num_threads(Int32(threads))
