@@ -1,0 +1,198 @@
+import XCTest
+@testable import FinchTensor
+
+/// Convolution straight from the definition, in Float64: out[n, co, oh, ow] = b[co] +
+/// Σ_{ci in group, i, j} w[co, ci, i, j] · x[n, g·Cg + ci, oh·sh − top + i·dh, ow·sw − left + j·dw].
+private func naiveConv2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride: (Int, Int), padding: Padding2d,
+                         dilation: (Int, Int), groups: Int) -> (shape: [Int], values: [Float]) {
+    let (n, h, wd) = (x.shape[0], x.shape[2], x.shape[3])
+    let (cout, cg, kh, kw) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3])
+    let ho = (h + padding.top + padding.bottom - dilation.0 * (kh - 1) - 1) / stride.0 + 1
+    let wo = (wd + padding.left + padding.right - dilation.1 * (kw - 1) - 1) / stride.1 + 1
+    let coutg = cout / groups
+    var out = [Float]()
+    for s in 0..<n {
+        for co in 0..<cout {
+            let grp = co / coutg
+            for oh in 0..<ho {
+                for ow in 0..<wo {
+                    var acc = Double(b?[co] ?? 0)
+                    for ci in 0..<cg {
+                        for i in 0..<kh {
+                            for j in 0..<kw {
+                                let ih = oh * stride.0 - padding.top + i * dilation.0
+                                let iw = ow * stride.1 - padding.left + j * dilation.1
+                                guard ih >= 0 && ih < h && iw >= 0 && iw < wd else { continue }
+                                acc += Double(w[co, ci, i, j]) * Double(x[s, grp * cg + ci, ih, iw])
+                            }
+                        }
+                    }
+                    out.append(Float(acc))
+                }
+            }
+        }
+    }
+    return ([n, cout, ho, wo], out)
+}
+
+final class ConvolutionTests: XCTestCase {
+    struct Config {
+        var n = 2, c = 3, h = 6, w = 6, cout = 4, kh = 3, kw = 3
+        var stride = (1, 1), padding = Padding2d.zero, dilation = (1, 1), groups = 1, bias = true
+    }
+
+    private func check(_ cfg: Config, seed: UInt64, gradients: Bool = true,
+                       file: StaticString = #filePath, line: UInt = #line) {
+        var rng = TestRNG(seed)
+        let x = rng.tensor([cfg.n, cfg.c, cfg.h, cfg.w])
+        let w = rng.tensor([cfg.cout, cfg.c / cfg.groups, cfg.kh, cfg.kw])
+        let b = cfg.bias ? rng.tensor([cfg.cout]) : nil
+        let y = conv2d(x, weight: w, bias: b, stride: cfg.stride, padding: cfg.padding,
+                       dilation: cfg.dilation, groups: cfg.groups)
+        let ref = naiveConv2d(x, w, b, stride: cfg.stride, padding: cfg.padding,
+                              dilation: cfg.dilation, groups: cfg.groups)
+        XCTAssertEqual(y.shape, ref.shape, file: file, line: line)
+        assertClose(y.scalars, ref.values, atol: 1e-5, rtol: 1e-5, file: file, line: line)
+        guard gradients else { return }
+        // conv is bilinear, so central differences are exact up to Float32 rounding of the loss.
+        assertGradients(b.map { [x, w, $0] } ?? [x, w], file: file, line: line) { t in
+            conv2d(t[0], weight: t[1], bias: cfg.bias ? t[2] : nil, stride: cfg.stride, padding: cfg.padding,
+                   dilation: cfg.dilation, groups: cfg.groups)
+        }
+    }
+
+    func testPlain3x3() {
+        check(Config(padding: Padding2d(1, 1)), seed: 1)
+        check(Config(bias: false), seed: 2)
+    }
+
+    func testStride2Padding1() {
+        check(Config(h: 7, w: 7, stride: (2, 2), padding: Padding2d(1, 1)), seed: 3)
+    }
+
+    func testDilation2() {
+        check(Config(h: 7, w: 7, padding: Padding2d(2, 2), dilation: (2, 2)), seed: 4)
+    }
+
+    func testGroups2() {
+        check(Config(c: 4, cout: 6, padding: Padding2d(1, 1), groups: 2), seed: 5)
+        check(Config(c: 4, h: 7, w: 5, cout: 2, stride: (2, 1), padding: Padding2d(1, 0), groups: 2, bias: false),
+              seed: 6)
+    }
+
+    func testRectangularKernelAndInput() {
+        check(Config(h: 5, w: 7, kh: 2, kw: 3, stride: (1, 2), padding: Padding2d(1, 2), dilation: (2, 1)), seed: 7)
+    }
+
+    func testDepthwise() {
+        check(Config(c: 4, cout: 4, padding: Padding2d(1, 1), groups: 4), seed: 8)
+        check(Config(c: 3, h: 7, w: 7, cout: 3, stride: (2, 2), padding: Padding2d(1, 1), groups: 3), seed: 9)
+        check(Config(c: 2, h: 7, w: 7, cout: 2, kh: 5, kw: 5, stride: (2, 2), padding: Padding2d(2, 2), groups: 2,
+                     bias: false), seed: 10)
+        // No padding, dilation, stride 3 (several phases), rectangular kernel.
+        check(Config(c: 2, h: 7, w: 7, cout: 2, kh: 2, kw: 3, stride: (3, 3), dilation: (2, 2), groups: 2), seed: 11)
+        check(Config(c: 3, h: 6, w: 7, cout: 3, kh: 3, kw: 1, stride: (1, 2), padding: Padding2d(0, 1), groups: 3),
+              seed: 12)
+        // Stride-1 kernels wider than three taps (fused triple plus remainder in the dx gather).
+        check(Config(c: 2, h: 6, w: 7, cout: 2, kh: 2, kw: 4, padding: Padding2d(1, 3), dilation: (1, 2), groups: 2),
+              seed: 25)
+        // Stride 2 on a row long enough for the vectorised de-interleave.
+        check(Config(n: 1, c: 2, h: 5, w: 21, cout: 2, stride: (2, 2), padding: Padding2d(1, 1), groups: 2), seed: 26)
+    }
+
+    func testDepthwiseChannelMultiplier() {
+        check(Config(c: 2, cout: 4, padding: Padding2d(1, 1), groups: 2), seed: 13)
+    }
+
+    func testPointwise() {
+        // Both the per-sample GEMM path and the batched column path for 1×1 convolutions.
+        let saved = ConvKernels.pointwiseDirectMinPlane
+        defer { ConvKernels.pointwiseDirectMinPlane = saved }
+        for threshold in [1, 1 << 30] {
+            ConvKernels.pointwiseDirectMinPlane = threshold
+            check(Config(c: 4, h: 5, w: 5, cout: 3, kh: 1, kw: 1), seed: 14)
+            check(Config(c: 4, h: 4, w: 5, cout: 6, kh: 1, kw: 1, groups: 2, bias: false), seed: 15)
+        }
+        check(Config(c: 4, h: 7, w: 7, cout: 3, kh: 1, kw: 1, stride: (2, 2)), seed: 16)
+    }
+
+    func testAsymmetricAndSamePadding() {
+        let p = Padding2d.tfSame(inputSize: (7, 8), kernelSize: (3, 3), stride: (2, 2))
+        XCTAssertEqual(p, Padding2d(top: 1, bottom: 1, left: 0, right: 1))
+        XCTAssertEqual(Padding2d.tfSame(inputSize: (6, 6), kernelSize: (5, 5), stride: (1, 1)), Padding2d(2, 2))
+        XCTAssertEqual(Padding2d.tfSame(inputSize: (4, 4), kernelSize: (1, 1), stride: (2, 2)), Padding2d.zero)
+        XCTAssertEqual(Padding2d.tfSame(inputSize: (5, 5), kernelSize: (3, 3), stride: (1, 1), dilation: (2, 2)),
+                       Padding2d(2, 2))
+
+        check(Config(h: 7, w: 8, stride: (2, 2), padding: p), seed: 17)
+        check(Config(c: 3, h: 6, w: 6, cout: 3, stride: (2, 2), padding: Padding2d(top: 0, bottom: 1, left: 0, right: 1),
+                     groups: 3), seed: 18)
+        check(Config(c: 2, h: 5, w: 6, cout: 2, kh: 5, kw: 5, padding: Padding2d(top: 1, bottom: 3, left: 2, right: 2),
+                     groups: 2), seed: 19)
+
+        var rng = TestRNG(20)
+        let x = rng.tensor([1, 2, 7, 8]), w = rng.tensor([3, 2, 3, 3])
+        let y = conv2dSame(x, weight: w, stride: (2, 2))
+        XCTAssertEqual(y.shape, [1, 3, 4, 4])  // ceil(7/2) × ceil(8/2)
+        let ref = naiveConv2d(x, w, nil, stride: (2, 2), padding: p, dilation: (1, 1), groups: 1)
+        assertClose(y.scalars, ref.values)
+    }
+
+    func testBatchChunking() {
+        // Budgets that fit one sample per chunk (direct write) and two (scatter, with a remainder chunk).
+        let saved = ConvKernels.columnBudget
+        defer { ConvKernels.columnBudget = saved }
+        let perSample = 3 * 9 * 5 * 5
+        for budget in [perSample, 2 * perSample] {
+            ConvKernels.columnBudget = budget
+            check(Config(n: 3, h: 5, w: 5, padding: Padding2d(1, 1)), seed: 21)
+            check(Config(n: 3, c: 4, h: 5, w: 5, cout: 2, padding: Padding2d(1, 1), groups: 2, bias: false), seed: 22)
+        }
+    }
+
+    func testNonContiguousInputs() {
+        var rng = TestRNG(23)
+        let xt = rng.tensor([2, 3, 6, 5])
+        let wt = rng.tensor([3, 4, 3, 3])
+        // Transposed views: H/W swapped input, Cin/Cout swapped weight.
+        let x = xt.transposed(2, 3), w = wt.transposed(0, 1)
+        XCTAssertFalse(x.isContiguous)
+        let y = conv2d(x, weight: w, padding: (1, 1))
+        let ref = naiveConv2d(x.copy(), w.copy(), nil, stride: (1, 1), padding: Padding2d(1, 1),
+                              dilation: (1, 1), groups: 1)
+        assertClose(y.scalars, ref.values)
+        assertGradients([xt, wt]) { t in conv2d(t[0].transposed(2, 3), weight: t[1].transposed(0, 1), padding: (1, 1)) }
+    }
+
+    func testOnlyRequestedGradients() {
+        var rng = TestRNG(24)
+        let x = rng.tensor([2, 3, 5, 5], requiresGrad: false)
+        let w = rng.tensor([4, 3, 3, 3])
+        let b = rng.tensor([4], requiresGrad: false)
+        conv2d(x, weight: w, bias: b, padding: (1, 1)).sum().backward()
+        XCTAssertNil(x.grad)
+        XCTAssertNil(b.grad)
+        XCTAssertEqual(w.grad?.shape, [4, 3, 3, 3])
+        // d(Σy)/dw[co, ci, i, j] is the sum of the input window that tap meets.
+        var expected = [Float](repeating: 0, count: 3 * 9)
+        for ci in 0..<3 {
+            for i in 0..<3 {
+                for j in 0..<3 {
+                    var s: Float = 0
+                    for s0 in 0..<2 {
+                        for oh in 0..<5 {
+                            for ow in 0..<5 {
+                                let ih = oh - 1 + i, iw = ow - 1 + j
+                                if ih >= 0 && ih < 5 && iw >= 0 && iw < 5 { s += x[s0, ci, ih, iw] }
+                            }
+                        }
+                    }
+                    expected[ci * 9 + i * 3 + j] = s
+                }
+            }
+        }
+        for co in 0..<4 {
+            assertClose(Array(w.grad!.scalars[(co * 27)..<((co + 1) * 27)]), expected, atol: 1e-4)
+        }
+    }
+}

@@ -1,0 +1,128 @@
+import XCTest
+@testable import FinchTensor
+
+/// Batch norm from the definition in Float64 over [N, C, S] data.
+private func naiveBatchNorm(_ x: [Float], n: Int, c: Int, s: Int, weight: [Float]?, bias: [Float]?,
+                            mean: [Double]? = nil, variance: [Double]? = nil, eps: Double = 1e-5) -> [Float] {
+    var out = [Float](repeating: 0, count: x.count)
+    for ch in 0..<c {
+        var idx: [Int] = []
+        for i in 0..<n { for k in 0..<s { idx.append((i * c + ch) * s + k) } }
+        let mu = mean?[ch] ?? idx.reduce(0.0) { $0 + Double(x[$1]) } / Double(idx.count)
+        let v = variance?[ch] ?? idx.reduce(0.0) { $0 + (Double(x[$1]) - mu) * (Double(x[$1]) - mu) } / Double(idx.count)
+        for t in idx {
+            let xhat = (Double(x[t]) - mu) / (v + eps).squareRoot()
+            out[t] = Float(xhat * Double(weight?[ch] ?? 1) + Double(bias?[ch] ?? 0))
+        }
+    }
+    return out
+}
+
+private func naiveLayerNorm(_ x: [Float], d: Int, weight: [Float]?, bias: [Float]?, eps: Double = 1e-5) -> [Float] {
+    var out = [Float]()
+    for r in 0..<(x.count / d) {
+        let row = x[(r * d)..<((r + 1) * d)].map(Double.init)
+        let mu = row.reduce(0, +) / Double(d)
+        let v = row.reduce(0) { $0 + ($1 - mu) * ($1 - mu) } / Double(d)
+        for (k, value) in row.enumerated() {
+            out.append(Float((value - mu) / (v + eps).squareRoot() * Double(weight?[k] ?? 1) + Double(bias?[k] ?? 0)))
+        }
+    }
+    return out
+}
+
+final class NormalizationTests: XCTestCase {
+    func testBatchNormTrainingForward() {
+        var rng = TestRNG(1)
+        let x = rng.tensor([2, 3, 4, 5], -2, 3), w = rng.tensor([3]), b = rng.tensor([3])
+        let y = batchNorm2d(x, weight: w, bias: b, runningMean: nil, runningVar: nil, training: true)
+        assertClose(y.scalars, naiveBatchNorm(x.scalars, n: 2, c: 3, s: 20, weight: w.scalars, bias: b.scalars),
+                    atol: 1e-5, rtol: 1e-5)
+        let y2 = batchNorm2d(x, weight: nil, bias: nil, runningMean: nil, runningVar: nil, training: true, eps: 1e-3)
+        assertClose(y2.scalars, naiveBatchNorm(x.scalars, n: 2, c: 3, s: 20, weight: nil, bias: nil, eps: 1e-3),
+                    atol: 1e-5, rtol: 1e-5)
+    }
+
+    func testRunningStatsUpdate() {
+        // Channel 0 holds 1, 2, 3, 6: mean 3, biased var 14/4 = 3.5, unbiased var 14/3.
+        // Channel 1 holds 0, 4, -2, 2: mean 1, biased var 20/4 = 5, unbiased var 20/3.
+        let x = Tensor([1, 2, 0, 4, 3, 6, -2, 2], shape: [2, 2, 1, 2])
+        let rm = Tensor([0, 10], shape: [2]), rv = Tensor([1, 2], shape: [2])
+        let y = batchNorm2d(x, weight: nil, bias: nil, runningMean: rm, runningVar: rv, training: true, momentum: 0.1)
+        assertClose(rm.scalars, [0.9 * 0 + 0.1 * 3, 0.9 * 10 + 0.1 * 1])
+        assertClose(rv.scalars, [0.9 * 1 + 0.1 * 14 / 3, 0.9 * 2 + 0.1 * 20 / 3])
+        // The output uses the biased variance.
+        let inv0 = 1 / Float(3.5 + 1e-5).squareRoot()
+        XCTAssertEqual(y[0, 0, 0, 0], (1 - 3) * inv0, accuracy: 1e-6)
+        XCTAssertEqual(y[1, 0, 0, 1], (6 - 3) * inv0, accuracy: 1e-6)
+
+        // A second step compounds; a custom momentum weighs the new batch by m.
+        _ = batchNorm2d(x, weight: nil, bias: nil, runningMean: rm, runningVar: rv, training: true, momentum: 0.5)
+        assertClose(rm.scalars, [0.5 * 0.3 + 0.5 * 3, 0.5 * 9.1 + 0.5 * 1])
+        assertClose(rv.scalars, [0.5 * (0.9 + 1.4 / 3) + 0.5 * 14 / 3, 0.5 * (1.8 + 2 / 3) + 0.5 * 20 / 3], atol: 1e-5)
+
+        // Evaluation leaves the statistics alone.
+        let before = (rm.scalars, rv.scalars)
+        _ = batchNorm2d(x, weight: nil, bias: nil, runningMean: rm, runningVar: rv, training: false)
+        XCTAssertEqual(rm.scalars, before.0)
+        XCTAssertEqual(rv.scalars, before.1)
+    }
+
+    func testBatchNormEvalForward() {
+        var rng = TestRNG(2)
+        let x = rng.tensor([2, 3, 3, 3]), w = rng.tensor([3]), b = rng.tensor([3])
+        let rm = rng.tensor([3], requiresGrad: false), rv = rng.tensor([3], 0.5, 2, requiresGrad: false)
+        let y = batchNorm2d(x, weight: w, bias: b, runningMean: rm, runningVar: rv, training: false)
+        assertClose(y.scalars, naiveBatchNorm(x.scalars, n: 2, c: 3, s: 9, weight: w.scalars, bias: b.scalars,
+                                              mean: rm.scalars.map(Double.init), variance: rv.scalars.map(Double.init)))
+    }
+
+    func testBatchNormGradients() {
+        var rng = TestRNG(3)
+        let x = rng.tensor([2, 3, 3, 4]), w = rng.tensor([3], 0.5, 1.5), b = rng.tensor([3])
+        let rm = rng.tensor([3], requiresGrad: false), rv = rng.tensor([3], 0.5, 2, requiresGrad: false)
+        for training in [true, false] {
+            assertGradients([x, w, b]) { t in
+                batchNorm2d(t[0], weight: t[1], bias: t[2], runningMean: rm.copy(), runningVar: rv.copy(),
+                            training: training)
+            }
+        }
+        // Without affine parameters, and with only some inputs requiring gradients.
+        assertGradients([x]) { t in
+            batchNorm2d(t[0], weight: nil, bias: nil, runningMean: nil, runningVar: nil, training: true)
+        }
+        let xFixed = rng.tensor([2, 3, 2, 2], requiresGrad: false)
+        assertGradients([xFixed, w]) { t in
+            batchNorm2d(t[0], weight: t[1], bias: nil, runningMean: nil, runningVar: nil, training: true)
+        }
+    }
+
+    func testBatchNorm1d() {
+        var rng = TestRNG(4)
+        let x = rng.tensor([5, 3]), w = rng.tensor([3]), b = rng.tensor([3])
+        let y = batchNorm2d(x, weight: w, bias: b, runningMean: nil, runningVar: nil, training: true)
+        assertClose(y.scalars, naiveBatchNorm(x.scalars, n: 5, c: 3, s: 1, weight: w.scalars, bias: b.scalars),
+                    atol: 1e-5, rtol: 1e-5)
+        assertGradients([x, w, b]) { t in
+            batchNorm2d(t[0], weight: t[1], bias: t[2], runningMean: nil, runningVar: nil, training: true)
+        }
+    }
+
+    func testLayerNorm() {
+        var rng = TestRNG(5)
+        let x = rng.tensor([2, 3, 6], -2, 2), w = rng.tensor([6]), b = rng.tensor([6])
+        let y = layerNorm(x, normalizedShape: [6], weight: w, bias: b)
+        assertClose(y.scalars, naiveLayerNorm(x.scalars, d: 6, weight: w.scalars, bias: b.scalars), atol: 1e-5)
+        assertGradients([x, w, b]) { t in layerNorm(t[0], normalizedShape: [6], weight: t[1], bias: t[2]) }
+        assertGradients([x]) { t in layerNorm(t[0], normalizedShape: [6], weight: nil, bias: nil) }
+
+        // Two normalised axes, a row longer than one SIMD stride, and a non-contiguous input.
+        let x2 = rng.tensor([3, 5, 4]), w2 = rng.tensor([5, 4]), b2 = rng.tensor([5, 4])
+        assertClose(layerNorm(x2, normalizedShape: [5, 4], weight: w2, bias: b2).scalars,
+                    naiveLayerNorm(x2.scalars, d: 20, weight: w2.scalars, bias: b2.scalars), atol: 1e-5)
+        assertGradients([x2, w2, b2]) { t in layerNorm(t[0], normalizedShape: [5, 4], weight: t[1], bias: t[2]) }
+        let xt = x2.transposed(0, 2)
+        assertClose(layerNorm(xt, normalizedShape: [3], weight: nil, bias: nil, eps: 1e-6).scalars,
+                    naiveLayerNorm(xt.scalars, d: 3, weight: nil, bias: nil, eps: 1e-6), atol: 1e-5)
+    }
+}
