@@ -23,7 +23,10 @@ let package = Package(
         .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg",
                        providers: [.apt(["libjpeg62-turbo-dev"])]),
 
-        .target(name: "FinchTensor", dependencies: ["COpenBLAS"],
+        // glibc's malloc tuning (mallopt), which the Glibc module does not export.
+        .systemLibrary(name: "CMalloc"),
+
+        .target(name: "FinchTensor", dependencies: ["COpenBLAS", "CMalloc"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
 
         .executableTarget(name: "finch", dependencies: [

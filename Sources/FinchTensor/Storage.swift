@@ -1,4 +1,7 @@
 import Synchronization
+#if canImport(Glibc)
+import CMalloc
+#endif
 
 /// A reference-counted, 64-byte aligned Float32 buffer shared by a tensor and its views.
 public final class TensorStorage {
@@ -9,7 +12,19 @@ public final class TensorStorage {
     public static var liveBytes: Int { live.load(ordering: .relaxed) }
     private static let live = Atomic<Int>(0)
 
+    /// glibc serves blocks above its mmap threshold with fresh mappings, so every new activation
+    /// or gradient would pay page faults on first touch. Raising the threshold to its maximum
+    /// (32 MiB) and not trimming keeps freed tensor memory in the heap for the next step to reuse.
+    private static let allocatorTuned: Bool = {
+        #if canImport(Glibc)
+        mallopt(M_MMAP_THRESHOLD, 32 << 20)
+        mallopt(M_TRIM_THRESHOLD, 256 << 20)
+        #endif
+        return true
+    }()
+
     public init(count: Int) {
+        _ = Self.allocatorTuned
         self.count = count
         Self.live.wrappingAdd(max(count, 1) * MemoryLayout<Float>.stride, ordering: .relaxed)
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride,

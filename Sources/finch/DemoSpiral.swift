@@ -52,7 +52,7 @@ struct DemoSpiral: ParsableCommand {
                 print("step \(step)/\(steps) loss=\(fmt(Double(loss.item), 4)) accuracy=\(fmt(Double(accuracy) * 100, 1))%")
             }
         }
-        print("spiral: final accuracy \(fmt(Double(accuracy) * 100, 1))% (a linear model reaches about 50%)")
+        print("spiral: final accuracy \(fmt(Double(accuracy) * 100, 1))%")
     }
 
     /// Three arms: radius grows linearly, angle sweeps 4 radians per arm with Gaussian noise.
