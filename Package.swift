@@ -7,6 +7,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "FinchTensor", targets: ["FinchTensor"]),
+        .library(name: "FinchNN", targets: ["FinchNN"]),
         .executable(name: "finch", targets: ["finch"]),
     ],
     dependencies: [
@@ -29,13 +30,17 @@ let package = Package(
         .target(name: "FinchTensor", dependencies: ["COpenBLAS", "CMalloc"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
 
+        .target(name: "FinchNN", dependencies: ["FinchTensor"],
+                swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+
         .executableTarget(name: "finch", dependencies: [
-            "FinchTensor",
+            "FinchTensor", "FinchNN",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .testTarget(name: "FinchTensorTests",
                     dependencies: ["FinchTensor", "COpenBLAS", "CHDF5", "CPNG", "CJPEG"]),
+        .testTarget(name: "FinchNNTests", dependencies: ["FinchNN"]),
     ],
     swiftLanguageModes: [.v5]
 )

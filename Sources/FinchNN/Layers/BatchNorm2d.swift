@@ -1,0 +1,41 @@
+import FinchTensor
+
+/// `torch.nn.BatchNorm2d`: batch statistics in training (biased variance to normalise,
+/// unbiased into `running_var`, momentum 0.1), running statistics in eval.
+/// An optional activation makes it timm's `BatchNormAct2d` (same state-dict names).
+public final class BatchNorm2d: Module {
+    public let weight: Tensor
+    public let bias: Tensor
+    public let runningMean: Tensor
+    public let runningVar: Tensor
+    public let numBatchesTracked = Int64Buffer([0])
+    public let eps: Float
+    public let momentum: Float
+    public var activation: Activation.Kind
+    /// Frozen BatchNorm (fine-tuning's `freeze_bn`): always normalises with running statistics.
+    public var usesRunningStatsAlways = false
+
+    public init(_ channels: Int, eps: Float = 1e-5, momentum: Float = 0.1, activation: Activation.Kind = .identity) {
+        weight = Tensor(repeating: 1, shape: [channels])
+        bias = Tensor(zeros: [channels])
+        runningMean = Tensor(zeros: [channels])
+        runningVar = Tensor(repeating: 1, shape: [channels])
+        self.eps = eps
+        self.momentum = momentum
+        self.activation = activation
+        super.init()
+        registerParameter("weight", weight)
+        registerParameter("bias", bias)
+        registerBuffer("running_mean", runningMean)
+        registerBuffer("running_var", runningVar)
+        registerBuffer("num_batches_tracked", numBatchesTracked)
+    }
+
+    public override func callAsFunction(_ x: Tensor) -> Tensor {
+        let training = isTraining && !usesRunningStatsAlways
+        if training { numBatchesTracked.values[0] += 1 }
+        let y = batchNorm2d(x, weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
+                            training: training, momentum: momentum, eps: eps)
+        return Activation.apply(activation, y)
+    }
+}

@@ -1,0 +1,28 @@
+import FinchTensor
+
+/// y = x·Wᵀ + b with W [out, in], as `torch.nn.Linear`. Accepts any leading batch axes.
+public final class Linear: Module {
+    public let weight: Tensor
+    public let bias: Tensor?
+    public let inFeatures: Int, outFeatures: Int
+
+    public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true) {
+        self.inFeatures = inFeatures
+        self.outFeatures = outFeatures
+        weight = Tensor(zeros: [outFeatures, inFeatures])
+        self.bias = bias ? Tensor(zeros: [outFeatures]) : nil
+        super.init()
+        registerParameter("weight", weight)
+        if let b = self.bias { registerParameter("bias", b) }
+    }
+
+    public override func callAsFunction(_ x: Tensor) -> Tensor {
+        precondition(x.shape.last == inFeatures, "Linear(\(inFeatures)→\(outFeatures)): input shape \(x.shape)")
+        let y = x.matmul(weight.transposed())
+        return bias.map { y + $0 } ?? y
+    }
+
+    public func resetParameters(using rng: inout RandomGenerator) {
+        Init.pytorchDefault(weight: weight, bias: bias, using: &rng)
+    }
+}
