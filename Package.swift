@@ -8,6 +8,7 @@ let package = Package(
     products: [
         .library(name: "FinchTensor", targets: ["FinchTensor"]),
         .library(name: "FinchNN", targets: ["FinchNN"]),
+        .library(name: "FinchOptim", targets: ["FinchOptim"]),
         .executable(name: "finch", targets: ["finch"]),
     ],
     dependencies: [
@@ -33,6 +34,9 @@ let package = Package(
         .target(name: "FinchNN", dependencies: ["FinchTensor"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
 
+        .target(name: "FinchOptim", dependencies: ["FinchTensor", "FinchNN"],
+                swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+
         .executableTarget(name: "finch", dependencies: [
             "FinchTensor", "FinchNN",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -41,6 +45,7 @@ let package = Package(
         .testTarget(name: "FinchTensorTests",
                     dependencies: ["FinchTensor", "COpenBLAS", "CHDF5", "CPNG", "CJPEG"]),
         .testTarget(name: "FinchNNTests", dependencies: ["FinchNN"]),
+        .testTarget(name: "FinchOptimTests", dependencies: ["FinchOptim"]),
     ],
     swiftLanguageModes: [.v5]
 )

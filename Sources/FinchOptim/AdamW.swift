@@ -1,0 +1,94 @@
+import FinchTensor
+
+/// `torch.optim.AdamW` (amsgrad optional), following torch's single-tensor CPU path step by step:
+///   p ← p·(1 − lr·wd);  m ← lerp(m, g, 1 − β1);  v ← β2·v + (1 − β2)·g²
+///   p ← p − (lr / (1 − β1ᵗ)) · m / (√v / √(1 − β2ᵗ) + ε)
+/// Bias corrections are computed in Double as Python does; per-parameter step counts.
+public final class AdamW: Optimizer {
+    public let groups: [ParamGroup]
+    public var betas: (Float, Float)
+    public var eps: Float
+    public var amsgrad: Bool
+
+    /// Moments per parameter, created on the parameter's first update (frozen ones never get any).
+    public final class State {
+        public var step: Int = 0
+        public let expAvg: Tensor
+        public let expAvgSq: Tensor
+        public let maxExpAvgSq: Tensor?
+        init(shape: [Int], amsgrad: Bool) {
+            expAvg = Tensor(zeros: shape)
+            expAvgSq = Tensor(zeros: shape)
+            maxExpAvgSq = amsgrad ? Tensor(zeros: shape) : nil
+        }
+    }
+
+    public private(set) var state: [ObjectIdentifier: State] = [:]
+
+    public init(groups: [ParamGroup], betas: (Float, Float) = (0.9, 0.999), eps: Float = 1e-8, amsgrad: Bool = false) {
+        precondition(betas.0 >= 0 && betas.0 < 1 && betas.1 >= 0 && betas.1 < 1, "AdamW: betas \(betas) not in [0, 1)")
+        precondition(eps >= 0, "AdamW: eps \(eps) is negative")
+        self.groups = groups
+        self.betas = betas
+        self.eps = eps
+        self.amsgrad = amsgrad
+    }
+
+    /// One group over `parameters` with torch's defaults (lr 1e-3, weight decay 1e-2).
+    public convenience init(parameters: [(name: String, tensor: Tensor)], lr: Float = 1e-3,
+                            betas: (Float, Float) = (0.9, 0.999), eps: Float = 1e-8,
+                            weightDecay: Float = 1e-2, amsgrad: Bool = false) {
+        self.init(groups: [ParamGroup(parameters: parameters, lr: lr, weightDecay: weightDecay)],
+                  betas: betas, eps: eps, amsgrad: amsgrad)
+    }
+
+    public func state(for parameter: Tensor) -> State? { state[ObjectIdentifier(parameter)] }
+
+    public func step() {
+        let (b1, b2) = betas
+        for group in groups {
+            let lr = Double(group.lr), wd = Double(group.weightDecay)
+            for (_, p) in group.parameters {
+                guard let g = p.grad else { continue }
+                precondition(g.shape == p.shape, "AdamW: gradient \(g.shape) for parameter \(p.shape)")
+                let s = state[ObjectIdentifier(p)] ?? {
+                    let s = State(shape: p.shape, amsgrad: amsgrad)
+                    state[ObjectIdentifier(p)] = s
+                    return s
+                }()
+                s.step += 1
+                let t = Double(s.step)
+                let decay = Float(1 - lr * wd)
+                let stepSize = Float(lr / (1 - pow(Double(b1), t)))
+                let bc2Sqrt = Float((1 - pow(Double(b2), t)).squareRoot())
+                let oneMinusB1 = Float(1 - Double(b1)), oneMinusB2 = Float(1 - Double(b2))
+                let gc = g.isContiguous ? g : g.copy()
+                let pp = p.basePointer, gp = gc.basePointer
+                let mp = s.expAvg.basePointer, vp = s.expAvgSq.basePointer
+                let maxp = s.maxExpAvgSq?.basePointer
+                let eps = self.eps
+                Parallel.forEach(p.count, grain: 1 << 14) { r in
+                    for i in r {
+                        pp[i] *= decay
+                        let gi = gp[i]
+                        mp[i] += oneMinusB1 * (gi - mp[i])
+                        vp[i] = vp[i] * b2 + oneMinusB2 * (gi * gi)
+                        var v = vp[i]
+                        if let maxp {
+                            maxp[i] = Swift.max(maxp[i], v)
+                            v = maxp[i]
+                        }
+                        let denom = v.squareRoot() / bc2Sqrt + eps
+                        pp[i] += -stepSize * (mp[i] / denom)
+                    }
+                }
+            }
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -1,0 +1,55 @@
+import FinchTensor
+
+/// `torch.optim.SGD`: coupled weight decay (g ← g + wd·p), momentum with dampening
+/// (the buffer starts as the first gradient, undampened), optional Nesterov.
+public final class SGD: Optimizer {
+    public let groups: [ParamGroup]
+    public var momentum: Float
+    public var dampening: Float
+    public var nesterov: Bool
+    public private(set) var momentumBuffers: [ObjectIdentifier: Tensor] = [:]
+
+    public init(groups: [ParamGroup], momentum: Float = 0, dampening: Float = 0, nesterov: Bool = false) {
+        precondition(!nesterov || (momentum > 0 && dampening == 0),
+                     "SGD: Nesterov momentum requires a momentum and zero dampening")
+        self.groups = groups
+        self.momentum = momentum
+        self.dampening = dampening
+        self.nesterov = nesterov
+    }
+
+    public convenience init(parameters: [(name: String, tensor: Tensor)], lr: Float, momentum: Float = 0,
+                            dampening: Float = 0, weightDecay: Float = 0, nesterov: Bool = false) {
+        self.init(groups: [ParamGroup(parameters: parameters, lr: lr, weightDecay: weightDecay)],
+                  momentum: momentum, dampening: dampening, nesterov: nesterov)
+    }
+
+    public func momentumBuffer(for parameter: Tensor) -> Tensor? { momentumBuffers[ObjectIdentifier(parameter)] }
+
+    public func step() {
+        for group in groups {
+            let lr = group.lr, wd = group.weightDecay
+            for (_, p) in group.parameters {
+                guard let g = p.grad else { continue }
+                let gc = g.isContiguous ? g : g.copy()
+                let pp = p.basePointer, gp = gc.basePointer, n = p.count
+                let key = ObjectIdentifier(p)
+                if momentum == 0 {
+                    for i in 0..<n { pp[i] += -lr * (gp[i] + wd * pp[i]) }
+                    continue
+                }
+                let fresh = momentumBuffers[key] == nil
+                let buf = momentumBuffers[key] ?? Tensor(zeros: p.shape)
+                momentumBuffers[key] = buf
+                let bp = buf.basePointer
+                let mu = momentum, keep = 1 - dampening, nest = nesterov
+                for i in 0..<n {
+                    let d = wd != 0 ? gp[i] + wd * pp[i] : gp[i]
+                    bp[i] = fresh ? d : bp[i] * mu + keep * d
+                    let update = nest ? d + mu * bp[i] : bp[i]
+                    pp[i] += -lr * update
+                }
+            }
+        }
+    }
+}
