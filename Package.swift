@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "FinchTensor", targets: ["FinchTensor"]),
         .library(name: "FinchNN", targets: ["FinchNN"]),
         .library(name: "FinchOptim", targets: ["FinchOptim"]),
+        .library(name: "FinchData", targets: ["FinchData"]),
         .executable(name: "finch", targets: ["finch"]),
     ],
     dependencies: [
@@ -34,6 +35,9 @@ let package = Package(
         .target(name: "FinchNN", dependencies: ["FinchTensor"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
 
+        .target(name: "FinchData", dependencies: ["FinchTensor", "CPNG", "CJPEG"],
+                swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+
         .target(name: "FinchOptim", dependencies: ["FinchTensor", "FinchNN"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
 
@@ -46,6 +50,7 @@ let package = Package(
                     dependencies: ["FinchTensor", "COpenBLAS", "CHDF5", "CPNG", "CJPEG"]),
         .testTarget(name: "FinchNNTests", dependencies: ["FinchNN"]),
         .testTarget(name: "FinchOptimTests", dependencies: ["FinchOptim"]),
+        .testTarget(name: "FinchDataTests", dependencies: ["FinchData"]),
     ],
     swiftLanguageModes: [.v5]
 )
