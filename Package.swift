@@ -7,6 +7,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "FinchTensor", targets: ["FinchTensor"]),
+        .library(name: "FinchIO", targets: ["FinchIO"]),
         .executable(name: "finch", targets: ["finch"]),
     ],
     dependencies: [
@@ -29,6 +30,9 @@ let package = Package(
         .target(name: "FinchTensor", dependencies: ["COpenBLAS", "CMalloc"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
 
+        // Will also depend on FinchNN once that target lands.
+        .target(name: "FinchIO", dependencies: ["FinchTensor"]),
+
         .executableTarget(name: "finch", dependencies: [
             "FinchTensor",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -36,6 +40,7 @@ let package = Package(
 
         .testTarget(name: "FinchTensorTests",
                     dependencies: ["FinchTensor", "COpenBLAS", "CHDF5", "CPNG", "CJPEG"]),
+        .testTarget(name: "FinchIOTests", dependencies: ["FinchIO", "FinchTensor"]),
     ],
     swiftLanguageModes: [.v5]
 )
