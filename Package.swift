@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "FinchNN", targets: ["FinchNN"]),
         .library(name: "FinchOptim", targets: ["FinchOptim"]),
         .library(name: "FinchData", targets: ["FinchData"]),
+        .library(name: "FinchIO", targets: ["FinchIO"]),
         .executable(name: "finch", targets: ["finch"]),
     ],
     dependencies: [
@@ -40,9 +41,11 @@ let package = Package(
 
         .target(name: "FinchOptim", dependencies: ["FinchTensor", "FinchNN"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+        .target(name: "FinchIO", dependencies: ["FinchTensor", "FinchNN", "FinchOptim"],
+                swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
 
         .executableTarget(name: "finch", dependencies: [
-            "FinchTensor", "FinchNN",
+            "FinchTensor", "FinchNN", "FinchIO",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -51,6 +54,8 @@ let package = Package(
         .testTarget(name: "FinchNNTests", dependencies: ["FinchNN"]),
         .testTarget(name: "FinchOptimTests", dependencies: ["FinchOptim"]),
         .testTarget(name: "FinchDataTests", dependencies: ["FinchData"]),
+        .testTarget(name: "FinchIOTests", dependencies: ["FinchIO", "FinchTensor"]),
+        .testTarget(name: "FinchParityTests", dependencies: ["FinchIO", "FinchNN", "FinchTensor"]),
     ],
     swiftLanguageModes: [.v5]
 )
