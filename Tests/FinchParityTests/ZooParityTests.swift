@@ -1,0 +1,59 @@
+import XCTest
+import Foundation
+import FinchTensor
+import FinchNN
+@testable import FinchIO
+
+/// Every zoo model against timm through the committed compact fixtures (Tests/Fixtures/parity,
+/// made by Tests/Fixtures/tools/make_parity.py): eval and train logits, loss, every gradient
+/// (norm and probes), every BatchNorm buffer after the train step, and one AdamW step.
+final class ZooParityTests: XCTestCase {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../Fixtures/parity").standardized
+
+    func fixtures(prefix: String) throws -> [URL] {
+        try FileManager.default.contentsOfDirectory(at: Self.fixtures, includingPropertiesForKeys: nil)
+            .filter { $0.pathExtension == "safetensors" && $0.lastPathComponent.hasPrefix(prefix) }
+            .sorted { $0.lastPathComponent < $1.lastPathComponent }
+    }
+
+    /// Each family has fixtures at two resolutions and two class counts for every model it registers.
+    func checkFamily(_ prefix: String, models: [String], file: StaticString = #filePath, line: UInt = #line) throws {
+        let urls = try fixtures(prefix: prefix)
+        for m in models {
+            XCTAssertGreaterThanOrEqual(urls.filter { $0.lastPathComponent.hasPrefix(m + "_") }.count, 2,
+                                        "fixtures missing for \(m)", file: file, line: line)
+        }
+        for url in urls {
+            let report = try ParityComparison.run(referenceAt: url)
+            print(report.summary)
+            XCTAssertTrue(report.passed, "\(report.summary)\n" + report.failures.prefix(8).map {
+                "  \($0.name): max|Δ|=\($0.maxAbs) rel=\($0.maxRel) tol \($0.tolerance)"
+            }.joined(separator: "\n"), file: file, line: line)
+        }
+    }
+
+    func testMobileNetV3() throws {
+        try checkFamily("mobilenetv3", models: ["mobilenetv3_small_100", "mobilenetv3_large_100"])
+    }
+
+    func testEfficientNetLite() throws {
+        try checkFamily("tf_efficientnet_lite", models: (0...4).map { "tf_efficientnet_lite\($0)" })
+    }
+
+    func testMobileViT() throws {
+        try checkFamily("mobilevit", models: ["mobilevit_xxs", "mobilevit_xs", "mobilevit_s"])
+    }
+
+    func testResNet() throws {
+        try checkFamily("resnet", models: ["resnet18", "resnet50"])
+    }
+
+    func testEveryRegisteredModelHasFixtures() throws {
+        let all = try fixtures(prefix: "").map(\.lastPathComponent)
+        for name in ModelRegistry.names {
+            XCTAssertTrue(all.contains { $0.hasPrefix(name + "_") }, "no parity fixture for registered model \(name)")
+        }
+        XCTAssertEqual(ModelRegistry.names.count, 12, "the zoo: \(ModelRegistry.names)")
+    }
+}
