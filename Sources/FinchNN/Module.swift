@@ -234,11 +234,23 @@ public struct StateDictError: Error, CustomStringConvertible, Equatable {
         public let name: String
         public let expected: [Int]
         public let found: [Int]
+        public init(name: String, expected: [Int], found: [Int]) {
+            self.name = name
+            self.expected = expected
+            self.found = found
+        }
     }
     public let missing: [String]
     public let unexpected: [String]
     public let mismatched: [Mismatch]
     public var source: String? = nil
+
+    public init(missing: [String], unexpected: [String], mismatched: [Mismatch], source: String? = nil) {
+        self.missing = missing
+        self.unexpected = unexpected
+        self.mismatched = mismatched
+        self.source = source
+    }
 
     public var description: String {
         var lines = ["state dict does not fit the model" + (source.map { " (\($0))" } ?? "") + ":"]

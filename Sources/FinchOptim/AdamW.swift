@@ -44,6 +44,19 @@ public final class AdamW: Optimizer {
 
     public func state(for parameter: Tensor) -> State? { state[ObjectIdentifier(parameter)] }
 
+    /// Restores one parameter's moments and step count (checkpoint resume).
+    public func restoreState(for parameter: Tensor, step: Int, expAvg: Tensor, expAvgSq: Tensor,
+                             maxExpAvgSq: Tensor? = nil) {
+        precondition(expAvg.shape == parameter.shape && expAvgSq.shape == parameter.shape,
+                     "AdamW: restored moments \(expAvg.shape) / \(expAvgSq.shape) for parameter \(parameter.shape)")
+        let s = State(shape: parameter.shape, amsgrad: amsgrad)
+        s.step = step
+        s.expAvg.assign(expAvg)
+        s.expAvgSq.assign(expAvgSq)
+        if let m = maxExpAvgSq, let dst = s.maxExpAvgSq { dst.assign(m) }
+        state[ObjectIdentifier(parameter)] = s
+    }
+
     public func step() {
         let (b1, b2) = betas
         for group in groups {

@@ -22,6 +22,10 @@ public final class ParamGroup {
         self.lrScale = lrScale
         self.weightDecay = weightDecay
     }
+
+    public func appendParameter(name: String, tensor: Tensor) {
+        parameters.append((name, tensor))
+    }
 }
 
 /// Common surface of Finch's optimizers.

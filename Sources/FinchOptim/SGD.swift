@@ -26,6 +26,12 @@ public final class SGD: Optimizer {
 
     public func momentumBuffer(for parameter: Tensor) -> Tensor? { momentumBuffers[ObjectIdentifier(parameter)] }
 
+    /// Restores one parameter's momentum buffer (checkpoint resume).
+    public func restoreMomentumBuffer(for parameter: Tensor, _ buffer: Tensor) {
+        precondition(buffer.shape == parameter.shape, "SGD: momentum buffer \(buffer.shape) for parameter \(parameter.shape)")
+        momentumBuffers[ObjectIdentifier(parameter)] = buffer.copy()
+    }
+
     public func step() {
         for group in groups {
             let lr = group.lr, wd = group.weightDecay

@@ -72,3 +72,34 @@ final class OptimizerReferenceTests: XCTestCase {
         XCTAssertNil(a.grad)
     }
 }
+
+final class OptimizerStateTests: XCTestCase {
+    /// Moments and step counts copied into a fresh optimizer continue the exact same trajectory.
+    func testRestoredStateContinuesExactly() {
+        func grads(_ t: Int) -> Tensor { Tensor([Float(t) * 0.1, -0.3, Float(t % 2)], shape: [3]) }
+        let p1 = Tensor([1, 2, 3], requiresGrad: true), p2 = Tensor([1, 2, 3], requiresGrad: true)
+        let a = AdamW(parameters: [("p", p1)], lr: 0.01, weightDecay: 0.1, amsgrad: true)
+        for t in 1...3 { p1.grad = grads(t); a.step() }
+        p2.assign(p1)
+        let b = AdamW(parameters: [("p", p2)], lr: 0.01, weightDecay: 0.1, amsgrad: true)
+        let s = a.state(for: p1)!
+        b.restoreState(for: p2, step: s.step, expAvg: s.expAvg, expAvgSq: s.expAvgSq, maxExpAvgSq: s.maxExpAvgSq)
+        for t in 4...6 {
+            p1.grad = grads(t); a.step()
+            p2.grad = grads(t); b.step()
+        }
+        XCTAssertEqual(p1.scalars, p2.scalars)
+
+        let q1 = Tensor([1, 2, 3], requiresGrad: true), q2 = Tensor([1, 2, 3], requiresGrad: true)
+        let c = SGD(parameters: [("q", q1)], lr: 0.1, momentum: 0.9, nesterov: true)
+        for t in 1...3 { q1.grad = grads(t); c.step() }
+        q2.assign(q1)
+        let d = SGD(parameters: [("q", q2)], lr: 0.1, momentum: 0.9, nesterov: true)
+        d.restoreMomentumBuffer(for: q2, c.momentumBuffer(for: q1)!)
+        for t in 4...6 {
+            q1.grad = grads(t); c.step()
+            q2.grad = grads(t); d.step()
+        }
+        XCTAssertEqual(q1.scalars, q2.scalars)
+    }
+}

@@ -1,0 +1,72 @@
+import FinchNN
+
+/// timm's `group_matcher` / `group_with_matcher`: assigns each parameter a layer id from the
+/// architecture's own grouping (stem first, each block, head last), used by layer-wise lr decay.
+public struct LayerGroupMatcher: Sendable {
+    /// One pattern of a group: matched at the start of the name (Python's `re.match`); numbers
+    /// captured by the pattern order the layers; `mergeWithPrevious` is timm's MATCH_PREV_GROUP.
+    public struct Rule: Sendable {
+        public let group: Int
+        public let pattern: String
+        public let mergeWithPrevious: Bool
+        public init(group: Int, _ pattern: String, mergeWithPrevious: Bool = false) {
+            self.group = group
+            self.pattern = pattern
+            self.mergeWithPrevious = mergeWithPrevious
+        }
+    }
+
+    public let rules: [Rule]
+    public init(_ rules: [Rule]) { self.rules = rules }
+
+    /// The fine-grained (per block) matcher timm defines for the family of `modelName`.
+    public static func forModel(_ modelName: String) -> LayerGroupMatcher? {
+        if modelName.hasPrefix("mobilenetv3") {
+            return LayerGroupMatcher([Rule(group: 0, #"^conv_stem|bn1"#), Rule(group: 1, #"^blocks\.(\d+)\.(\d+)"#)])
+        }
+        if modelName.contains("efficientnet") {
+            return LayerGroupMatcher([Rule(group: 0, #"^conv_stem|bn1"#), Rule(group: 1, #"^blocks\.(\d+)\.(\d+)"#),
+                                      Rule(group: 1, #"conv_head|bn2"#, mergeWithPrevious: true)])
+        }
+        if modelName.hasPrefix("mobilevit") {
+            return LayerGroupMatcher([Rule(group: 0, #"^stem"#), Rule(group: 1, #"^stages\.(\d+)\.(\d+)"#),
+                                      Rule(group: 1, #"^final_conv"#, mergeWithPrevious: true)])
+        }
+        if modelName.hasPrefix("resnet") {
+            return LayerGroupMatcher([Rule(group: 0, #"^conv1|bn1|maxpool"#), Rule(group: 1, #"^layer(\d+)\.(\d+)"#)])
+        }
+        return nil
+    }
+
+    private static let previousMarker: Double = 99999
+
+    /// Layer id per parameter name, and the number of layers. Unmatched names (heads) sort last.
+    public func layerIds(_ names: [String]) -> (ids: [String: Int], count: Int) {
+        let compiled = rules.map { (rule: $0, regex: try! Regex($0.pattern)) }
+        func key(_ name: String) -> [Double] {
+            for (rule, regex) in compiled {
+                guard let m = try? regex.prefixMatch(in: name) else { continue }
+                var k: [Double] = [Double(rule.group)]
+                for i in 1..<m.output.count {
+                    if let s = m.output[i].substring, let v = Double(s) { k.append(v) }
+                }
+                if rule.mergeWithPrevious { k.append(Self.previousMarker) }
+                return k
+            }
+            return [.infinity]
+        }
+        var groups: [[Double]: [String]] = [:]
+        for n in names { groups[key(n), default: []].append(n) }
+        let ordered = groups.keys.sorted { a, b in
+            for (x, y) in zip(a, b) where x != y { return x < y }
+            return a.count < b.count
+        }
+        var ids: [String: Int] = [:]
+        var lid = -1
+        for k in ordered {
+            if lid < 0 || k.last != Self.previousMarker { lid += 1 }
+            for n in groups[k]! { ids[n] = lid }
+        }
+        return (ids, lid + 1)
+    }
+}
