@@ -41,7 +41,7 @@ let package = Package(
 
         .target(name: "FinchOptim", dependencies: ["FinchTensor", "FinchNN"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
-        .target(name: "FinchIO", dependencies: ["FinchTensor", "FinchNN", "FinchOptim"],
+        .target(name: "FinchIO", dependencies: ["FinchTensor", "FinchNN", "FinchOptim", "CHDF5"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
 
         .executableTarget(name: "finch", dependencies: [
