@@ -11,10 +11,12 @@ let package = Package(
         .library(name: "FinchOptim", targets: ["FinchOptim"]),
         .library(name: "FinchData", targets: ["FinchData"]),
         .library(name: "FinchIO", targets: ["FinchIO"]),
+        .library(name: "FinchTrain", targets: ["FinchTrain"]),
         .executable(name: "finch", targets: ["finch"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // System-library shims, resolved through pkg-config.
@@ -44,6 +46,10 @@ let package = Package(
         .target(name: "FinchIO", dependencies: ["FinchTensor", "FinchNN", "FinchOptim", "CHDF5"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
 
+        .target(name: "FinchTrain", dependencies: ["FinchTensor", "FinchNN", "FinchData", "FinchOptim", "FinchIO",
+                                                   .product(name: "Yams", package: "Yams")],
+                swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+
         .executableTarget(name: "finch", dependencies: [
             "FinchTensor", "FinchNN", "FinchIO",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -55,6 +61,7 @@ let package = Package(
         .testTarget(name: "FinchOptimTests", dependencies: ["FinchOptim"]),
         .testTarget(name: "FinchDataTests", dependencies: ["FinchData"]),
         .testTarget(name: "FinchIOTests", dependencies: ["FinchIO", "FinchTensor"]),
+        .testTarget(name: "FinchTrainTests", dependencies: ["FinchTrain"]),
         .testTarget(name: "FinchParityTests", dependencies: ["FinchIO", "FinchNN", "FinchTensor"]),
     ],
     swiftLanguageModes: [.v5]
