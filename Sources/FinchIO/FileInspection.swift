@@ -1,0 +1,119 @@
+import Foundation
+import SwiftProtobuf
+
+/// A human-readable listing of a weights, checkpoint or ONNX file (`finch inspect`).
+public enum FileInspection {
+    public static func describe(_ url: URL, maxTensors: Int = 40) throws -> String {
+        let ext = url.pathExtension.lowercased()
+        if ext == "onnx" { return try describeONNX(url, maxTensors: maxTensors) }
+        switch try WeightsFile.format(of: url) {
+        case .hdf5: return try describeHDF5(url, maxTensors: maxTensors)
+        case .safetensors: return try describeSafeTensors(url, maxTensors: maxTensors)
+        }
+    }
+
+    static func describeSafeTensors(_ url: URL, maxTensors: Int) throws -> String {
+        let f = try SafeTensorsFile(contentsOf: url)
+        var lines = ["\(url.lastPathComponent): safetensors, \(f.count) tensors"]
+        var params = 0, buffers = 0
+        for name in f.names {
+            guard let i = f.info(name), i.dtype.isFloatingPoint else { continue }
+            if name.hasSuffix("running_mean") || name.hasSuffix("running_var") { buffers += i.shape.reduce(1, *) }
+            else { params += i.shape.reduce(1, *) }
+        }
+        lines.append("parameters: \(params) (plus \(buffers) running-statistics values)")
+        if !f.metadata.isEmpty {
+            lines.append("metadata:")
+            for (k, v) in f.metadata.sorted(by: { $0.key < $1.key }) { lines.append("  \(k): \(v.prefix(200))") }
+        }
+        lines.append("tensors:")
+        for name in f.names.prefix(maxTensors) {
+            let i = f.info(name)!
+            lines.append("  \(name)  \(i.dtype.rawValue)  \(i.shape)")
+        }
+        if f.count > maxTensors { lines.append("  … \(f.count - maxTensors) more") }
+        return lines.joined(separator: "\n")
+    }
+
+    static func describeHDF5(_ url: URL, maxTensors: Int) throws -> String {
+        let file = try HDF5File(reading: url)
+        let r = file.root
+        var lines: [String] = []
+        let isCheckpoint = (try? r.attribute("format")) == .string("finch-checkpoint")
+        lines.append("\(url.lastPathComponent): HDF5" + (isCheckpoint ? " Finch checkpoint" : ""))
+        for a in r.attributeNames().sorted() {
+            lines.append("  @\(a) = \(render(try r.attribute(a)))")
+        }
+        if isCheckpoint, r.isGroup("metrics") {
+            let g = try r.group("metrics")
+            lines.append("metrics (per epoch):")
+            for n in try g.memberNames() {
+                let v = try g.readDoubles(n)
+                lines.append("  \(n): " + v.suffix(10).map { String(format: "%.4g", $0) }.joined(separator: " ") + (v.count > 10 ? " (last 10 of \(v.count))" : ""))
+            }
+        }
+        if r.isGroup("model") {
+            let g = try r.group("model")
+            let names = try g.memberNames()
+            var params = 0
+            for n in names where try g.datasetTypeName(n).hasPrefix("float") { params += try g.shape(n).reduce(1, *) }
+            lines.append("model: \(names.count) tensors, \(params) float elements")
+            for n in names.prefix(maxTensors) { lines.append("  \(n)  \(try g.datasetTypeName(n))  \(try g.shape(n))") }
+            if names.count > maxTensors { lines.append("  … \(names.count - maxTensors) more") }
+        }
+        for top in try r.memberNames() where top != "model" && top != "metrics" {
+            if r.isGroup(top) {
+                lines.append("/\(top): \(try r.group(top).memberNames().count) members")
+            } else if top == "config", isCheckpoint {
+                lines.append("config:")
+                for l in try r.readString("config").split(separator: "\n", omittingEmptySubsequences: false).prefix(80) { lines.append("  \(l)") }
+            } else {
+                lines.append("/\(top): \(try r.datasetTypeName(top)) \(try r.shape(top))")
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func describeONNX(_ url: URL, maxTensors: Int) throws -> String {
+        let data = try Data(contentsOf: url)
+        let m: Onnx_ModelProto
+        do { m = try Onnx_ModelProto(serializedBytes: data) } catch {
+            throw ONNXInspectionError.notONNX(file: url.path, reason: "\(error)")
+        }
+        var lines = ["\(url.lastPathComponent): ONNX ir_version \(m.irVersion), producer \(m.producerName) \(m.producerVersion)"]
+        lines.append("opsets: " + m.opsetImport.map { "\($0.domain.isEmpty ? "ai.onnx" : $0.domain) \($0.version)" }.joined(separator: ", "))
+        func dims(_ v: Onnx_ValueInfoProto) -> String {
+            v.type.tensorType.shape.dim.map { $0.dimParam.isEmpty ? String($0.dimValue) : $0.dimParam }.joined(separator: "×")
+        }
+        for i in m.graph.input { lines.append("input  \(i.name) [\(dims(i))]") }
+        for o in m.graph.output { lines.append("output \(o.name) [\(dims(o))]") }
+        let params = m.graph.initializer.reduce(0) { $0 + Int($1.dims.reduce(1, *)) }
+        lines.append("initializers: \(m.graph.initializer.count) tensors, \(params) elements")
+        var ops: [String: Int] = [:]
+        for n in m.graph.node { ops[n.opType, default: 0] += 1 }
+        lines.append("nodes: \(m.graph.node.count) — " + ops.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: ", "))
+        if !m.metadataProps.isEmpty {
+            lines.append("metadata:")
+            for p in m.metadataProps { lines.append("  \(p.key): \(p.value.prefix(200))") }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func render(_ v: HDF5AttributeValue) -> String {
+        switch v {
+        case .string(let s): return "\"\(s.prefix(120))\""
+        case .strings(let s): return "[" + s.prefix(12).joined(separator: ", ") + (s.count > 12 ? ", … (\(s.count))" : "") + "]"
+        case .double(let d): return String(d)
+        case .doubles(let d): return d.prefix(12).map { String($0) }.joined(separator: ", ")
+        case .int64(let i): return String(i)
+        case .int64s(let i): return i.prefix(12).map { String($0) }.joined(separator: ", ")
+        }
+    }
+}
+
+public enum ONNXInspectionError: Error, CustomStringConvertible {
+    case notONNX(file: String, reason: String)
+    public var description: String {
+        switch self { case .notONNX(let f, let r): return "\(f): not a readable ONNX model (\(r))" }
+    }
+}
