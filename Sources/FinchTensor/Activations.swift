@@ -11,6 +11,7 @@ extension Tensor {
     public func relu() -> Tensor {
         let out = Kernels.map(self) { $0 > 0 ? $0 : 0 }
         let od = out.detach()
+        if OpTrace.active != nil { traceOp("Relu", [self], out) }
         return record(out, "relu", [self]) { g in [Kernels.zip(g, od, op: "relu_backward") { $1 > 0 ? $0 : 0 }] }
     }
 
@@ -18,6 +19,7 @@ extension Tensor {
     public func relu6() -> Tensor {
         let out = Kernels.map(self) { Swift.min(Swift.max($0, 0), 6) }
         let xd = detach()
+        if OpTrace.active != nil { traceOp("Clip", [self, traceConstant([0], shape: []), traceConstant([6], shape: [])], out) }
         return record(out, "relu6", [self]) { g in
             [Kernels.zip(g, xd, op: "relu6_backward") { ($1 > 0 && $1 < 6) ? $0 : 0 }]
         }
@@ -26,6 +28,7 @@ extension Tensor {
     public func leakyRelu(_ slope: Float = 0.01) -> Tensor {
         let out = Kernels.map(self) { $0 > 0 ? $0 : $0 * slope }
         let xd = detach()
+        if OpTrace.active != nil { traceOp("LeakyRelu", [self], out, ["alpha": .float(slope)]) }
         return record(out, "leaky_relu", [self]) { g in
             [Kernels.zip(g, xd, op: "leaky_relu_backward") { $1 > 0 ? $0 : $0 * slope }]
         }
@@ -34,6 +37,7 @@ extension Tensor {
     public func sigmoid() -> Tensor {
         let out = Kernels.map(self) { 1 / (1 + expf(-$0)) }
         let od = out.detach()
+        if OpTrace.active != nil { traceOp("Sigmoid", [self], out) }
         return record(out, "sigmoid", [self]) { g in
             [Kernels.zip(g, od, op: "sigmoid_backward") { $0 * $1 * (1 - $1) }]
         }
@@ -42,6 +46,7 @@ extension Tensor {
     public func tanh() -> Tensor {
         let out = Kernels.map(self) { tanhf($0) }
         let od = out.detach()
+        if OpTrace.active != nil { traceOp("Tanh", [self], out) }
         return record(out, "tanh", [self]) { g in
             [Kernels.zip(g, od, op: "tanh_backward") { $0 * (1 - $1 * $1) }]
         }
@@ -51,6 +56,7 @@ extension Tensor {
     public func hardsigmoid() -> Tensor {
         let out = Kernels.map(self) { Swift.min(Swift.max($0 + 3, 0), 6) / 6 }
         let xd = detach()
+        if OpTrace.active != nil { traceOp("HardSigmoid", [self], out, ["alpha": .float(1.0 / 6.0), "beta": .float(0.5)]) }
         return record(out, "hardsigmoid", [self]) { g in
             [Kernels.zip(g, xd, op: "hardsigmoid_backward") { ($1 > -3 && $1 < 3) ? $0 / 6 : 0 }]
         }
@@ -60,6 +66,7 @@ extension Tensor {
     public func hardswish() -> Tensor {
         let out = Kernels.map(self) { $0 * Swift.min(Swift.max($0 + 3, 0), 6) / 6 }
         let xd = detach()
+        if OpTrace.active != nil { traceOp("HardSwish", [self], out) }
         return record(out, "hardswish", [self]) { g in
             [Kernels.zip(g, xd, op: "hardswish_backward") {
                 $1 < -3 ? 0 : ($1 <= 3 ? $0 * ($1 / 3 + 0.5) : $0)
@@ -71,6 +78,11 @@ extension Tensor {
     public func silu() -> Tensor {
         let out = Kernels.map(self) { $0 / (1 + expf(-$0)) }
         let xd = detach()
+        if OpTrace.active != nil {
+            let gate = Tensor(uninitializedShape: shape)
+            traceOp("Sigmoid", [self], gate)
+            traceOp("Mul", [self, gate], out)
+        }
         return record(out, "silu", [self]) { g in
             [Kernels.zip(g, xd, op: "silu_backward") {
                 let s = 1 / (1 + expf(-$1))
@@ -87,6 +99,7 @@ extension Tensor {
         switch approximate {
         case .none:
             let out = Kernels.map(self) { 0.5 * $0 * (1 + erff($0 * 0.70710678118654752)) }
+            if OpTrace.active != nil { traceChain(self, out, [("Div", 1.4142135623730951), ("Erf", nil), ("Add", 1), ("MulX", nil), ("Mul", 0.5)]) }
             return record(out, "gelu", [self]) { g in
                 [Kernels.zip(g, xd, op: "gelu_backward") {
                     let cdf = 0.5 * (1 + erff($1 * 0.70710678118654752))
@@ -98,6 +111,9 @@ extension Tensor {
             let k: Float = 0.79788456080286536  // sqrt(2/pi)
             let c: Float = 0.044715
             let out = Kernels.map(self) { 0.5 * $0 * (1 + tanhf(k * ($0 + c * $0 * $0 * $0))) }
+            if OpTrace.active != nil {
+                traceChain(self, out, [("MulX", nil), ("MulX", nil), ("Mul", c), ("AddX", nil), ("Mul", k), ("Tanh", nil), ("Add", 1), ("MulX", nil), ("Mul", 0.5)])
+            }
             return record(out, "gelu_tanh", [self]) { g in
                 [Kernels.zip(g, xd, op: "gelu_tanh_backward") {
                     let x = $1
@@ -107,5 +123,21 @@ extension Tensor {
                 }]
             }
         }
+    }
+}
+
+/// Records an elementwise formula as a chain of ONNX ops on `x`: ("Mul", c) multiplies by a constant,
+/// ("MulX", nil) / ("AddX", nil) combine with x itself, (unary, nil) applies a unary op.
+func traceChain(_ x: Tensor, _ out: Tensor, _ steps: [(String, Float?)]) {
+    var cur = x
+    for (i, (op, c)) in steps.enumerated() {
+        let next = i == steps.count - 1 ? out : Tensor(uninitializedShape: x.shape)
+        switch (op, c) {
+        case ("MulX", _): traceOp("Mul", [cur, x], next)
+        case ("AddX", _): traceOp("Add", [cur, x], next)
+        case (_, let c?): traceOp(op, [cur, traceConstant([c], shape: [])], next)
+        default: traceOp(op, [cur], next)
+        }
+        cur = next
     }
 }

@@ -21,17 +21,20 @@ extension Tensor {
 
     public static func + (a: Tensor, b: Tensor) -> Tensor {
         let out = Kernels.zip(a, b, op: "add") { $0 + $1 }
+        if OpTrace.active != nil { traceOp("Add", [a, b], out) }
         return record(out, "add", [a, b]) { g in [g.sumToShape(a.shape), g.sumToShape(b.shape)] }
     }
 
     public static func - (a: Tensor, b: Tensor) -> Tensor {
         let out = Kernels.zip(a, b, op: "sub") { $0 - $1 }
+        if OpTrace.active != nil { traceOp("Sub", [a, b], out) }
         return record(out, "sub", [a, b]) { g in [g.sumToShape(a.shape), (-g).sumToShape(b.shape)] }
     }
 
     public static func * (a: Tensor, b: Tensor) -> Tensor {
         let out = Kernels.zip(a, b, op: "mul") { $0 * $1 }
         let ad = a.detach(), bd = b.detach()
+        if OpTrace.active != nil { traceOp("Mul", [a, b], out) }
         return record(out, "mul", [a, b]) { g in
             [a.requiresGrad ? (g * bd).sumToShape(a.shape) : nil,
              b.requiresGrad ? (g * ad).sumToShape(b.shape) : nil]
@@ -41,6 +44,7 @@ extension Tensor {
     public static func / (a: Tensor, b: Tensor) -> Tensor {
         let out = Kernels.zip(a, b, op: "div") { $0 / $1 }
         let ad = a.detach(), bd = b.detach()
+        if OpTrace.active != nil { traceOp("Div", [a, b], out) }
         return record(out, "div", [a, b]) { g in
             [a.requiresGrad ? (g / bd).sumToShape(a.shape) : nil,
              b.requiresGrad ? (-(g * ad) / (bd * bd)).sumToShape(b.shape) : nil]
@@ -49,11 +53,13 @@ extension Tensor {
 
     public static prefix func - (a: Tensor) -> Tensor {
         let out = Kernels.map(a) { -$0 }
+        if OpTrace.active != nil { traceOp("Neg", [a], out) }
         return record(out, "neg", [a]) { g in [-g] }
     }
 
     public static func + (a: Tensor, s: Float) -> Tensor {
         let out = Kernels.map(a) { $0 + s }
+        if OpTrace.active != nil { traceOp("Add", [a, traceConstant([s], shape: [])], out) }
         return record(out, "add_scalar", [a]) { g in [g] }
     }
 
@@ -62,11 +68,13 @@ extension Tensor {
 
     public static func - (s: Float, a: Tensor) -> Tensor {
         let out = Kernels.map(a) { s - $0 }
+        if OpTrace.active != nil { traceOp("Sub", [traceConstant([s], shape: []), a], out) }
         return record(out, "rsub_scalar", [a]) { g in [-g] }
     }
 
     public static func * (a: Tensor, s: Float) -> Tensor {
         let out = Kernels.map(a) { $0 * s }
+        if OpTrace.active != nil { traceOp("Mul", [a, traceConstant([s], shape: [])], out) }
         return record(out, "mul_scalar", [a]) { g in [g * s] }
     }
 
@@ -76,6 +84,7 @@ extension Tensor {
     public static func / (s: Float, a: Tensor) -> Tensor {
         let out = Kernels.map(a) { s / $0 }
         let ad = a.detach()
+        if OpTrace.active != nil { traceOp("Div", [traceConstant([s], shape: []), a], out) }
         return record(out, "rdiv_scalar", [a]) { g in [g * Kernels.map(ad) { -s / ($0 * $0) }] }
     }
 
@@ -85,6 +94,7 @@ extension Tensor {
         if p == 2 { out = Kernels.map(self) { $0 * $0 } }
         else { out = Kernels.map(self) { Foundation_powf($0, p) } }
         let xd = detach()
+        if OpTrace.active != nil { traceOp("Pow", [self, traceConstant([p], shape: [])], out) }
         return record(out, "pow", [self]) { g in
             [g * Kernels.map(xd) { p == 2 ? 2 * $0 : p * Foundation_powf($0, p - 1) }]
         }
@@ -94,6 +104,7 @@ extension Tensor {
     public func pow(_ exponent: Tensor) -> Tensor {
         let out = Kernels.zip(self, exponent, op: "pow") { Foundation_powf($0, $1) }
         let ad = detach(), bd = exponent.detach(), od = out.detach()
+        if OpTrace.active != nil { traceOp("Pow", [self, exponent], out) }
         return record(out, "pow", [self, exponent]) { [shape] g in
             [self.requiresGrad
                 ? (g * Kernels.zip(ad, bd, op: "pow_backward") { $1 * Foundation_powf($0, $1 - 1) }).sumToShape(shape)
@@ -105,24 +116,32 @@ extension Tensor {
     public func exp() -> Tensor {
         let out = Kernels.map(self) { expf($0) }
         let od = out.detach()
+        if OpTrace.active != nil { traceOp("Exp", [self], out) }
         return record(out, "exp", [self]) { g in [g * od] }
     }
 
     public func log() -> Tensor {
         let out = Kernels.map(self) { logf($0) }
         let xd = detach()
+        if OpTrace.active != nil { traceOp("Log", [self], out) }
         return record(out, "log", [self]) { g in [g / xd] }
     }
 
     public func sqrt() -> Tensor {
         let out = Kernels.map(self) { $0.squareRoot() }
         let od = out.detach()
+        if OpTrace.active != nil { traceOp("Sqrt", [self], out) }
         return record(out, "sqrt", [self]) { g in [Kernels.zip(g, od, op: "sqrt_backward") { $0 / (2 * $1) }] }
     }
 
     public func rsqrt() -> Tensor {
         let out = Kernels.map(self) { 1 / $0.squareRoot() }
         let od = out.detach()
+        if OpTrace.active != nil {
+            let root = Tensor(uninitializedShape: shape)
+            traceOp("Sqrt", [self], root)
+            traceOp("Reciprocal", [root], out)
+        }
         return record(out, "rsqrt", [self]) { g in
             [Kernels.zip(g, od, op: "rsqrt_backward") { -0.5 * $0 * $1 * $1 * $1 }]
         }
@@ -131,6 +150,7 @@ extension Tensor {
     public func abs() -> Tensor {
         let out = Kernels.map(self) { Swift.abs($0) }
         let xd = detach()
+        if OpTrace.active != nil { traceOp("Abs", [self], out) }
         return record(out, "abs", [self]) { g in
             [Kernels.zip(g, xd, op: "abs_backward") { $1 > 0 ? $0 : ($1 < 0 ? -$0 : 0) }]
         }
@@ -141,6 +161,7 @@ extension Tensor {
         precondition(!(lo > hi), "clamp: min \(lo) is greater than max \(hi)")
         let out = Kernels.map(self) { Swift.min(Swift.max($0, lo), hi) }
         let xd = detach()
+        if OpTrace.active != nil { traceOp("Clip", [self, lo.isFinite ? traceConstant([lo], shape: []) : nil, hi.isFinite ? traceConstant([hi], shape: []) : nil], out) }
         return record(out, "clamp", [self]) { g in
             [Kernels.zip(g, xd, op: "clamp_backward") { ($1 >= lo && $1 <= hi) ? $0 : 0 }]
         }
@@ -150,6 +171,7 @@ extension Tensor {
     public static func maximum(_ a: Tensor, _ b: Tensor) -> Tensor {
         let out = Kernels.zip(a, b, op: "maximum") { Swift.max($0, $1) }
         let ad = a.detach(), bd = b.detach()
+        if OpTrace.active != nil { traceOp("Max", [a, b], out) }
         return record(out, "maximum", [a, b]) { g in
             let wa = Kernels.zip(ad, bd, op: "maximum_backward") { $0 > $1 ? 1 : ($0 == $1 ? 0.5 : 0) }
             return [(g * wa).sumToShape(a.shape), (g * (1 - wa)).sumToShape(b.shape)]
@@ -159,6 +181,7 @@ extension Tensor {
     public static func minimum(_ a: Tensor, _ b: Tensor) -> Tensor {
         let out = Kernels.zip(a, b, op: "minimum") { Swift.min($0, $1) }
         let ad = a.detach(), bd = b.detach()
+        if OpTrace.active != nil { traceOp("Min", [a, b], out) }
         return record(out, "minimum", [a, b]) { g in
             let wa = Kernels.zip(ad, bd, op: "minimum_backward") { $0 < $1 ? 1 : ($0 == $1 ? 0.5 : 0) }
             return [(g * wa).sumToShape(a.shape), (g * (1 - wa)).sumToShape(b.shape)]

@@ -19,6 +19,7 @@ extension Tensor {
             }
         }
         let inShape = shape
+        if OpTrace.active != nil { traceOp("Gather", [self, traceConstant(indices.map(Float.init))], out, ["axis": .int(a)]) }
         return record(out, "index_select", [self]) { g in
             let gc = g.isContiguous ? g : g.copy()
             let full = Tensor(zeros: inShape)

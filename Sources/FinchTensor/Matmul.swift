@@ -61,6 +61,7 @@ extension Tensor {
                        a: pa + oa, lda: opA.ld, b: pb + ob, ldb: opB.ld, c: pc + bi * m * n, ldc: n)
         }
         let ad = detach(), bd = other.detach()
+        if OpTrace.active != nil { traceOp("MatMul", [self, other], out) }
         return record(out, "matmul", [self, other]) { [shape] g in
             [self.requiresGrad ? g.matmul(bd.transposed()).sumToShape(shape) : nil,
              other.requiresGrad ? ad.transposed().matmul(g).sumToShape(other.shape) : nil]

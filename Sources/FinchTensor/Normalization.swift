@@ -93,6 +93,11 @@ public func batchNorm2d(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean
     var inputs = [x]
     if let weight { inputs.append(weight) }
     if let bias { inputs.append(bias) }
+    if OpTrace.active != nil && !training {
+        traceOp("BatchNormalization", [x, weight ?? Tensor(repeating: 1, shape: [c]), bias ?? Tensor(zeros: [c]),
+                                       runningMean ?? Tensor(zeros: [c]), runningVar ?? Tensor(repeating: 1, shape: [c])],
+                out, ["epsilon": .float(eps)])
+    }
     return record(out, "batch_norm", inputs) { grad in
         let dy = grad.isContiguous ? grad : grad.copy()
         let gp = dy.basePointer, xp = xd.basePointer, mp = mean.basePointer, ip = invstd.basePointer
@@ -185,6 +190,12 @@ public func layerNorm(_ x: Tensor, normalizedShape: [Int], weight: Tensor?, bias
     var inputs = [x]
     if let weight { inputs.append(weight) }
     if let bias { inputs.append(bias) }
+    if OpTrace.active != nil {
+        let f = Shape.count(normalizedShape)
+        traceOp("LayerNormalization", [x, weight ?? Tensor(repeating: 1, shape: normalizedShape), bias ?? Tensor(zeros: normalizedShape)],
+                out, ["axis": .int(-normalizedShape.count), "epsilon": .float(eps)])
+        _ = f
+    }
     return record(out, "layer_norm", inputs) { grad in
         let dy = grad.isContiguous ? grad : grad.copy()
         let gp = dy.basePointer, xp = xd.basePointer, mp = mean.basePointer, rp = rstd.basePointer

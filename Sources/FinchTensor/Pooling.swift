@@ -97,6 +97,11 @@ public func maxPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil
         }
     }
     let inShape = x.shape, indices = argmax
+    if OpTrace.active != nil {
+        traceOp("MaxPool", [x], out, ["kernel_shape": .ints([kernel.0, kernel.1]), "strides": .ints([st.0, st.1]),
+                                     "pads": .ints([padding.0, padding.1, padding.0, padding.1]),
+                                     "dilations": .ints([dilation.0, dilation.1]), "ceil_mode": .int(ceilMode ? 1 : 0)])
+    }
     return record(out, "max_pool2d", [x]) { grad in
         let dy = grad.isContiguous ? grad : grad.copy()
         let dx = Tensor(zeros: inShape)
@@ -165,6 +170,11 @@ public func avgPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil
         }
     }
     let inShape = x.shape
+    if OpTrace.active != nil {
+        traceOp("AveragePool", [x], out, ["kernel_shape": .ints([kernel.0, kernel.1]), "strides": .ints([st.0, st.1]),
+                                         "pads": .ints([padding.0, padding.1, padding.0, padding.1]),
+                                         "ceil_mode": .int(ceilMode ? 1 : 0), "count_include_pad": .int(countIncludePad ? 1 : 0)])
+    }
     return record(out, "avg_pool2d", [x]) { grad in
         let dy = grad.isContiguous ? grad : grad.copy()
         let dx = Tensor(zeros: inShape)
@@ -207,6 +217,7 @@ public func adaptiveAvgPool2d(_ x: Tensor, outputSize: (Int, Int)) -> Tensor {
         Parallel.forEach(n * c, grain: Swift.max(1, 16384 / plane)) { range in
             for u in range { dst[u] = ReduceKernels.sumContiguous(src + u * plane, plane) * scale }
         }
+        if OpTrace.active != nil { traceOp("GlobalAveragePool", [x], out) }
         return record(out, "adaptive_avg_pool2d", [x]) { grad in
             let dy = grad.isContiguous ? grad : grad.copy()
             let dx = Tensor(uninitializedShape: inShape)

@@ -100,6 +100,9 @@ extension Tensor {
         var out = ReduceKernels.reduce(self, axes: ax, kind: .sum)
         if !keepDim { out = out.reshapedView(droppedShape(ax)) }
         let inShape = shape
+        if OpTrace.active != nil {
+            traceOp("ReduceSum", [self, traceConstant(ax.map(Float.init))], out, ["keepdims": .int(keepDim ? 1 : 0)])
+        }
         return record(out, "sum", [self]) { g in [g.reshaped(kept).expanded(to: inShape)] }
     }
 
@@ -108,7 +111,9 @@ extension Tensor {
     public func mean(axes: [Int]? = nil, keepDim: Bool = false) -> Tensor {
         let ax = Shape.axes(axes, rank: rank, op: "mean", shape: shape)
         let n = ax.reduce(1) { $0 * shape[$1] }
-        return sum(axes: ax, keepDim: keepDim) * (1 / Float(n))
+        let out = OpTrace.suppressed { sum(axes: ax, keepDim: keepDim) * (1 / Float(n)) }
+        if OpTrace.active != nil { traceOp("ReduceMean", [self], out, ["axes": .ints(ax), "keepdims": .int(keepDim ? 1 : 0)]) }
+        return out
     }
 
     public func mean(axis: Int, keepDim: Bool = false) -> Tensor { mean(axes: [axis], keepDim: keepDim) }
@@ -129,6 +134,7 @@ extension Tensor {
         let m = ReduceKernels.reduce(self, axes: ax, kind: .max)
         let out = keepDim ? m : m.reshapedView(droppedShape(ax))
         let xd = detach(), inShape = shape
+        if OpTrace.active != nil { traceOp("ReduceMax", [self], out, ["axes": .ints(ax), "keepdims": .int(keepDim ? 1 : 0)]) }
         return record(out, "amax", [self]) { g in
             let mask = xd.equal(m)
             let ties = mask.sum(axes: ax, keepDim: true)
@@ -181,6 +187,7 @@ extension Tensor {
         let a = Shape.axis(axis, rank: rank, op: "softmax", shape: shape)
         let out = SoftmaxKernels.forward(self, axis: a, log: false)
         let od = out.detach()
+        if OpTrace.active != nil { traceOp("Softmax", [self], out, ["axis": .int(a)]) }
         return record(out, "softmax", [self]) { g in
             [od * (g - (g * od).sum(axes: [a], keepDim: true))]
         }
@@ -190,6 +197,7 @@ extension Tensor {
         let a = Shape.axis(axis, rank: rank, op: "log_softmax", shape: shape)
         let out = SoftmaxKernels.forward(self, axis: a, log: true)
         let od = out.detach()
+        if OpTrace.active != nil { traceOp("LogSoftmax", [self], out, ["axis": .int(a)]) }
         return record(out, "log_softmax", [self]) { g in
             [g - od.exp() * g.sum(axes: [a], keepDim: true)]
         }

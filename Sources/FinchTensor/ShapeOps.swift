@@ -29,6 +29,7 @@ extension Tensor {
         let source = contiguous()
         let out = Tensor(storage: source.storage, shape: s, offset: source.offset)
         let inShape = shape
+        if OpTrace.active != nil { traceOp("Reshape", [source, traceConstant(s.map(Float.init))], out) }
         return record(out, "reshape", [source]) { g in [g.reshaped(inShape)] }
     }
 
@@ -70,6 +71,7 @@ extension Tensor {
         let out = Tensor(storage: storage, shape: d.map { shape[$0] }, strides: d.map { strides[$0] }, offset: offset)
         var inverse = [Int](repeating: 0, count: rank)
         for (i, a) in d.enumerated() { inverse[a] = i }
+        if OpTrace.active != nil { traceOp("Transpose", [self], out, ["perm": .ints(d)]) }
         return record(out, "permute", [self]) { g in [g.permuted(inverse)] }
     }
 
@@ -95,6 +97,7 @@ extension Tensor {
         let out = Tensor(storage: storage, shape: target,
                          strides: Shape.broadcastStrides(shape, strides, to: target), offset: offset)
         let inShape = shape
+        if OpTrace.active != nil { traceOp("Expand", [self, traceConstant(target.map(Float.init))], out) }
         return record(out, "expand", [self]) { g in [g.sumToShape(inShape)] }
     }
 
@@ -113,6 +116,10 @@ extension Tensor {
         st[a] = strides[a] * step
         let out = Tensor(storage: storage, shape: s, strides: st, offset: offset + start * strides[a])
         let inShape = shape
+        if OpTrace.active != nil {
+            traceOp("Slice", [self, traceConstant([Float(start)]), traceConstant([Float(end)]), traceConstant([Float(a)]),
+                              traceConstant([Float(step)])], out)
+        }
         return record(out, "slice", [self]) { g in
             let full = Tensor(zeros: inShape)
             var ds = full.strides
@@ -162,6 +169,7 @@ extension Tensor {
             start += t.shape[a]
         }
         let sizes = tensors.map { $0.shape[a] }
+        if OpTrace.active != nil { traceOp("Concat", tensors, out, ["axis": .int(a)]) }
         return record(out, "concat", tensors) { g in g.split(sizes: sizes, axis: a).map { $0 } }
     }
 
@@ -190,6 +198,11 @@ extension Tensor {
         Kernels.copyStrided(from: basePointer, shape: shape, srcStrides: strides,
                             to: out.basePointer + origin, dstStrides: out.strides)
         let inShape = shape
+        if OpTrace.active != nil {
+            let before = (0..<rank).map { $0 < lead ? 0 : padding[$0 - lead].0 }
+            let after = (0..<rank).map { $0 < lead ? 0 : padding[$0 - lead].1 }
+            traceOp("Pad", [self, traceConstant((before + after).map(Float.init)), traceConstant([value], shape: [])], out)
+        }
         return record(out, "pad", [self]) { g in
             var v = g
             for (j, (b, _)) in padding.enumerated() { v = v.narrowed(axis: lead + j, start: b, length: inShape[lead + j]) }
