@@ -16,7 +16,7 @@ import FinchIO
 ///     /scheduler              attrs: last_t, plateau_best, plateau_bad_epochs, plateau_cooldown
 ///     /rng/<stream>           uint64 state words stored as int64 bit patterns
 ///     /ema/<name>             the averaged state dict (when EMA is on)
-///     /metrics/<name>         float64 history, one value per epoch
+///     /metrics/<name>         float64 history, one value per epoch ("val/top1" stored as "val:top1")
 public struct Checkpoint {
     public static let format = "finch-checkpoint"
     public static let version: Int64 = 1
@@ -71,7 +71,8 @@ public struct Checkpoint {
             }
             if let ema { try Self.writeState(ema.entries, to: root, prefix: "ema") }
             for (name, values) in metrics.sorted(by: { $0.key < $1.key }) {
-                try root.write("metrics/\(name.replacingOccurrences(of: "/", with: "_"))", doubles: values)
+                // HDF5 names cannot hold "/": metric "val/top1" is stored as "val:top1".
+                try root.write("metrics/\(name.replacingOccurrences(of: "/", with: ":"))", doubles: values)
             }
         }
     }
@@ -151,7 +152,7 @@ public struct Checkpoint {
         var metrics: [String: [Double]] = [:]
         if r.isGroup("metrics") {
             let g = try r.group("metrics")
-            for n in try g.memberNames() { metrics[n] = try g.readDoubles(n) }
+            for n in try g.memberNames() { metrics[n.replacingOccurrences(of: ":", with: "/")] = try g.readDoubles(n) }
         }
         var rng: [String: [UInt64]] = [:]
         if r.isGroup("rng") {

@@ -87,7 +87,7 @@ final class CheckpointTests: XCTestCase {
             XCTAssertEqual(back.epoch, 1)
             XCTAssertEqual(back.globalStep, 3)
             XCTAssertEqual(back.classes, ["a", "b", "c"])
-            XCTAssertEqual(back.metrics["val_top1"], [0.25, 0.5])
+            XCTAssertEqual(back.metrics["val/top1"], [0.25, 0.5])
             XCTAssertEqual(back.rngStates["sampler"], [1, 2, 3, UInt64.max, 5])
             XCTAssertEqual(back.configYAML, "seed: 1\n")
         }

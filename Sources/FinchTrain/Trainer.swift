@@ -1,0 +1,395 @@
+import Foundation
+import Synchronization
+import FinchTensor
+import FinchNN
+import FinchOptim
+import FinchIO
+
+public enum TrainingError: Error, CustomStringConvertible {
+    case nonFiniteLoss(epoch: Int, step: Int, value: Float)
+    case invalid(String)
+
+    public var description: String {
+        switch self {
+        case .nonFiniteLoss(let e, let s, let v):
+            return "training stopped: the loss became \(v.isNaN ? "NaN" : String(v)) at epoch \(e + 1), global step \(s); the last good checkpoint is kept"
+        case .invalid(let m): return m
+        }
+    }
+}
+
+/// One epoch's numbers.
+public struct EpochRecord: Sendable {
+    public var epoch: Int
+    public var values: [String: Double]
+    public var perClassAccuracy: [Double]
+    public var confusion: [[Int]]
+}
+
+/// Hooks for scripts: logging, custom stopping, sweeps.
+public protocol TrainerCallback: AnyObject {
+    func trainerDidFinishStep(_ trainer: Trainer, loss: Float)
+    func trainerDidFinishEpoch(_ trainer: Trainer, record: EpochRecord)
+}
+
+extension TrainerCallback {
+    public func trainerDidFinishStep(_ trainer: Trainer, loss: Float) {}
+    public func trainerDidFinishEpoch(_ trainer: Trainer, record: EpochRecord) {}
+}
+
+/// Fine-tunes a model from a `TrainConfig`: fine-tuning mode, layer-wise parameter groups, timm
+/// schedule, label smoothing / MixUp soft targets, optional teacher distillation, gradient
+/// clipping and accumulation, EMA, per-epoch evaluation, checkpoints and early stopping.
+public final class Trainer {
+    public let config: TrainConfig
+    public let model: ImageClassifier
+    public let teacher: ImageClassifier?
+    public let trainData: BatchSource
+    public let valData: BatchSource?
+    public var mixer: BatchMixer?
+    public private(set) var optimizer: Optimizer
+    public private(set) var scheduler: Scheduler?
+    public let ema: ModelEma?
+    let emaModel: ImageClassifier?
+    public var callbacks: [TrainerCallback] = []
+    public var progress = ProgressReporter()
+    public var checkpointDirectory: URL?
+    public var runDirectory: URL?
+    public var studentNormalization: (mean: [Float], std: [Float])
+    public var teacherNormalization: (mean: [Float], std: [Float])
+
+    /// Next epoch to run, optimizer updates so far, batches done in the current epoch.
+    public private(set) var epoch = 0
+    public private(set) var globalStep = 0
+    public private(set) var stepInEpoch = 0
+    public private(set) var history: [String: [Double]] = [:]
+    public private(set) var records: [EpochRecord] = []
+    public private(set) var bestMetric: Double
+    public private(set) var bestEpoch = -1
+    private var epochsWithoutImprovement = 0
+    private var fineTuneApplied: String = ""
+
+    /// Set from a signal handler: finish the step, checkpoint, stop.
+    public static let stopRequest = Atomic<Bool>(false)
+
+    public var totalEpochs: Int { config.schedule.epochs + (config.schedule.warmupPrefix ? config.schedule.warmupEpochs : 0) }
+    public var numClasses: Int { model.numClasses }
+
+    public init(config: TrainConfig, model: ImageClassifier, train: BatchSource, val: BatchSource?,
+                teacher: ImageClassifier? = nil, mixer: BatchMixer? = nil, emaModel: ImageClassifier? = nil) throws {
+        self.config = config
+        self.model = model
+        self.trainData = train
+        self.valData = val
+        self.teacher = teacher
+        self.mixer = mixer
+        bestMetric = config.checkpoint.mode == "max" ? -.infinity : .infinity
+        let pc = model.pretrainedConfig
+        studentNormalization = (config.data.mean.map { $0.map(Float.init) } ?? pc.mean, config.data.std.map { $0.map(Float.init) } ?? pc.std)
+        teacherNormalization = studentNormalization
+        if let t = teacher {
+            let d = config.distill!.teacher
+            teacherNormalization = (d.mean.map { $0.map(Float.init) } ?? t.pretrainedConfig.mean, d.std.map { $0.map(Float.init) } ?? t.pretrainedConfig.std)
+            t.eval()
+            t.freeze()
+        }
+        guard train.classes.count == model.numClasses else {
+            throw TrainingError.invalid("the training data has \(train.classes.count) classes but the model has \(model.numClasses) outputs")
+        }
+        if let v = val, v.classes != train.classes {
+            throw TrainingError.invalid("train and val class lists differ: \(train.classes) vs \(v.classes)")
+        }
+        (optimizer, scheduler) = (AdamW(groups: []), nil)
+        if let e = config.ema {
+            ema = ModelEma(model: model, decay: e.decay, useWarmup: e.warmup)
+            self.emaModel = e.evaluate ? emaModel : nil
+        } else {
+            ema = nil
+            self.emaModel = nil
+        }
+        applyFineTuning(forEpoch: 0)
+    }
+
+    // MARK: Set-up
+
+    /// The fine-tuning mode in force at `epoch` (gradual unfreezing switches head → full).
+    func fineTuneMode(forEpoch e: Int) -> FineTuning.Mode {
+        if let u = config.finetune.unfreezeAtEpoch { return e < u ? .head : .full }
+        return FineTuning.Mode(rawValue: config.finetune.mode) ?? .full
+    }
+
+    /// Applies the mode and, when the set of trained parameters changes, rebuilds the parameter
+    /// groups (optimizer state of parameters that keep training is carried over).
+    func applyFineTuning(forEpoch e: Int) {
+        let mode = fineTuneMode(forEpoch: e)
+        guard mode.rawValue != fineTuneApplied else { return }
+        fineTuneApplied = mode.rawValue
+        FineTuning.apply(mode, to: model, unfreeze: config.finetune.unfreeze, freezeBatchNorm: config.finetune.freezeBN)
+        let previous = optimizer
+        (optimizer, scheduler) = makeOptimizer()
+        if let old = previous as? AdamW, let new = optimizer as? AdamW {
+            for g in old.groups { for (_, p) in g.parameters { if let s = old.state(for: p) {
+                new.restoreState(for: p, step: s.step, expAvg: s.expAvg, expAvgSq: s.expAvgSq, maxExpAvgSq: s.maxExpAvgSq) } } }
+        } else if let old = previous as? SGD, let new = optimizer as? SGD {
+            for g in old.groups { for (_, p) in g.parameters { if let b = old.momentumBuffer(for: p) { new.restoreMomentumBuffer(for: p, b) } } }
+        }
+        if globalStep > 0 || e > 0 { scheduler?.restore(lastT: config.schedule.onUpdates ? globalStep : e, plateauBest: scheduler?.plateauBest ?? 0, plateauBadEpochs: 0, plateauCooldown: 0) }
+    }
+
+    func makeOptimizer() -> (Optimizer, Scheduler?) {
+        let o = config.optimizer
+        let groups = ParameterGrouping.groups(for: model, options: ParameterGroupingOptions(
+            lr: Float(config.effectiveLR), weightDecay: Float(o.weightDecay), layerDecay: o.layerDecay.map(Float.init),
+            minScale: Float(o.layerDecayMinScale),
+            prefixRates: o.layerLR.map { ($0.0, .lr(Float($0.1))) } + o.layerLRMultiplier.map { ($0.0, .multiplier(Float($0.1))) }))
+        let opt: Optimizer
+        switch o.name {
+        case "adamw":
+            let b = o.betas ?? [0.9, 0.999]
+            opt = AdamW(groups: groups, betas: (Float(b[0]), Float(b[1])), eps: Float(o.eps ?? 1e-8))
+        case "momentum":
+            opt = SGD(groups: groups, momentum: Float(o.momentum), nesterov: false)
+        default:
+            // timm's "sgd" is SGD with Nesterov momentum.
+            opt = SGD(groups: groups, momentum: Float(o.momentum), nesterov: true)
+        }
+        let s = config.schedule
+        let kind: Scheduler.Kind?
+        switch s.name {
+        case "cosine": kind = .cosine(cycleDecay: 0.1)
+        case "step": kind = .step(decayT: s.decayEpochs, decayRate: s.decayRate)
+        case "multistep": kind = .multistep(milestones: s.decayMilestones, decayRate: s.decayRate)
+        case "plateau": kind = .plateau(mode: config.checkpoint.mode == "min" ? .min : .max, patience: s.patienceEpochs, decayRate: s.decayRate)
+        case "constant": kind = .constant
+        default: kind = nil
+        }
+        let sched = kind.map {
+            Scheduler(kind: $0, groups: groups, epochs: s.epochs, warmupEpochs: s.warmupEpochs, warmupLR: s.warmupLR,
+                      minLR: s.minLR, warmupPrefix: s.warmupPrefix,
+                      updatesPerEpoch: s.onUpdates ? max(1, trainData.batchCount / config.optimizer.accumulationSteps) : nil)
+        }
+        return (opt, sched)
+    }
+
+    // MARK: Training
+
+    /// Runs the remaining epochs; returns when done, stopped early, or asked to stop.
+    @discardableResult
+    public func fit() throws -> [EpochRecord] {
+        while epoch < totalEpochs {
+            applyFineTuning(forEpoch: epoch)
+            let record = try runEpoch()
+            guard let record else { break }   // stop requested mid-epoch
+            if shouldStopEarly(record) {
+                progress.epochLine("early stopping: \(config.earlyStopping!.monitor) has not improved for \(config.earlyStopping!.patience) epochs")
+                break
+            }
+            if Trainer.stopRequest.load(ordering: .relaxed) { break }
+        }
+        return records
+    }
+
+    /// One epoch of training and evaluation; nil when a stop request interrupted it.
+    func runEpoch() throws -> EpochRecord? {
+        let started = Date()
+        model.train()
+        teacher?.eval()
+        let smoothing = Float(config.mixup.labelSmoothing)
+        var accumulation = GradientAccumulation(steps: config.optimizer.accumulationSteps)
+        var lossSum: Double = 0, seen = 0, correct = 0, countedForAccuracy = 0
+        let batches = trainData.batchCount
+        let trainStart = Date()
+        let iterator = try trainData.batches(epoch: epoch, startingAt: stepInEpoch)
+        while let next = iterator.next() {
+            let batch = try next.get()
+            var images = batch.images
+            var targets: Tensor? = nil
+            if let mixer, config.mixup.enabled {
+                (images, targets) = mixer.mix(batch, numClasses: numClasses)
+            }
+            let logits = model(images)
+            var loss = targets.map { Loss.softTargetCrossEntropy(logits, targets: $0) }
+                ?? Loss.crossEntropy(logits, labels: batch.labels, labelSmoothing: smoothing)
+            if let teacher, let d = config.distill {
+                let tl = noGrad { teacher(Distillation.renormalize(images, from: studentNormalization, to: teacherNormalization)) }
+                loss = Distillation.loss(task: loss, student: logits, teacher: tl, kind: Distillation.Kind(rawValue: d.kind) ?? .soft,
+                                         alpha: Float(d.alpha), temperature: Float(d.temperature))
+            }
+            let value = loss.item
+            guard value.isFinite else { throw TrainingError.nonFiniteLoss(epoch: epoch, step: globalStep, value: value) }
+            (accumulation.steps == 1 ? loss : loss * accumulation.lossScale).backward()
+            if accumulation.microBatchDone() || stepInEpoch + 1 == batches { optimizerStep() }
+            stepInEpoch += 1
+            lossSum += Double(value) * Double(batch.labels.count)
+            seen += batch.labels.count
+            if targets == nil {
+                correct += zip(noGrad { logits.argmax(axis: 1) }, batch.labels).filter { $0 == $1 }.count
+                countedForAccuracy += batch.labels.count
+            }
+            for c in callbacks { c.trainerDidFinishStep(self, loss: value) }
+            let elapsed = Date().timeIntervalSince(trainStart)
+            let rate = Double(seen) / max(elapsed, 1e-9)
+            progress.step(epoch: epoch + 1, epochs: totalEpochs, batch: stepInEpoch, batches: batches, loss: lossSum / Double(seen),
+                          accuracy: countedForAccuracy > 0 ? Double(correct) / Double(countedForAccuracy) : nil, imagesPerSecond: rate,
+                          eta: elapsed / Double(max(stepInEpoch, 1)) * Double(batches - stepInEpoch))
+            if Trainer.stopRequest.load(ordering: .relaxed) && stepInEpoch < batches { return nil }
+        }
+        let trainSeconds = Date().timeIntervalSince(trainStart)
+        var values: [String: Double] = [
+            "train/loss": seen > 0 ? lossSum / Double(seen) : .nan,
+            "train/img_per_s": Double(seen) / max(trainSeconds, 1e-9),
+        ]
+        if countedForAccuracy > 0 { values["train/top1"] = Double(correct) / Double(countedForAccuracy) }
+        if trainData.skippedCount > 0 { values["train/skipped_images"] = Double(trainData.skippedCount) }
+        for g in optimizer.groups { values["lr/\(g.name)"] = Double(g.lr) }
+        var perClass: [Double] = [], confusion: [[Int]] = []
+        if let valData {
+            let evalStart = Date()
+            let m = try evaluate(model, on: valData)
+            values["val/loss"] = m.meanLoss
+            values["val/top1"] = m.top1
+            values["val/top5"] = m.top5
+            values["val/balanced_accuracy"] = m.balancedAccuracy
+            values["val/img_per_s"] = Double(m.count) / max(Date().timeIntervalSince(evalStart), 1e-9)
+            perClass = m.perClassAccuracy
+            confusion = m.confusion
+            if let ema, let emaModel {
+                try ema.copy(into: emaModel)
+                let me = try evaluate(emaModel, on: valData)
+                values["val_ema/top1"] = me.top1
+                values["val_ema/loss"] = me.meanLoss
+            }
+        }
+        values["epoch_seconds"] = Date().timeIntervalSince(started)
+        let record = EpochRecord(epoch: epoch, values: values, perClassAccuracy: perClass, confusion: confusion)
+        records.append(record)
+        for (k, v) in values { history[k, default: Array(repeating: .nan, count: records.count - 1)].append(v) }
+        for k in history.keys where history[k]!.count < records.count { history[k]!.append(.nan) }
+
+        epoch += 1
+        stepInEpoch = 0
+        let monitored = values[config.checkpoint.monitor]
+        scheduler?.step(epoch: epoch, metric: monitored)
+        let improved = monitored.map { config.checkpoint.mode == "max" ? $0 > bestMetric : $0 < bestMetric } ?? false
+        if improved, let monitored {
+            bestMetric = monitored
+            bestEpoch = record.epoch
+        }
+        try saveCheckpoints(improved: improved)
+        progress.epochLine(Self.summaryLine(record, epochs: totalEpochs))
+        for c in callbacks { c.trainerDidFinishEpoch(self, record: record) }
+        return record
+    }
+
+    func optimizerStep() {
+        let params = model.parameters.filter(\.requiresGrad)
+        if let clip = config.optimizer.clipGrad {
+            if config.optimizer.clipMode == "value" { GradientClipping.clipValue(params, clip: Float(clip)) }
+            else { GradientClipping.clipNorm(params, maxNorm: Float(clip)) }
+        }
+        optimizer.step()
+        optimizer.zeroGrad()
+        globalStep += 1
+        if config.schedule.onUpdates { scheduler?.stepUpdate(globalStep) }
+        ema?.update(from: model, step: globalStep)
+    }
+
+    func shouldStopEarly(_ record: EpochRecord) -> Bool {
+        guard let es = config.earlyStopping, let v = record.values[es.monitor] else { return false }
+        let best = (records.dropLast().compactMap { $0.values[es.monitor] }).reduce(es.mode == "max" ? -Double.infinity : .infinity) {
+            es.mode == "max" ? max($0, $1) : min($0, $1)
+        }
+        let improved = es.mode == "max" ? v > best + es.minDelta : v < best - es.minDelta
+        epochsWithoutImprovement = improved ? 0 : epochsWithoutImprovement + 1
+        return epochsWithoutImprovement >= es.patience
+    }
+
+    /// Eval-mode pass with plain cross-entropy (timm's validate), no gradient recording.
+    public func evaluate(_ m: ImageClassifier, on data: BatchSource) throws -> ClassificationMetrics {
+        let wasTraining = m.isTraining
+        m.eval()
+        defer { m.train(wasTraining) }
+        var metrics = ClassificationMetrics(numClasses: m.numClasses)
+        let it = try data.batches(epoch: 0, startingAt: 0)
+        while let next = it.next() {
+            let b = try next.get()
+            noGrad {
+                let logits = m(b.images)
+                metrics.add(logits: logits, labels: b.labels, meanLoss: Loss.crossEntropy(logits, labels: b.labels).item)
+            }
+        }
+        return metrics
+    }
+
+    static func summaryLine(_ r: EpochRecord, epochs: Int) -> String {
+        let v = r.values
+        var parts = ["epoch \(r.epoch + 1)/\(epochs)", String(format: "train loss %.4f", v["train/loss"] ?? .nan)]
+        if let a = v["train/top1"] { parts.append(String(format: "train top1 %.3f", a)) }
+        if let l = v["val/loss"] { parts.append(String(format: "val loss %.4f", l)) }
+        if let a = v["val/top1"] { parts.append(String(format: "val top1 %.3f", a)) }
+        if let a = v["val/top5"] { parts.append(String(format: "top5 %.3f", a)) }
+        if let a = v["val_ema/top1"] { parts.append(String(format: "ema top1 %.3f", a)) }
+        parts.append(String(format: "%.0f img/s", v["train/img_per_s"] ?? 0))
+        let lrs = v.filter { $0.key.hasPrefix("lr/") }.map(\.value)
+        if let lr = lrs.max() { parts.append(String(format: "lr %.2e", lr)) }
+        parts.append(String(format: "%.1fs", v["epoch_seconds"] ?? 0))
+        return parts.joined(separator: "  ")
+    }
+
+    // MARK: Checkpoints
+
+    public var randomStates: [String: [UInt64]] {
+        var s = ["dropout": model.randomSource.generator.state]
+        if let mixer { s["mixup"] = mixer.randomState }
+        return s
+    }
+
+    /// The checkpoint of the current position (used for last.h5, best.h5 and on stop).
+    public func checkpoint() -> Checkpoint {
+        Checkpoint(epoch: epoch, globalStep: globalStep, bestMetric: bestMetric, modelName: model.modelName,
+                   classes: trainData.classes, configYAML: config.resolvedYAML, metrics: history, rngStates: randomStates)
+    }
+
+    public func writeCheckpoint(to url: URL) throws {
+        var c = checkpoint()
+        c.metrics["_trainer/step_in_epoch"] = [Double(stepInEpoch)]
+        c.metrics["_trainer/best_epoch"] = [Double(bestEpoch)]
+        try c.write(to: url, model: model, optimizer: optimizer, scheduler: scheduler, ema: ema)
+    }
+
+    func saveCheckpoints(improved: Bool) throws {
+        guard let dir = checkpointDirectory else { return }
+        let last = dir.appendingPathComponent("last.h5")
+        if epoch % config.checkpoint.every == 0 || epoch == totalEpochs { try writeCheckpoint(to: last) }
+        if improved { try writeCheckpoint(to: dir.appendingPathComponent("best.h5")) }
+        if config.checkpoint.keep > 0 {
+            try writeCheckpoint(to: dir.appendingPathComponent("epoch-\(epoch).h5"))
+            let fm = FileManager.default
+            let old = (try? fm.contentsOfDirectory(atPath: dir.path)) ?? []
+            let epochs = old.compactMap { n -> Int? in
+                guard n.hasPrefix("epoch-"), n.hasSuffix(".h5") else { return nil }
+                return Int(n.dropFirst(6).dropLast(3))
+            }.sorted()
+            for e in epochs.dropLast(config.checkpoint.keep) { try? fm.removeItem(at: dir.appendingPathComponent("epoch-\(e).h5")) }
+        }
+    }
+
+    /// Continues from a checkpoint written by this trainer's config: weights, optimizer, schedule,
+    /// EMA, random streams, history, and the position inside the epoch.
+    public func resume(from url: URL) throws {
+        let c = try Checkpoint.read(url)
+        guard c.modelName == model.modelName else {
+            throw CheckpointError.mismatch(file: url.path, what: "checkpoint is for \(c.modelName), the config builds \(model.modelName)")
+        }
+        epoch = c.epoch
+        globalStep = c.globalStep
+        bestMetric = c.bestMetric
+        applyFineTuning(forEpoch: epoch)
+        try Checkpoint.restore(from: url, model: model, optimizer: optimizer, scheduler: scheduler, ema: ema)
+        stepInEpoch = Int(c.metrics["_trainer/step_in_epoch"]?.first ?? 0)
+        bestEpoch = Int(c.metrics["_trainer/best_epoch"]?.first ?? -1)
+        history = c.metrics.filter { !$0.key.hasPrefix("_trainer") }
+        if let s = c.rngStates["dropout"] { model.randomSource.generator = try RandomGenerator(state: s) }
+        if let s = c.rngStates["mixup"], let mixer { try mixer.restoreRandomState(s) }
+    }
+}
