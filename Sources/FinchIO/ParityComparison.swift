@@ -103,40 +103,69 @@ public enum ParityComparison {
         let labels = try file.int64s("target").map { Int($0) }
         var checks: [ParityCheck] = []
 
+        // Against float64 references, Finch must be as close to exact as PyTorch float32 is (×3),
+        // and within the design tolerance whenever that is looser.
+        func torchError(_ key: String) throws -> Float { file.info(key) != nil ? try tensor(key).item : 0 }
         model.eval()
         let evalLogits = noGrad { model(input) }
-        checks.append(elementwise("eval.logits", evalLogits.scalars, try tensor("eval.logits").scalars, tol: 1e-4))
+        checks.append(elementwise("eval.logits", evalLogits.scalars, try tensor("eval.logits").scalars,
+                                  tol: max(1e-4, 3 * (try torchError("eval.logits.torch32err")))))
 
         model.train()
         let trainLogits = model(input)
         let loss = Loss.crossEntropy(trainLogits, labels: labels)
         loss.backward()
-        checks.append(elementwise("train.logits", trainLogits.scalars, try tensor("train.logits").scalars, tol: 1e-4))
-        checks.append(elementwise("train.loss", [loss.item], try tensor("train.loss").scalars, tol: 1e-4))
+        checks.append(elementwise("train.logits", trainLogits.scalars, try tensor("train.logits").scalars,
+                                  tol: max(1e-4, 3 * (try torchError("train.logits.torch32err")))))
+        checks.append(elementwise("train.loss", [loss.item], try tensor("train.loss").scalars,
+                                  tol: max(1e-4, 3 * (try torchError("train.loss.torch32err")))))
+        let bufferTol = max(1e-4, 3 * (try torchError("train.buffers.torch32err")))
 
         let params = model.namedParameters()
+        // Reference gradients per parameter: full tensors, or probes plus the full norm.
+        var refs: [String: (values: [Float], ours: [Float], norm: Float, ourNorm: Float, count: Int)] = [:]
         for (name, p) in params {
             let g = p.grad?.scalars ?? [Float](repeating: 0, count: p.count)
+            let ourNorm = Float(g.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot())
             if procedural {
                 let idx = try file.int64s("grad.index.\(name)").map { Int($0) }
-                let probe = try tensor("grad.probe.\(name)").scalars
-                let refNorm = try tensor("grad.norm.\(name)").item
-                let norm = Float(g.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot())
-                let scale = max(probe.map(Swift.abs).max() ?? 0, refNorm / Float(max(g.count, 1)).squareRoot())
-                checks.append(scaled("grad.\(name)", idx.map { g[$0] }, probe, scale: scale, tol: 1e-3))
-                checks.append(relative("grad.norm.\(name)", norm, refNorm, tol: 1e-3))
+                refs[name] = (try tensor("grad.probe.\(name)").scalars, idx.map { g[$0] }, try tensor("grad.norm.\(name)").item, ourNorm, p.count)
             } else {
                 let ref = try tensor("grad.\(name)").scalars
-                checks.append(scaled("grad.\(name)", g, ref, scale: ref.map(Swift.abs).max() ?? 0, tol: 1e-3))
+                refs[name] = (ref, g, Float(ref.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()), ourNorm, p.count)
+            }
+        }
+        // Gradients that are analytically zero (a bias feeding a train-mode BatchNorm through linear
+        // ops) hold only float32 rounding noise in both frameworks. Its size is set by the model's
+        // gradient scale, so differences below 1e-5 of the largest reference gradient are noise.
+        let gradientScale = refs.values.map { $0.values.map(Swift.abs).max() ?? 0 }.max() ?? 0
+        let noiseFloor = 1e-5 * gradientScale
+        for (name, _) in params {
+            let r = refs[name]!
+            // The design's scale is the tensor's largest gradient; compact fixtures store it.
+            let scale = procedural && file.info("grad.absmax.\(name)") != nil ? try tensor("grad.absmax.\(name)").item
+                : max(r.values.map(Swift.abs).max() ?? 0, procedural ? r.norm / Float(max(r.count, 1)).squareRoot() : 0)
+            // Against a float64 reference, Finch must land as close as PyTorch's own float32 does
+            // (×3), and never further than 1e-3 of the tensor's largest gradient.
+            let torchErr = procedural && file.info("grad.torch32err.\(name)") != nil ? try tensor("grad.torch32err.\(name)").item : 0
+            let tol = max(1e-3, 3 * torchErr)
+            var c = scaled("grad.\(name)", r.ours, r.values, scale: scale, tol: tol)
+            if !c.passed && c.maxAbs <= noiseFloor { c = ParityCheck(name: c.name, maxAbs: c.maxAbs, maxRel: c.maxRel, tolerance: "rounding floor \(sci(noiseFloor))", passed: true) }
+            checks.append(c)
+            if procedural {
+                var n = relative("grad.norm.\(name)", r.ourNorm, r.norm, tol: tol)
+                let floor = noiseFloor * Float(r.count).squareRoot()
+                if !n.passed && n.maxAbs <= floor { n = ParityCheck(name: n.name, maxAbs: n.maxAbs, maxRel: n.maxRel, tolerance: "rounding floor \(sci(floor))", passed: true) }
+                checks.append(n)
             }
         }
         for (path, m) in model.namedModules() {
             guard let bn = m as? BatchNorm2d else { continue }
             let prefix = path.isEmpty ? "" : path + "."
             checks.append(elementwise("train.\(prefix)running_mean", bn.runningMean.scalars,
-                                      try tensor("train.\(prefix)running_mean").scalars, tol: 1e-4))
+                                      try tensor("train.\(prefix)running_mean").scalars, tol: bufferTol))
             checks.append(elementwise("train.\(prefix)running_var", bn.runningVar.scalars,
-                                      try tensor("train.\(prefix)running_var").scalars, tol: 1e-4))
+                                      try tensor("train.\(prefix)running_var").scalars, tol: bufferTol))
             let counted = try file.int64s("train.\(prefix)num_batches_tracked")
             let same = counted.map { Float($0) } == bn.numBatchesTracked.values.map { Float($0) }
             checks.append(ParityCheck(name: "train.\(prefix)num_batches_tracked", maxAbs: same ? 0 : 1, maxRel: same ? 0 : 1,
@@ -144,17 +173,38 @@ public enum ParityComparison {
         }
 
         let hp = try adamwHyperParameters(meta["adamw"], file: path)
-        let opt = AdamW(groups: [ParamGroup(parameters: params, lr: hp.lr, weightDecay: hp.weightDecay)],
-                        betas: hp.betas, eps: hp.eps)
+        func positions(_ name: String, _ count: Int) throws -> [Int] {
+            procedural ? try file.int64s("grad.index.\(name)").map { Int($0) } : Array(0..<count)
+        }
+        var before: [String: [Float]] = [:]
+        for (name, p) in params { before[name] = p.scalars }
+        let opt = AdamW(groups: [ParamGroup(parameters: params, lr: hp.lr, weightDecay: hp.weightDecay)], betas: hp.betas, eps: hp.eps)
         opt.step()
         for (name, p) in params {
-            let v = p.scalars
-            if procedural {
-                let idx = try file.int64s("grad.index.\(name)").map { Int($0) }
-                checks.append(absolute("adamw.\(name)", idx.map { v[$0] }, try tensor("adamw.probe.\(name)").scalars, tol: 1e-5))
-            } else {
-                checks.append(absolute("adamw.\(name)", v, try tensor("adamw.\(name)").scalars, tol: 1e-5))
+            let idx = try positions(name, p.count)
+            let ref = try tensor(procedural ? "adamw.probe.\(name)" : "adamw.\(name)").scalars
+            let p0 = idx.map { before[name]![$0] }
+            let r = refs[name]!
+            // 1. The optimizer alone: Finch's AdamW applied to PyTorch's own gradients.
+            let pt = Tensor(p0, shape: [p0.count], requiresGrad: true)
+            pt.grad = Tensor(r.values, shape: [r.values.count])
+            AdamW(groups: [ParamGroup(parameters: [(name, pt)], lr: hp.lr, weightDecay: hp.weightDecay)], betas: hp.betas, eps: hp.eps).step()
+            checks.append(absolute("adamw.\(name)", pt.scalars, ref, tol: 1e-5))
+            // 2. End to end with Finch's gradients. AdamW's first step is exactly
+            //    p·(1 − lr·wd) − lr·g/(|g| + ε), so two gradients g, g' move p apart by
+            //    lr·|g/(|g|+ε) − g'/(|g'|+ε)|: tiny where |g| ≫ ε, up to 2·lr where g is rounding
+            //    noise of either sign. That propagated gradient difference is the tolerance.
+            let ours = idx.map { p.scalars[$0] }
+            var worst: Float = 0, ok = true
+            func direction(_ g: Float) -> Double { Double(g) / (Double(Swift.abs(g)) + Double(hp.eps)) }
+            for i in 0..<ref.count {
+                let d = Swift.abs(ours[i] - ref[i])
+                let propagated = Float(Double(hp.lr) * Swift.abs(direction(r.values[i]) - direction(r.ours[i])))
+                worst = max(worst, d)
+                if d > 1e-5 + 1.01 * propagated { ok = false }
             }
+            checks.append(ParityCheck(name: "adamw_step.\(name)", maxAbs: worst, maxRel: 0,
+                                      tolerance: "1e-5 + gradient difference propagated", passed: ok && ours.count == ref.count))
         }
         return ParityReport(model: modelName, source: path, checks: checks)
     }

@@ -69,21 +69,23 @@ public func batchNorm2d(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean
         }
     }
 
-    // y = x·scale + shift with scale = γ·invstd and shift = β − mean·scale: one multiply-add per element.
+    // y = (x − mean)·(γ·invstd) + β. Subtracting first, as PyTorch does, matters: folding the mean
+    // into the shift (x·scale + (β − mean·scale)) cancels catastrophically for a channel whose mean
+    // is large against its spread, which training-mode statistics on small maps produce.
     let out = Tensor(uninitializedShape: x.shape)
     let dst = out.basePointer
-    var scale = [Float](repeating: 0, count: c), shift = [Float](repeating: 0, count: c)
+    var scale = [Float](repeating: 0, count: c), beta = [Float](repeating: 0, count: c)
     for ch in 0..<c {
         scale[ch] = (wd?.basePointer[ch] ?? 1) * ip[ch]
-        shift[ch] = (bd?.basePointer[ch] ?? 0) - mp[ch] * scale[ch]
+        beta[ch] = bd?.basePointer[ch] ?? 0
     }
     scale.withUnsafeBufferPointer { sc in
-        shift.withUnsafeBufferPointer { sf in
+        beta.withUnsafeBufferPointer { bt in
             Parallel.forEach(n * c, grain: Swift.max(1, 16384 / Swift.max(plane, 1))) { range in
                 for u in range {
-                    let a = sc[u % c], b = sf[u % c]
+                    let a = sc[u % c], b = bt[u % c], mu = mp[u % c]
                     let s = src + u * plane, d = dst + u * plane
-                    for k in 0..<plane { d[k] = s[k] * a + b }
+                    for k in 0..<plane { d[k] = (s[k] - mu) * a + b }
                 }
             }
         }

@@ -9,11 +9,16 @@ store only what the model computes:
   eval.logits, train.logits, train.loss
   train.<buffer>                 every buffer after one train-mode forward (full)
   grad.norm.<param>              L2 norm of the full gradient (float64 sum, stored float32)
+  grad.absmax.<param>            largest |value| of the full gradient (the tolerance's scale)
   grad.index.<param> int64 [K]   K probe positions (all positions when the tensor is small)
   grad.probe.<param>             gradient values there
   adamw.probe.<param>            parameter values there after one torch.optim.AdamW step
-metadata: format=finch-parity-v1, weights=procedural, model, num_classes, resolution, batch,
-          torch, timm, adamw (JSON), probes.
+  grad.torch32err.<param>        how far PyTorch's own float32 gradient lands from the exact one,
+                                 as max|g32 − g64| / max|g64| (the problem's conditioning)
+Every reference value is computed in float64 ("exact") and stored as float32, so Finch is judged
+against the true gradient, with PyTorch float32's own error as the measure of what float32 allows.
+metadata: format=finch-parity-v1, weights=procedural, reference=float64, model, num_classes,
+          resolution, batch, torch, timm, adamw (JSON), probes.
 
 Procedural value of element i of tensor `name` (shape S):
   h = splitmix64(fnv1a64(utf8(name)) XOR (i * 0x9E3779B97F4A7C15))   (all mod 2^64)
@@ -88,41 +93,60 @@ def probe_indices(name, n):
     return np.sort((hashes("probe:" + name, PROBES) % np.uint64(n)).astype(np.int64))
 
 
-def fixture(model_name, res, classes, batch):
+def run(model_name, res, classes, batch, dtype):
     m = timm.create_model(model_name, pretrained=False, num_classes=classes)
     with torch.no_grad():
         for k, t in m.state_dict().items():
             t.copy_(torch.from_numpy(procedural(k, list(t.shape))))
+    m = m.to(dtype)
     x = torch.from_numpy(((np.float32(2) * unit("input", batch * 3 * res * res) - np.float32(1)) * np.float32(1.5))
                          .reshape(batch, 3, res, res))
     y = torch.from_numpy((hashes("target", batch) % np.uint64(classes)).astype(np.int64))
     out = {"input": x, "target": y}
     m.eval()
     with torch.no_grad():
-        out["eval.logits"] = m(x)
+        out["eval.logits"] = m(x.to(dtype))
     m.train()
-    logits = m(x)
+    logits = m(x.to(dtype))
     loss = torch.nn.functional.cross_entropy(logits, y)
     loss.backward()
     out["train.logits"], out["train.loss"] = logits.detach(), loss.detach().reshape(1)
     for k, b in m.named_buffers():
         out[f"train.{k}"] = b.detach().clone()
+    grads = {k: p.grad.detach().clone() for k, p in m.named_parameters()}
     hp = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05)
-    for k, p in m.named_parameters():
-        g = p.grad.detach()
+    torch.optim.AdamW(m.parameters(), **hp).step()
+    after = {k: p.detach().clone() for k, p in m.named_parameters()}
+    return out, grads, after
+
+
+def fixture(model_name, res, classes, batch):
+    ref, g64, a64 = run(model_name, res, classes, batch, torch.float64)
+    r32, g32, _ = run(model_name, res, classes, batch, torch.float32)
+    out = {k: (v.float() if v.is_floating_point() else v) for k, v in ref.items()}
+    # PyTorch float32's own distance from exact for the forward outputs (absolute, and for
+    # BatchNorm buffers relative to each buffer's largest value).
+    for k in ("eval.logits", "train.logits", "train.loss"):
+        out[f"{k}.torch32err"] = torch.tensor([float((r32[k].double() - ref[k]).abs().max())], dtype=torch.float32)
+    buf_err = 0.0
+    for k, v in ref.items():
+        if k.startswith("train.") and (k.endswith("running_mean") or k.endswith("running_var")):
+            buf_err = max(buf_err, float((r32[k].double() - v).abs().max() / max(float(v.abs().max()), 1e-12)))
+    out["train.buffers.torch32err"] = torch.tensor([buf_err], dtype=torch.float32)
+    for k, g in g64.items():
         idx = probe_indices(k, g.numel())
-        out[f"grad.norm.{k}"] = torch.tensor([math.sqrt(float((g.double() ** 2).sum()))], dtype=torch.float32)
+        scale = float(g.abs().max())
+        out[f"grad.norm.{k}"] = torch.tensor([math.sqrt(float((g ** 2).sum()))], dtype=torch.float32)
+        out[f"grad.absmax.{k}"] = torch.tensor([scale], dtype=torch.float32)
+        err = float((g32[k].double() - g).abs().max()) / scale if scale > 0 else 0.0
+        out[f"grad.torch32err.{k}"] = torch.tensor([err], dtype=torch.float32)
         out[f"grad.index.{k}"] = torch.from_numpy(idx)
-        out[f"grad.probe.{k}"] = g.flatten()[torch.from_numpy(idx)].clone()
-    opt = torch.optim.AdamW(m.parameters(), **hp)
-    opt.step()
-    for k, p in m.named_parameters():
-        idx = out[f"grad.index.{k}"]
-        out[f"adamw.probe.{k}"] = p.detach().flatten()[idx].clone()
-    meta = dict(format="finch-parity-v1", weights="procedural", model=model_name, num_classes=str(classes),
-                resolution=str(res), batch=str(batch), torch=torch.__version__, timm=timm.__version__,
-                adamw=json.dumps({"lr": 1e-3, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.05}),
-                probes=str(PROBES), parameters=str(sum(p.numel() for p in m.parameters())))
+        out[f"grad.probe.{k}"] = g.flatten()[torch.from_numpy(idx)].float().clone()
+        out[f"adamw.probe.{k}"] = a64[k].flatten()[torch.from_numpy(idx)].float().clone()
+    meta = dict(format="finch-parity-v1", weights="procedural", reference="float64", model=model_name,
+                num_classes=str(classes), resolution=str(res), batch=str(batch), torch=torch.__version__,
+                timm=timm.__version__, adamw=json.dumps({"lr": 1e-3, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.05}),
+                probes=str(PROBES), parameters=str(sum(g.numel() for g in g64.values())))
     return {k: v.contiguous() for k, v in out.items()}, meta
 
 
