@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "FinchIO", targets: ["FinchIO"]),
         .library(name: "FinchTrain", targets: ["FinchTrain"]),
         .executable(name: "finch", targets: ["finch"]),
+        .executable(name: "train", targets: ["train"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -29,6 +30,9 @@ let package = Package(
                        providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg",
                        providers: [.apt(["libjpeg62-turbo-dev"])]),
+        // libjpeg-turbo's TurboJPEG API: errors as return codes (no longjmp), DCT-domain scaling.
+        .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg",
+                       providers: [.apt(["libturbojpeg0-dev"])]),
 
         // glibc's malloc tuning (mallopt), which the Glibc module does not export.
         .systemLibrary(name: "CMalloc"),
@@ -39,7 +43,7 @@ let package = Package(
         .target(name: "FinchNN", dependencies: ["FinchTensor"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
 
-        .target(name: "FinchData", dependencies: ["FinchTensor", "CPNG", "CJPEG"],
+        .target(name: "FinchData", dependencies: ["FinchTensor", "CPNG", "CTurboJPEG"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
 
         .target(name: "FinchOptim", dependencies: ["FinchTensor", "FinchNN"],
@@ -54,6 +58,11 @@ let package = Package(
 
         .executableTarget(name: "finch", dependencies: [
             "FinchTensor", "FinchNN", "FinchIO",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .executableTarget(name: "train", dependencies: [
+            "FinchTrain",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -1,0 +1,103 @@
+import Foundation
+import Dispatch
+import FinchTensor
+
+/// Batches of decoded, augmented, normalised images [N,3,S,S] with labels. Each sample's
+/// augmentation draws from its own stream derived from (seed, epoch, sample index), so a
+/// batch is the same whatever the thread count. The next batch is prepared on a background
+/// queue while the current one trains.
+public final class DataLoader: @unchecked Sendable {
+    public let samples: [(url: URL, label: Int)]
+    public let transform: ImageTransform
+    public let batchSize: Int
+    public let dropLast: Bool
+    public let sampler: Sampler
+    public let seed: UInt64
+    public let skipBadImages: Bool
+    private let lock = NSLock()
+    private var skipped: [String] = []
+
+    public init(samples: [(url: URL, label: Int)], transform: ImageTransform, batchSize: Int, sampler: Sampler,
+                dropLast: Bool, seed: UInt64, skipBadImages: Bool = false) {
+        precondition(batchSize > 0, "DataLoader: batch size must be positive")
+        self.samples = samples
+        self.transform = transform
+        self.batchSize = batchSize
+        self.sampler = sampler
+        self.dropLast = dropLast
+        self.seed = seed
+        self.skipBadImages = skipBadImages
+    }
+
+    public var samplesPerEpoch: Int {
+        if case .weighted(_, let n, _) = sampler { return n }
+        return samples.count
+    }
+
+    public var batchCount: Int {
+        dropLast ? samplesPerEpoch / batchSize : (samplesPerEpoch + batchSize - 1) / batchSize
+    }
+
+    /// Files skipped in the current epoch (policy skip).
+    public var skippedFiles: [String] { lock.lock(); defer { lock.unlock() }; return skipped }
+
+    /// Builds batch `b` of `epoch` from the epoch's order.
+    public func batch(_ b: Int, of order: [Int], epoch: Int) throws -> (images: Tensor, labels: [Int]) {
+        let idx = Array(order[(b * batchSize)..<min(order.count, (b + 1) * batchSize)])
+        let s = transform.size
+        let images = Tensor(uninitializedShape: [idx.count, 3, s, s])
+        let base = images.basePointer
+        var errors = [Error?](repeating: nil, count: idx.count)
+        var ok = [Bool](repeating: true, count: idx.count)
+        errors.withUnsafeMutableBufferPointer { errs in
+            ok.withUnsafeMutableBufferPointer { oks in
+                Parallel.forEach(idx.count) { range in
+                    for k in range {
+                        let sampleIndex = idx[k]
+                        var rng = RandomGenerator(seed: seed).derived(stream: UInt64(epoch) << 32 | UInt64(sampleIndex))
+                        do {
+                            let im = try ImageDecoder.decode(contentsOf: samples[sampleIndex].url, targetShortSide: transform.decodeShortSide)
+                            transform.apply(im, rng: &rng, into: base + k * 3 * s * s)
+                        } catch {
+                            errs[k] = error
+                            oks[k] = false
+                        }
+                    }
+                }
+            }
+        }
+        if let e = errors.compactMap({ $0 }).first, !skipBadImages { throw e }
+        let keep = (0..<idx.count).filter { ok[$0] }
+        for k in (0..<idx.count) where !ok[k] {
+            lock.lock(); skipped.append(samples[idx[k]].url.path); lock.unlock()
+            FileHandle.standardError.write(Data("skipping unreadable image: \(errors[k]!)\n".utf8))
+        }
+        let labels = keep.map { samples[idx[$0]].label }
+        if keep.count == idx.count { return (images, labels) }
+        return (noGrad { images.indexSelect(axis: 0, indices: keep) }, labels)
+    }
+
+    /// The epoch's batches from `start`, one prepared ahead on a background queue.
+    public func batches(epoch: Int, startingAt start: Int = 0) throws -> AnyIterator<Result<(images: Tensor, labels: [Int]), Error>> {
+        lock.lock(); skipped = []; lock.unlock()
+        let order = try sampler.indices(count: samples.count, epoch: epoch, seed: seed)
+        let count = batchCount
+        let queue = DispatchQueue(label: "finch.loader")
+        var next = start
+        var pending: (DispatchGroup, Box)? = nil
+        final class Box: @unchecked Sendable { var value: Result<(images: Tensor, labels: [Int]), Error>? }
+        func launch(_ b: Int) -> (DispatchGroup, Box) {
+            let g = DispatchGroup(), box = Box()
+            queue.async(group: g) { box.value = Result { try self.batch(b, of: order, epoch: epoch) } }
+            return (g, box)
+        }
+        return AnyIterator {
+            guard next < count else { return nil }
+            let (g, box) = pending ?? launch(next)
+            g.wait()
+            next += 1
+            pending = next < count ? launch(next) : nil
+            return box.value
+        }
+    }
+}

@@ -1,0 +1,129 @@
+import Foundation
+import FinchTensor
+
+/// timm's `create_transform` pipelines on decoded images, ending in a normalised CHW tensor.
+public struct ImageTransform: Sendable {
+    public var size: Int
+    public var training: Bool
+    public var scale: (Double, Double) = (0.08, 1)
+    public var ratio: (Double, Double) = (3.0 / 4.0, 4.0 / 3.0)
+    public var hflip: Double = 0.5
+    public var vflip: Double = 0
+    public var colorJitter: Double = 0.4
+    /// "bilinear", "bicubic", or "random" (either, per image, as timm's training default).
+    public var interpolation: String = "bicubic"
+    public var evalInterpolation: String = "bicubic"
+    public var cropPct: Double = 0.875
+    public var mean: [Float] = [0.485, 0.456, 0.406]
+    public var std: [Float] = [0.229, 0.224, 0.225]
+
+    public init(size: Int, training: Bool) {
+        self.size = size
+        self.training = training
+    }
+
+    /// The short side this pipeline needs from the decoder (lets JPEG decode at a DCT scale).
+    public var decodeShortSide: Int { training ? size : Int((Double(size) / cropPct).rounded(.down)) }
+
+    /// Applies the pipeline and writes normalised RGB planes to `out` (3·size·size floats).
+    public func apply(_ image: Image, rng: inout RandomGenerator, into out: UnsafeMutablePointer<Float>) {
+        var im: Image
+        if training {
+            let (x, y, w, h) = randomResizedCropBox(width: image.width, height: image.height, rng: &rng)
+            let filter: Resample.Filter = interpolation == "random" ? (rng.nextFloat() < 0.5 ? .bilinear : .bicubic)
+                : (Resample.Filter(rawValue: interpolation) ?? .bicubic)
+            im = Resample.resize(image, box: (Double(x), Double(y), Double(x + w), Double(y + h)), width: size, height: size, filter: filter)
+            if hflip > 0, rng.nextDouble() < hflip { im = flipped(im, horizontal: true) }
+            if vflip > 0, rng.nextDouble() < vflip { im = flipped(im, horizontal: false) }
+            if colorJitter > 0 { im = jitter(im, strength: colorJitter, rng: &rng) }
+        } else {
+            // Resize the shorter side to ⌊size / crop_pct⌋, then centre-crop size × size.
+            let short = Int((Double(size) / cropPct).rounded(.down))
+            let (w, h) = image.width <= image.height
+                ? (short, Int(Double(short) * Double(image.height) / Double(image.width)))
+                : (Int(Double(short) * Double(image.width) / Double(image.height)), short)
+            let resized = Resample.resize(image, width: w, height: h, filter: Resample.Filter(rawValue: evalInterpolation) ?? .bicubic)
+            let top = Int((Double(h - size) / 2).rounded()), left = Int((Double(w - size) / 2).rounded())
+            im = crop(resized, x: left, y: top, width: size, height: size)
+        }
+        normalize(im, into: out)
+    }
+
+    /// torchvision's RandomResizedCrop.get_params: 10 tries of area and log-uniform aspect ratio,
+    /// then the central crop clamped to the ratio range.
+    func randomResizedCropBox(width W: Int, height H: Int, rng: inout RandomGenerator) -> (Int, Int, Int, Int) {
+        let area = Double(W * H)
+        let logRatio = (Foundation.log(ratio.0), Foundation.log(ratio.1))
+        for _ in 0..<10 {
+            let target = area * (scale.0 + (scale.1 - scale.0) * rng.nextDouble())
+            let aspect = Foundation.exp(logRatio.0 + (logRatio.1 - logRatio.0) * rng.nextDouble())
+            let w = Int((target * aspect).squareRoot().rounded()), h = Int((target / aspect).squareRoot().rounded())
+            if w > 0 && h > 0 && w <= W && h <= H {
+                let y = rng.nextInt(below: H - h + 1), x = rng.nextInt(below: W - w + 1)
+                return (x, y, w, h)
+            }
+        }
+        let inRatio = Double(W) / Double(H)
+        var w = W, h = H
+        if inRatio < ratio.0 { h = Int((Double(w) / ratio.0).rounded()) }
+        else if inRatio > ratio.1 { w = Int((Double(h) * ratio.1).rounded()) }
+        return ((W - w) / 2, (H - h) / 2, w, h)
+    }
+
+    /// torchvision's ColorJitter(b, c, s) for b = c = s = strength: the three adjustments in a
+    /// random order, each with a factor uniform in [1 − strength, 1 + strength].
+    func jitter(_ image: Image, strength: Double, rng: inout RandomGenerator) -> Image {
+        var px = image.pixels.map(Float.init)
+        let lo = max(0, 1 - strength), hi = 1 + strength
+        for op in rng.permutation(3) {
+            let f = Float(lo + (hi - lo) * rng.nextDouble())
+            switch op {
+            case 0:   // brightness: blend with black
+                for i in px.indices { px[i] = min(255, max(0, (px[i] * f).rounded())) }
+            case 1:   // contrast: blend with the mean grey level
+                var s: Float = 0
+                for i in stride(from: 0, to: px.count, by: 3) { s += 0.299 * px[i] + 0.587 * px[i + 1] + 0.114 * px[i + 2] }
+                let mean = (s / Float(px.count / 3)).rounded()
+                for i in px.indices { px[i] = min(255, max(0, (mean + f * (px[i] - mean)).rounded())) }
+            default:  // saturation: blend with the grey image
+                for i in stride(from: 0, to: px.count, by: 3) {
+                    let g = (0.299 * px[i] + 0.587 * px[i + 1] + 0.114 * px[i + 2]).rounded()
+                    for c in 0..<3 { px[i + c] = min(255, max(0, (g + f * (px[i + c] - g)).rounded())) }
+                }
+            }
+        }
+        return Image(width: image.width, height: image.height, pixels: px.map { UInt8($0) })
+    }
+
+    func flipped(_ im: Image, horizontal: Bool) -> Image {
+        var out = im.pixels
+        for y in 0..<im.height {
+            for x in 0..<im.width {
+                let (sx, sy) = horizontal ? (im.width - 1 - x, y) : (x, im.height - 1 - y)
+                for c in 0..<3 { out[(y * im.width + x) * 3 + c] = im.pixels[(sy * im.width + sx) * 3 + c] }
+            }
+        }
+        return Image(width: im.width, height: im.height, pixels: out)
+    }
+
+    func crop(_ im: Image, x: Int, y: Int, width: Int, height: Int) -> Image {
+        var out = [UInt8](repeating: 0, count: width * height * 3)
+        for r in 0..<height {
+            let s = ((r + y) * im.width + x) * 3
+            for k in 0..<(width * 3) { out[r * width * 3 + k] = im.pixels[s + k] }
+        }
+        return Image(width: width, height: height, pixels: out)
+    }
+
+    /// (x/255 − mean)/std into planar CHW.
+    func normalize(_ im: Image, into out: UnsafeMutablePointer<Float>) {
+        let n = im.width * im.height
+        let scale = (0..<3).map { 1 / (255 * std[$0]) }, shift = (0..<3).map { -mean[$0] / std[$0] }
+        im.pixels.withUnsafeBufferPointer { p in
+            for c in 0..<3 {
+                let o = out + c * n, a = scale[c], b = shift[c]
+                for i in 0..<n { o[i] = Float(p[i * 3 + c]) * a + b }
+            }
+        }
+    }
+}

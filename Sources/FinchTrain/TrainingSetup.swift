@@ -1,0 +1,146 @@
+import Foundation
+import FinchTensor
+import FinchNN
+import FinchData
+import FinchIO
+
+/// The data loader as the trainer's batch source.
+public final class LoaderBatchSource: BatchSource {
+    public let loader: DataLoader
+    public let classes: [String]
+    public init(loader: DataLoader, classes: [String]) {
+        self.loader = loader
+        self.classes = classes
+    }
+    public var batchCount: Int { loader.batchCount }
+    public var skippedCount: Int { loader.skippedFiles.count }
+    public func batches(epoch: Int, startingAt start: Int) throws -> AnyIterator<Result<Batch, Error>> {
+        let it = try loader.batches(epoch: epoch, startingAt: start)
+        return AnyIterator { it.next().map { r in r.map { Batch(images: $0.images, labels: $0.labels) } } }
+    }
+}
+
+/// Everything a run needs, built and validated from a config before the first step, so a bad
+/// run fails in the first second: dataset found, classes vs model, weights load, teacher loads,
+/// output folders writable.
+public struct TrainingSetup {
+    public let config: TrainConfig
+    public let classes: [String]
+    public let trainer: Trainer
+    public let runDirectory: URL
+    public let checkpointDirectory: URL
+
+    public init(config c: TrainConfig, baseDirectory: URL = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)) throws {
+        config = c
+        func path(_ p: String) -> URL { p.hasPrefix("/") ? URL(fileURLWithPath: p) : baseDirectory.appendingPathComponent(p) }
+        // Data: root/train + root/val, or a stratified split of root.
+        let root = path(c.data.root)
+        var train: ImageFolder, val: ImageFolder
+        let trainDir = root.appendingPathComponent(c.data.trainSplit), valDir = root.appendingPathComponent(c.data.valSplit)
+        if FileManager.default.fileExists(atPath: trainDir.path) {
+            train = try ImageFolder(root: trainDir)
+            if FileManager.default.fileExists(atPath: valDir.path) {
+                val = try ImageFolder(root: valDir)
+                guard val.classes == train.classes else {
+                    throw ConfigError(file: c.source, key: "data.root", message: "val classes \(val.classes) differ from train classes \(train.classes)")
+                }
+            } else {
+                (train, val) = train.stratifiedSplit(valFraction: c.data.valFraction, seed: UInt64(c.seed))
+            }
+        } else {
+            (train, val) = try ImageFolder(root: root).stratifiedSplit(valFraction: c.data.valFraction, seed: UInt64(c.seed))
+        }
+        if !c.data.classLimits.isEmpty {
+            train = try train.limited(Dictionary(uniqueKeysWithValues: c.data.classLimits.map { ($0.0, Int($0.1)) }))
+        }
+        classes = train.classes
+        let numClasses = c.model.numClasses ?? classes.count
+        guard numClasses == classes.count else {
+            throw ConfigError(file: c.source, key: "model.num_classes", message: "is \(numClasses) but \(root.path) has \(classes.count) classes (\(classes.joined(separator: ", "))); leave it unset to use the dataset's")
+        }
+
+        // Model, with pretrained weights (head replaced when the class count differs).
+        let model: ImageClassifier
+        do {
+            model = try ModelRegistry.create(c.model.name, options: ModelOptions(numClasses: numClasses, dropRate: Float(c.model.dropRate),
+                                                                                   dropPathRate: Float(c.model.dropPathRate)), seed: UInt64(c.seed))
+        } catch { throw ConfigError(file: c.source, key: "model.name", message: "\(error)") }
+        if let p = c.model.pretrained {
+            do { try model.loadPretrained(path(p), replaceHead: true, seed: UInt64(c.seed)) } catch {
+                throw ConfigError(file: c.source, key: "model.pretrained", message: "\(error)")
+            }
+        }
+        model.setRandomSource(RandomSource(RandomGenerator(seed: UInt64(c.seed)).derived(stream: 7)))
+
+        // Teacher from the registry and its weights (safetensors, HDF5 weights or a Finch checkpoint).
+        var teacher: ImageClassifier? = nil
+        if let d = c.distill {
+            do {
+                let t = try ModelRegistry.create(d.teacher.name, numClasses: d.teacher.numClasses ?? numClasses)
+                try t.loadPretrained(path(d.teacher.checkpoint), replaceHead: false)
+                teacher = t
+            } catch { throw ConfigError(file: c.source, key: "distill.teacher", message: "\(error)") }
+        }
+
+        // Transforms: the model's preprocessing unless the config overrides it.
+        let pc = model.pretrainedConfig
+        let size = c.data.imageSize ?? pc.inputSize
+        var trainT = ImageTransform(size: size, training: true)
+        trainT.scale = (c.data.scale[0], c.data.scale[1])
+        trainT.ratio = (c.data.ratio[0], c.data.ratio[1])
+        trainT.hflip = c.data.hflip
+        trainT.vflip = c.data.vflip
+        trainT.colorJitter = c.data.autoAugment == nil ? c.data.colorJitter : 0
+        trainT.interpolation = c.data.interpolation
+        trainT.mean = c.data.mean.map { $0.map(Float.init) } ?? pc.mean
+        trainT.std = c.data.std.map { $0.map(Float.init) } ?? pc.std
+        if c.data.autoAugment != nil {
+            throw ConfigError(file: c.source, key: "data.auto_augment", message: "RandAugment/TrivialAugment are not implemented yet; remove the key")
+        }
+        if c.data.reProb > 0 {
+            throw ConfigError(file: c.source, key: "data.re_prob", message: "random erasing is not implemented yet; set 0")
+        }
+        var evalT = ImageTransform(size: size, training: false)
+        evalT.cropPct = c.data.cropPct ?? Double(pc.cropPct)
+        evalT.evalInterpolation = pc.interpolation
+        evalT.mean = trainT.mean
+        evalT.std = trainT.std
+        let sampler: Sampler
+        switch c.data.sampler {
+        case "sequential": sampler = .sequential
+        case "weighted": sampler = .weighted(weights: Sampler.classBalancedWeights(labels: train.labels),
+                                             numSamples: c.data.numSamples ?? train.count, replacement: c.data.replacement)
+        default: sampler = .random
+        }
+        let seed = UInt64(c.seed)
+        let trainLoader = DataLoader(samples: train.samples, transform: trainT, batchSize: c.data.batchSize, sampler: sampler,
+                                     dropLast: c.data.dropLast, seed: seed, skipBadImages: c.data.onBadImage == "skip")
+        let valLoader = DataLoader(samples: val.samples, transform: evalT, batchSize: c.data.batchSize, sampler: .sequential,
+                                   dropLast: false, seed: seed, skipBadImages: c.data.onBadImage == "skip")
+        guard trainLoader.batchCount > 0 else {
+            throw ConfigError(file: c.source, key: "data.batch_size", message: "\(c.data.batchSize) is larger than the \(train.count) training images (with drop_last)")
+        }
+        if c.mixup.enabled {
+            throw ConfigError(file: c.source, key: "mixup", message: "MixUp/CutMix are not implemented yet; set mixup_alpha and cutmix_alpha to 0")
+        }
+
+        // Output folders, checked writable now rather than after the first epoch.
+        runDirectory = RunLog.newRunDirectory(root: path(c.outputRoot).path, experiment: c.experiment)
+        checkpointDirectory = path(c.checkpointRoot).appendingPathComponent(c.experiment)
+        for dir in [runDirectory, checkpointDirectory] {
+            do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
+                throw ConfigError(file: c.source, key: dir == runDirectory ? "output" : "checkpoints", message: "cannot create \(dir.path): \(error.localizedDescription)")
+            }
+            guard FileManager.default.isWritableFile(atPath: dir.path) else {
+                throw ConfigError(file: c.source, key: "output", message: "\(dir.path) is not writable")
+            }
+        }
+        var emaModel: ImageClassifier? = nil
+        if c.ema?.evaluate == true { emaModel = try ModelRegistry.create(c.model.name, numClasses: numClasses) }
+        trainer = try Trainer(config: c, model: model, train: LoaderBatchSource(loader: trainLoader, classes: classes),
+                              val: LoaderBatchSource(loader: valLoader, classes: classes), teacher: teacher, emaModel: emaModel)
+        trainer.checkpointDirectory = checkpointDirectory
+        trainer.runDirectory = runDirectory
+        trainer.callbacks.append(try RunLog(directory: runDirectory, configYAML: c.resolvedYAML, classes: classes))
+    }
+}

@@ -1,0 +1,51 @@
+import ArgumentParser
+import Foundation
+import FinchTrain
+
+@main
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Fine-tune a model from a YAML config (see Experiments/flowers.yaml).",
+        discussion: "Run outputs go to Experiments/runs/<experiment>/<timestamp>/, checkpoints to Checkpoints/<experiment>/. Ctrl-C finishes the step, writes last.h5 and prints the resume command.")
+
+    @Option(help: "The experiment config (YAML).") var config: String
+    @Option(name: .customLong("set"), help: "Override a config key, e.g. --set optimizer.lr=1e-4 (repeatable).") var overrides: [String] = []
+    @Option(help: "Continue from a checkpoint written by this config (e.g. Checkpoints/<experiment>/last.h5).") var resume: String?
+
+    mutating func run() throws {
+        do {
+            let cfg = try TrainConfig.load(URL(fileURLWithPath: config), overrides: overrides)
+            let setup = try TrainingSetup(config: cfg)
+            let trainer = setup.trainer
+            if let resume {
+                try trainer.resume(from: URL(fileURLWithPath: resume))
+                print("resumed from \(resume) at epoch \(trainer.epoch + 1), step \(trainer.globalStep)")
+            }
+            installStopHandlers()
+            print("\(cfg.experiment): \(cfg.model.name), \(setup.classes.count) classes, \(trainer.model.trainableParameterCount) of \(trainer.model.parameterCount) parameters trained (\(cfg.finetune.mode)), \(trainer.totalEpochs) epochs")
+            print("run folder \(setup.runDirectory.path)")
+            try trainer.fit()
+            let last = setup.checkpointDirectory.appendingPathComponent("last.h5")
+            if Trainer.stopRequest.load(ordering: .relaxed) {
+                try trainer.writeCheckpoint(to: last)
+                print("stopped; resume with: train --config \(config)\(overrides.map { " --set \($0)" }.joined()) --resume \(last.path)")
+                return
+            }
+            let best = trainer.bestMetric.isFinite ? String(format: "%.4f", trainer.bestMetric) : "n/a"
+            print("done: best \(cfg.checkpoint.monitor) \(best) at epoch \(trainer.bestEpoch + 1); checkpoints in \(setup.checkpointDirectory.path)")
+        } catch let e as ConfigError {
+            throw ValidationError(e.description)
+        }
+    }
+}
+
+/// SIGINT/SIGTERM ask the trainer to stop after the current step (a second signal kills).
+func installStopHandlers() {
+    for sig in [SIGINT, SIGTERM] {
+        signal(sig) { s in
+            if Trainer.stopRequest.load(ordering: .relaxed) { signal(s, SIG_DFL); raise(s) }
+            Trainer.stopRequest.store(true, ordering: .relaxed)
+        }
+    }
+}
