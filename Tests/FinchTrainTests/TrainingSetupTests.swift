@@ -1,0 +1,77 @@
+import XCTest
+import Foundation
+import FinchTensor
+import FinchIO
+@testable import FinchTrain
+
+/// `train --config` end to end on a tiny ImageFolder: validation before the first step, then a
+/// real epoch leaving checkpoints and run files.
+final class TrainingSetupTests: XCTestCase {
+    var base: URL!
+    override func setUpWithError() throws {
+        base = FileManager.default.temporaryDirectory.appendingPathComponent("finch-setup-\(UUID().uuidString)")
+        let images = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../Fixtures/images").standardized
+        for split in ["train", "val"] {
+            for c in ["a", "b"] {
+                let d = base.appendingPathComponent("data/\(split)/\(c)")
+                try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+                for (i, f) in ["big.jpg", "baseline.jpg", "rgb.png"].enumerated() where split == "train" || i < 2 {
+                    try FileManager.default.copyItem(at: images.appendingPathComponent(f), to: d.appendingPathComponent("\(i)-\(f)"))
+                }
+            }
+        }
+        Trainer.stopRequest.store(false, ordering: .relaxed)
+    }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: base) }
+
+    func yaml(_ extra: String = "") -> String {
+        """
+        experiment: tiny
+        data: {root: data, image_size: 32, batch_size: 2}
+        model: {name: mobilenetv3_small_100}
+        optimizer: {name: adamw, lr: 1.0e-3}
+        schedule: {epochs: 1, warmup_epochs: 0}
+        \(extra)
+        """
+    }
+
+    func testOneEpochFromConfigLeavesCheckpointsAndRunFiles() throws {
+        let c = try TrainConfig.parse(yaml(), source: "tiny.yaml")
+        let setup = try TrainingSetup(config: c, baseDirectory: base)
+        setup.trainer.progress = ProgressReporter(isTerminal: false)
+        XCTAssertEqual(setup.classes, ["a", "b"])
+        let records = try setup.trainer.fit()
+        XCTAssertEqual(records.count, 1)
+        XCTAssertNotNil(records[0].values["val/top1"])
+        for f in ["last.h5", "best.h5"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: setup.checkpointDirectory.appendingPathComponent(f).path), f)
+        }
+        for f in ["config.yaml", "metrics.jsonl", "metrics.csv", "summary.json", "curves.svg", "confusion.svg"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: setup.runDirectory.appendingPathComponent(f).path), f)
+        }
+        let ck = try Checkpoint.read(setup.checkpointDirectory.appendingPathComponent("last.h5"))
+        XCTAssertEqual(ck.modelName, "mobilenetv3_small_100")
+        XCTAssertEqual(ck.classes, ["a", "b"])
+        XCTAssertTrue(ck.configYAML.contains("image_size: 32"))
+    }
+
+    /// A bad run fails before the first step, naming the key.
+    func testBadRunsFailBeforeTraining() {
+        let cases: [(String, String)] = [
+            ("data: {root: nowhere}", "nowhere: dataset folder not found"),
+            ("model: {name: mobilenetv3_small_100, num_classes: 7}", "'model.num_classes': is 7 but"),
+            ("model: {name: resnet9000}", "unknown model 'resnet9000'"),
+            ("model: {name: mobilenetv3_small_100, pretrained: missing.safetensors}", "'model.pretrained'"),
+            ("distill: {teacher: {name: mobilenetv3_small_100, checkpoint: none.h5}}", "'distill.teacher'"),
+        ]
+        for (extra, expected) in cases {
+            var text = yaml()
+            if extra.hasPrefix("data:") { text = text.replacingOccurrences(of: "data: {root: data, image_size: 32, batch_size: 2}", with: extra) }
+            else if extra.hasPrefix("model:") { text = text.replacingOccurrences(of: "model: {name: mobilenetv3_small_100}", with: extra) }
+            else { text += "\n" + extra }
+            XCTAssertThrowsError(try TrainingSetup(config: try TrainConfig.parse(text, source: "bad.yaml"), baseDirectory: base), extra) { e in
+                XCTAssertTrue("\(e)".contains(expected), "\(extra) → \(e)")
+            }
+        }
+    }
+}
