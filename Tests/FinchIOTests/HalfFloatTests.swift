@@ -1,4 +1,5 @@
 import XCTest
+import FinchTensor
 @testable import FinchIO
 
 /// The binary16/bfloat16/float8 conversions, checked against the rounding rule itself (every
@@ -77,11 +78,11 @@ final class HalfFloatTests: XCTestCase {
         for h in 0...UInt16.max {
             XCTAssertTrue(sameFloat(float(fromFloat16Bits: h), Float(Float16(bitPattern: h))), "pattern \(h)")
         }
-        var rng = CorruptionRNG(16)
+        var rng = RandomGenerator(seed: 16)
         for _ in 0..<200_000 {
             // Random bit patterns cover every exponent; a scaled uniform stresses the half range.
             let f = rng.next() & 1 == 0 ? Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()))
-                                         : rng.uniform(-70000, 70000) * Float(sign: .plus, exponent: -rng.below(30), significand: 1)
+                                         : rng.uniform(-70000, 70000) * Float(sign: .plus, exponent: -rng.nextInt(below: 30), significand: 1)
             let expected = Float16(f).bitPattern
             if f.isNaN {
                 XCTAssertTrue(Float16(bitPattern: float16Bits(f)).isNaN)

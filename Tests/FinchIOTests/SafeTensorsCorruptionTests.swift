@@ -91,25 +91,25 @@ final class SafeTensorsCorruptionTests: TemporaryDirectoryTestCase {
     func testRandomByteCorruptionNeverCrashes() throws {
         let base = try baseFile()
         let headerLength = Int(base.prefix(8).withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) })
-        var rng = CorruptionRNG(2024)
+        var rng = RandomGenerator(seed: 2024)
         var loaded = 0, rejected = 0
         for trial in 0..<3000 {
             var bytes = base
-            for _ in 0...rng.below(3) {
+            for _ in 0...rng.nextInt(below: 3) {
                 // Mostly inside the length field and header, where the structure lives.
-                let position = rng.below(10) == 0 ? rng.below(bytes.count) : rng.below(8 + headerLength)
-                switch rng.below(3) {
+                let position = rng.nextInt(below: 10) == 0 ? rng.nextInt(below: bytes.count) : rng.nextInt(below: 8 + headerLength)
+                switch rng.nextInt(below: 3) {
                 case 0:
-                    bytes[position] ^= UInt8(1 + rng.below(255))
+                    bytes[position] ^= UInt8(1 + rng.nextInt(below: 255))
                 case 1:
                     // Digit for digit keeps the JSON valid while moving offsets and dimensions.
                     if let digit = bytes[8..<(8 + headerLength)].indices.filter({ (48...57).contains(bytes[$0]) })
-                        .dropFirst(rng.below(40)).first {
-                        bytes[digit] = UInt8(48 + rng.below(10))
+                        .dropFirst(rng.nextInt(below: 40)).first {
+                        bytes[digit] = UInt8(48 + rng.nextInt(below: 10))
                     }
                 default:
                     let punctuation = Array(#"{}[]":,-. 0x"#.utf8)
-                    bytes[position] = punctuation[rng.below(punctuation.count)]
+                    bytes[position] = punctuation[rng.nextInt(below: punctuation.count)]
                 }
             }
             if check(bytes, "corruption trial \(trial)") == nil { loaded += 1 } else { rejected += 1 }
@@ -119,13 +119,13 @@ final class SafeTensorsCorruptionTests: TemporaryDirectoryTestCase {
     }
 
     func testRandomGarbageNeverCrashes() {
-        var rng = CorruptionRNG(99)
+        var rng = RandomGenerator(seed: 99)
         for trial in 0..<500 {
-            let n = rng.below(300)
+            let n = rng.nextInt(below: 300)
             var bytes = Data((0..<n).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
             if trial % 2 == 0, n >= 8 {
                 // A plausible length field, so the garbage reaches the JSON parser.
-                bytes = withLengthField(bytes, UInt64(rng.below(n - 7)))
+                bytes = withLengthField(bytes, UInt64(rng.nextInt(below: n - 7)))
             }
             XCTAssertNotNil(check(bytes, "garbage \(trial)"))
         }

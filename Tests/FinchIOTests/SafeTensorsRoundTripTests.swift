@@ -13,7 +13,7 @@ final class SafeTensorsRoundTripTests: TemporaryDirectoryTestCase {
     ]
 
     func testFloat32Float16BFloat16AndInt64RoundTrip() throws {
-        var rng = CorruptionRNG(7)
+        var rng = RandomGenerator(seed: 7)
         let weight = Tensor((0..<24).map { _ in rng.uniform(-3, 3) }, shape: [2, 3, 4])
         // Exactly representable in binary16: multiples of 1/1024 below 2, plus edge values.
         let exactHalves: [Float] = [0, -0.0, 1, -2.5, 65504, -65504, 0x1p-24, 0x1p-14, 1023 * 0x1p-24,

@@ -2,24 +2,6 @@ import Foundation
 import XCTest
 @testable import FinchIO
 
-/// SplitMix64: a few lines, deterministic on every platform, so a failing corruption case
-/// can be reproduced from its index alone.
-struct CorruptionRNG {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    mutating func uniform(_ lo: Float, _ hi: Float) -> Float {
-        lo + (hi - lo) * Float(next() >> 40) / Float(1 << 24)
-    }
-}
-
 /// A fresh directory per test, removed afterwards, so tests never see each other's files.
 class TemporaryDirectoryTestCase: XCTestCase {
     var directory: URL!
