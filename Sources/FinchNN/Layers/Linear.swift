@@ -18,8 +18,12 @@ public final class Linear: Module {
 
     public override func callAsFunction(_ x: Tensor) -> Tensor {
         precondition(x.shape.last == inFeatures, "Linear(\(inFeatures)→\(outFeatures)): input shape \(x.shape)")
-        let y = x.matmul(weight.transposed())
-        return bias.map { y + $0 } ?? y
+        // Leading axes fold into one GEMM (and one weight-gradient GEMM in backward) instead of a
+        // batch of small ones.
+        let flat = x.rank > 2 ? x.reshaped([-1, inFeatures]) : x
+        var y = flat.matmul(weight.transposed())
+        if let bias { y = y + bias }
+        return x.rank > 2 ? y.reshaped(Array(x.shape.dropLast()) + [outFeatures]) : y
     }
 
     public func resetParameters(using rng: inout RandomGenerator) {

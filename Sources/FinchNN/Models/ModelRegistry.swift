@@ -42,7 +42,7 @@ public enum ModelRegistry {
         return all
     }()
 
-    static let families: [[String: Builder]] = [MobileNetV3.variants, EfficientNetLite.variants, ResNet.variants]
+    static let families: [[String: Builder]] = [MobileNetV3.variants, EfficientNetLite.variants, MobileViT.variants, ResNet.variants]
 
     public static var names: [String] { builders.keys.sorted() }
 
