@@ -57,7 +57,7 @@ let package = Package(
                 swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
 
         .executableTarget(name: "finch", dependencies: [
-            "FinchTensor", "FinchNN", "FinchIO",
+            "FinchTensor", "FinchNN", "FinchOptim", "FinchIO",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -1,0 +1,98 @@
+import ArgumentParser
+import Foundation
+import FinchTensor
+import FinchNN
+import FinchOptim
+
+/// Training and inference throughput of one zoo model on synthetic data, for the side-by-side
+/// comparison with PyTorch (Benchmarks/compare_pytorch.py runs the same workload in timm).
+struct BenchModel: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "model",
+        abstract: "Images/s of a full training step (forward, backward, AdamW) and of eval-mode forward, with peak memory.",
+        discussion: "Runs as `finch bench --model NAME` as well. The last line reads `train images/s=… eval images/s=… peak_rss_mib=…`.")
+
+    @Option(help: "Model name from the zoo (timm's), e.g. mobilenetv3_small_100.")
+    var model: String
+
+    @Option(help: "Images per step.")
+    var batch: Int = 32
+
+    @Option(help: "Input resolution (square).")
+    var resolution: Int = 128
+
+    @Option(help: "Threads for Finch's loops and OpenBLAS.")
+    var threads: Int = 2
+
+    @Option(help: "Timed steps (the median is reported) after the warm-up.")
+    var steps: Int = 10
+
+    @Option(help: "Untimed steps first (thread pool start, page faults, allocator warm-up).")
+    var warmup: Int = 2
+
+    @Option(help: "Classes of the classifier head.")
+    var numClasses: Int = 1000
+
+    @Flag(help: "Skip the training measurement.")
+    var evalOnly = false
+
+    @Flag(help: "Skip the eval measurement.")
+    var trainOnly = false
+
+    mutating func run() throws {
+        guard batch > 0, resolution >= 16, threads > 0, steps > 0, warmup >= 0 else {
+            throw ValidationError("--batch, --threads and --steps must be positive, --resolution at least 16, --warmup not negative")
+        }
+        Parallel.setThreads(threads)
+        let net = try ModelRegistry.create(model, numClasses: numClasses, seed: 0)
+        var rng = RandomGenerator(seed: 1)
+        let x = Tensor.normal([batch, 3, resolution, resolution], using: &rng)
+        let labels = (0..<batch).map { _ in Int(rng.next() % UInt64(numClasses)) }
+        print("model=\(model) params=\(net.parameterCount) batch=\(batch) resolution=\(resolution) threads=\(threads) " +
+              "steps=\(steps) (median after \(warmup) warm-up)")
+
+        var trainRate = 0.0, evalRate = 0.0
+        if !evalOnly {
+            net.train()
+            let opt = AdamW(parameters: net.namedParameters().map { (name: $0.name, tensor: $0.tensor) },
+                            lr: 1e-4, weightDecay: 0.05)
+            var times: [Double] = []
+            for i in 0..<(warmup + steps) {
+                let t = seconds {
+                    let loss = Loss.crossEntropy(net(x), labels: labels)
+                    loss.backward()
+                    opt.step()
+                    opt.zeroGrad()
+                }
+                if i >= warmup { times.append(t) }
+            }
+            let m = median(times)
+            trainRate = Double(batch) / m
+            print("train: \(fmt(m * 1000)) ms/step  \(fmt(trainRate)) images/s  peak_rss_mib=\(fmt(PeakMemory.mebibytes))")
+        }
+        if !trainOnly {
+            net.eval()
+            var times: [Double] = []
+            for i in 0..<(warmup + steps) {
+                let t = seconds { _ = noGrad { net(x) } }
+                if i >= warmup { times.append(t) }
+            }
+            let m = median(times)
+            evalRate = Double(batch) / m
+            print("eval:  \(fmt(m * 1000)) ms/step  \(fmt(evalRate)) images/s  peak_rss_mib=\(fmt(PeakMemory.mebibytes))")
+        }
+        print("train images/s=\(fmt(trainRate)) eval images/s=\(fmt(evalRate)) peak_rss_mib=\(fmt(PeakMemory.mebibytes))")
+    }
+}
+
+/// The process's peak resident set (VmHWM), what `/usr/bin/time -v` reports as maximum RSS.
+enum PeakMemory {
+    static var mebibytes: Double {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            let kib = line.split(separator: " ").compactMap { Double($0) }.first ?? 0
+            return kib / 1024
+        }
+        return 0
+    }
+}
