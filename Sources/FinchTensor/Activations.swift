@@ -9,19 +9,19 @@ import Darwin
 
 extension Tensor {
     public func relu() -> Tensor {
-        let out = Kernels.map(self) { $0 > 0 ? $0 : 0 }
+        let out = Kernels.map(self, ReLUKernel.self)
         let od = out.detach()
         if OpTrace.active != nil { traceOp("Relu", [self], out) }
-        return record(out, "relu", [self]) { g in [Kernels.zip(g, od, op: "relu_backward") { $1 > 0 ? $0 : 0 }] }
+        return record(out, "relu", [self]) { g in [Kernels.zip(g, od, ReLUBackward.self, op: "relu_backward")] }
     }
 
     /// min(max(x, 0), 6); gradient where 0 < x < 6 (hardtanh's open interval).
     public func relu6() -> Tensor {
-        let out = Kernels.map(self) { Swift.min(Swift.max($0, 0), 6) }
+        let out = Kernels.map(self, ReLU6Kernel.self)
         let xd = detach()
         if OpTrace.active != nil { traceOp("Clip", [self, traceConstant([0], shape: []), traceConstant([6], shape: [])], out) }
         return record(out, "relu6", [self]) { g in
-            [Kernels.zip(g, xd, op: "relu6_backward") { ($1 > 0 && $1 < 6) ? $0 : 0 }]
+            [Kernels.zip(g, xd, ReLU6Backward.self, op: "relu6_backward")]
         }
     }
 
@@ -35,11 +35,11 @@ extension Tensor {
     }
 
     public func sigmoid() -> Tensor {
-        let out = Kernels.map(self) { 1 / (1 + expf(-$0)) }
+        let out = Kernels.map(self, SigmoidKernel.self)
         let od = out.detach()
         if OpTrace.active != nil { traceOp("Sigmoid", [self], out) }
         return record(out, "sigmoid", [self]) { g in
-            [Kernels.zip(g, od, op: "sigmoid_backward") { $0 * $1 * (1 - $1) }]
+            [Kernels.zip(g, od, SigmoidBackward.self, op: "sigmoid_backward")]
         }
     }
 
@@ -54,29 +54,27 @@ extension Tensor {
 
     /// relu6(x + 3) / 6; gradient 1/6 where -3 < x < 3.
     public func hardsigmoid() -> Tensor {
-        let out = Kernels.map(self) { Swift.min(Swift.max($0 + 3, 0), 6) / 6 }
+        let out = Kernels.map(self, HardSigmoidKernel.self)
         let xd = detach()
         if OpTrace.active != nil { traceOp("HardSigmoid", [self], out, ["alpha": .float(1.0 / 6.0), "beta": .float(0.5)]) }
         return record(out, "hardsigmoid", [self]) { g in
-            [Kernels.zip(g, xd, op: "hardsigmoid_backward") { ($1 > -3 && $1 < 3) ? $0 / 6 : 0 }]
+            [Kernels.zip(g, xd, HardSigmoidBackward.self, op: "hardsigmoid_backward")]
         }
     }
 
     /// x · relu6(x + 3) / 6; PyTorch's backward: 0 below -3, x/3 + 1/2 on [-3, 3], 1 above.
     public func hardswish() -> Tensor {
-        let out = Kernels.map(self) { $0 * Swift.min(Swift.max($0 + 3, 0), 6) / 6 }
+        let out = Kernels.map(self, HardSwishKernel.self)
         let xd = detach()
         if OpTrace.active != nil { traceOp("HardSwish", [self], out) }
         return record(out, "hardswish", [self]) { g in
-            [Kernels.zip(g, xd, op: "hardswish_backward") {
-                $1 < -3 ? 0 : ($1 <= 3 ? $0 * ($1 / 3 + 0.5) : $0)
-            }]
+            [Kernels.zip(g, xd, HardSwishBackward.self, op: "hardswish_backward")]
         }
     }
 
     /// x · sigmoid(x) (also called swish).
     public func silu() -> Tensor {
-        let out = Kernels.map(self) { $0 / (1 + expf(-$0)) }
+        let out = Kernels.map(self, SiLUKernel.self)
         let xd = detach()
         if OpTrace.active != nil {
             let gate = Tensor(uninitializedShape: shape)
@@ -84,10 +82,7 @@ extension Tensor {
             traceOp("Mul", [self, gate], out)
         }
         return record(out, "silu", [self]) { g in
-            [Kernels.zip(g, xd, op: "silu_backward") {
-                let s = 1 / (1 + expf(-$1))
-                return $0 * s * (1 + $1 * (1 - s))
-            }]
+            [Kernels.zip(g, xd, SiLUBackward.self, op: "silu_backward")]
         }
     }
 

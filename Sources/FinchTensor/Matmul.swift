@@ -25,9 +25,37 @@ enum Gemm {
                       a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                       beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
         Parallel.configure()
-        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        let parts = Parallel.gemmSplit ? Swift.min(Parallel.threads, m * n * k / splitMinimumWork + 1) : 1
+        if parts <= 1 {
+            cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                        Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+            return
+        }
+        // OpenBLAS runs single-threaded here and the product is split into column (or row) blocks
+        // on Finch's own threads: OpenBLAS's idle workers otherwise spin in sched_yield between the
+        // many small GEMMs of a mobile network, competing with Finch's loops for the two cores.
+        let byColumns = n >= m
+        Parallel.forEach(parts) { range in
+            for p in range {
+                if byColumns {
+                    let lo = n * p / parts, hi = n * (p + 1) / parts
+                    guard lo < hi else { continue }
+                    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                                Int32(m), Int32(hi - lo), Int32(k), alpha, a, Int32(lda),
+                                transB ? b + lo * ldb : b + lo, Int32(ldb), beta, c + lo, Int32(ldc))
+                } else {
+                    let lo = m * p / parts, hi = m * (p + 1) / parts
+                    guard lo < hi else { continue }
+                    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                                Int32(hi - lo), Int32(n), Int32(k), alpha, transA ? a + lo : a + lo * lda, Int32(lda),
+                                b, Int32(ldb), beta, c + lo * ldc, Int32(ldc))
+                }
+            }
+        }
     }
+
+    /// Multiply-adds below which a product stays on one thread (splitting costs more than it saves).
+    static let splitMinimumWork = 1 << 17
 }
 
 extension Tensor {

@@ -13,9 +13,13 @@ public enum Parallel {
     public private(set) static var threads: Int = {
         let env = ProcessInfoLite.environment("FINCH_NUM_THREADS").flatMap(Int.init)
         let n = max(1, env ?? ProcessInfoLite.activeProcessorCount)
-        openblas_set_num_threads(Int32(n))
+        openblas_set_num_threads(gemmSplit ? 1 : Int32(n))
         return n
     }()
+
+    /// Whether Finch splits GEMMs over its own threads with OpenBLAS single-threaded (the default),
+    /// or leaves threading to OpenBLAS (`FINCH_OPENBLAS_THREADS=1`).
+    static let gemmSplit: Bool = ProcessInfoLite.environment("FINCH_OPENBLAS_THREADS") != "1"
 
     /// Applies the thread count to OpenBLAS before its first use (reading `threads` does it once).
     @inline(__always)
@@ -23,7 +27,7 @@ public enum Parallel {
 
     public static func setThreads(_ n: Int) {
         threads = max(1, n)
-        openblas_set_num_threads(Int32(threads))
+        openblas_set_num_threads(gemmSplit ? 1 : Int32(threads))
     }
 
     /// Calls `body` on disjoint ranges covering 0..<n, in parallel when each part gets at least `grain` items.

@@ -17,15 +17,16 @@ final class ZooParityTests: XCTestCase {
             .sorted { $0.lastPathComponent < $1.lastPathComponent }
     }
 
-    /// Open precision gaps, measured against float64 references (see the session notes): on these
-    /// fixtures some train-mode checks (early-layer gradients, one BatchNorm buffer) miss their
-    /// tolerance, while PyTorch float32 itself deviates from exact by up to 6.4e-2 on
-    /// tf_efficientnet_lite1 at 64 px. Train-mode checks may use the recorded bound; anything
-    /// worse, or an eval-mode or optimizer check failing, fails.
+    /// Open precision gaps, measured against float64 references. At 64–96 px with batch 2 the
+    /// deepest EfficientNet-Lite stages normalise over 8–18 values per channel in training mode, an
+    /// ill-conditioned problem: PyTorch float32 itself lands up to 6.4e-2 from exact there, and any
+    /// change of rounding (e.g. OpenBLAS splitting a GEMM differently) moves Finch's error by as
+    /// much. lite1/2/3 at 64 px therefore use batches of 8/4/4 (made with make_parity.py
+    /// MODEL:64:5:B), which both GEMM modes pass untouched; these two keep batch 2 and a bound on
+    /// train-mode checks measured in both modes. Anything worse, or an eval-mode or optimizer check
+    /// failing, fails.
     static let knownTrainModeGaps: [String: Float] = [
-        "tf_efficientnet_lite1_64_5.safetensors": 4e-2,
         "tf_efficientnet_lite1_96_10.safetensors": 6e-3,
-        "tf_efficientnet_lite2_64_5.safetensors": 3e-3,
         "tf_efficientnet_lite4_64_5.safetensors": 2.5e-3,
     ]
 

@@ -36,3 +36,19 @@ public final class Identity: Module {
     public override init() { super.init() }
     public override func callAsFunction(_ x: Tensor) -> Tensor { x }
 }
+
+extension Activation.Kind {
+    /// The same activation as a fused inference kernel, when FinchTensor has one.
+    var fused: FusedActivation? {
+        switch self {
+        case .identity: return .identity
+        case .relu: return .relu
+        case .relu6: return .relu6
+        case .hardswish: return .hardswish
+        case .hardsigmoid: return .hardsigmoid
+        case .silu: return .silu
+        case .sigmoid: return .sigmoid
+        case .gelu, .geluTanh, .tanh: return nil
+        }
+    }
+}

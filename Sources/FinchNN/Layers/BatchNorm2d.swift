@@ -34,6 +34,12 @@ public final class BatchNorm2d: Module {
     public override func callAsFunction(_ x: Tensor) -> Tensor {
         let training = isTraining && !usesRunningStatsAlways
         if training { numBatchesTracked.values[0] += 1 }
+        // Inference: normalisation and activation in one pass over the map (no gradient needed, not traced).
+        if !training, !OpTrace.isTracing, let fused = activation.fused,
+           !GradMode.isEnabled || !(x.requiresGrad || weight.requiresGrad || bias.requiresGrad) {
+            return batchNormActivationInference(x, weight: weight, bias: bias, runningMean: runningMean,
+                                                runningVar: runningVar, eps: eps, activation: fused)
+        }
         let y = batchNorm2d(x, weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
                             training: training, momentum: momentum, eps: eps)
         return Activation.apply(activation, y)
