@@ -120,8 +120,8 @@ public struct TrainingSetup {
         guard trainLoader.batchCount > 0 else {
             throw ConfigError(file: c.source, key: "data.batch_size", message: "\(c.data.batchSize) is larger than the \(train.count) training images (with drop_last)")
         }
-        if c.mixup.enabled {
-            throw ConfigError(file: c.source, key: "mixup", message: "MixUp/CutMix are not implemented yet; set mixup_alpha and cutmix_alpha to 0")
+        if let mm = c.mixup.cutmixMinMax, !(0 < mm[0] && mm[0] < mm[1] && mm[1] <= 1) {
+            throw ConfigError(file: c.source, key: "mixup.cutmix_minmax", message: "\(mm) must be two fractions 0 < min < max ≤ 1")
         }
 
         // Output folders, checked writable now rather than after the first epoch.
@@ -137,8 +137,12 @@ public struct TrainingSetup {
         }
         var emaModel: ImageClassifier? = nil
         if c.ema?.evaluate == true { emaModel = try ModelRegistry.create(c.model.name, numClasses: numClasses) }
+        // Seeded from the run seed on a stream of its own, so mixing does not shift the loader's draws.
+        var mixSeed = RandomGenerator(seed: seed).derived(stream: 0x4D49_5855)
+        let mixer = c.mixup.enabled ? MixupMixer(config: c.mixup, numClasses: numClasses, seed: mixSeed.next()) : nil
         trainer = try Trainer(config: c, model: model, train: LoaderBatchSource(loader: trainLoader, classes: classes),
-                              val: LoaderBatchSource(loader: valLoader, classes: classes), teacher: teacher, emaModel: emaModel)
+                              val: LoaderBatchSource(loader: valLoader, classes: classes), teacher: teacher, mixer: mixer,
+                              emaModel: emaModel)
         trainer.checkpointDirectory = checkpointDirectory
         trainer.runDirectory = runDirectory
         trainer.callbacks.append(try RunLog(directory: runDirectory, configYAML: c.resolvedYAML, classes: classes))

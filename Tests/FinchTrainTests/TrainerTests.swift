@@ -54,7 +54,7 @@ final class TrainerTests: XCTestCase {
         return (x, labels)
     }
 
-    func config(_ extra: String = "", epochs: Int = 4) throws -> TrainConfig {
+    func config(_ extra: String = "", epochs: Int = 4, mixup: String = "{label_smoothing: 0.1}") throws -> TrainConfig {
         try TrainConfig.parse("""
         experiment: tiny
         seed: 3
@@ -62,7 +62,7 @@ final class TrainerTests: XCTestCase {
         model: {name: tiny, drop_rate: 0.0}
         optimizer: {name: adamw, lr: 0.01, weight_decay: 0.01}
         schedule: {name: cosine, epochs: \(epochs), warmup_epochs: 1, warmup_lr: 0.001}
-        mixup: {label_smoothing: 0.1}
+        mixup: \(mixup)
         checkpoint: {keep: 2}
         \(extra)
         """, source: "test.yaml")
@@ -74,8 +74,9 @@ final class TrainerTests: XCTestCase {
         model.initializeWeights(using: &rng)
         let (x, y) = data(48, seed: 1), (vx, vy) = data(24, seed: 2)
         let classes = ["red", "green", "blue"]
+        let mixer = c.mixup.enabled ? MixupMixer(config: c.mixup, numClasses: 3, seed: 21) : nil
         let t = try Trainer(config: c, model: model, train: InMemoryBatches(images: x, labels: y, classes: classes, batchSize: 8, shuffleSeed: 5),
-                            val: InMemoryBatches(images: vx, labels: vy, classes: classes, batchSize: 8), teacher: teacher)
+                            val: InMemoryBatches(images: vx, labels: vy, classes: classes, batchSize: 8), teacher: teacher, mixer: mixer)
         t.progress = ProgressReporter(isTerminal: false)
         t.checkpointDirectory = dir
         return t
@@ -109,11 +110,20 @@ final class TrainerTests: XCTestCase {
 
     /// Four epochs straight and 2 + resume (a new trainer, state only from last.h5) + 2 agree bit for bit.
     func testResumeIsExact() throws {
-        let straight = try makeTrainer(try config())
+        try checkResume(mixup: "{label_smoothing: 0.1}")
+    }
+
+    /// The same with MixUp/CutMix switching per element: the mixer's stream is checkpointed too.
+    func testResumeIsExactWithMixupAndCutMix() throws {
+        try checkResume(mixup: "{mixup_alpha: 0.8, cutmix_alpha: 1.0, mode: elem, label_smoothing: 0.1}")
+    }
+
+    func checkResume(mixup: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let straight = try makeTrainer(try config(mixup: mixup))
         try straight.fit()
         let straightWeights = straight.model.stateDict()
 
-        let half = try makeTrainer(try config(epochs: 4))
+        let half = try makeTrainer(try config(epochs: 4, mixup: mixup))
         half.checkpointDirectory = dir.appendingPathComponent("half")
         try FileManager.default.createDirectory(at: half.checkpointDirectory!, withIntermediateDirectories: true)
         Trainer.stopRequest.store(false, ordering: .relaxed)
@@ -129,15 +139,16 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(half.epoch, 2)
         Trainer.stopRequest.store(false, ordering: .relaxed)
 
-        let resumed = try makeTrainer(try config())
+        let resumed = try makeTrainer(try config(mixup: mixup))
         try resumed.resume(from: dir.appendingPathComponent("half/last.h5"))
         XCTAssertEqual(resumed.epoch, 2)
         try resumed.fit()
         for ((n, a), (_, b)) in zip(straightWeights, resumed.model.stateDict()) {
-            if case .float(let x) = a, case .float(let y) = b { XCTAssertEqual(x.scalars, y.scalars, n) }
-            if case .int64(let x, _) = a, case .int64(let y, _) = b { XCTAssertEqual(x, y, n) }
+            if case .float(let x) = a, case .float(let y) = b { XCTAssertEqual(x.scalars, y.scalars, n, file: file, line: line) }
+            if case .int64(let x, _) = a, case .int64(let y, _) = b { XCTAssertEqual(x, y, n, file: file, line: line) }
         }
-        XCTAssertEqual(straight.history["val/top1"]!, resumed.history["val/top1"]!)
+        XCTAssertEqual(straight.history["val/top1"]!, resumed.history["val/top1"]!, file: file, line: line)
+        XCTAssertEqual(straight.history["train/loss"]!, resumed.history["train/loss"]!, file: file, line: line)
     }
 
     func testHeadOnlyTrainsOnlyTheClassifierAndKeepsBackboneStatistics() throws {

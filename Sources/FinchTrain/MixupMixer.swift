@@ -1,0 +1,33 @@
+import FinchTensor
+import FinchData
+
+/// MixUp/CutMix as the trainer's batch mixer: timm's `Mixup` with its own seeded stream, which
+/// checkpoints carry so a resumed run mixes the remaining batches exactly as an unbroken one.
+public final class MixupMixer: BatchMixer {
+    public let mixup: Mixup
+    var rng: RandomGenerator
+
+    public init(_ mixup: Mixup, seed: UInt64) {
+        self.mixup = mixup
+        rng = RandomGenerator(seed: seed)
+    }
+
+    /// From the config's `mixup` section; smoothing moves into the soft targets as in timm's train.py.
+    public convenience init(config m: TrainConfig.Mixup, numClasses: Int, seed: UInt64) {
+        let minmax = m.cutmixMinMax.map { ($0[0], $0[1]) }
+        self.init(Mixup(mixupAlpha: m.mixupAlpha, cutmixAlpha: m.cutmixAlpha, cutmixMinMax: minmax, prob: m.prob,
+                        switchProb: m.switchProb, mode: Mixup.Mode(rawValue: m.mode) ?? .batch, correctLam: m.correctLam,
+                        labelSmoothing: m.labelSmoothing, numClasses: numClasses), seed: seed)
+    }
+
+    public func mix(_ batch: Batch, numClasses: Int) -> (images: Tensor, targets: Tensor) {
+        precondition(numClasses == mixup.numClasses, "MixupMixer: built for \(mixup.numClasses) classes, asked for \(numClasses)")
+        return noGrad { mixup(images: batch.images, labels: batch.labels, using: &rng) }
+    }
+
+    public var randomState: [UInt64] { rng.state }
+
+    public func restoreRandomState(_ state: [UInt64]) throws {
+        rng = try RandomGenerator(state: state)
+    }
+}
