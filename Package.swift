@@ -57,7 +57,7 @@ let package = Package(
                 swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
 
         .executableTarget(name: "finch", dependencies: [
-            "FinchTensor", "FinchNN", "FinchOptim", "FinchIO",
+            "FinchTensor", "FinchNN", "FinchOptim", "FinchData", "FinchIO", "FinchTrain",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -71,8 +71,9 @@ let package = Package(
         .testTarget(name: "FinchNNTests", dependencies: ["FinchNN"]),
         .testTarget(name: "FinchOptimTests", dependencies: ["FinchOptim"]),
         .testTarget(name: "FinchDataTests", dependencies: ["FinchData"]),
-        .testTarget(name: "FinchIOTests", dependencies: ["FinchIO", "FinchTensor"]),
-        .testTarget(name: "FinchTrainTests", dependencies: ["FinchTrain"]),
+        .target(name: "FinchTestSupport", path: "Tests/FinchTestSupport"),
+        .testTarget(name: "FinchIOTests", dependencies: ["FinchIO", "FinchTensor", "FinchTestSupport"]),
+        .testTarget(name: "FinchTrainTests", dependencies: ["FinchTrain", "FinchTestSupport"]),
         .testTarget(name: "FinchParityTests", dependencies: ["FinchIO", "FinchNN", "FinchTensor"]),
     ],
     swiftLanguageModes: [.v5]

@@ -231,7 +231,9 @@ public struct ONNXExporter {
     func convertWeightsToHalf(_ g: inout Onnx_GraphProto) {
         var casts: [Onnx_NodeProto] = []
         g.initializer = g.initializer.map { p in
-            guard p.dataType == Int32(Onnx_TensorProto.DataType.float.rawValue) else { return p }
+            // Only weights: traced constants (Resize scales, shape values, scalars) keep float32,
+            // as rounding a scale to float16 would change the sizes it implies.
+            guard p.dataType == Int32(Onnx_TensorProto.DataType.float.rawValue), !p.name.hasPrefix("const_") else { return p }
             var h = p
             let values = p.rawData.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
             h.name = p.name + ".fp16"

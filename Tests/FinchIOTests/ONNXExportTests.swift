@@ -3,6 +3,7 @@ import Foundation
 import FinchTensor
 import FinchNN
 @testable import FinchIO
+import FinchTestSupport
 
 /// A network touching every op family the zoo uses, with timm-like names.
 final class MixedNet: Module {

@@ -1,15 +1,15 @@
 import XCTest
 import Foundation
 
-/// Runs the project's Python checks (ONNX Runtime, h5py, safetensors): the real engines verify
+/// Shared by the test targets. Runs the project's Python checks (ONNX Runtime, h5py, safetensors): the real engines verify
 /// Finch's files. CI installs them (`pip install onnxruntime onnx safetensors h5py numpy`).
-enum PythonTools {
-    static let tools = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+public enum PythonTools {
+    public static let tools = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("../Fixtures/tools").standardized
 
     /// True when python3 has every module; otherwise fails the test, or skips it only when the
     /// developer asked for that with FINCH_SKIP_PYTHON_TOOLS=1 (never set in CI).
-    static func available(_ modules: [String], file: StaticString = #filePath, line: UInt = #line) throws -> Bool {
+    public static func available(_ modules: [String], file: StaticString = #filePath, line: UInt = #line) throws -> Bool {
         let probe = run(["-c", "import " + modules.joined(separator: ", ")])
         if probe.status == 0 { return true }
         let message = "python3 lacks \(modules.joined(separator: ", ")): pip install onnxruntime onnx safetensors h5py numpy"
@@ -22,7 +22,7 @@ enum PythonTools {
     }
 
     @discardableResult
-    static func run(_ args: [String]) -> (status: Int32, output: String) {
+    public static func run(_ args: [String]) -> (status: Int32, output: String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["python3"] + args

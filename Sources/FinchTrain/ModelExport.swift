@@ -1,0 +1,246 @@
+import Foundation
+import FinchTensor
+import FinchNN
+import FinchData
+import FinchIO
+
+/// A trained model with everything an inference engine needs to feed it: class names and
+/// preprocessing (resolution, crop, mean/std, interpolation).
+public struct DeployableModel {
+    public let model: ImageClassifier
+    public let classes: [String]
+    public let resolution: Int
+    public let cropPct: Double
+    public let interpolation: String
+    public let mean: [Float]
+    public let std: [Float]
+    /// Epoch of the checkpoint it came from (nil for a plain weights file).
+    public let epoch: Int?
+
+    public var modelName: String { model.modelName }
+
+    /// The evaluation transform the model was validated with.
+    public var evalTransform: ImageTransform {
+        var t = ImageTransform(size: resolution, training: false)
+        t.cropPct = cropPct
+        t.evalInterpolation = interpolation
+        t.mean = mean
+        t.std = std
+        return t
+    }
+
+    /// Metadata stored beside the weights in every export format.
+    public var metadata: [String: String] {
+        func json(_ v: Any) -> String {
+            String(decoding: (try? JSONSerialization.data(withJSONObject: v, options: [.withoutEscapingSlashes])) ?? Data(), as: UTF8.self)
+        }
+        return ["model": modelName, "num_classes": String(model.numClasses), "classes": json(classes),
+                "resolution": String(resolution), "crop_pct": String(cropPct), "interpolation": interpolation,
+                "mean": json(mean.map(Double.init)), "std": json(std.map(Double.init)), "format": "pt"]
+    }
+}
+
+public enum ModelExportError: Error, CustomStringConvertible {
+    case unknownFormat(String)
+    case needsModelName(file: String)
+    case wrongArchitecture(file: String, model: String, detail: String)
+    case unwritable(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .unknownFormat(let f):
+            return "unknown export format '\(f)'; choose one of: \(ModelExport.Format.allCases.map(\.rawValue).joined(separator: ", "))"
+        case .needsModelName(let file):
+            return "\(file): the weights file does not say which model it holds; pass --model NAME (and --num-classes K)"
+        case .wrongArchitecture(let file, let model, let detail):
+            return "\(file): these weights do not fit \(model): \(detail)"
+        case .unwritable(let path, let reason):
+            return "\(path): cannot write the export: \(reason)"
+        }
+    }
+}
+
+/// Loading trained models from checkpoints or weights files, and exporting them.
+public enum ModelExport {
+    public enum Format: String, CaseIterable, Sendable { case safetensors, hdf5, onnx }
+
+    /// Loads a Finch checkpoint (`.h5` written by `train`) or a weights file (safetensors or HDF5
+    /// with `/model`). For weights files without metadata, `modelName` (and `numClasses`, else
+    /// read from the head's shape) say what to build. `ema` picks the EMA weights of a checkpoint.
+    public static func load(_ url: URL, modelName: String? = nil, numClasses: Int? = nil, ema: Bool = false) throws -> DeployableModel {
+        let path = url.path
+        if let ck = try? Checkpoint.read(url) {
+            let config = try? TrainConfig.parse(ck.configYAML, source: "\(path):/config")
+            let name = modelName ?? ck.modelName
+            let k = numClasses ?? (ck.classes.isEmpty ? nil : ck.classes.count)
+            var state = try WeightsFile.read(url).state
+            if ema {
+                state = try readGroup(url, "ema")
+            }
+            let model = try build(name, numClasses: k, state: state, file: path)
+            let pc = model.pretrainedConfig
+            let d = config?.data
+            return DeployableModel(model: model, classes: ck.classes.isEmpty ? (0..<model.numClasses).map(String.init) : ck.classes,
+                                   resolution: d?.imageSize ?? pc.inputSize, cropPct: d?.cropPct ?? Double(pc.cropPct),
+                                   interpolation: pc.interpolation, mean: d?.mean.map { $0.map(Float.init) } ?? pc.mean,
+                                   std: d?.std.map { $0.map(Float.init) } ?? pc.std, epoch: ck.epoch)
+        }
+        let (state, meta) = try WeightsFile.read(url)
+        guard let name = modelName ?? meta["model"] else { throw ModelExportError.needsModelName(file: path) }
+        let model = try build(name, numClasses: numClasses ?? meta["num_classes"].flatMap { Int($0) }, state: state, file: path)
+        let pc = model.pretrainedConfig
+        func floats(_ key: String) -> [Float]? {
+            guard let s = meta[key], let a = try? JSONSerialization.jsonObject(with: Data(s.utf8)) as? [Double], a.count == 3 else { return nil }
+            return a.map(Float.init)
+        }
+        var classes = (0..<model.numClasses).map(String.init)
+        if let s = meta["classes"], let a = try? JSONSerialization.jsonObject(with: Data(s.utf8)) as? [String], a.count == model.numClasses {
+            classes = a
+        }
+        return DeployableModel(model: model, classes: classes, resolution: meta["resolution"].flatMap { Int($0) } ?? pc.inputSize,
+                               cropPct: meta["crop_pct"].flatMap { Double($0) } ?? Double(pc.cropPct),
+                               interpolation: meta["interpolation"] ?? pc.interpolation, mean: floats("mean") ?? pc.mean,
+                               std: floats("std") ?? pc.std, epoch: nil)
+    }
+
+    static func readGroup(_ url: URL, _ group: String) throws -> [String: StateValue] {
+        let file = try HDF5File(reading: url)
+        guard file.root.isGroup(group) else { throw HDF5Error.missing(file: url.path, path: "/\(group)") }
+        let g = try file.root.group(group)
+        var sd: [String: StateValue] = [:]
+        for name in try g.memberNames() where g.isDataset(name) {
+            sd[name] = try g.datasetTypeName(name).hasPrefix("int") ? .int64(try g.readInt64s(name), shape: try g.shape(name))
+                : .float(try g.readTensor(name))
+        }
+        return sd
+    }
+
+    /// Builds `name` and loads `state` strictly; a mismatch names the file and the keys at fault.
+    static func build(_ name: String, numClasses: Int?, state: [String: StateValue], file: String) throws -> ImageClassifier {
+        let probe = try ModelRegistry.create(name, numClasses: 1)
+        var k = numClasses
+        if k == nil {
+            // The head's output size, read from its weight (timm's classifier names).
+            for prefix in probe.classifierPrefixes {
+                if case .float(let w)? = state["\(prefix).weight"] { k = w.shape[0] }
+            }
+        }
+        let model = try ModelRegistry.create(name, numClasses: k ?? 1000)
+        do {
+            try model.load(stateDict: state, strict: true)
+        } catch {
+            throw ModelExportError.wrongArchitecture(file: file, model: "\(name) (\(model.numClasses) classes)", detail: "\(error)")
+        }
+        model.eval()
+        return model
+    }
+
+    /// A copy whose float weights went through float16 and back: what `--half` exports compute with.
+    public static func roundedToHalf(_ m: DeployableModel) throws -> DeployableModel {
+        let copy = try ModelRegistry.create(m.modelName, numClasses: m.model.numClasses)
+        var state: [String: StateValue] = [:]
+        for (name, value) in m.model.stateDict() {
+            switch value {
+            case .float(let t): state[name] = .float(Tensor(t.scalars.map { float(fromFloat16Bits: float16Bits($0)) }, shape: t.shape))
+            case .int64: state[name] = value
+            }
+        }
+        try copy.load(stateDict: state, strict: true)
+        copy.eval()
+        return DeployableModel(model: copy, classes: m.classes, resolution: m.resolution, cropPct: m.cropPct,
+                               interpolation: m.interpolation, mean: m.mean, std: m.std, epoch: m.epoch)
+    }
+
+    /// Writes `m` as `format` to `url` (atomically: a failed export leaves no file). `half` stores
+    /// float16 weights (safetensors, ONNX); `foldBatchNorm` folds BatchNorm into convolutions (ONNX).
+    public static func export(_ m: DeployableModel, format: Format, to url: URL, foldBatchNorm: Bool = false,
+                              half: Bool = false) throws {
+        let dir = url.deletingLastPathComponent()
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue else {
+            throw ModelExportError.unwritable(path: url.path, reason: "folder \(dir.path) does not exist")
+        }
+        guard FileManager.default.isWritableFile(atPath: dir.path) else {
+            throw ModelExportError.unwritable(path: url.path, reason: "folder \(dir.path) is not writable")
+        }
+        let state = m.model.stateDict()
+        switch format {
+        case .safetensors:
+            let entries = state.map { name, value -> (name: String, value: SafeTensorsValue) in
+                switch value {
+                case .float(let t): return (name, half ? .float16(t) : .float32(t))
+                case .int64(let v, let s): return (name, .int64(v, shape: s))
+                }
+            }
+            try writeSafeTensors(entries, metadata: m.metadata, to: url)
+        case .hdf5:
+            try HDF5File.writeAtomically(to: url) { root in
+                _ = try root.createGroup("model")
+                for (name, value) in state {
+                    switch value {
+                    case .float(let t): try root.write("model/\(name)", tensor: t)
+                    case .int64(let v, let s): try root.write("model/\(name)", int64s: v, shape: s)
+                    }
+                }
+                for (k, v) in m.metadata.sorted(by: { $0.key < $1.key }) { try root.setAttribute(k, .string(v)) }
+            }
+        case .onnx:
+            var meta = m.metadata
+            meta["input"] = "float32 [N,3,\(m.resolution),\(m.resolution)], RGB scaled to [0,1] then (x - mean) / std"
+            let exporter = ONNXExporter(foldBatchNorm: foldBatchNorm, halfPrecisionWeights: half, metadata: meta)
+            let proto = try exporter.export(m.model, inputShape: [3, m.resolution, m.resolution], numClasses: m.model.numClasses,
+                                            graphName: m.modelName)
+            try ONNXExporter.write(proto, to: url)
+        }
+    }
+}
+
+/// Running a deployable model on image files.
+public enum ModelInference {
+    public struct Prediction: Sendable {
+        public let file: String
+        public let top: [(label: String, index: Int, probability: Double)]
+    }
+
+    /// Top-k classes with softmax probabilities for each image (decoded and preprocessed as in evaluation).
+    public static func predict(_ m: DeployableModel, images: [URL], topK: Int = 5, batch: Int = 16) throws -> [Prediction] {
+        let t = m.evalTransform
+        var rng = RandomGenerator(seed: 0)
+        var out: [Prediction] = []
+        let k = min(topK, m.model.numClasses)
+        for start in stride(from: 0, to: images.count, by: batch) {
+            let part = Array(images[start..<min(images.count, start + batch)])
+            let x = Tensor(uninitializedShape: [part.count, 3, m.resolution, m.resolution])
+            for (i, url) in part.enumerated() {
+                let image = try ImageDecoder.decode(contentsOf: url, targetShortSide: t.decodeShortSide)
+                t.apply(image, rng: &rng, into: x.basePointer + i * 3 * m.resolution * m.resolution)
+            }
+            let probs = noGrad { m.model(x).softmax(axis: 1) }
+            for (i, url) in part.enumerated() {
+                let row = probs.narrowed(axis: 0, start: i, length: 1).squeezed(axis: 0)
+                let (values, indices) = row.topk(k)
+                out.append(Prediction(file: url.path, top: zip(values.scalars, indices).map { (m.classes[$1], $1, Double($0)) }))
+            }
+        }
+        return out
+    }
+
+    /// Accuracy over a class-folder tree (ImageFolder; `root/val` when it exists) with the model's classes.
+    public static func evaluate(_ m: DeployableModel, data root: URL, batch: Int = 32) throws -> ClassificationMetrics {
+        let valRoot = FileManager.default.fileExists(atPath: root.appendingPathComponent("val").path) ? root.appendingPathComponent("val") : root
+        let folder = try ImageFolder(root: valRoot)
+        guard folder.classes == m.classes else {
+            throw ConfigError(file: valRoot.path, key: "classes",
+                              message: "folders \(folder.classes) differ from the model's classes \(m.classes)")
+        }
+        let loader = DataLoader(samples: folder.samples, transform: m.evalTransform, batchSize: batch, sampler: .sequential,
+                                dropLast: false, seed: 0, skipBadImages: false)
+        var metrics = ClassificationMetrics(numClasses: m.model.numClasses)
+        let it = try loader.batches(epoch: 0)
+        while let next = it.next() {
+            let (x, labels) = try next.get()
+            metrics.add(logits: noGrad { m.model(x) }, labels: labels)
+        }
+        return metrics
+    }
+}

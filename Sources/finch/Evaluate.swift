@@ -1,0 +1,44 @@
+import ArgumentParser
+import Foundation
+import FinchTensor
+import FinchTrain
+
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Top-1, top-5, per-class accuracy and confusion matrix of a checkpoint on an image folder.")
+
+    @Option(help: "Finch checkpoint or weights file.")
+    var checkpoint: String
+
+    @Option(help: "ImageFolder root (its val/ when present) with the model's class folders.")
+    var data: String
+
+    @Option(help: "Images per batch.")
+    var batch: Int = 32
+
+    @Option(help: "Model name, for weights files that do not record it.")
+    var model: String?
+
+    @Option(help: "Write the confusion matrix as SVG here.")
+    var confusionSvg: String?
+
+    @Flag(help: "Use the checkpoint's EMA weights.")
+    var ema = false
+
+    mutating func run() throws {
+        let m = try ModelExport.load(URL(fileURLWithPath: checkpoint), modelName: model, ema: ema)
+        let start = Date()
+        let metrics = try ModelInference.evaluate(m, data: URL(fileURLWithPath: data), batch: batch)
+        let seconds = Date().timeIntervalSince(start)
+        print("evaluate: \(m.modelName) on \(metrics.count) images at \(m.resolution) px (\(String(format: "%.1f", Double(metrics.count) / seconds)) img/s)")
+        print(String(format: "top-1 %.4f  top-5 %.4f  balanced %.4f  loss %.4f", metrics.top1, metrics.top5,
+                     metrics.balancedAccuracy, metrics.meanLoss))
+        for (c, acc) in zip(m.classes, metrics.perClassAccuracy) { print("  \(c): \(String(format: "%.4f", acc))") }
+        print(metrics.confusionTable(classes: m.classes))
+        if let confusionSvg {
+            try Plots.confusionMatrix(metrics.confusion, classes: m.classes)
+                .write(to: URL(fileURLWithPath: confusionSvg), atomically: true, encoding: .utf8)
+            print("confusion matrix: \(confusionSvg)")
+        }
+    }
+}
