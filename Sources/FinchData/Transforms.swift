@@ -16,6 +16,10 @@ public struct ImageTransform: Sendable {
     public var cropPct: Double = 0.875
     public var mean: [Float] = [0.485, 0.456, 0.406]
     public var std: [Float] = [0.229, 0.224, 0.225]
+    /// timm's secondary transform: RandAugment replaces colour jitter when set.
+    public var randAugment: RandAugment? = nil
+    /// Applied to the normalised tensor, last, as timm does.
+    public var randomErasing: RandomErasing? = nil
 
     public init(size: Int, training: Bool) {
         self.size = size
@@ -35,7 +39,8 @@ public struct ImageTransform: Sendable {
             im = Resample.resize(image, box: (Double(x), Double(y), Double(x + w), Double(y + h)), width: size, height: size, filter: filter)
             if hflip > 0, rng.nextDouble() < hflip { im = flipped(im, horizontal: true) }
             if vflip > 0, rng.nextDouble() < vflip { im = flipped(im, horizontal: false) }
-            if colorJitter > 0 { im = jitter(im, strength: colorJitter, rng: &rng) }
+            if let ra = randAugment { im = ra.apply(im, rng: &rng) }
+            else if colorJitter > 0 { im = jitter(im, strength: colorJitter, rng: &rng) }
         } else {
             // Resize the shorter side to ⌊size / crop_pct⌋, then centre-crop size × size.
             let short = Int((Double(size) / cropPct).rounded(.down))
@@ -47,6 +52,7 @@ public struct ImageTransform: Sendable {
             im = crop(resized, x: left, y: top, width: size, height: size)
         }
         normalize(im, into: out)
+        if training, let re = randomErasing { re.apply(to: out, channels: 3, height: size, width: size, rng: &rng) }
     }
 
     /// torchvision's RandomResizedCrop.get_params: 10 tries of area and log-uniform aspect ratio,

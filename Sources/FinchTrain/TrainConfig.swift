@@ -21,7 +21,7 @@ public struct TrainConfig {
         public var scale: [Double]               // --scale 0.08 1.0
         public var ratio: [Double]               // --ratio 3/4 4/3
         public var colorJitter: Double           // --color-jitter 0.4
-        public var autoAugment: String?          // --aa (e.g. rand-m9-mstd0.5-inc1, trivialaugment)
+        public var autoAugment: String?          // --aa: timm RandAugment string, e.g. rand-m9-mstd0.5-inc1
         public var interpolation: String         // --train-interpolation; eval uses the model's
         public var cropPct: Double?              // --crop-pct; nil: the model's
         public var mean: [Double]?               // --mean; nil: the model's

@@ -94,11 +94,18 @@ public struct TrainingSetup {
         trainT.interpolation = c.data.interpolation
         trainT.mean = c.data.mean.map { $0.map(Float.init) } ?? pc.mean
         trainT.std = c.data.std.map { $0.map(Float.init) } ?? pc.std
-        if c.data.autoAugment != nil {
-            throw ConfigError(file: c.source, key: "data.auto_augment", message: "RandAugment/TrivialAugment are not implemented yet; remove the key")
+        if let aa = c.data.autoAugment {
+            do { trainT.randAugment = try RandAugment(config: aa) } catch {
+                throw ConfigError(file: c.source, key: "data.auto_augment", message: "\(error)")
+            }
+            // timm fills uncovered pixels with the dataset mean and uses the train interpolation unless "random".
+            let m = trainT.mean.map { UInt8(min(255, (255 * $0).rounded())) }
+            trainT.randAugment!.fill = (m[0], m[1], m[2])
+            trainT.randAugment!.filter = Resample.Filter(rawValue: c.data.interpolation)
         }
         if c.data.reProb > 0 {
-            throw ConfigError(file: c.source, key: "data.re_prob", message: "random erasing is not implemented yet; set 0")
+            trainT.randomErasing = RandomErasing(probability: c.data.reProb, mode: RandomErasing.Mode(rawValue: c.data.reMode) ?? .pixel,
+                                                 maxCount: c.data.reCount)
         }
         var evalT = ImageTransform(size: size, training: false)
         evalT.cropPct = c.data.cropPct ?? Double(pc.cropPct)

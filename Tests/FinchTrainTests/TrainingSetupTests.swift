@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 import FinchTensor
 import FinchIO
+import FinchData
 @testable import FinchTrain
 
 /// `train --config` end to end on a tiny ImageFolder: validation before the first step, then a
@@ -63,6 +64,8 @@ final class TrainingSetupTests: XCTestCase {
             ("model: {name: resnet9000}", "unknown model 'resnet9000'"),
             ("model: {name: mobilenetv3_small_100, pretrained: missing.safetensors}", "'model.pretrained'"),
             ("distill: {teacher: {name: mobilenetv3_small_100, checkpoint: none.h5}}", "'distill.teacher'"),
+            ("data: {root: data, auto_augment: rand-q9}", "'data.auto_augment': auto_augment 'rand-q9': unknown section 'q'"),
+            ("data: {root: data, auto_augment: autoaug-v0}", "'data.auto_augment'"),
         ]
         for (extra, expected) in cases {
             var text = yaml()
@@ -73,5 +76,26 @@ final class TrainingSetupTests: XCTestCase {
                 XCTAssertTrue("\(e)".contains(expected), "\(extra) → \(e)")
             }
         }
+    }
+
+    /// timm's `--aa rand-m9-mstd0.5-inc1 --reprob 0.25 --remode pixel` reach the training
+    /// transform with timm's fill (the mean in 0…255) and interpolation, and change the batches.
+    func testRandAugmentAndRandomErasingAreWiredIn() throws {
+        func firstBatch(_ data: String) throws -> (Tensor, DataLoader) {
+            let text = yaml().replacingOccurrences(of: "data: {root: data, image_size: 32, batch_size: 2}", with: data)
+            let setup = try TrainingSetup(config: try TrainConfig.parse(text, source: "aug.yaml"), baseDirectory: base)
+            let loader = (setup.trainer.trainData as! LoaderBatchSource).loader
+            let order = try loader.sampler.indices(count: loader.samples.count, epoch: 0, seed: loader.seed)
+            return (try loader.batch(0, of: order, epoch: 0).images, loader)
+        }
+        let (plain, _) = try firstBatch("data: {root: data, image_size: 32, batch_size: 2, color_jitter: 0}")
+        let (aug, loader) = try firstBatch("data: {root: data, image_size: 32, batch_size: 2, auto_augment: rand-m9-mstd0.5-inc1-p1, re_prob: 1.0, re_mode: pixel, interpolation: bilinear}")
+        let ra = try XCTUnwrap(loader.transform.randAugment)
+        XCTAssertEqual(ra.magnitude, 9); XCTAssertEqual(ra.probability, 1); XCTAssertEqual(ra.filter, .bilinear)
+        // mobilenetv3_small_100's mean (ImageNet) in 0…255: 124, 116, 104, as timm rounds it.
+        XCTAssertTrue(ra.fill == (124, 116, 104), "\(ra.fill)")
+        XCTAssertEqual(loader.transform.randomErasing, RandomErasing(probability: 1, mode: .pixel, maxCount: 1))
+        XCTAssertEqual(plain.shape, aug.shape)
+        XCTAssertNotEqual(plain.scalars, aug.scalars)
     }
 }
