@@ -43,7 +43,7 @@ public struct ImageFolder: Sendable {
         self.samples = samples
     }
 
-    private init(root: URL, classes: [String], samples: [(url: URL, label: Int)]) {
+    init(root: URL, classes: [String], samples: [(url: URL, label: Int)]) {
         self.root = root
         self.classes = classes
         self.samples = samples

@@ -32,6 +32,9 @@ public struct TrainConfig {
         public var onBadImage: String            // error | skip
         /// Per-class caps on training images (imbalanced-data experiments), by class name.
         public var classLimits: [(String, Double)]
+        /// CSV `path,label` lists instead of folders (paths relative to the list file).
+        public var trainList: String?
+        public var valList: String?
     }
 
     public struct Model {
@@ -235,7 +238,8 @@ extension TrainConfig {
                  std: try d.optionalDoubles("std", count: 3), reProb: try d.double("re_prob", 0, range: 0...1),
                  reMode: try d.choice("re_mode", "pixel", ["pixel", "const", "rand"]), reCount: try d.int("re_count", 1, min: 1),
                  onBadImage: try d.choice("on_bad_image", "error", ["error", "skip"]),
-                 classLimits: try d.numberMap("class_limits"))
+                 classLimits: try d.numberMap("class_limits"),
+                 trainList: try d.optionalString("train_list"), valList: try d.optionalString("val_list"))
         }
         let model = try r.section("model") { m in
             Model(name: try m.string("name", ""), numClasses: try m.optionalInt("num_classes", min: 1),
@@ -300,7 +304,7 @@ extension TrainConfig {
 
     private func validate(source: String) throws {
         func fail(_ key: String, _ message: String) -> ConfigError { ConfigError(file: source, key: key, message: message) }
-        if data.root.isEmpty { throw fail("data.root", "is required (the dataset folder, e.g. Datasets/flowers)") }
+        if data.root.isEmpty && data.trainList == nil { throw fail("data.root", "is required (the dataset folder, e.g. Datasets/flowers, or data.train_list)") }
         if model.name.isEmpty { throw fail("model.name", "is required (a zoo model, e.g. tf_efficientnet_lite0)") }
         if finetune.mode == "partial" && finetune.unfreeze.isEmpty {
             throw fail("finetune.unfreeze", "partial fine-tuning needs the prefixes to train, e.g. [blocks.5, conv_head]")

@@ -37,7 +37,13 @@ public struct TrainingSetup {
         let root = path(c.data.root)
         var train: ImageFolder, val: ImageFolder
         let trainDir = root.appendingPathComponent(c.data.trainSplit), valDir = root.appendingPathComponent(c.data.valSplit)
-        if FileManager.default.fileExists(atPath: trainDir.path) {
+        if let list = c.data.trainList {
+            do {
+                train = try ImageFolder(listFile: path(list))
+                if let v = c.data.valList { val = try ImageFolder(listFile: path(v), classes: train.classes) }
+                else { (train, val) = train.stratifiedSplit(valFraction: c.data.valFraction, seed: UInt64(c.seed)) }
+            } catch { throw ConfigError(file: c.source, key: "data.train_list", message: "\(error)") }
+        } else if FileManager.default.fileExists(atPath: trainDir.path) {
             train = try ImageFolder(root: trainDir)
             if FileManager.default.fileExists(atPath: valDir.path) {
                 val = try ImageFolder(root: valDir)

@@ -98,4 +98,27 @@ final class TrainingSetupTests: XCTestCase {
         XCTAssertEqual(plain.shape, aug.shape)
         XCTAssertNotEqual(plain.scalars, aug.scalars)
     }
+
+    /// `data.train_list` / `data.val_list` replace the folders.
+    func testCSVListsDriveTraining() throws {
+        var train = "path,label\n", val = ""
+        for split in ["train", "val"] {
+            for c in ["a", "b"] {
+                for f in try FileManager.default.contentsOfDirectory(atPath: base.appendingPathComponent("data/\(split)/\(c)").path).sorted() {
+                    if split == "train" { train += "data/\(split)/\(c)/\(f),\(c)\n" } else { val += "data/\(split)/\(c)/\(f),\(c)\n" }
+                }
+            }
+        }
+        try train.write(to: base.appendingPathComponent("train.csv"), atomically: true, encoding: .utf8)
+        try val.write(to: base.appendingPathComponent("val.csv"), atomically: true, encoding: .utf8)
+        let text = yaml().replacingOccurrences(of: "data: {root: data, image_size: 32, batch_size: 2}",
+                                               with: "data: {train_list: train.csv, val_list: val.csv, image_size: 32, batch_size: 2}")
+        let setup = try TrainingSetup(config: try TrainConfig.parse(text, source: "list.yaml"), baseDirectory: base)
+        XCTAssertEqual(setup.classes, ["a", "b"])
+        XCTAssertEqual((setup.trainer.trainData as! LoaderBatchSource).loader.samples.count, 6)
+        let bad = yaml().replacingOccurrences(of: "data: {root: data, image_size: 32, batch_size: 2}", with: "data: {train_list: nope.csv}")
+        XCTAssertThrowsError(try TrainingSetup(config: try TrainConfig.parse(bad, source: "bad.yaml"), baseDirectory: base)) {
+            XCTAssertTrue("\($0)".contains("'data.train_list'") && "\($0)".contains("nope.csv"), "\($0)")
+        }
+    }
 }
