@@ -1,5 +1,6 @@
 import Foundation
 import Dispatch
+import Synchronization
 import FinchTensor
 
 /// Batches of decoded, augmented, normalised images [N,3,S,S] with labels. Each sample's
@@ -14,6 +15,10 @@ public final class DataLoader: @unchecked Sendable {
     public let sampler: Sampler
     public let seed: UInt64
     public let skipBadImages: Bool
+    /// Threads decoding and augmenting a batch, each taking the next image as it finishes one
+    /// (photos decode at uneven cost); 0 decodes on the caller's thread with no prefetch.
+    /// Results do not depend on it: every image draws from its own stream.
+    public var workers: Int = 2
     private let lock = NSLock()
     private var skipped: [String] = []
 
@@ -49,21 +54,26 @@ public final class DataLoader: @unchecked Sendable {
         let base = images.basePointer
         var errors = [Error?](repeating: nil, count: idx.count)
         var ok = [Bool](repeating: true, count: idx.count)
+        let threads = max(1, min(workers, idx.count))
+        let next = Atomic<Int>(0)
         errors.withUnsafeMutableBufferPointer { errs in
             ok.withUnsafeMutableBufferPointer { oks in
-                Parallel.forEach(idx.count) { range in
-                    for k in range {
+                func work(_: Int) {
+                    while true {
+                        let k = next.add(1, ordering: .relaxed).oldValue
+                        guard k < idx.count else { return }
                         let sampleIndex = idx[k]
-                        var rng = RandomGenerator(seed: seed).derived(stream: UInt64(epoch) << 32 | UInt64(sampleIndex))
+                        var rng = RandomGenerator(seed: self.seed).derived(stream: UInt64(epoch) << 32 | UInt64(sampleIndex))
                         do {
-                            let im = try ImageDecoder.decode(contentsOf: samples[sampleIndex].url, targetShortSide: transform.decodeShortSide)
-                            transform.apply(im, rng: &rng, into: base + k * 3 * s * s)
+                            let im = try ImageDecoder.decode(contentsOf: self.samples[sampleIndex].url, targetShortSide: self.transform.decodeShortSide)
+                            self.transform.apply(im, rng: &rng, into: base + k * 3 * s * s)
                         } catch {
                             errs[k] = error
                             oks[k] = false
                         }
                     }
                 }
+                if threads == 1 { work(0) } else { DispatchQueue.concurrentPerform(iterations: threads, execute: work) }
             }
         }
         if let e = errors.compactMap({ $0 }).first, !skipBadImages { throw e }
@@ -90,6 +100,13 @@ public final class DataLoader: @unchecked Sendable {
             let g = DispatchGroup(), box = Box()
             queue.async(group: g) { box.value = Result { try self.batch(b, of: order, epoch: epoch) } }
             return (g, box)
+        }
+        if workers == 0 {
+            return AnyIterator {
+                guard next < count else { return nil }
+                defer { next += 1 }
+                return Result { try self.batch(next, of: order, epoch: epoch) }
+            }
         }
         return AnyIterator {
             guard next < count else { return nil }

@@ -55,6 +55,7 @@ public enum Resample {
         let rows = rowHi - rowLo
         var mid = [Float](repeating: 0, count: rows * width * 3)
         image.pixels.withUnsafeBufferPointer { src in
+          tx.weights.withUnsafeBufferPointer { txw in
             mid.withUnsafeMutableBufferPointer { dst in
                 for r in 0..<rows {
                     let srow = (r + rowLo) * image.width * 3
@@ -62,7 +63,7 @@ public enum Resample {
                         var s0: Float = 0, s1: Float = 0, s2: Float = 0
                         let f = tx.first[x], wb = x * tx.stride
                         for k in 0..<tx.count[x] {
-                            let w = tx.weights[wb + k], p = srow + (f + k) * 3
+                            let w = txw[wb + k], p = srow + (f + k) * 3
                             s0 += w * Float(src[p]); s1 += w * Float(src[p + 1]); s2 += w * Float(src[p + 2])
                         }
                         let d = (r * width + x) * 3
@@ -70,14 +71,32 @@ public enum Resample {
                     }
                 }
             }
+          }
         }
-        var out = [UInt8](repeating: 0, count: width * height * 3)
-        for y in 0..<height {
-            let f = ty.first[y] - rowLo, wb = y * ty.stride
-            for x in 0..<width * 3 {
-                var s: Float = 0
-                for k in 0..<ty.count[y] { s += ty.weights[wb + k] * mid[(f + k) * width * 3 + x] }
-                out[y * width * 3 + x] = UInt8(max(0, min(255, s.rounded())))
+        // Vertical pass row by row: each output row is a weighted sum of whole source rows,
+        // a loop the compiler vectorises; PIL rounds half up and clamps.
+        let rowLen = width * 3
+        var out = [UInt8](repeating: 0, count: height * rowLen)
+        var acc = [Float](repeating: 0, count: rowLen)
+        mid.withUnsafeBufferPointer { m in
+            out.withUnsafeMutableBufferPointer { o in
+                acc.withUnsafeMutableBufferPointer { a in
+                    ty.weights.withUnsafeBufferPointer { tw in
+                        for y in 0..<height {
+                            let f = ty.first[y] - rowLo, wb = y * ty.stride
+                            for x in 0..<rowLen { a[x] = 0 }
+                            for k in 0..<ty.count[y] {
+                                let w = tw[wb + k], row = m.baseAddress! + (f + k) * rowLen
+                                for x in 0..<rowLen { a[x] += w * row[x] }
+                            }
+                            let dst = o.baseAddress! + y * rowLen
+                            for x in 0..<rowLen {
+                                let v = a[x] + 0.5
+                                dst[x] = v <= 0 ? 0 : (v >= 255 ? 255 : UInt8(v))
+                            }
+                        }
+                    }
+                }
             }
         }
         return Image(width: width, height: height, pixels: out)

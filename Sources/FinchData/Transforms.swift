@@ -76,29 +76,21 @@ public struct ImageTransform: Sendable {
         return ((W - w) / 2, (H - h) / 2, w, h)
     }
 
-    /// torchvision's ColorJitter(b, c, s) for b = c = s = strength: the three adjustments in a
-    /// random order, each with a factor uniform in [1 − strength, 1 + strength].
+    /// torchvision's ColorJitter(b, c, s) for b = c = s = strength on a PIL image: the three
+    /// adjustments in a random order, each with a factor uniform in [1 − strength, 1 + strength],
+    /// each through Pillow's ImageEnhance as torchvision calls it.
     func jitter(_ image: Image, strength: Double, rng: inout RandomGenerator) -> Image {
-        var px = image.pixels.map(Float.init)
+        var im = image
         let lo = max(0, 1 - strength), hi = 1 + strength
         for op in rng.permutation(3) {
-            let f = Float(lo + (hi - lo) * rng.nextDouble())
+            let f = lo + (hi - lo) * rng.nextDouble()
             switch op {
-            case 0:   // brightness: blend with black
-                for i in px.indices { px[i] = min(255, max(0, (px[i] * f).rounded())) }
-            case 1:   // contrast: blend with the mean grey level
-                var s: Float = 0
-                for i in stride(from: 0, to: px.count, by: 3) { s += 0.299 * px[i] + 0.587 * px[i + 1] + 0.114 * px[i + 2] }
-                let mean = (s / Float(px.count / 3)).rounded()
-                for i in px.indices { px[i] = min(255, max(0, (mean + f * (px[i] - mean)).rounded())) }
-            default:  // saturation: blend with the grey image
-                for i in stride(from: 0, to: px.count, by: 3) {
-                    let g = (0.299 * px[i] + 0.587 * px[i + 1] + 0.114 * px[i + 2]).rounded()
-                    for c in 0..<3 { px[i + c] = min(255, max(0, (g + f * (px[i + c] - g)).rounded())) }
-                }
+            case 0: im = ImageOps.brightness(im, factor: f)
+            case 1: im = ImageOps.contrast(im, factor: f)
+            default: im = ImageOps.color(im, factor: f)
             }
         }
-        return Image(width: image.width, height: image.height, pixels: px.map { UInt8($0) })
+        return im
     }
 
     func flipped(_ im: Image, horizontal: Bool) -> Image {

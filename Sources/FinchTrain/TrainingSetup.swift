@@ -130,6 +130,8 @@ public struct TrainingSetup {
                                      dropLast: c.data.dropLast, seed: seed, skipBadImages: c.data.onBadImage == "skip")
         let valLoader = DataLoader(samples: val.samples, transform: evalT, batchSize: c.data.batchSize, sampler: .sequential,
                                    dropLast: false, seed: seed, skipBadImages: c.data.onBadImage == "skip")
+        trainLoader.workers = c.data.workers
+        valLoader.workers = c.data.workers
         guard trainLoader.batchCount > 0 else {
             throw ConfigError(file: c.source, key: "data.batch_size", message: "\(c.data.batchSize) is larger than the \(train.count) training images (with drop_last)")
         }

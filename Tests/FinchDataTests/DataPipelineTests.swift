@@ -44,13 +44,18 @@ final class DataPipelineTests: XCTestCase {
         let loader = DataLoader(samples: f.samples, transform: t, batchSize: 4, sampler: .random, dropLast: false, seed: 3)
         XCTAssertEqual(loader.batchCount, 2)
         func epoch(_ e: Int) throws -> [Float] { try loader.batches(epoch: e).flatMap { try $0.get().images.scalars } }
-        let saved = Parallel.threads
-        Parallel.setThreads(1)
+        // Worker count (0: caller's thread, no prefetch) does not change a single value.
+        loader.workers = 1
         let one = try epoch(0)
-        Parallel.setThreads(2)
+        loader.workers = 2
         let two = try epoch(0)
-        Parallel.setThreads(saved)
+        loader.workers = 0
+        let none = try epoch(0)
+        loader.workers = 3
+        let three = try epoch(0)
         XCTAssertEqual(one, two)
+        XCTAssertEqual(one, none)
+        XCTAssertEqual(one, three)
         XCTAssertNotEqual(one, try epoch(1))
         let b = try loader.batches(epoch: 0, startingAt: 1).next()!.get()
         XCTAssertEqual(b.images.shape, [2, 3, 16, 16])
