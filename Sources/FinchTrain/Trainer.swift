@@ -220,6 +220,11 @@ public final class Trainer {
             (accumulation.steps == 1 ? loss : loss * accumulation.lossScale).backward()
             if accumulation.microBatchDone() || stepInEpoch + 1 == batches { optimizerStep() }
             stepInEpoch += 1
+            // Mid-epoch checkpoints (checkpoint.every_steps) for long epochs; resume continues at the next batch.
+            if let n = config.checkpoint.everySteps, globalStep % n == 0, stepInEpoch < batches, let dir = checkpointDirectory,
+               accumulation.position == 0 {
+                try writeCheckpoint(to: dir.appendingPathComponent("last.h5"))
+            }
             lossSum += Double(value) * Double(batch.labels.count)
             seen += batch.labels.count
             if targets == nil {

@@ -1,0 +1,173 @@
+import XCTest
+import Foundation
+import FinchIO
+@testable import FinchTrain
+
+/// The `train` executable as a user runs it, each run a separate process: resume in a new
+/// process is exact, SIGTERM stops cleanly with a resume command, `kill -9` at any moment never
+/// leaves an unreadable `last.h5`, and `h5dump` (hdf5-tools) reads the layout without Finch.
+final class TrainProcessTests: XCTestCase {
+    var base: URL!
+
+    /// `swift test` builds every product, `train` included, into .build/debug.
+    var trainBinary: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/debug/train").standardized
+    }
+
+    override func setUpWithError() throws {
+        XCTAssertTrue(FileManager.default.isExecutableFile(atPath: trainBinary.path), "the train executable is missing at \(trainBinary.path)")
+        base = FileManager.default.temporaryDirectory.appendingPathComponent("finch-proc-\(UUID().uuidString)")
+        let images = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../Fixtures/images").standardized
+        for split in ["train", "val"] {
+            for c in ["a", "b"] {
+                let d = base.appendingPathComponent("data/\(split)/\(c)")
+                try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+                for (i, f) in ["big.jpg", "baseline.jpg", "rgb.png"].enumerated() where split == "train" || i < 2 {
+                    try FileManager.default.copyItem(at: images.appendingPathComponent(f), to: d.appendingPathComponent("\(i)-\(f)"))
+                }
+            }
+        }
+    }
+    override func tearDownWithError() throws { if let base { try? FileManager.default.removeItem(at: base) } }
+
+    func writeConfig(epochs: Int, extra: String = "") throws -> String {
+        let text = """
+        experiment: proc
+        seed: 7
+        data: {root: data, image_size: 32, batch_size: 2, workers: 2, drop_last: true}
+        model: {name: mobilenetv3_small_100, drop_rate: 0.2}
+        optimizer: {name: adamw, lr: 1.0e-3, weight_decay: 0.05}
+        schedule: {name: cosine, epochs: \(epochs), warmup_epochs: 1}
+        mixup: {mixup_alpha: 0.8, cutmix_alpha: 1.0, label_smoothing: 0.1}
+        \(extra)
+        """
+        try text.write(to: base.appendingPathComponent("proc.yaml"), atomically: true, encoding: .utf8)
+        return "proc.yaml"
+    }
+
+    @discardableResult
+    func run(_ args: [String], expectStatus: Int32? = 0) throws -> (status: Int32, output: String) {
+        let p = Process()
+        p.executableURL = trainBinary
+        p.arguments = args
+        p.currentDirectoryURL = base
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let out = String(decoding: data, as: UTF8.self)
+        if let expectStatus { XCTAssertEqual(p.terminationStatus, expectStatus, "train \(args.joined(separator: " ")):\n\(out)") }
+        return (p.terminationStatus, out)
+    }
+
+    /// Every float and integer dataset under /model and /optimizer, by path.
+    func payload(_ url: URL) throws -> [String: [UInt32]] {
+        let f = try HDF5File(reading: url)
+        var out: [String: [UInt32]] = [:]
+        func walk(_ g: HDF5Group, _ prefix: String) throws {
+            for n in try g.memberNames() {
+                if g.isGroup(n) { try walk(try g.group(n), prefix + n + "/"); continue }
+                let type = try g.datasetTypeName(n)
+                if type.hasPrefix("float32") || type == "float" { out[prefix + n] = try g.readTensor(n).scalars.map(\.bitPattern) }
+                else if type.hasPrefix("int64") { out[prefix + n] = try g.readInt64s(n).flatMap { [UInt32(truncatingIfNeeded: $0), UInt32(truncatingIfNeeded: $0 >> 32)] } }
+            }
+        }
+        for top in ["model", "optimizer"] where f.root.isGroup(top) { try walk(try f.root.group(top), top + "/") }
+        return out
+    }
+
+    /// Four epochs straight against two, then a new process resuming from the epoch-2 checkpoint
+    /// for the last two: weights and AdamW moments agree bit for bit (dropout, MixUp/CutMix,
+    /// augmentation and sampling all resume their streams).
+    func testResumeInANewProcessIsBitExact() throws {
+        let cfg = try writeConfig(epochs: 4)
+        try run(["--config", cfg])
+        let ck = base.appendingPathComponent("Checkpoints/proc")
+        let straight = ck.appendingPathComponent("straight.h5"), halfway = ck.appendingPathComponent("halfway.h5")
+        try FileManager.default.moveItem(at: ck.appendingPathComponent("last.h5"), to: straight)
+        try FileManager.default.moveItem(at: ck.appendingPathComponent("epoch-2.h5"), to: halfway)
+        XCTAssertEqual(try Checkpoint.read(halfway).epoch, 2)
+        let resumed = try run(["--config", cfg, "--resume", halfway.path])
+        XCTAssertTrue(resumed.output.contains("resumed from"), resumed.output)
+        let a = try payload(straight), b = try payload(ck.appendingPathComponent("last.h5"))
+        XCTAssertGreaterThan(a.count, 100)
+        XCTAssertEqual(Set(a.keys), Set(b.keys))
+        let differing = a.keys.filter { a[$0] != b[$0] }.sorted()
+        XCTAssertTrue(differing.isEmpty, "\(differing.count) datasets differ, e.g. \(differing.prefix(5))")
+        XCTAssertEqual(try Checkpoint.read(straight).metrics["train/loss"], try Checkpoint.read(ck.appendingPathComponent("last.h5")).metrics["train/loss"])
+    }
+
+    /// SIGTERM finishes the step, writes last.h5, exits 0 and prints the resume command; h5dump
+    /// lists the checkpoint's layout.
+    func testSigtermStopsCleanlyAndH5dumpReadsTheCheckpoint() throws {
+        let cfg = try writeConfig(epochs: 200)
+        let p = Process()
+        p.executableURL = trainBinary
+        p.arguments = ["--config", cfg]
+        p.currentDirectoryURL = base
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        // Wait for training to start (the run folder line), then a little into it.
+        let deadline = Date().addingTimeInterval(120)
+        let ck = base.appendingPathComponent("Checkpoints/proc/epoch-1.h5")
+        while !FileManager.default.fileExists(atPath: ck.path) && Date() < deadline && p.isRunning { usleep(50_000) }
+        XCTAssertTrue(p.isRunning, "train ended before the signal")
+        p.terminate()   // SIGTERM
+        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, out)
+        XCTAssertTrue(out.contains("stopped; resume with: train --config proc.yaml --resume "), out)
+        let last = base.appendingPathComponent("Checkpoints/proc/last.h5")
+        let c = try Checkpoint.read(last)
+        XCTAssertGreaterThan(c.globalStep, 0)
+
+        let dump = Process()
+        dump.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        dump.arguments = ["h5dump", "-H", last.path]
+        let dp = Pipe()
+        dump.standardOutput = dp
+        dump.standardError = dp
+        do { try dump.run() } catch { return XCTFail("h5dump could not run (apt-get install hdf5-tools): \(error)") }
+        let text = String(decoding: dp.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        dump.waitUntilExit()
+        XCTAssertEqual(dump.terminationStatus, 0, "h5dump failed (is hdf5-tools installed?):\n\(text.prefix(500))")
+        for needle in ["GROUP \"model\"", "DATASET \"classifier.weight\"", "DATASET \"conv_stem.weight\"", "GROUP \"optimizer\"",
+                       "ATTRIBUTE \"format\"", "DATASET \"config\"", "H5T_IEEE_F32LE"] {
+            XCTAssertTrue(text.contains(needle), "h5dump -H output lacks \(needle)")
+        }
+    }
+
+    /// kill -9 at arbitrary moments while checkpoints are written every step: whatever last.h5
+    /// is on disk afterwards reads back whole (temporary files may remain; last.h5 is never torn).
+    func testKillNineNeverLeavesATornCheckpoint() throws {
+        let cfg = try writeConfig(epochs: 200, extra: "checkpoint: {every_steps: 1, keep: 0}")
+        let last = base.appendingPathComponent("Checkpoints/proc/last.h5")
+        var rng = SystemRandomNumberGenerator()
+        var checked = 0
+        for round in 0..<6 {
+            let p = Process()
+            p.executableURL = trainBinary
+            p.arguments = ["--config", cfg] + (FileManager.default.fileExists(atPath: last.path) ? ["--resume", last.path] : [])
+            p.currentDirectoryURL = base
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            // Until a checkpoint exists, then a random moment within the next stretch of steps.
+            let deadline = Date().addingTimeInterval(120)
+            while round == 0 && !FileManager.default.fileExists(atPath: last.path) && Date() < deadline && p.isRunning { usleep(20_000) }
+            usleep(UInt32.random(in: 200_000...1_500_000, using: &rng))
+            XCTAssertTrue(p.isRunning, "round \(round): train ended early")
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            XCTAssertEqual(p.terminationReason, .uncaughtSignal)
+            XCTAssertNoThrow(try Checkpoint.read(last), "round \(round): last.h5 unreadable after kill -9")
+            XCTAssertGreaterThan(try payload(last).count, 100, "round \(round)")
+            checked += 1
+        }
+        XCTAssertEqual(checked, 6)
+    }
+}
