@@ -9,7 +9,22 @@ public enum FileInspection {
         switch try WeightsFile.format(of: url) {
         case .hdf5: return try describeHDF5(url, maxTensors: maxTensors)
         case .safetensors: return try describeSafeTensors(url, maxTensors: maxTensors)
+        case .torch: return try describeTorch(url, maxTensors: maxTensors)
         }
+    }
+
+    static func describeTorch(_ url: URL, maxTensors: Int) throws -> String {
+        let tensors = try TorchCheckpoint.read(url)
+        var params = 0
+        for (name, v) in tensors where !name.hasSuffix("num_batches_tracked") { params += v.shape.reduce(1, *) }
+        var lines = ["\(url.lastPathComponent): PyTorch state dict (torch.save), \(tensors.count) tensors, \(params) values"]
+        for (name, v) in tensors.prefix(maxTensors) {
+            let kind: String
+            switch v { case .float: kind = "float"; case .int64: kind = "int64" }
+            lines.append("  \(name)  \(kind)  \(v.shape)")
+        }
+        if tensors.count > maxTensors { lines.append("  … \(tensors.count - maxTensors) more") }
+        return lines.joined(separator: "\n")
     }
 
     static func describeSafeTensors(_ url: URL, maxTensors: Int) throws -> String {

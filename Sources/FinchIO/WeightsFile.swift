@@ -4,7 +4,7 @@ import FinchNN
 
 /// Reading and writing model weights as state dicts, in safetensors or HDF5 (`/model/<name>`).
 public enum WeightsFile {
-    public enum Format: String, Sendable { case safetensors, hdf5 }
+    public enum Format: String, Sendable { case safetensors, hdf5, torch }
 
     public static func format(of url: URL) throws -> Format {
         // Sniff content, not the extension: HDF5 files start with "\x89HDF\r\n\x1a\n".
@@ -14,6 +14,7 @@ public enum WeightsFile {
         defer { try? h.close() }
         let head = h.readData(ofLength: 8)
         if head == Data([0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]) { return .hdf5 }
+        if head.prefix(4) == Data([0x50, 0x4B, 0x03, 0x04]) || head.first == 0x80 { return .torch }
         return .safetensors
     }
 
@@ -21,6 +22,10 @@ public enum WeightsFile {
     /// HDF5 root's string attributes).
     public static func read(_ url: URL) throws -> (state: [String: StateValue], metadata: [String: String]) {
         switch try format(of: url) {
+        case .torch:
+            var sd: [String: StateValue] = [:]
+            for (name, value) in try TorchCheckpoint.read(url) { sd[name] = value }
+            return (sd, [:])
         case .safetensors:
             let f = try SafeTensorsFile(contentsOf: url)
             var sd: [String: StateValue] = [:]
