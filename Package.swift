@@ -65,6 +65,8 @@ let package = Package(
             "FinchTrain",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // An example of scripting experiments against the library (Experiments/README.md).
+        .executableTarget(name: "lr-sweep", dependencies: ["FinchTrain"], path: "Experiments/LRSweep"),
 
         .testTarget(name: "FinchTensorTests",
                     dependencies: ["FinchTensor", "COpenBLAS", "CHDF5", "CPNG", "CJPEG"]),

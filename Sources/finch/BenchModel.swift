@@ -3,6 +3,7 @@ import Foundation
 import FinchTensor
 import FinchNN
 import FinchOptim
+import FinchTrain
 
 /// Training and inference throughput of one zoo model on synthetic data, for the side-by-side
 /// comparison with PyTorch (Benchmarks/compare_pytorch.py runs the same workload in timm).
@@ -33,6 +34,9 @@ struct BenchModel: ParsableCommand {
     @Option(help: "Classes of the classifier head.")
     var numClasses: Int = 1000
 
+    @Option(help: "full | head (backbone frozen: no gradient or optimizer work for it, BatchNorm in eval mode).")
+    var finetune: String = "full"
+
     @Flag(help: "Skip the training measurement.")
     var evalOnly = false
 
@@ -43,6 +47,7 @@ struct BenchModel: ParsableCommand {
         guard batch > 0, resolution >= 16, threads > 0, steps > 0, warmup >= 0 else {
             throw ValidationError("--batch, --threads and --steps must be positive, --resolution at least 16, --warmup not negative")
         }
+        guard let mode = FineTuning.Mode(rawValue: finetune), mode != .partial else { throw ValidationError("--finetune is full or head, not \(finetune)") }
         Parallel.setThreads(threads)
         let net = try ModelRegistry.create(model, numClasses: numClasses, seed: 0)
         var rng = RandomGenerator(seed: 1)
@@ -54,7 +59,8 @@ struct BenchModel: ParsableCommand {
         var trainRate = 0.0, evalRate = 0.0
         if !evalOnly {
             net.train()
-            let opt = AdamW(parameters: net.namedParameters().map { (name: $0.name, tensor: $0.tensor) },
+            FineTuning.apply(mode, to: net)
+            let opt = AdamW(parameters: net.namedParameters().filter { $0.tensor.requiresGrad }.map { (name: $0.name, tensor: $0.tensor) },
                             lr: 1e-4, weightDecay: 0.05)
             var times: [Double] = []
             for i in 0..<(warmup + steps) {
