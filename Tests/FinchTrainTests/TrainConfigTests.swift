@@ -92,4 +92,20 @@ final class TrainConfigTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("inside a value"), "\($0)")
         }
     }
+
+    /// Every shipped experiment config parses and validates (data and weights are checked at setup).
+    func testShippedExperimentConfigsParse() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Experiments").standardized
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".yaml") }.sorted()
+        XCTAssertTrue(Set(files).isSuperset(of: ["flowers.yaml", "flowers-head.yaml", "flowers-partial.yaml", "flowers-mixup.yaml",
+                                                 "flowers-teacher-lite2.yaml", "flowers-distill.yaml"]), "\(files)")
+        for f in files {
+            let c = try TrainConfig.load(dir.appendingPathComponent(f))
+            XCTAssertFalse(c.model.name.isEmpty, f)
+            if f == "flowers-head.yaml" { XCTAssertEqual(c.finetune.mode, "head") }
+            if f == "flowers-partial.yaml" { XCTAssertEqual(c.finetune.mode, "partial"); XCTAssertFalse(c.finetune.unfreeze.isEmpty) }
+            if f == "flowers-distill.yaml" { XCTAssertEqual(c.distill?.alpha, 0.5); XCTAssertEqual(c.distill?.teacher.name, "tf_efficientnet_lite2") }
+            if f == "flowers-mixup.yaml" { XCTAssertTrue(c.mixup.enabled); XCTAssertNotNil(c.data.autoAugment) }
+        }
+    }
 }
