@@ -13,6 +13,7 @@ public enum Parallel {
     public private(set) static var threads: Int = {
         let env = ProcessInfoLite.environment("FINCH_NUM_THREADS").flatMap(Int.init)
         let n = max(1, env ?? ProcessInfoLite.activeProcessorCount)
+        BLASCoreSelection.apply()
         openblas_set_num_threads(gemmSplit ? 1 : Int32(n))
         return n
     }()
@@ -24,6 +25,9 @@ public enum Parallel {
     /// Applies the thread count to OpenBLAS before its first use (reading `threads` does it once).
     @inline(__always)
     public static func configure() { _ = threads }
+
+    /// The OpenBLAS kernel family in use (after Finch's correction for CPUs OpenBLAS does not know).
+    public static var blasCore: String { configure(); return BLASCoreSelection.coreName }
 
     public static func setThreads(_ n: Int) {
         threads = max(1, n)

@@ -3,6 +3,8 @@ import COpenBLAS
 import CHDF5
 import CPNG
 import CJPEG
+import Foundation
+@testable import FinchTensor
 
 /// The four system libraries resolve through pkg-config, link and answer a call.
 final class SystemLibrariesTests: XCTestCase {
@@ -30,5 +32,17 @@ final class SystemLibrariesTests: XCTestCase {
         let p = jpeg_std_error(&err)
         XCTAssertNotNil(p)
         XCTAssertNotNil(err.error_exit)
+    }
+
+    /// OpenBLAS 0.3.21 does not know recent Xeons and would run its SSE3 "Prescott" kernels on
+    /// them; Finch re-selects by CPU features, so an AVX2 machine never runs Prescott kernels.
+    func testOpenBLASUsesKernelsForThisCPU() {
+        let flags = BLASCoreSelection.cpuFlags()
+        let core = Parallel.blasCore
+        XCTAssertNotEqual(core, "unknown", "openblas_get_corename not found")
+        if flags.contains("avx2") && flags.contains("fma") && ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil {
+            XCTAssertNotEqual(core.lowercased(), "prescott", "AVX2 CPU left on OpenBLAS's SSE3 kernels")
+        }
+        print("OpenBLAS core: \(core)")
     }
 }
