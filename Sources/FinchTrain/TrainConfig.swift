@@ -43,6 +43,11 @@ public struct TrainConfig {
         public var pretrained: String?           // safetensors / HDF5 weights in timm names
         public var dropRate: Double              // --drop 0
         public var dropPathRate: Double          // --drop-path
+        /// The new classifier's start: `timm` (the architecture's init) or `zeros`, which lets a
+        /// short fine-tune learn the head from the first step instead of first undoing the
+        /// random weights (timm's EfficientNet head starts at ±1/√classes: logits spread ~7 on
+        /// pretrained features).
+        public var headInit: String = "timm"
     }
 
     public struct Finetune {
@@ -244,7 +249,8 @@ extension TrainConfig {
         let model = try r.section("model") { m in
             Model(name: try m.string("name", ""), numClasses: try m.optionalInt("num_classes", min: 1),
                   pretrained: try m.optionalString("pretrained"), dropRate: try m.double("drop_rate", 0, range: 0...0.99),
-                  dropPathRate: try m.double("drop_path_rate", 0, range: 0...0.99))
+                  dropPathRate: try m.double("drop_path_rate", 0, range: 0...0.99),
+                  headInit: try m.choice("head_init", "timm", ["timm", "zeros"]))
         }
         let finetune = try r.section("finetune") { f in
             Finetune(mode: try f.choice("mode", "full", ["full", "head", "partial"]), unfreeze: try f.strings("unfreeze", []),

@@ -76,6 +76,13 @@ public struct TrainingSetup {
                 throw ConfigError(file: c.source, key: "model.pretrained", message: "\(error)")
             }
         }
+        if c.model.headInit == "zeros" {
+            noGrad {
+                for (name, p) in model.namedParameters() where Module.matches(name, prefixes: model.classifierPrefixes) {
+                    p.assign(Tensor.zeros(p.shape))
+                }
+            }
+        }
         model.setRandomSource(RandomSource(RandomGenerator(seed: UInt64(c.seed)).derived(stream: 7)))
 
         // Teacher from the registry and its weights (safetensors, HDF5 weights or a Finch checkpoint).
