@@ -3,6 +3,7 @@ import Foundation
 import FinchTensor
 import FinchIO
 import FinchData
+import FinchNN
 @testable import FinchTrain
 
 /// `train --config` end to end on a tiny ImageFolder: validation before the first step, then a
@@ -120,5 +121,19 @@ final class TrainingSetupTests: XCTestCase {
         XCTAssertThrowsError(try TrainingSetup(config: try TrainConfig.parse(bad, source: "bad.yaml"), baseDirectory: base)) {
             XCTAssertTrue("\($0)".contains("'data.train_list'") && "\($0)".contains("nope.csv"), "\($0)")
         }
+    }
+
+    /// `model.head_init: zeros` starts the classifier at zero; the default keeps timm's init.
+    func testHeadInitZeros() throws {
+        func classifier(_ extra: String) throws -> [Float] {
+            let text = yaml().replacingOccurrences(of: "model: {name: mobilenetv3_small_100}", with: "model: {name: mobilenetv3_small_100\(extra)}")
+            let setup = try TrainingSetup(config: try TrainConfig.parse(text, source: "h.yaml"), baseDirectory: base)
+            let m = setup.trainer.model
+            return m.namedParameters().filter { Module.matches($0.name, prefixes: m.classifierPrefixes) }.flatMap { $0.tensor.scalars }
+        }
+        let zeros = try classifier(", head_init: zeros")
+        XCTAssertFalse(zeros.isEmpty)
+        XCTAssertTrue(zeros.allSatisfy { $0 == 0 })
+        XCTAssertTrue(try classifier("").contains { $0 != 0 })
     }
 }
