@@ -70,7 +70,11 @@ public enum ModelExport {
     public static func load(_ url: URL, modelName: String? = nil, numClasses: Int? = nil, ema: Bool = false) throws -> DeployableModel {
         let path = url.path
         if let ck = try? Checkpoint.read(url) {
-            let config = try? TrainConfig.parse(ck.configYAML, source: "\(path):/config")
+            var config: TrainConfig? = nil
+            do { config = try TrainConfig.parse(ck.configYAML, source: "\(path):/config") } catch {
+                // Weights still load; only the preprocessing falls back to the model's defaults.
+                FileHandle.standardError.write(Data("warning: \(error); using \(ck.modelName)'s default preprocessing\n".utf8))
+            }
             let name = modelName ?? ck.modelName
             let k = numClasses ?? (ck.classes.isEmpty ? nil : ck.classes.count)
             var state = try WeightsFile.read(url).state
@@ -239,7 +243,8 @@ public enum ModelInference {
         let it = try loader.batches(epoch: 0)
         while let next = it.next() {
             let (x, labels) = try next.get()
-            metrics.add(logits: noGrad { m.model(x) }, labels: labels)
+            let logits = noGrad { m.model(x) }
+            metrics.add(logits: logits, labels: labels, meanLoss: noGrad { Loss.crossEntropy(logits, labels: labels).item })
         }
         return metrics
     }
