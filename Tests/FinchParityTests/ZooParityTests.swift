@@ -17,23 +17,11 @@ final class ZooParityTests: XCTestCase {
             .sorted { $0.lastPathComponent < $1.lastPathComponent }
     }
 
-    /// Open precision gaps, measured against float64 references. At 64–96 px with batch 2 the
-    /// deepest EfficientNet-Lite stages normalise over 8–18 values per channel in training mode, an
-    /// ill-conditioned problem: PyTorch float32 itself lands up to 6.4e-2 from exact there, and any
-    /// change of rounding (e.g. OpenBLAS splitting a GEMM differently) moves Finch's error by as
-    /// much. lite1/2/3 at 64 px therefore use batches of 8/4/4 (made with make_parity.py
-    /// MODEL:64:5:B), which both GEMM modes pass untouched; these two keep batch 2 and a bound on
-    /// train-mode checks. The rounding OpenBLAS does depends on the CPU it picks kernels for, so
-    /// which fixture lands just past 3× PyTorch's own error differs between machines: measured
-    /// worst rel 6e-3 (lite1_96), 2.5e-3 (lite4_64) on one, 1.3e-2 (lite2_96) on another, where
-    /// re-making these at batch 4 did not help (48 checks just past 3×, worst 2.4e-2). The bounds
-    /// below leave 2× headroom over the worst seen; a real error in a gradient is O(1) relative.
-    /// Anything worse, or an eval-mode or optimizer check failing, fails.
-    static let knownTrainModeGaps: [String: Float] = [
-        "tf_efficientnet_lite1_96_10.safetensors": 1.2e-2,
-        "tf_efficientnet_lite2_96_10.safetensors": 2.7e-2,
-        "tf_efficientnet_lite4_64_5.safetensors": 5e-3,
-    ]
+    /// Open precision gaps beyond what ParityComparison allows (1e-3 of the tensor's max, 3×
+    /// PyTorch float32's own error on the tensor, or the worst float32 error PyTorch makes anywhere
+    /// in the model's backward): none. The dictionary stays as the place to record one, with its
+    /// measured bound, should a CPU's rounding ever need it.
+    static let knownTrainModeGaps: [String: Float] = [:]
 
     /// Each family has fixtures at two resolutions and two class counts for every model it registers.
     func checkFamily(_ prefix: String, models: [String], file: StaticString = #filePath, line: UInt = #line) throws {
