@@ -171,12 +171,14 @@ public enum ImageOps {
                     let ix = sx - 0.5, iy = sy - 0.5
                     let x0 = Int(ix.rounded(.down)), y0 = Int(iy.rounded(.down))
                     let tx = Float(ix - Double(x0)), ty = Float(iy - Double(y0))
+                    // Tap weights once per pixel, shared by the three channels.
+                    let wx = filter == .bicubic ? cubicWeights(tx) : SIMD4<Float>(repeating: 0)
+                    let wy = filter == .bicubic ? cubicWeights(ty) : SIMD4<Float>(repeating: 0)
                     for c in 0..<3 {
                         var v: Float
                         switch filter {
                         case .bicubic:
                             v = 0
-                            let wx = cubicWeights(tx), wy = cubicWeights(ty)
                             for j in 0..<4 {
                                 var row: Float = 0
                                 for i in 0..<4 { row += wx[i] * px(x0 - 1 + i, y0 - 1 + j, c) }
@@ -197,9 +199,9 @@ public enum ImageOps {
 
     /// Pillow's geometric bicubic (Geometry.c): the a = −1 cubic, not the a = −0.5 one its
     /// resize uses, as weights for the four taps around a fractional offset t.
-    static func cubicWeights(_ t: Float) -> [Float] {
+    static func cubicWeights(_ t: Float) -> SIMD4<Float> {
         let t2 = t * t, t3 = t2 * t
-        return [-t + 2 * t2 - t3, 1 - 2 * t2 + t3, t + t2 - t3, -t2 + t3]
+        return SIMD4(-t + 2 * t2 - t3, 1 - 2 * t2 + t3, t + t2 - t3, -t2 + t3)
     }
 
     /// Image.rotate(degrees) about the centre, counter-clockwise for positive angles, same size.

@@ -60,6 +60,16 @@ public enum WeightsFile {
     }
 }
 
+extension SafeTensorsValue {
+    /// A state-dict entry as stored: floats as float32 (or float16 with `half`), integers exact.
+    public init(_ value: StateValue, half: Bool = false) {
+        switch value {
+        case .float(let t): self = half ? .float16(t) : .float32(t)
+        case .int64(let v, let s): self = .int64(v, shape: s)
+        }
+    }
+}
+
 /// What happened when pretrained weights were loaded.
 public struct PretrainedLoadReport: Sendable, Equatable {
     public var loaded: Int

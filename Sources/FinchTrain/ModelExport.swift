@@ -170,12 +170,7 @@ public enum ModelExport {
         let state = m.model.stateDict()
         switch format {
         case .safetensors:
-            let entries = state.map { name, value -> (name: String, value: SafeTensorsValue) in
-                switch value {
-                case .float(let t): return (name, half ? .float16(t) : .float32(t))
-                case .int64(let v, let s): return (name, .int64(v, shape: s))
-                }
-            }
+            let entries = state.map { (name: $0.name, value: SafeTensorsValue($0.value, half: half)) }
             try writeSafeTensors(entries, metadata: m.metadata, to: url)
         case .hdf5:
             try HDF5File.writeAtomically(to: url) { root in

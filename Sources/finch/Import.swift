@@ -44,19 +44,9 @@ struct Import: ParsableCommand {
             }
             metadata["model"] = model
             metadata["num_classes"] = String(net.numClasses)
-            entries = net.stateDict().map { name, value in
-                switch value {
-                case .float(let t): return (name, .float32(t))
-                case .int64(let v, let s): return (name, .int64(v, shape: s))
-                }
-            }
+            entries = net.stateDict().map { ($0.name, SafeTensorsValue($0.value)) }
         } else {
-            entries = mapped.map { name, value in
-                switch value {
-                case .float(let t): return (name, .float32(t))
-                case .int64(let v, let s): return (name, .int64(v, shape: s))
-                }
-            }
+            entries = mapped.map { ($0.name, SafeTensorsValue($0.value)) }
         }
         try writeSafeTensors(entries, metadata: metadata, to: URL(fileURLWithPath: output))
         print("import: \(tensors.count) tensors from \(src.lastPathComponent) → \(output)" + (model.map { " (checked by a strict load into \($0))" } ?? ""))

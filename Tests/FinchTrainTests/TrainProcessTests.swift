@@ -1,5 +1,6 @@
 import XCTest
 import Foundation
+import FinchTestSupport
 import FinchIO
 @testable import FinchTrain
 
@@ -17,16 +18,7 @@ final class TrainProcessTests: XCTestCase {
     override func setUpWithError() throws {
         XCTAssertTrue(FileManager.default.isExecutableFile(atPath: trainBinary.path), "the train executable is missing at \(trainBinary.path)")
         base = FileManager.default.temporaryDirectory.appendingPathComponent("finch-proc-\(UUID().uuidString)")
-        let images = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../Fixtures/images").standardized
-        for split in ["train", "val"] {
-            for c in ["a", "b"] {
-                let d = base.appendingPathComponent("data/\(split)/\(c)")
-                try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
-                for (i, f) in ["big.jpg", "baseline.jpg", "rgb.png"].enumerated() where split == "train" || i < 2 {
-                    try FileManager.default.copyItem(at: images.appendingPathComponent(f), to: d.appendingPathComponent("\(i)-\(f)"))
-                }
-            }
-        }
+        try TinyImageFolder.make(under: base)
     }
     override func tearDownWithError() throws { if let base { try? FileManager.default.removeItem(at: base) } }
 

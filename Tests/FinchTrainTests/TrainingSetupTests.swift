@@ -1,5 +1,6 @@
 import XCTest
 import Foundation
+import FinchTestSupport
 import FinchTensor
 import FinchIO
 import FinchData
@@ -12,16 +13,7 @@ final class TrainingSetupTests: XCTestCase {
     var base: URL!
     override func setUpWithError() throws {
         base = FileManager.default.temporaryDirectory.appendingPathComponent("finch-setup-\(UUID().uuidString)")
-        let images = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../Fixtures/images").standardized
-        for split in ["train", "val"] {
-            for c in ["a", "b"] {
-                let d = base.appendingPathComponent("data/\(split)/\(c)")
-                try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
-                for (i, f) in ["big.jpg", "baseline.jpg", "rgb.png"].enumerated() where split == "train" || i < 2 {
-                    try FileManager.default.copyItem(at: images.appendingPathComponent(f), to: d.appendingPathComponent("\(i)-\(f)"))
-                }
-            }
-        }
+        try TinyImageFolder.make(under: base)
         Trainer.stopRequest.store(false, ordering: .relaxed)
     }
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: base) }
