@@ -48,7 +48,8 @@ public struct ImageTransform: Sendable {
                 ? (short, Int(Double(short) * Double(image.height) / Double(image.width)))
                 : (Int(Double(short) * Double(image.width) / Double(image.height)), short)
             let resized = Resample.resize(image, width: w, height: h, filter: Resample.Filter(rawValue: evalInterpolation) ?? .bicubic)
-            let top = Int((Double(h - size) / 2).rounded()), left = Int((Double(w - size) / 2).rounded())
+            // torchvision's CenterCrop rounds with Python's round(): halves go to the even neighbour.
+            let top = Int((Double(h - size) / 2).rounded(.toNearestOrEven)), left = Int((Double(w - size) / 2).rounded(.toNearestOrEven))
             im = crop(resized, x: left, y: top, width: size, height: size)
         }
         normalize(im, into: out)
@@ -63,7 +64,7 @@ public struct ImageTransform: Sendable {
         for _ in 0..<10 {
             let target = area * (scale.0 + (scale.1 - scale.0) * rng.nextDouble())
             let aspect = Foundation.exp(logRatio.0 + (logRatio.1 - logRatio.0) * rng.nextDouble())
-            let w = Int((target * aspect).squareRoot().rounded()), h = Int((target / aspect).squareRoot().rounded())
+            let w = Int((target * aspect).squareRoot().rounded(.toNearestOrEven)), h = Int((target / aspect).squareRoot().rounded(.toNearestOrEven))
             if w > 0 && h > 0 && w <= W && h <= H {
                 let y = rng.nextInt(below: H - h + 1), x = rng.nextInt(below: W - w + 1)
                 return (x, y, w, h)
@@ -71,8 +72,8 @@ public struct ImageTransform: Sendable {
         }
         let inRatio = Double(W) / Double(H)
         var w = W, h = H
-        if inRatio < ratio.0 { h = Int((Double(w) / ratio.0).rounded()) }
-        else if inRatio > ratio.1 { w = Int((Double(h) * ratio.1).rounded()) }
+        if inRatio < ratio.0 { h = Int((Double(w) / ratio.0).rounded(.toNearestOrEven)) }
+        else if inRatio > ratio.1 { w = Int((Double(h) * ratio.1).rounded(.toNearestOrEven)) }
         return ((W - w) / 2, (H - h) / 2, w, h)
     }
 

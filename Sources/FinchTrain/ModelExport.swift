@@ -225,7 +225,10 @@ public enum ModelInference {
     }
 
     /// Accuracy over a class-folder tree (ImageFolder; `root/val` when it exists) with the model's classes.
-    public static func evaluate(_ m: DeployableModel, data root: URL, batch: Int = 32) throws -> ClassificationMetrics {
+    /// `onBatch` sees each batch's preprocessed input, logits and labels (e.g. to hand the same
+    /// inputs to another engine).
+    public static func evaluate(_ m: DeployableModel, data root: URL, batch: Int = 32, workers: Int = 2,
+                                onBatch: ((Tensor, Tensor, [Int]) -> Void)? = nil) throws -> ClassificationMetrics {
         let valRoot = FileManager.default.fileExists(atPath: root.appendingPathComponent("val").path) ? root.appendingPathComponent("val") : root
         let folder = try ImageFolder(root: valRoot)
         guard folder.classes == m.classes else {
@@ -234,12 +237,14 @@ public enum ModelInference {
         }
         let loader = DataLoader(samples: folder.samples, transform: m.evalTransform, batchSize: batch, sampler: .sequential,
                                 dropLast: false, seed: 0, skipBadImages: false)
+        loader.workers = workers
         var metrics = ClassificationMetrics(numClasses: m.model.numClasses)
         let it = try loader.batches(epoch: 0)
         while let next = it.next() {
             let (x, labels) = try next.get()
             let logits = noGrad { m.model(x) }
             metrics.add(logits: logits, labels: labels, meanLoss: noGrad { Loss.crossEntropy(logits, labels: labels).item })
+            onBatch?(x, logits, labels)
         }
         return metrics
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import FinchTensor
 import FinchTrain
+import FinchIO
 
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -25,11 +26,36 @@ struct Evaluate: ParsableCommand {
     @Flag(help: "Use the checkpoint's EMA weights.")
     var ema = false
 
+    @Option(help: "Write the metrics as JSON here.")
+    var json: String?
+
+    @Option(help: "Write the preprocessed inputs, logits and labels as safetensors here (to run the same inputs through another engine).")
+    var saveOutputs: String?
+
     mutating func run() throws {
         let m = try ModelExport.load(URL(fileURLWithPath: checkpoint), modelName: model, ema: ema)
         let start = Date()
-        let metrics = try ModelInference.evaluate(m, data: URL(fileURLWithPath: data), batch: batch)
+        var inputs: [Tensor] = [], logits: [Tensor] = [], labels: [Int] = []
+        let keep = saveOutputs != nil
+        let metrics = try ModelInference.evaluate(m, data: URL(fileURLWithPath: data), batch: batch) { x, y, l in
+            guard keep else { return }
+            inputs.append(x.contiguous())
+            logits.append(y.contiguous())
+            labels += l
+        }
         let seconds = Date().timeIntervalSince(start)
+        if let saveOutputs {
+            try writeSafeTensors([("input", .float32(Tensor.concat(inputs, axis: 0))), ("logits", .float32(Tensor.concat(logits, axis: 0))),
+                                  ("labels", .int64(labels.map(Int64.init), shape: [labels.count]))],
+                                 metadata: m.metadata, to: URL(fileURLWithPath: saveOutputs))
+            print("inputs, logits and labels: \(saveOutputs)")
+        }
+        if let json {
+            try writeJSON(["model": m.modelName, "images": metrics.count, "resolution": m.resolution,
+                           "top1": metrics.top1, "top5": metrics.top5, "balanced_accuracy": metrics.balancedAccuracy,
+                           "loss": metrics.meanLoss, "img_per_s": Double(metrics.count) / seconds,
+                           "per_class_accuracy": Dictionary(uniqueKeysWithValues: zip(m.classes, metrics.perClassAccuracy))], to: json)
+        }
         print("evaluate: \(m.modelName) on \(metrics.count) images at \(m.resolution) px (\(String(format: "%.1f", Double(metrics.count) / seconds)) img/s)")
         print(String(format: "top-1 %.4f  top-5 %.4f  balanced %.4f  loss %.4f", metrics.top1, metrics.top5,
                      metrics.balancedAccuracy, metrics.meanLoss))
@@ -41,4 +67,10 @@ struct Evaluate: ParsableCommand {
             print("confusion matrix: \(confusionSvg)")
         }
     }
+}
+
+/// Pretty, key-sorted JSON written atomically (scripts read these).
+func writeJSON(_ object: Any, to path: String) throws {
+    let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+    try data.write(to: URL(fileURLWithPath: path), options: .atomic)
 }

@@ -5,7 +5,7 @@ struct Finch: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "finch",
         abstract: "Fine-tune and distil small vision models on the CPU.",
-        subcommands: [Import.self, Export.self, Evaluate.self, Predict.self, Inspect.self, Compare.self, Bench.self, Demo.self])
+        subcommands: [Import.self, Export.self, Evaluate.self, NearestClassMeanCommand.self, Predict.self, Inspect.self, Compare.self, Bench.self, Demo.self])
 }
 
 struct Bench: ParsableCommand {

@@ -84,6 +84,24 @@ final class DataPipelineTests: XCTestCase {
         }
     }
 
+    /// torchvision's CenterCrop offset is Python's round((h − size)/2): 13 − 4 = 9 → 4.5 → 4 (half to
+    /// even), where rounding half up would start a row lower.
+    func testCentreCropRoundsHalfToEvenLikeTorchvision() {
+        var t = ImageTransform(size: 4, training: false)
+        t.cropPct = 1
+        t.mean = [0, 0, 0]
+        t.std = [1, 1, 1]
+        t.evalInterpolation = "bilinear"
+        var pixels = [UInt8]()
+        for y in 0..<13 { for _ in 0..<4 { pixels += [UInt8(y * 10), 0, 0] } }
+        var rng = RandomGenerator(seed: 0)
+        let out = UnsafeMutablePointer<Float>.allocate(capacity: 3 * 16)
+        defer { out.deallocate() }
+        t.apply(Image(width: 4, height: 13, pixels: pixels), rng: &rng, into: out)
+        XCTAssertEqual(out[0] * 255, 40, accuracy: 1e-3, "first row kept is row 4")
+        XCTAssertEqual(out[12] * 255, 70, accuracy: 1e-3, "last row kept is row 7")
+    }
+
     /// Class-balanced weights: counts 1200/800/300 drawn at equal rates (binomial sd ≈ 0.0027 for
     /// 30,000 draws; 0.015 is over 5 sd).
     func testWeightedSamplerBalancesClasses() throws {
