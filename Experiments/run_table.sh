@@ -9,12 +9,16 @@
 #
 # EPOCHS applies to every fine-tuning row except head-only (its config's epochs: cheap steps);
 # SEEDS are offsets added to each config's seed (42); results go to Experiments/runs/table/.
+# TEACHER_SEED makes distillation use that seed's teacher (to vary only the student's seed);
+# RESULT_SEEDS lists the seeds RESULTS.md reports (default SEEDS), e.g. after a second-seed rerun:
+#   ROWS="distill" SEEDS=1 TEACHER_SEED=0 RESULT_SEEDS="0 1" Experiments/run_table.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EPOCHS=${EPOCHS:-2}
 SEEDS=${SEEDS:-0}
 ROWS=${ROWS:-"ncm head full mixup teacher distill imbalanced-plain imbalanced-weighted export"}
 SIDES=${SIDES:-"finch timm"}
+RESULT_SEEDS=${RESULT_SEEDS:-$SEEDS}
 OUT=Experiments/runs/table
 mkdir -p "$OUT"
 export OPENBLAS_NUM_THREADS=2
@@ -70,7 +74,7 @@ for s in $SEEDS; do
         if [ "$HAVE_TIMM" = 1 ]; then
             extra=()
             [ "$row" = teacher ] && extra+=(--save-weights "$OUT/timm-teacher-s$s.pt")
-            [ "$row" = distill ] && extra+=(--teacher-weights "$OUT/timm-teacher-s$s.pt")
+            [ "$row" = distill ] && extra+=(--teacher-weights "$OUT/timm-teacher-s${TEACHER_SEED:-$s}.pt")
             python3 Experiments/timm_reference.py --config "$cfg" "${sets[@]}" --seed-offset 0 "${extra[@]}" \
                 --out "$OUT/timm-$row-s$s.json" 2>&1 | tee "$OUT/timm-$row-s$s.log"
         fi
@@ -93,5 +97,5 @@ if want export && side finch; then
     fi
 fi
 
-python3 Experiments/make_results.py --dir "$OUT" --epochs "$EPOCHS" --seeds "$SEEDS" --output Experiments/RESULTS.md
+python3 Experiments/make_results.py --dir "$OUT" --epochs "$EPOCHS" --seeds "$RESULT_SEEDS" --output Experiments/RESULTS.md
 echo "wrote Experiments/RESULTS.md"

@@ -252,17 +252,19 @@ def train(c, args):
     for n_, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        lr = base_lr
+        # layer_lr sets a group's own base rate (scheduled from it); layer_lr_multiplier is timm's
+        # lr_scale (the scheduled rate times the multiplier, floor included).
+        lr, scale = base_lr, 1.0
         for prefix, v in layer_mult.items():
             if n_ == prefix or n_.startswith(prefix + "."):
-                lr = base_lr * float(v)
+                scale = float(v)
         for prefix, v in layer_lr.items():
             if n_ == prefix or n_.startswith(prefix + "."):
-                lr = float(v)
+                lr, scale = float(v), 1.0
         decay = 0.0 if p.ndim <= 1 else wd
-        groups.setdefault((lr, decay), []).append(p)
+        groups.setdefault((lr, scale, decay), []).append(p)
     betas = tuple(get(c, "optimizer.betas", [0.9, 0.999]))
-    opt = torch.optim.AdamW([dict(params=ps, lr=lr, weight_decay=d, initial_lr=lr) for (lr, d), ps in groups.items()],
+    opt = torch.optim.AdamW([dict(params=ps, lr=lr * sc, weight_decay=d, initial_lr=lr, lr_scale=sc) for (lr, sc, d), ps in groups.items()],
                             lr=base_lr, betas=betas, eps=float(get(c, "optimizer.eps", 1e-8)))
     epochs = int(get(c, "schedule.epochs"))
     min_lr = float(get(c, "schedule.min_lr", 0.0))
@@ -291,7 +293,7 @@ def train(c, args):
     best = (-1.0, None)  # Finch's checkpoint.monitor val/top1: the teacher is the best epoch's weights
     for epoch in range(epochs):
         for g in opt.param_groups:  # timm's per-epoch cosine, the same floor for every group
-            g["lr"] = min_lr + 0.5 * (g["initial_lr"] - min_lr) * (1 + math.cos(math.pi * epoch / epochs))
+            g["lr"] = (min_lr + 0.5 * (g["initial_lr"] - min_lr) * (1 + math.cos(math.pi * epoch / epochs))) * g["lr_scale"]
         model.train()
         if mode == "head":
             for m in model.modules():

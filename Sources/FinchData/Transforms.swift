@@ -26,8 +26,14 @@ public struct ImageTransform: Sendable {
         self.training = training
     }
 
-    /// The short side this pipeline needs from the decoder (lets JPEG decode at a DCT scale).
-    public var decodeShortSide: Int { training ? size : Int((Double(size) / cropPct).rounded(.down)) }
+    /// The short side to ask of the JPEG decoder, which may then decode at a reduced DCT scale.
+    /// torchvision decodes at full size and resamples with antialiasing; a DCT-scaled decode only
+    /// stays indistinguishable from that when the pipeline still shrinks the result at least 2×.
+    /// So: twice the short side of the smallest random crop (training), twice the resize target (eval).
+    public var decodeShortSide: Int {
+        guard training else { return 2 * Int((Double(size) / cropPct).rounded(.down)) }
+        return scale.0 > 0 ? Int((2 * Double(size) / scale.0.squareRoot()).rounded(.up)) : Int(Int32.max)
+    }
 
     /// Applies the pipeline and writes normalised RGB planes to `out` (3·size·size floats).
     public func apply(_ image: Image, rng: inout RandomGenerator, into out: UnsafeMutablePointer<Float>) {

@@ -84,6 +84,19 @@ final class DataPipelineTests: XCTestCase {
         }
     }
 
+    /// JPEGs are only decoded at a reduced DCT scale when the pipeline would shrink the result at
+    /// least 2× anyway (torchvision decodes at full size): the smallest crop's side, twice, in training.
+    func testDecodeShortSideLeavesTwofoldMargin() {
+        var t = ImageTransform(size: 128, training: true)
+        t.scale = (0.25, 1)
+        XCTAssertEqual(t.decodeShortSide, 512)
+        t.scale = (0, 1)
+        XCTAssertEqual(t.decodeShortSide, Int(Int32.max))
+        var e = ImageTransform(size: 128, training: false)
+        e.cropPct = 0.875
+        XCTAssertEqual(e.decodeShortSide, 292)
+    }
+
     /// torchvision's CenterCrop offset is Python's round((h − size)/2): 13 − 4 = 9 → 4.5 → 4 (half to
     /// even), where rounding half up would start a row lower.
     func testCentreCropRoundsHalfToEvenLikeTorchvision() {

@@ -1,0 +1,82 @@
+import XCTest
+import Foundation
+import FinchTensor
+import FinchTestSupport
+import FinchIO
+@testable import FinchTrain
+
+/// The `finch` executable's outputs that scripts consume (Experiments/run_table.sh): evaluate's
+/// JSON and saved inputs/logits, and ncm's JSON.
+final class FinchCommandTests: XCTestCase {
+    var base: URL!
+    var binaries: URL { URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/debug").standardized }
+
+    override func setUpWithError() throws {
+        for b in ["train", "finch"] {
+            XCTAssertTrue(FileManager.default.isExecutableFile(atPath: binaries.appendingPathComponent(b).path), "\(b) is not built")
+        }
+        base = FileManager.default.temporaryDirectory.appendingPathComponent("finch-cli-\(UUID().uuidString)")
+        try TinyImageFolder.make(under: base)
+    }
+    override func tearDownWithError() throws { if let base { try? FileManager.default.removeItem(at: base) } }
+
+    @discardableResult
+    func run(_ binary: String, _ args: [String]) throws -> String {
+        let p = Process()
+        p.executableURL = binaries.appendingPathComponent(binary)
+        p.arguments = args
+        p.currentDirectoryURL = base
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let out = String(decoding: data, as: UTF8.self)
+        XCTAssertEqual(p.terminationStatus, 0, "\(binary) \(args.joined(separator: " ")):\n\(out)")
+        return out
+    }
+
+    func json(_ name: String) throws -> [String: Any] {
+        try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: base.appendingPathComponent(name))) as? [String: Any])
+    }
+
+    func testEvaluateSavesTheInputsItScoredAndNcmWritesItsSummary() throws {
+        try """
+        experiment: cli
+        seed: 3
+        data: {root: data, image_size: 32, batch_size: 2, workers: 0}
+        model: {name: mobilenetv3_small_100}
+        optimizer: {name: adamw, lr: 1.0e-3}
+        schedule: {name: cosine, epochs: 1, warmup_epochs: 0}
+        """.write(to: base.appendingPathComponent("cli.yaml"), atomically: true, encoding: .utf8)
+        try run("train", ["--config", "cli.yaml"])
+        let ck = "Checkpoints/cli/last.h5"
+        try run("finch", ["evaluate", "--checkpoint", ck, "--data", "data", "--json", "m.json", "--save-outputs", "o.safetensors"])
+
+        // The saved logits are the model's on the saved inputs, and the JSON's top-1 is theirs.
+        let saved = try SafeTensorsFile(contentsOf: base.appendingPathComponent("o.safetensors"))
+        let x = try saved.tensor("input"), logits = try saved.tensor("logits"), labels = try saved.int64s("labels").map(Int.init)
+        XCTAssertEqual(x.shape, [4, 3, 32, 32])
+        XCTAssertEqual(logits.shape, [4, 2])
+        XCTAssertEqual(labels, [0, 0, 1, 1])
+        let m = try ModelExport.load(base.appendingPathComponent(ck))
+        let again = noGrad { m.model(x) }.scalars
+        for (a, b) in zip(again, logits.scalars) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+        let predicted = (0..<4).map { logits.scalars[2 * $0 + 1] > logits.scalars[2 * $0] ? 1 : 0 }
+        let top1 = Double(zip(predicted, labels).filter { $0 == $1 }.count) / 4
+        let metrics = try json("m.json")
+        XCTAssertEqual(metrics["top1"] as? Double, top1)
+        XCTAssertEqual(metrics["images"] as? Int, 4)
+        XCTAssertNotNil(metrics["balanced_accuracy"] as? Double)
+        XCTAssertGreaterThan(try XCTUnwrap(metrics["img_per_s"] as? Double), 0)
+
+        try run("finch", ["ncm", "--weights", ck, "--data", "data", "--resolution", "32", "--json", "n.json"])
+        let ncm = try json("n.json")
+        let final = try XCTUnwrap(ncm["final"] as? [String: Double])
+        XCTAssertNotNil(final["val/top1"])
+        XCTAssertEqual(ncm["train_images"] as? Int, 6)
+        XCTAssertEqual(ncm["epochs_run"] as? Int, 0)
+        XCTAssertEqual(ncm["parameters"] as? Int, m.model.parameterCount - 1024 * 2 - 2, "the head is not counted")
+    }
+}
