@@ -3,8 +3,8 @@ import Dispatch
 import Synchronization
 import FinchTensor
 
-/// Batches of decoded, augmented, normalised images [N,3,S,S] with labels. Each sample's
-/// augmentation draws from its own stream derived from (seed, epoch, sample index), so a
+/// Batches of decoded, augmented, normalised images [N,3,S,S] with labels. Each draw's
+/// augmentation uses its own stream derived from (seed, epoch, position in the epoch), so a
 /// batch is the same whatever the thread count. The next batch is prepared on a background
 /// queue while the current one trains.
 public final class DataLoader: @unchecked Sendable {
@@ -63,7 +63,10 @@ public final class DataLoader: @unchecked Sendable {
                         let k = next.add(1, ordering: .relaxed).oldValue
                         guard k < idx.count else { return }
                         let sampleIndex = idx[k]
-                        var rng = RandomGenerator(seed: self.seed).derived(stream: UInt64(epoch) << 32 | UInt64(sampleIndex))
+                        // Keyed by the draw's position in the epoch, not by which image it is: a sampler
+                        // with replacement may draw one image several times, and each draw needs its own
+                        // crop and jitter (as each __getitem__ call gets in PyTorch).
+                        var rng = RandomGenerator(seed: self.seed).derived(stream: UInt64(epoch) << 32 | UInt64(b * self.batchSize + k))
                         do {
                             let im = try ImageDecoder.decode(contentsOf: self.samples[sampleIndex].url, targetShortSide: self.transform.decodeShortSide)
                             self.transform.apply(im, rng: &rng, into: base + k * 3 * s * s)

@@ -84,6 +84,21 @@ final class DataPipelineTests: XCTestCase {
         }
     }
 
+    /// A sampler with replacement draws one image many times; every draw gets its own crop and
+    /// jitter, as every `__getitem__` call does in PyTorch (streams keyed by position, not image).
+    func testRepeatedDrawsOfOneImageAreAugmentedIndependently() throws {
+        let f = try ImageFolder(root: root)
+        var t = ImageTransform(size: 16, training: true)
+        t.scale = (0.1, 0.5)
+        let weights = f.samples.indices.map { $0 == 0 ? 1.0 : 0.0 }    // only image 0 can be drawn
+        let loader = DataLoader(samples: f.samples, transform: t, batchSize: 4,
+                                sampler: .weighted(weights: weights, numSamples: 4, replacement: true), dropLast: false, seed: 3)
+        let x = try XCTUnwrap(loader.batches(epoch: 0).next()).get().images.scalars
+        let n = 3 * 16 * 16
+        let draws = (0..<4).map { Array(x[($0 * n)..<(($0 + 1) * n)]) }
+        XCTAssertEqual(Set(draws.map { $0.map(\.bitPattern) }).count, 4, "four draws of one image, four different augmentations")
+    }
+
     /// JPEGs are only decoded at a reduced DCT scale when the pipeline would shrink the result at
     /// least 2× anyway (torchvision decodes at full size): the smallest crop's side, twice, in training.
     func testDecodeShortSideLeavesTwofoldMargin() {
