@@ -22,19 +22,9 @@ final class FinchCommandTests: XCTestCase {
 
     @discardableResult
     func run(_ binary: String, _ args: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = binaries.appendingPathComponent(binary)
-        p.arguments = args
-        p.currentDirectoryURL = base
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let out = String(decoding: data, as: UTF8.self)
-        XCTAssertEqual(p.terminationStatus, 0, "\(binary) \(args.joined(separator: " ")):\n\(out)")
-        return out
+        let r = ChildProcess.run(binaries.appendingPathComponent(binary), args, in: base)
+        XCTAssertEqual(r.status, 0, "\(binary) \(args.joined(separator: " ")):\n\(r.output)")
+        return r.output
     }
 
     func json(_ name: String) throws -> [String: Any] {

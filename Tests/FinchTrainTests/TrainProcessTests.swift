@@ -39,19 +39,9 @@ final class TrainProcessTests: XCTestCase {
 
     @discardableResult
     func run(_ args: [String], expectStatus: Int32? = 0) throws -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = trainBinary
-        p.arguments = args
-        p.currentDirectoryURL = base
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let out = String(decoding: data, as: UTF8.self)
-        if let expectStatus { XCTAssertEqual(p.terminationStatus, expectStatus, "train \(args.joined(separator: " ")):\n\(out)") }
-        return (p.terminationStatus, out)
+        let r = ChildProcess.run(trainBinary, args, in: base)
+        if let expectStatus { XCTAssertEqual(r.status, expectStatus, "train \(args.joined(separator: " ")):\n\(r.output)") }
+        return r
     }
 
     /// Every float and integer dataset under /model and /optimizer, by path.
@@ -117,16 +107,8 @@ final class TrainProcessTests: XCTestCase {
         let c = try Checkpoint.read(last)
         XCTAssertGreaterThan(c.globalStep, 0)
 
-        let dump = Process()
-        dump.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        dump.arguments = ["h5dump", "-H", last.path]
-        let dp = Pipe()
-        dump.standardOutput = dp
-        dump.standardError = dp
-        do { try dump.run() } catch { return XCTFail("h5dump could not run (apt-get install hdf5-tools): \(error)") }
-        let text = String(decoding: dp.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        dump.waitUntilExit()
-        XCTAssertEqual(dump.terminationStatus, 0, "h5dump failed (is hdf5-tools installed?):\n\(text.prefix(500))")
+        let (status, text) = ChildProcess.run(URL(fileURLWithPath: "/usr/bin/env"), ["h5dump", "-H", last.path])
+        XCTAssertEqual(status, 0, "h5dump failed (apt-get install hdf5-tools):\n\(text.prefix(500))")
         for needle in ["GROUP \"model\"", "DATASET \"classifier.weight\"", "DATASET \"conv_stem.weight\"", "GROUP \"optimizer\"",
                        "ATTRIBUTE \"format\"", "DATASET \"config\"", "H5T_IEEE_F32LE"] {
             XCTAssertTrue(text.contains(needle), "h5dump -H output lacks \(needle)")
