@@ -8,9 +8,30 @@ import Darwin
 // activation and the formula is inlined into the loop. (Passing a closure through
 // `Parallel.forEach` left one indirect call per element: 20% of an EfficientNet forward.)
 
-protocol UnaryKernel { static func apply(_ x: Float) -> Float }
+protocol UnaryKernel {
+    static func apply(_ x: Float) -> Float
+    /// dst[i] = apply(src[i]) for i < count; kernels with a SIMD form override it.
+    static func run(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ count: Int)
+}
 /// Backward kernels: f(upstream gradient, saved value).
-protocol BinaryKernel { static func apply(_ g: Float, _ v: Float) -> Float }
+protocol BinaryKernel {
+    static func apply(_ g: Float, _ v: Float) -> Float
+    static func run(_ g: UnsafePointer<Float>, _ v: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ count: Int)
+}
+
+extension UnaryKernel {
+    @inline(__always)
+    static func run(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ count: Int) {
+        for i in 0..<count { dst[i] = apply(src[i]) }
+    }
+}
+
+extension BinaryKernel {
+    @inline(__always)
+    static func run(_ g: UnsafePointer<Float>, _ v: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ count: Int) {
+        for i in 0..<count { dst[i] = apply(g[i], v[i]) }
+    }
+}
 
 enum ReLUKernel: UnaryKernel { @inline(__always) static func apply(_ x: Float) -> Float { x > 0 ? x : 0 } }
 enum ReLUBackward: BinaryKernel { @inline(__always) static func apply(_ g: Float, _ y: Float) -> Float { y > 0 ? g : 0 } }
@@ -30,14 +51,38 @@ enum HardSwishKernel: UnaryKernel {
 enum HardSwishBackward: BinaryKernel {
     @inline(__always) static func apply(_ g: Float, _ x: Float) -> Float { x < -3 ? 0 : (x <= 3 ? g * (x / 3 + 0.5) : g) }
 }
-enum SiLUKernel: UnaryKernel { @inline(__always) static func apply(_ x: Float) -> Float { x / (1 + expf(-x)) } }
-enum SiLUBackward: BinaryKernel {
-    @inline(__always) static func apply(_ g: Float, _ x: Float) -> Float {
-        let s = 1 / (1 + expf(-x))
-        return g * s * (1 + x * (1 - s))
+// The exp-based kernels run on SIMD lanes with VectorMath.exp; `apply` is the same formula on
+// one lane, so a scalar call agrees bit for bit with the block form.
+enum SiLUKernel: UnaryKernel {
+    @inline(__always) static func lanes(_ x: VectorMath.Lanes) -> VectorMath.Lanes { x / (1 + VectorMath.exp(-x)) }
+    @inline(__always) static func apply(_ x: Float) -> Float { lanes(VectorMath.Lanes(repeating: x))[0] }
+    @inline(__always)
+    static func run(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ count: Int) {
+        VectorMath.forEachLanes(src, dst, count, lanes)
     }
 }
-enum SigmoidKernel: UnaryKernel { @inline(__always) static func apply(_ x: Float) -> Float { 1 / (1 + expf(-x)) } }
+enum SiLUBackward: BinaryKernel {
+    @inline(__always)
+    static func lanes(_ g: VectorMath.Lanes, _ x: VectorMath.Lanes) -> VectorMath.Lanes {
+        let s = 1 / (1 + VectorMath.exp(-x))
+        return g * s * (1 + x * (1 - s))
+    }
+    @inline(__always) static func apply(_ g: Float, _ x: Float) -> Float {
+        lanes(VectorMath.Lanes(repeating: g), VectorMath.Lanes(repeating: x))[0]
+    }
+    @inline(__always)
+    static func run(_ g: UnsafePointer<Float>, _ v: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ count: Int) {
+        VectorMath.forEachLanes(g, v, dst, count, lanes)
+    }
+}
+enum SigmoidKernel: UnaryKernel {
+    @inline(__always) static func lanes(_ x: VectorMath.Lanes) -> VectorMath.Lanes { 1 / (1 + VectorMath.exp(-x)) }
+    @inline(__always) static func apply(_ x: Float) -> Float { lanes(VectorMath.Lanes(repeating: x))[0] }
+    @inline(__always)
+    static func run(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ count: Int) {
+        VectorMath.forEachLanes(src, dst, count, lanes)
+    }
+}
 enum SigmoidBackward: BinaryKernel { @inline(__always) static func apply(_ g: Float, _ y: Float) -> Float { g * y * (1 - y) } }
 enum IdentityKernel: UnaryKernel { @inline(__always) static func apply(_ x: Float) -> Float { x } }
 
@@ -53,7 +98,7 @@ extension Kernels {
         let src = xc.basePointer, dst = out.basePointer
         withExtendedLifetime(xc) {
             Parallel.forEach(out.count, grain: 1 << 15) { r in
-                for i in r { dst[i] = K.apply(src[i]) }
+                K.run(src + r.lowerBound, dst + r.lowerBound, r.count)
             }
         }
         return out
@@ -67,7 +112,7 @@ extension Kernels {
         let gp = g.basePointer, vp = v.basePointer, dst = out.basePointer
         withExtendedLifetime((g, v)) {
             Parallel.forEach(out.count, grain: 1 << 15) { r in
-                for i in r { dst[i] = K.apply(gp[i], vp[i]) }
+                K.run(gp + r.lowerBound, vp + r.lowerBound, dst + r.lowerBound, r.count)
             }
         }
         return out
@@ -89,7 +134,7 @@ extension Kernels {
 
     @inline(__always)
     static func activate<K: UnaryKernel>(_ p: UnsafeMutablePointer<Float>, _ count: Int, _: K.Type) {
-        for i in 0..<count { p[i] = K.apply(p[i]) }
+        K.run(p, p, count)
     }
 }
 

@@ -98,6 +98,9 @@ enum DepthwiseConv {
 
     static func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                         out: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+        if DepthwiseConvChannelTiles.applies(to: g) {
+            return DepthwiseConvChannelTiles.forward(x: x, weight: weight, bias: bias, out: out, g)
+        }
         let p = Packing(g)
         let taps = (0..<g.kw).map { p.tapOffset($0, g) }
         Parallel.forEach(g.n * g.c, grain: Swift.max(1, 4096 / Swift.max(g.hw * g.khw, 1))) { range in
@@ -164,6 +167,9 @@ enum DepthwiseConv {
     /// of one kernel row fuse into one pass. Strided convolutions scatter tap by tap into the phases.
     static func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                          dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?, _ g: ConvGeometry) {
+        if DepthwiseConvChannelTiles.applies(to: g) {
+            return DepthwiseConvChannelTiles.backward(dy: dy, x: x, weight: weight, dx: dx, dw: dw, g)
+        }
         let p = Packing(g)
         let taps = (0..<g.kw).map { p.tapOffset($0, g) }
         let edge = (g.kw - 1) * g.dw

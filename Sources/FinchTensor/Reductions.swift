@@ -219,10 +219,17 @@ enum SoftmaxKernels {
                 for k in 0..<r { m = Swift.max(m, src[base + k * inner]) }
                 if !m.isFinite { m = 0 }
                 var s: Float = 0
-                for k in 0..<r {
-                    let e = expf(src[base + k * inner] - m)
-                    dst[base + k * inner] = e
-                    s += e
+                if inner == 1 {
+                    // Rows are contiguous (the usual last-axis softmax): exponentiate on SIMD lanes.
+                    let shift = VectorMath.Lanes(repeating: m)
+                    VectorMath.forEachLanes(src + base, dst + base, r) { VectorMath.exp($0 - shift) }
+                    s = ReduceKernels.sumContiguous(dst + base, r)
+                } else {
+                    for k in 0..<r {
+                        let e = expf(src[base + k * inner] - m)
+                        dst[base + k * inner] = e
+                        s += e
+                    }
                 }
                 if log {
                     let ls = logf(s) + m

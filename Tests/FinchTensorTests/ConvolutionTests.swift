@@ -85,6 +85,19 @@ final class ConvolutionTests: XCTestCase {
     }
 
     func testDepthwise() {
+        // Every case through both kernels: rows vectorised along the plane, and channel tiles.
+        let saved = DepthwiseConvChannelTiles.maxOutputWidth
+        defer { DepthwiseConvChannelTiles.maxOutputWidth = saved }
+        for limit in [0, 1 << 30] {
+            DepthwiseConvChannelTiles.maxOutputWidth = limit
+            depthwiseCases()
+        }
+    }
+
+    private func depthwiseCases() {
+        // Eleven channels: one full block of eight lanes and a partial one.
+        check(Config(n: 2, c: 11, h: 6, w: 5, cout: 11, kh: 5, kw: 5, stride: (2, 2),
+                     padding: Padding2d(top: 1, bottom: 2, left: 2, right: 1), groups: 11), seed: 27)
         check(Config(c: 4, cout: 4, padding: Padding2d(1, 1), groups: 4), seed: 8)
         check(Config(c: 3, h: 7, w: 7, cout: 3, stride: (2, 2), padding: Padding2d(1, 1), groups: 3), seed: 9)
         check(Config(c: 2, h: 7, w: 7, cout: 2, kh: 5, kw: 5, stride: (2, 2), padding: Padding2d(2, 2), groups: 2,

@@ -1,0 +1,187 @@
+// Depthwise convolution on small planes, vectorised over channels.
+//
+// On the late stages of a mobile network the planes are 8×8 or 4×4 while the kernels are 5×5:
+// a row of output is four to eight floats, too short for the row-vectorised kernel in
+// DepthwiseConv.swift, which then spends its time on loop overhead and packing (40% of a
+// MobileNetV3-Small forward). Here eight channels share one SIMD vector instead: a block of
+// eight planes is transposed into a zero-padded tile [Hp, Wp, 8], and every tap of every output
+// is one vector multiply-add, whatever the plane's width. The transposes touch each value
+// once; the tap loops, which touch it kh·kw times, run on whole vectors.
+
+enum DepthwiseConvChannelTiles {
+    typealias Lanes = SIMD8<Float>
+    static let width = 8
+
+    /// Output planes up to this width take this path (measured on MobileNetV3-Small and
+    /// EfficientNet-Lite0 at 128 px; see Benchmarks/README.md).
+    static var maxOutputWidth = 16
+
+    static func applies(to g: ConvGeometry) -> Bool { g.wo <= maxOutputWidth }
+
+    /// Rows and columns of the padded tile: every position some tap reads, padding included.
+    struct Tile {
+        let hp: Int, wp: Int
+        var count: Int { hp * wp }
+
+        init(_ g: ConvGeometry) {
+            hp = (g.ho - 1) * g.sh + (g.kh - 1) * g.dh + 1
+            wp = (g.wo - 1) * g.sw + (g.kw - 1) * g.dw + 1
+        }
+    }
+
+    /// tile[(ih + pt)·Wp + iw + pl][c] = x[sample, c0 + c, ih, iw]; padding and missing channels are 0.
+    @inline(__always)
+    static func load(_ x: UnsafePointer<Float>, sample s: Int, c0: Int, lanes: Int, _ g: ConvGeometry, _ t: Tile,
+                     into tile: UnsafeMutablePointer<Lanes>) {
+        tile.update(repeating: Lanes(repeating: 0), count: t.count)
+        let flat = UnsafeMutableRawPointer(tile).assumingMemoryBound(to: Float.self)
+        let rows = Swift.max(0, Swift.min(g.h, t.hp - g.pt)), cols = Swift.max(0, Swift.min(g.w, t.wp - g.pl))
+        for c in 0..<lanes {
+            let plane = x + (s * g.c + c0 + c) * g.inPlane
+            for ih in 0..<rows {
+                let src = plane + ih * g.w
+                let dst = flat + ((ih + g.pt) * t.wp + g.pl) * width + c
+                for iw in 0..<cols { dst[iw * width] = src[iw] }
+            }
+        }
+    }
+
+    /// weights[tap][c] = w[c0 + c, tap], 0 for missing channels.
+    @inline(__always)
+    static func loadWeights(_ w: UnsafePointer<Float>, c0: Int, lanes: Int, _ g: ConvGeometry,
+                            into wt: UnsafeMutablePointer<Lanes>) {
+        // Through a Float view: inserting into a SIMD value lane by lane stalls on store forwarding.
+        if lanes < width { wt.update(repeating: Lanes(repeating: 0), count: g.khw) }
+        let flat = UnsafeMutableRawPointer(wt).assumingMemoryBound(to: Float.self)
+        for c in 0..<lanes {
+            let src = w + (c0 + c) * g.khw
+            for tap in 0..<g.khw { flat[tap * width + c] = src[tap] }
+        }
+    }
+
+    static func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                        out: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+        let t = Tile(g)
+        let blocks = (g.c + width - 1) / width
+        Parallel.forEach(g.n * blocks, grain: Swift.max(1, 2048 / Swift.max(g.hw * g.khw, 1))) { range in
+            let tile = UnsafeMutablePointer<Lanes>.allocate(capacity: t.count)
+            let wt = UnsafeMutablePointer<Lanes>.allocate(capacity: g.khw)
+            let row = UnsafeMutablePointer<Lanes>.allocate(capacity: g.wo)
+            defer {
+                tile.deallocate()
+                wt.deallocate()
+                row.deallocate()
+            }
+            let rowFlat = UnsafeMutableRawPointer(row).assumingMemoryBound(to: Float.self)
+            var loaded = -1
+            var b = Lanes(repeating: 0)
+            // Block-major order, so consecutive units share their weights.
+            for u in range {
+                let block = u / g.n, s = u % g.n, c0 = block * width
+                let lanes = Swift.min(width, g.c - c0)
+                load(x, sample: s, c0: c0, lanes: lanes, g, t, into: tile)
+                if block != loaded {
+                    loadWeights(weight, c0: c0, lanes: lanes, g, into: wt)
+                    b = Lanes(repeating: 0)
+                    if let bias { for c in 0..<lanes { b[c] = bias[c0 + c] } }
+                    loaded = block
+                }
+                for oh in 0..<g.ho {
+                    for ow in 0..<g.wo {
+                        var acc = b
+                        for i in 0..<g.kh {
+                            let r = tile + (oh * g.sh + i * g.dh) * t.wp + ow * g.sw
+                            let wr = wt + i * g.kw
+                            for j in 0..<g.kw { acc += wr[j] * r[j * g.dw] }
+                        }
+                        row[ow] = acc
+                    }
+                    for c in 0..<lanes {
+                        let dst = out + (s * g.c + c0 + c) * g.hw + oh * g.wo
+                        for ow in 0..<g.wo { dst[ow] = rowFlat[ow * width + c] }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Each thread owns whole channel blocks, so the weight gradient needs no reduction across
+    /// threads: it accumulates in one vector per tap over every sample and position.
+    static func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                         dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?, _ g: ConvGeometry) {
+        let t = Tile(g)
+        let blocks = (g.c + width - 1) / width
+        Parallel.forEach(blocks, grain: 1) { range in
+            let tile = UnsafeMutablePointer<Lanes>.allocate(capacity: t.count)
+            let dtile = UnsafeMutablePointer<Lanes>.allocate(capacity: t.count)
+            let wt = UnsafeMutablePointer<Lanes>.allocate(capacity: g.khw)
+            let acc = UnsafeMutablePointer<Lanes>.allocate(capacity: g.khw)
+            let dyt = UnsafeMutablePointer<Lanes>.allocate(capacity: g.hw)
+            defer {
+                tile.deallocate()
+                dtile.deallocate()
+                wt.deallocate()
+                acc.deallocate()
+                dyt.deallocate()
+            }
+            let dyFlat = UnsafeMutableRawPointer(dyt).assumingMemoryBound(to: Float.self)
+            let dFlat = UnsafeMutableRawPointer(dtile).assumingMemoryBound(to: Float.self)
+            for block in range {
+                let c0 = block * width, lanes = Swift.min(width, g.c - c0)
+                loadWeights(weight, c0: c0, lanes: lanes, g, into: wt)
+                acc.update(repeating: Lanes(repeating: 0), count: g.khw)
+                for s in 0..<g.n {
+                    // dy of this block as [Ho·Wo][8].
+                    if lanes < width { dyt.update(repeating: Lanes(repeating: 0), count: g.hw) }
+                    for c in 0..<lanes {
+                        let src = dy + (s * g.c + c0 + c) * g.hw
+                        for p in 0..<g.hw { dyFlat[p * width + c] = src[p] }
+                    }
+                    if dw != nil {
+                        load(x, sample: s, c0: c0, lanes: lanes, g, t, into: tile)
+                        for oh in 0..<g.ho {
+                            for ow in 0..<g.wo {
+                                let d = dyt[oh * g.wo + ow]
+                                for i in 0..<g.kh {
+                                    let r = tile + (oh * g.sh + i * g.dh) * t.wp + ow * g.sw
+                                    let a = acc + i * g.kw
+                                    for j in 0..<g.kw { a[j] += d * r[j * g.dw] }
+                                }
+                            }
+                        }
+                    }
+                    guard let dx else { continue }
+                    dtile.update(repeating: Lanes(repeating: 0), count: t.count)
+                    for oh in 0..<g.ho {
+                        for ow in 0..<g.wo {
+                            let d = dyt[oh * g.wo + ow]
+                            for i in 0..<g.kh {
+                                let r = dtile + (oh * g.sh + i * g.dh) * t.wp + ow * g.sw
+                                let wr = wt + i * g.kw
+                                for j in 0..<g.kw { r[j * g.dw] += wr[j] * d }
+                            }
+                        }
+                    }
+                    // Back to NCHW, dropping the padding; input pixels no tap reads get 0.
+                    for c in 0..<lanes {
+                        let plane = dx + (s * g.c + c0 + c) * g.inPlane
+                        for ih in 0..<g.h {
+                            let dst = plane + ih * g.w
+                            let tr = ih + g.pt
+                            for iw in 0..<g.w {
+                                let tc = iw + g.pl
+                                dst[iw] = (tr < t.hp && tc < t.wp) ? dFlat[(tr * t.wp + tc) * width + c] : 0
+                            }
+                        }
+                    }
+                }
+                if let dw {
+                    let flat = UnsafeMutableRawPointer(acc).assumingMemoryBound(to: Float.self)
+                    for c in 0..<lanes {
+                        for tap in 0..<g.khw { dw[(c0 + c) * g.khw + tap] = flat[tap * width + c] }
+                    }
+                }
+            }
+        }
+    }
+}
