@@ -132,6 +132,25 @@ extension Kernels {
         }
     }
 
+    /// dst = dL/dz from g = dL/dy and the pre-activation z (overwritten for sigmoid, whose
+    /// backward reads its output).
+    @inline(__always)
+    static func activationBackward(_ g: UnsafePointer<Float>, _ z: UnsafeMutablePointer<Float>,
+                                   _ dst: UnsafeMutablePointer<Float>, _ count: Int, _ activation: FusedActivation) {
+        switch activation {
+        case .identity: dst.update(from: g, count: count)
+        // relu's backward tests its output, y > 0, which is z > 0.
+        case .relu: ReLUBackward.run(g, z, dst, count)
+        case .relu6: ReLU6Backward.run(g, z, dst, count)
+        case .hardswish: HardSwishBackward.run(g, z, dst, count)
+        case .hardsigmoid: HardSigmoidBackward.run(g, z, dst, count)
+        case .silu: SiLUBackward.run(g, z, dst, count)
+        case .sigmoid:
+            SigmoidKernel.run(z, z, count)
+            SigmoidBackward.run(g, z, dst, count)
+        }
+    }
+
     @inline(__always)
     static func activate<K: UnaryKernel>(_ p: UnsafeMutablePointer<Float>, _ count: Int, _: K.Type) {
         K.run(p, p, count)

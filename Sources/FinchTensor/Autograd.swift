@@ -24,7 +24,11 @@ func record(_ out: Tensor, _ name: String, _ inputs: [Tensor],
             _ backward: @escaping (Tensor) -> [Tensor?]) -> Tensor {
     guard GradMode.isEnabled, inputs.contains(where: { $0.requiresGrad }) else { return out }
     out.requiresGrad = true
-    out.gradFn = GradFn(name: name, inputs: inputs, backward: backward)
+    // Edges point at leaves themselves (backward accumulates into them) and at the storage-free
+    // graph nodes of recorded results, so an intermediate map lives only as long as the caller
+    // or some backward closure holds it, as in PyTorch. Holding the tensors here kept every
+    // activation of a step alive until the end of backward.
+    out.gradFn = GradFn(name: name, inputs: inputs.map { $0.gradFn == nil ? $0 : $0.graphNode }, backward: backward)
     return out
 }
 
@@ -68,9 +72,12 @@ extension Tensor {
                         grads[key] = ig
                     }
                 }
+                // Saved tensors go as soon as their op is done, not at the end of the sweep.
+                if !retainGraph { fn.release() }
             }
         }
         if !retainGraph {
+            // Nodes the sweep did not reach (no gradient flowed to them) still hold their closures.
             for node in order { node.gradFn?.release() }
         }
     }

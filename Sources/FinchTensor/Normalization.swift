@@ -9,8 +9,13 @@
 /// when running stats are given — updates them in place, unrecorded:
 /// running_mean ← (1 − m)·running_mean + m·mean, running_var ← (1 − m)·running_var + m·unbiased var.
 /// Evaluation normalises with the running stats, making the op a per-channel affine map.
+///
+/// With an `activation`, the result is act(batch_norm(x)) as one recorded op (timm's `BatchNormAct2d`).
+/// Only x is kept for the backward pass: the normalised map is recomputed from x and the
+/// statistics there, so a training step holds one activation map per block instead of two.
 public func batchNorm2d(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: Tensor?, runningVar: Tensor?,
-                        training: Bool, momentum: Float = 0.1, eps: Float = 1e-5) -> Tensor {
+                        training: Bool, momentum: Float = 0.1, eps: Float = 1e-5,
+                        activation: FusedActivation = .identity) -> Tensor {
     precondition(x.rank >= 2, "batchNorm2d: input must be [N, C, *], got shape \(x.shape)")
     let n = x.shape[0], c = x.shape[1]
     let plane = Shape.count(Array(x.shape[2...]))
@@ -86,6 +91,7 @@ public func batchNorm2d(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean
                     let a = sc[u % c], b = bt[u % c], mu = mp[u % c]
                     let s = src + u * plane, d = dst + u * plane
                     for k in 0..<plane { d[k] = (s[k] - mu) * a + b }
+                    Kernels.activate(d, plane, activation)
                 }
             }
         }
@@ -96,12 +102,17 @@ public func batchNorm2d(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean
     if let weight { inputs.append(weight) }
     if let bias { inputs.append(bias) }
     if OpTrace.active != nil && !training {
+        precondition(activation == .identity, "batchNorm2d: a fused activation cannot be traced; apply it separately")
         traceOp("BatchNormalization", [x, weight ?? Tensor(repeating: 1, shape: [c]), bias ?? Tensor(zeros: [c]),
                                        runningMean ?? Tensor(zeros: [c]), runningVar ?? Tensor(repeating: 1, shape: [c])],
                 out, ["epsilon": .float(eps)])
     }
-    return record(out, "batch_norm", inputs) { grad in
-        let dy = grad.isContiguous ? grad : grad.copy()
+    let savedScale = scale, savedShift = beta
+    return record(out, activation == .identity ? "batch_norm" : "batch_norm_act", inputs) { grad in
+        var dy = grad.isContiguous ? grad : grad.copy()
+        if activation != .identity {
+            dy = activationGradient(dy, x: xd, mean: mean, scale: savedScale, shift: savedShift, activation: activation)
+        }
         let gp = dy.basePointer, xp = xd.basePointer, mp = mean.basePointer, ip = invstd.basePointer
         let dx = needX ? Tensor(uninitializedShape: xd.shape) : nil
         let dw = needW ? Tensor(uninitializedShape: [c]) : nil
@@ -148,6 +159,30 @@ public func batchNorm2d(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean
         if bd != nil { grads.append(db) }
         return grads
     }
+}
+
+/// dL/dz for z = (x − mean)·scale + shift and y = act(z), from dL/dy: z is recomputed exactly as
+/// the forward pass computed it, so the result equals the unfused ops' gradient bit for bit.
+private func activationGradient(_ dy: Tensor, x: Tensor, mean: Tensor, scale: [Float], shift: [Float],
+                                activation: FusedActivation) -> Tensor {
+    let n = x.shape[0], c = x.shape[1], plane = x.count / Swift.max(n * c, 1)
+    let dz = Tensor(uninitializedShape: x.shape)
+    let gp = dy.basePointer, xp = x.basePointer, mp = mean.basePointer, dp = dz.basePointer
+    scale.withUnsafeBufferPointer { sc in
+        shift.withUnsafeBufferPointer { sh in
+            Parallel.forEach(n * c, grain: Swift.max(1, 16384 / Swift.max(plane, 1))) { range in
+                let z = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(plane, 1))
+                defer { z.deallocate() }
+                for u in range {
+                    let a = sc[u % c], b = sh[u % c], mu = mp[u % c]
+                    let s = xp + u * plane
+                    for k in 0..<plane { z[k] = (s[k] - mu) * a + b }
+                    Kernels.activationBackward(gp + u * plane, z, dp + u * plane, plane, activation)
+                }
+            }
+        }
+    }
+    return dz
 }
 
 /// Layer normalisation, `torch.nn.functional.layer_norm`, over the trailing axes `normalizedShape`

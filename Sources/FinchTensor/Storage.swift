@@ -32,6 +32,9 @@ public final class TensorStorage {
         pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
     }
 
+    /// Zero-length storage for tensors that carry only a shape (graph nodes).
+    nonisolated(unsafe) static let empty = TensorStorage(count: 0)
+
     public convenience init(zeros count: Int) {
         self.init(count: count)
         pointer.initialize(repeating: 0, count: count)

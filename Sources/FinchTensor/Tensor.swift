@@ -14,6 +14,17 @@ public final class Tensor {
     public var grad: Tensor?
     /// The op that produced this tensor; nil for leaves and for results recorded under `noGrad`.
     var gradFn: GradFn?
+    /// This recorded result as later ops' tapes see it: same shape and gradFn, no data.
+    private var node: Tensor?
+
+    var graphNode: Tensor {
+        if let node { return node }
+        let n = Tensor(storage: TensorStorage.empty, shape: shape)
+        n.requiresGrad = true
+        n.gradFn = gradFn
+        node = n
+        return n
+    }
 
     public init(storage: TensorStorage, shape: [Int], strides: [Int]? = nil, offset: Int = 0) {
         self.storage = storage

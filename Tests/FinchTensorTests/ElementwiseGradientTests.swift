@@ -1,4 +1,5 @@
 import XCTest
+import Foundation
 @testable import FinchTensor
 
 /// Every elementwise op and activation: forward values and gradients by finite differences,
@@ -99,5 +100,56 @@ final class ElementwiseGradientTests: XCTestCase {
         let c = Tensor([-1, 1], requiresGrad: true)
         c.clamp(min: -1, max: 1).sum().backward()
         XCTAssertEqual(c.grad!.scalars, [1, 1])
+    }
+
+    /// The SIMD exponential behind SiLU, sigmoid and softmax, against Float64 exp over the whole
+    /// Float range, with the special values and a block length that leaves a tail.
+    func testVectorExpAccuracy() {
+        var worst: Double = 0
+        var values = [Float]()
+        var v: Float = -104
+        while v < 89 {
+            values.append(v)
+            v += 0.0137
+        }
+        values += [0, -0.0, 1e-30, -1e-30, 88.72, -87.3, -103.9]
+        values.withUnsafeBufferPointer { src in
+            var out = [Float](repeating: 0, count: values.count)
+            out.withUnsafeMutableBufferPointer { dst in
+                VectorMath.forEachLanes(src.baseAddress!, dst.baseAddress!, values.count) { VectorMath.exp($0) }
+            }
+            for (x, y) in zip(values, out) {
+                let ref = Foundation.exp(Double(x))
+                if ref > Double(Float.greatestFiniteMagnitude) {
+                    XCTAssertEqual(y, .infinity, "exp(\(x))")
+                    continue
+                }
+                // Relative error where the result is a normal Float; absolute (in units of the
+                // smallest normal) below that, where Float itself has fewer significant bits.
+                let err = ref >= Double(Float.leastNormalMagnitude)
+                    ? abs(Double(y) - ref) / ref : abs(Double(y) - ref) / Double(Float.leastNormalMagnitude)
+                worst = max(worst, err)
+            }
+        }
+        XCTAssertLessThan(worst, 3e-7, "worst relative error \(worst)")
+        let special: [Float] = [.infinity, -.infinity, .nan, 89, -105, 1000, -1000]
+        var out = [Float](repeating: 0, count: special.count)
+        special.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                VectorMath.forEachLanes(src.baseAddress!, dst.baseAddress!, special.count) { VectorMath.exp($0) }
+            }
+        }
+        XCTAssertEqual(out[0], .infinity)
+        XCTAssertEqual(out[1], 0)
+        XCTAssertTrue(out[2].isNaN)
+        XCTAssertEqual(out[3], .infinity)
+        XCTAssertEqual(out[4], 0)
+        XCTAssertEqual(out[5], .infinity)
+        XCTAssertEqual(out[6], 0)
+        // The tail lanes get the same arithmetic as full vectors: results do not depend on position.
+        let row = (0..<37).map { Float($0) * 0.37 - 6 }
+        let whole = Tensor(row, shape: [37]).silu().scalars
+        let pieces = (0..<37).map { Tensor([row[$0]], shape: [1]).silu().scalars[0] }
+        XCTAssertEqual(whole, pieces)
     }
 }

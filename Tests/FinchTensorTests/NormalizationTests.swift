@@ -97,6 +97,51 @@ final class NormalizationTests: XCTestCase {
         }
     }
 
+    /// The fused op keeps only x and recomputes the normalised map in backward; it must give the
+    /// unfused ops' output and gradients bit for bit, in training and in eval, for every activation.
+    func testBatchNormWithFusedActivationEqualsSeparateOps() {
+        var rng = TestRNG(31)
+        let cases: [(FusedActivation, (Tensor) -> Tensor)] = [
+            (.relu, { $0.relu() }), (.relu6, { $0.relu6() }), (.hardswish, { $0.hardswish() }),
+            (.hardsigmoid, { $0.hardsigmoid() }), (.silu, { $0.silu() }), (.sigmoid, { $0.sigmoid() }),
+            (.identity, { $0 }),
+        ]
+        for (activation, apply) in cases {
+            for training in [true, false] {
+                // Spread to reach every branch: relu6's 6, hardswish's ±3.
+                let x = rng.tensor([2, 3, 5, 7], -8, 8), w = rng.tensor([3], 0.5, 3), b = rng.tensor([3], -2, 2)
+                let rm = rng.tensor([3], -1, 1, requiresGrad: false), rv = rng.tensor([3], 0.5, 2, requiresGrad: false)
+                let upstream = rng.tensor([2, 3, 5, 7], requiresGrad: false)
+                func run(_ fused: Bool) -> (y: [Float], dx: [Float], dw: [Float], db: [Float], rm: [Float]) {
+                    for t in [x, w, b] { t.grad = nil }
+                    let runMean = rm.copy(), runVar = rv.copy()
+                    let y = fused
+                        ? batchNorm2d(x, weight: w, bias: b, runningMean: runMean, runningVar: runVar,
+                                      training: training, activation: activation)
+                        : apply(batchNorm2d(x, weight: w, bias: b, runningMean: runMean, runningVar: runVar,
+                                            training: training))
+                    (y * upstream).sum().backward()
+                    return (y.scalars, x.grad!.scalars, w.grad!.scalars, b.grad!.scalars, runMean.scalars)
+                }
+                let fused = run(true), separate = run(false)
+                let label = "\(activation) training=\(training)"
+                XCTAssertEqual(fused.y, separate.y, label)
+                XCTAssertEqual(fused.dx, separate.dx, label)
+                XCTAssertEqual(fused.dw, separate.dw, label)
+                XCTAssertEqual(fused.db, separate.db, label)
+                XCTAssertEqual(fused.rm, separate.rm, label)
+            }
+        }
+        // And against finite differences, for one smooth and one piecewise activation.
+        let x = rng.tensor([2, 3, 3, 4]), w = rng.tensor([3], 0.5, 1.5), b = rng.tensor([3])
+        for activation in [FusedActivation.silu, .hardswish] {
+            assertGradients([x, w, b]) { t in
+                batchNorm2d(t[0], weight: t[1], bias: t[2], runningMean: nil, runningVar: nil, training: true,
+                            activation: activation)
+            }
+        }
+    }
+
     func testBatchNorm1d() {
         var rng = TestRNG(4)
         let x = rng.tensor([5, 3]), w = rng.tensor([3]), b = rng.tensor([3])

@@ -40,6 +40,11 @@ public final class BatchNorm2d: Module {
             return batchNormActivationInference(x, weight: weight, bias: bias, runningMean: runningMean,
                                                 runningVar: runningVar, eps: eps, activation: fused)
         }
+        // Training: one recorded op that keeps only x for backward (the ONNX tracer needs the two ops apart).
+        if !OpTrace.isTracing, let fused = activation.fused {
+            return batchNorm2d(x, weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
+                               training: training, momentum: momentum, eps: eps, activation: fused)
+        }
         let y = batchNorm2d(x, weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
                             training: training, momentum: momentum, eps: eps)
         return Activation.apply(activation, y)
