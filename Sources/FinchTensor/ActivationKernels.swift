@@ -84,6 +84,10 @@ enum SigmoidKernel: UnaryKernel {
     }
 }
 enum SigmoidBackward: BinaryKernel { @inline(__always) static func apply(_ g: Float, _ y: Float) -> Float { g * y * (1 - y) } }
+enum AddKernel: BinaryKernel { @inline(__always) static func apply(_ a: Float, _ b: Float) -> Float { a + b } }
+enum SubKernel: BinaryKernel { @inline(__always) static func apply(_ a: Float, _ b: Float) -> Float { a - b } }
+enum MulKernel: BinaryKernel { @inline(__always) static func apply(_ a: Float, _ b: Float) -> Float { a * b } }
+enum DivKernel: BinaryKernel { @inline(__always) static func apply(_ a: Float, _ b: Float) -> Float { a / b } }
 enum IdentityKernel: UnaryKernel { @inline(__always) static func apply(_ x: Float) -> Float { x } }
 
 /// Activations that inference kernels can fuse into the pass that produces their input.
@@ -106,7 +110,7 @@ extension Kernels {
 
     static func zip<K: BinaryKernel>(_ g: Tensor, _ v: Tensor, _: K.Type, op: String) -> Tensor {
         guard g.shape == v.shape && g.isContiguous && v.isContiguous else {
-            return zip(g, v, op: op) { K.apply($0, $1) }
+            return zipBroadcast(g, v, op: op, KernelFunction<K>())
         }
         let out = Tensor(uninitializedShape: g.shape)
         let gp = g.basePointer, vp = v.basePointer, dst = out.basePointer

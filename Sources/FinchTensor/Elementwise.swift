@@ -20,19 +20,19 @@ extension Tensor {
     }
 
     public static func + (a: Tensor, b: Tensor) -> Tensor {
-        let out = Kernels.zip(a, b, op: "add") { $0 + $1 }
+        let out = Kernels.zip(a, b, AddKernel.self, op: "add")
         if OpTrace.active != nil { traceOp("Add", [a, b], out) }
         return record(out, "add", [a, b]) { g in [g.sumToShape(a.shape), g.sumToShape(b.shape)] }
     }
 
     public static func - (a: Tensor, b: Tensor) -> Tensor {
-        let out = Kernels.zip(a, b, op: "sub") { $0 - $1 }
+        let out = Kernels.zip(a, b, SubKernel.self, op: "sub")
         if OpTrace.active != nil { traceOp("Sub", [a, b], out) }
         return record(out, "sub", [a, b]) { g in [g.sumToShape(a.shape), (-g).sumToShape(b.shape)] }
     }
 
     public static func * (a: Tensor, b: Tensor) -> Tensor {
-        let out = Kernels.zip(a, b, op: "mul") { $0 * $1 }
+        let out = Kernels.zip(a, b, MulKernel.self, op: "mul")
         let ad = a.detach(), bd = b.detach()
         if OpTrace.active != nil { traceOp("Mul", [a, b], out) }
         return record(out, "mul", [a, b]) { g in
@@ -42,7 +42,7 @@ extension Tensor {
     }
 
     public static func / (a: Tensor, b: Tensor) -> Tensor {
-        let out = Kernels.zip(a, b, op: "div") { $0 / $1 }
+        let out = Kernels.zip(a, b, DivKernel.self, op: "div")
         let ad = a.detach(), bd = b.detach()
         if OpTrace.active != nil { traceOp("Div", [a, b], out) }
         return record(out, "div", [a, b]) { g in
