@@ -30,6 +30,8 @@ enum ConvKernels {
             DepthwiseConv.forward(x: x, weight: weight, bias: bias, out: out, g)
         } else if g.isPointwise && g.hw >= pointwiseDirectMinPlane {
             pointwiseForward(x: x, weight: weight, bias: bias, out: out, g)
+        } else if WinogradConv.applies(to: g) {
+            WinogradConv.forward(x: x, weight: weight, bias: bias, out: out, g)
         } else {
             im2colForward(x: x, weight: weight, bias: bias, out: out, g)
         }
@@ -102,6 +104,10 @@ enum ConvKernels {
             DepthwiseConv.backward(dy: dy, x: x, weight: weight, dx: dx, dw: dw, g)
         } else if g.isPointwise && g.hw >= pointwiseDirectMinPlane {
             pointwiseBackward(dy: dy, x: x, weight: weight, dx: dx, dw: dw, g)
+        } else if let dx, WinogradConv.applies(to: g), WinogradConv.appliesToInputGradient(g) {
+            // dx by Winograd; dW stays an im2col GEMM (its Winograd form would need the tiles of dy too).
+            if dw != nil { im2colBackward(dy: dy, x: x, weight: weight, dx: nil, dw: dw, g) }
+            WinogradConv.inputGradient(dy: dy, weight: weight, dx: dx, g)
         } else {
             im2colBackward(dy: dy, x: x, weight: weight, dx: dx, dw: dw, g)
         }

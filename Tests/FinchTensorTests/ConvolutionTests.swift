@@ -113,6 +113,48 @@ final class ConvolutionTests: XCTestCase {
         check(Config(n: 1, c: 2, h: 5, w: 21, cout: 2, stride: (2, 2), padding: Padding2d(1, 1), groups: 2), seed: 26)
     }
 
+    /// 3×3 stride-1 convolutions through Winograd F(2×2, 3×3) (forward and dx) against the
+    /// definition: odd and even output sizes (partial tiles), every padding from 0 to 2 per side,
+    /// chunking over samples; and the same cases through im2col agree with it.
+    func testWinograd() {
+        let saved = (WinogradConv.minimumChannels, WinogradConv.budget, WinogradConv.minimumPlane)
+        defer { (WinogradConv.minimumChannels, WinogradConv.budget, WinogradConv.minimumPlane) = saved }
+        WinogradConv.minimumChannels = 1
+        WinogradConv.minimumPlane = 1
+        WinogradConv.budget = 16 * 5 * 9  // a few tiles' worth: several sample chunks
+        let cases: [Config] = [
+            Config(n: 3, c: 3, h: 7, w: 6, cout: 5, padding: Padding2d(1, 1)),
+            Config(n: 2, c: 4, h: 6, w: 7, cout: 2, bias: false),
+            Config(n: 2, c: 2, h: 5, w: 5, cout: 3, padding: Padding2d(top: 0, bottom: 2, left: 2, right: 1)),
+            Config(n: 1, c: 3, h: 4, w: 9, cout: 4, padding: Padding2d(top: 1, bottom: 0, left: 0, right: 1)),
+            // Wide enough for the four-tiles-per-vector loops, with a ragged remainder.
+            Config(n: 2, c: 2, h: 6, w: 21, cout: 3, padding: Padding2d(1, 1)),
+        ]
+        for (k, cfg) in cases.enumerated() {
+            var geometry = ConvGeometry(input: [cfg.n, cfg.c, cfg.h, cfg.w], weight: [cfg.cout, cfg.c, 3, 3],
+                                        stride: (1, 1), padding: cfg.padding, dilation: (1, 1), groups: 1, op: "test")
+            XCTAssertTrue(WinogradConv.applies(to: geometry) && WinogradConv.appliesToInputGradient(geometry))
+            check(cfg, seed: 40 + UInt64(k))
+            geometry = ConvGeometry(input: [cfg.n, cfg.c, cfg.h, cfg.w], weight: [cfg.cout, cfg.c, 3, 3],
+                                    stride: (2, 2), padding: cfg.padding, dilation: (1, 1), groups: 1, op: "test")
+            XCTAssertFalse(WinogradConv.applies(to: geometry))
+        }
+        // Realistic sizes: 16 channels on a 9×19 map, against the im2col path on the same data.
+        var rng = TestRNG(50)
+        let x = rng.tensor([2, 16, 9, 19]), w = rng.tensor([16, 16, 3, 3]), b = rng.tensor([16])
+        let upstream = rng.tensor([2, 16, 9, 19], requiresGrad: false)
+        func run(_ winograd: Bool) -> [[Float]] {
+            WinogradConv.minimumChannels = winograd ? 1 : Int.max
+            for t in [x, w, b] { t.grad = nil }
+            let y = conv2d(x, weight: w, bias: b, padding: (1, 1))
+            (y * upstream).sum().backward()
+            return [y.scalars, x.grad!.scalars, w.grad!.scalars]
+        }
+        let fast = run(true), direct = run(false)
+        for (a, d) in zip(fast, direct) { assertClose(a, d, atol: 2e-5, rtol: 2e-5) }
+        XCTAssertNotEqual(fast[0], direct[0], "both runs took the same path")
+    }
+
     func testDepthwiseChannelMultiplier() {
         check(Config(c: 2, cout: 4, padding: Padding2d(1, 1), groups: 2), seed: 13)
     }

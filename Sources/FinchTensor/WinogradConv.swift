@@ -1,0 +1,237 @@
+// 3×3 stride-1 convolution by Winograd's minimal filtering F(2×2, 3×3) (Lavin & Gray, 2015).
+//
+// Each 2×2 block of output is computed from a 4×4 block of input with 16 multiplies per
+// (input channel, output channel) pair instead of 36: the input tile d and the filter g are
+// transformed (V = Bᵀ·d·B, U = G·g·Gᵀ), multiplied element by element, and transformed back
+// (Y = Aᵀ·M·A). Summed over input channels, the 16 element-wise products become 16 GEMMs
+// [Cout, Cin] × [Cin, tiles], so BLAS still does the arithmetic, on 2.25× fewer operations
+// than im2col's single GEMM. ResNet's and MobileViT's 3×3 convolutions spent most of their
+// time in that GEMM.
+//
+// The transforms only add, subtract and halve, so the result differs from direct convolution
+// by a few units in the last place of the largest terms (the tests bound it).
+
+enum WinogradConv {
+    /// Channel counts below this stay on the im2col path: the 16 GEMMs would be too thin.
+    static var minimumChannels = 16
+
+    /// Output planes smaller than this stay on im2col: with few tiles per weight, transforming
+    /// the weights on every call costs more than the multiplies saved.
+    static var minimumPlane = 64
+
+    static func applies(to g: ConvGeometry) -> Bool {
+        g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && g.groups == 1
+            && g.c >= minimumChannels && g.cout >= minimumChannels && g.ho >= 2 && g.wo >= 2
+            && g.hw >= minimumPlane
+    }
+
+    /// Bounds the transformed input and product buffers (floats per chunk of samples).
+    static var budget = 4 << 20
+
+    /// U[ξ][co, ci] = (G·g·Gᵀ)[ξ] for weight [Cout, Cin, 3, 3], ξ = 4·row + column.
+    static func transformWeights(_ w: UnsafePointer<Float>, cout: Int, cin: Int, into u: UnsafeMutablePointer<Float>) {
+        let plane = cout * cin
+        Parallel.forEach(plane, grain: 256) { range in
+            for p in range {
+                let g = w + p * 9
+                // t = G·g (4×3), rows of G: (1,0,0), (½,½,½), (½,−½,½), (0,0,1); then U = t·Gᵀ.
+                let g0 = SIMD4<Float>(g[0], g[1], g[2], 0), g1 = SIMD4<Float>(g[3], g[4], g[5], 0)
+                let g2 = SIMD4<Float>(g[6], g[7], g[8], 0)
+                let t0 = g0, t1 = 0.5 * (g0 + g1 + g2), t2 = 0.5 * (g0 - g1 + g2), t3 = g2
+                @inline(__always) func emit(_ i: Int, _ r: SIMD4<Float>) {
+                    u[(4 * i + 0) * plane + p] = r[0]
+                    u[(4 * i + 1) * plane + p] = 0.5 * (r[0] + r[1] + r[2])
+                    u[(4 * i + 2) * plane + p] = 0.5 * (r[0] - r[1] + r[2])
+                    u[(4 * i + 3) * plane + p] = r[2]
+                }
+                emit(0, t0)
+                emit(1, t1)
+                emit(2, t2)
+                emit(3, t3)
+            }
+        }
+    }
+
+    /// out = conv2d(x, weight) + bias with the geometry's padding (stride 1, 3×3).
+    /// `transformed` may carry U already (the backward pass reuses flipped weights).
+    static func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                        out: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+        let u = UnsafeMutablePointer<Float>.allocate(capacity: 16 * g.cout * g.c)
+        defer { u.deallocate() }
+        transformWeights(weight, cout: g.cout, cin: g.c, into: u)
+        forward(x: x, transformed: u, bias: bias, out: out, g)
+    }
+
+    static func forward(x: UnsafePointer<Float>, transformed u: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                        out: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+        let th = (g.ho + 1) / 2, tw = (g.wo + 1) / 2, tiles = th * tw
+        let perSample = 16 * (g.c + g.cout) * tiles
+        let nbMax = Swift.max(1, Swift.min(g.n, budget / Swift.max(perSample, 1)))
+        let v = UnsafeMutablePointer<Float>.allocate(capacity: 16 * g.c * tiles * nbMax)
+        let m = UnsafeMutablePointer<Float>.allocate(capacity: 16 * g.cout * tiles * nbMax)
+        defer {
+            v.deallocate()
+            m.deallocate()
+        }
+        var n0 = 0
+        while n0 < g.n {
+            let nb = Swift.min(nbMax, g.n - n0)
+            let p = nb * tiles
+            inputTransform(x, g, n0: n0, nb: nb, th: th, tw: tw, into: v)
+            for xi in 0..<16 {
+                Gemm.sgemm(transA: false, transB: false, m: g.cout, n: p, k: g.c,
+                           a: u + xi * g.cout * g.c, lda: g.c, b: v + xi * g.c * p, ldb: p,
+                           c: m + xi * g.cout * p, ldc: p)
+            }
+            outputTransform(m, g, n0: n0, nb: nb, th: th, tw: tw, bias: bias, into: out)
+            n0 += nb
+        }
+    }
+
+    /// V[ξ][ci, (s, tile)] = (Bᵀ·d·B)[ξ] for the 4×4 input block d of each tile, zero outside the input.
+    ///
+    /// The four input rows of a row of tiles are first copied into a zero-padded strip, so every
+    /// tile, at the edges too, takes the vector path: four tiles per SIMD lane set, tile k's
+    /// column j being element 2k + j of the strip row (even or odd lanes of eight floats).
+    static func inputTransform(_ x: UnsafePointer<Float>, _ g: ConvGeometry, n0: Int, nb: Int, th: Int, tw: Int,
+                               into v: UnsafeMutablePointer<Float>) {
+        let tiles = th * tw, p = nb * tiles, stride = g.c * p
+        let groups = (tw + 3) / 4, rowLength = 8 * groups + 2
+        Parallel.forEach(nb * g.c, grain: Swift.max(1, 2048 / Swift.max(tiles, 1))) { range in
+            let strip = UnsafeMutablePointer<Float>.allocate(capacity: 4 * rowLength)
+            defer { strip.deallocate() }
+            // Strip column q holds input column q − pl.
+            let first = Swift.max(0, g.pl), copyStart = Swift.max(0, -g.pl)
+            let copyCount = Swift.max(0, Swift.min(g.w - copyStart, rowLength - first))
+            for unit in range {
+                let s = unit / g.c, ci = unit % g.c
+                let plane = x + ((n0 + s) * g.c + ci) * g.inPlane
+                let dst = v + ci * p + s * tiles
+                for ty in 0..<th {
+                    let top = 2 * ty - g.pt
+                    strip.update(repeating: 0, count: 4 * rowLength)
+                    for i in 0..<4 where top + i >= 0 && top + i < g.h && copyCount > 0 {
+                        (strip + i * rowLength + first).update(from: plane + (top + i) * g.w + copyStart, count: copyCount)
+                    }
+                    for group in 0..<groups {
+                        let tx = 4 * group, r = strip + 2 * tx
+                        @inline(__always) func columns(_ i: Int) -> (SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>) {
+                            let a = UnsafeRawPointer(r + i * rowLength).loadUnaligned(as: SIMD8<Float>.self)
+                            let b = UnsafeRawPointer(r + i * rowLength + 2).loadUnaligned(as: SIMD8<Float>.self)
+                            return (a.evenHalf, a.oddHalf, b.evenHalf, b.oddHalf)
+                        }
+                        let d0 = columns(0), d1 = columns(1), d2 = columns(2), d3 = columns(3)
+                        let o = dst + ty * tw + tx
+                        let lanes = Swift.min(4, tw - tx)
+                        @inline(__always) func store(_ at: UnsafeMutablePointer<Float>, _ value: SIMD4<Float>) {
+                            if lanes == 4 {
+                                UnsafeMutableRawPointer(at).storeBytes(of: value, as: SIMD4<Float>.self)
+                            } else {
+                                for k in 0..<lanes { at[k] = value[k] }
+                            }
+                        }
+                        // Bᵀ·d on rows (d0 − d2, d1 + d2, d2 − d1, d1 − d3), then the same on columns.
+                        @inline(__always) func emit(_ i: Int, _ r: (SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>)) {
+                            let base = o + (4 * i) * stride
+                            store(base, r.0 - r.2)
+                            store(base + stride, r.1 + r.2)
+                            store(base + 2 * stride, r.2 - r.1)
+                            store(base + 3 * stride, r.1 - r.3)
+                        }
+                        emit(0, (d0.0 - d2.0, d0.1 - d2.1, d0.2 - d2.2, d0.3 - d2.3))
+                        emit(1, (d1.0 + d2.0, d1.1 + d2.1, d1.2 + d2.2, d1.3 + d2.3))
+                        emit(2, (d2.0 - d1.0, d2.1 - d1.1, d2.2 - d1.2, d2.3 - d1.3))
+                        emit(3, (d1.0 - d3.0, d1.1 - d3.1, d1.2 - d3.2, d1.3 - d3.3))
+                    }
+                }
+            }
+        }
+    }
+
+    /// out[s, co, 2·ty + a, 2·tx + b] = (Aᵀ·M·A)[a, b] + bias, clipped at odd output edges.
+    static func outputTransform(_ m: UnsafePointer<Float>, _ g: ConvGeometry, n0: Int, nb: Int, th: Int, tw: Int,
+                                bias: UnsafePointer<Float>?, into out: UnsafeMutablePointer<Float>) {
+        let tiles = th * tw, p = nb * tiles, stride = g.cout * p
+        Parallel.forEach(nb * g.cout, grain: Swift.max(1, 2048 / Swift.max(tiles, 1))) { range in
+            for unit in range {
+                let s = unit / g.cout, co = unit % g.cout
+                let src = m + co * p + s * tiles
+                let plane = out + ((n0 + s) * g.cout + co) * g.hw
+                let b = bias?[co] ?? 0
+                for ty in 0..<th {
+                    var tx = 0
+                    let oy = 2 * ty
+                    // Four whole tiles at a time (lane k = tile tx + k), rows written as eight floats.
+                    while tx + 4 <= tw && 2 * tx + 8 <= g.wo && oy + 2 <= g.ho {
+                        let t = src + ty * tw + tx
+                        @inline(__always) func m(_ xi: Int) -> SIMD4<Float> {
+                            UnsafeRawPointer(t + xi * stride).loadUnaligned(as: SIMD4<Float>.self)
+                        }
+                        @inline(__always) func row(_ i: Int) -> (SIMD4<Float>, SIMD4<Float>) {
+                            let q0 = m(4 * i), q1 = m(4 * i + 1), q2 = m(4 * i + 2), q3 = m(4 * i + 3)
+                            return (q0 + q1 + q2, q1 - q2 - q3)
+                        }
+                        let r0 = row(0), r1 = row(1), r2 = row(2), r3 = row(3)
+                        let bv = SIMD4<Float>(repeating: b)
+                        let y00 = r0.0 + r1.0 + r2.0 + bv, y01 = r0.1 + r1.1 + r2.1 + bv
+                        let y10 = r1.0 - r2.0 - r3.0 + bv, y11 = r1.1 - r2.1 - r3.1 + bv
+                        let o = plane + oy * g.wo + 2 * tx
+                        let top = SIMD8<Float>(y00[0], y01[0], y00[1], y01[1], y00[2], y01[2], y00[3], y01[3])
+                        let bottom = SIMD8<Float>(y10[0], y11[0], y10[1], y11[1], y10[2], y11[2], y10[3], y11[3])
+                        UnsafeMutableRawPointer(o).storeBytes(of: top, as: SIMD8<Float>.self)
+                        UnsafeMutableRawPointer(o + g.wo).storeBytes(of: bottom, as: SIMD8<Float>.self)
+                        tx += 4
+                    }
+                    while tx < tw {
+                        defer { tx += 1 }
+                        let t = src + ty * tw + tx
+                        // Aᵀ·M row by row: row0 = m0 + m1 + m2, row1 = m1 − m2 − m3 (over the 4 rows of M).
+                        func mrow(_ i: Int) -> SIMD4<Float> {
+                            SIMD4(t[(4 * i) * stride], t[(4 * i + 1) * stride], t[(4 * i + 2) * stride],
+                                  t[(4 * i + 3) * stride])
+                        }
+                        let q0 = mrow(0), q1 = mrow(1), q2 = mrow(2), q3 = mrow(3)
+                        let a = q0 + q1 + q2, c = q1 - q2 - q3
+                        let y00 = a[0] + a[1] + a[2] + b, y01 = a[1] - a[2] - a[3] + b
+                        let y10 = c[0] + c[1] + c[2] + b, y11 = c[1] - c[2] - c[3] + b
+                        let ox = 2 * tx
+                        let o = plane + oy * g.wo + ox
+                        o[0] = y00
+                        if ox + 1 < g.wo { o[1] = y01 }
+                        if oy + 1 < g.ho {
+                            o[g.wo] = y10
+                            if ox + 1 < g.wo { o[g.wo + 1] = y11 }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// dx = the full correlation of dy with the weights flipped in space and transposed in channels:
+    /// a 3×3 stride-1 convolution of dy with padding (2 − top, 2 − left), itself done by Winograd.
+    static func inputGradient(dy: UnsafePointer<Float>, weight: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>,
+                              _ g: ConvGeometry) {
+        let flipped = UnsafeMutablePointer<Float>.allocate(capacity: g.cout * g.c * 9)
+        defer { flipped.deallocate() }
+        for co in 0..<g.cout {
+            for ci in 0..<g.c {
+                let src = weight + (co * g.c + ci) * 9, dst = flipped + (ci * g.cout + co) * 9
+                for k in 0..<9 { dst[k] = src[8 - k] }
+            }
+        }
+        let pb = g.h + 2 - g.ho - (2 - g.pt)
+        let pr = g.w + 2 - g.wo - (2 - g.pl)
+        let back = ConvGeometry(input: [g.n, g.cout, g.ho, g.wo], weight: [g.c, g.cout, 3, 3], stride: (1, 1),
+                                padding: Padding2d(top: 2 - g.pt, bottom: pb, left: 2 - g.pl, right: pr),
+                                dilation: (1, 1), groups: 1, op: "conv2d backward")
+        precondition(back.ho == g.h && back.wo == g.w, "WinogradConv: backward geometry mismatch")
+        forward(x: dy, weight: flipped, bias: nil, out: dx, back)
+    }
+
+    /// The input gradient's geometry needs padding 2 − p ≥ 0 on every side.
+    static func appliesToInputGradient(_ g: ConvGeometry) -> Bool {
+        let pb = g.h + 2 - g.ho - (2 - g.pt), pr = g.w + 2 - g.wo - (2 - g.pl)
+        return g.pt <= 2 && g.pl <= 2 && pb >= 0 && pr >= 0 && g.h >= 2 && g.w >= 2
+    }
+}
