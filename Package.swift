@@ -37,7 +37,8 @@ let package = Package(
         // glibc's malloc tuning (mallopt), which the Glibc module does not export.
         .systemLibrary(name: "CMalloc"),
 
-        .target(name: "FinchTensor", dependencies: ["COpenBLAS", "CMalloc"],
+        .target(name: "CFinchKernels"),
+        .target(name: "FinchTensor", dependencies: ["COpenBLAS", "CMalloc", "CFinchKernels"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
 
         .target(name: "FinchNN", dependencies: ["FinchTensor"],
@@ -69,7 +70,7 @@ let package = Package(
         .executableTarget(name: "lr-sweep", dependencies: ["FinchTrain"], path: "Experiments/LRSweep"),
 
         .testTarget(name: "FinchTensorTests",
-                    dependencies: ["FinchTensor", "COpenBLAS", "CHDF5", "CPNG", "CJPEG"]),
+                    dependencies: ["FinchTensor", "CFinchKernels", "COpenBLAS", "CHDF5", "CPNG", "CJPEG"]),
         .testTarget(name: "FinchNNTests", dependencies: ["FinchNN"]),
         .testTarget(name: "FinchOptimTests", dependencies: ["FinchOptim"]),
         .testTarget(name: "FinchDataTests", dependencies: ["FinchData"]),

@@ -1,3 +1,4 @@
+import CFinchKernels
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -51,37 +52,40 @@ enum HardSwishKernel: UnaryKernel {
 enum HardSwishBackward: BinaryKernel {
     @inline(__always) static func apply(_ g: Float, _ x: Float) -> Float { x < -3 ? 0 : (x <= 3 ? g * (x / 3 + 0.5) : g) }
 }
-// The exp-based kernels run on SIMD lanes with VectorMath.exp; `apply` is the same formula on
-// one lane, so a scalar call agrees bit for bit with the block form.
+// The exp-based kernels run in CFinchKernels, which picks AVX-512 or AVX2 at run time (a
+// portable Swift build vectorises only to SSE2). `apply` goes through the same code for one
+// element, so a scalar call agrees bit for bit with the block form.
 enum SiLUKernel: UnaryKernel {
-    @inline(__always) static func lanes(_ x: VectorMath.Lanes) -> VectorMath.Lanes { x / (1 + VectorMath.exp(-x)) }
-    @inline(__always) static func apply(_ x: Float) -> Float { lanes(VectorMath.Lanes(repeating: x))[0] }
+    @inline(__always) static func apply(_ x: Float) -> Float { oneElement(x, finch_silu) }
     @inline(__always)
     static func run(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ count: Int) {
-        VectorMath.forEachLanes(src, dst, count, lanes)
+        finch_silu(src, dst, count)
     }
 }
 enum SiLUBackward: BinaryKernel {
-    @inline(__always)
-    static func lanes(_ g: VectorMath.Lanes, _ x: VectorMath.Lanes) -> VectorMath.Lanes {
-        let s = 1 / (1 + VectorMath.exp(-x))
-        return g * s * (1 + x * (1 - s))
-    }
     @inline(__always) static func apply(_ g: Float, _ x: Float) -> Float {
-        lanes(VectorMath.Lanes(repeating: g), VectorMath.Lanes(repeating: x))[0]
+        var (g, x, out) = (g, x, Float(0))
+        finch_silu_backward(&g, &x, &out, 1)
+        return out
     }
     @inline(__always)
     static func run(_ g: UnsafePointer<Float>, _ v: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ count: Int) {
-        VectorMath.forEachLanes(g, v, dst, count, lanes)
+        finch_silu_backward(g, v, dst, count)
     }
 }
 enum SigmoidKernel: UnaryKernel {
-    @inline(__always) static func lanes(_ x: VectorMath.Lanes) -> VectorMath.Lanes { 1 / (1 + VectorMath.exp(-x)) }
-    @inline(__always) static func apply(_ x: Float) -> Float { lanes(VectorMath.Lanes(repeating: x))[0] }
+    @inline(__always) static func apply(_ x: Float) -> Float { oneElement(x, finch_sigmoid) }
     @inline(__always)
     static func run(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ count: Int) {
-        VectorMath.forEachLanes(src, dst, count, lanes)
+        finch_sigmoid(src, dst, count)
     }
+}
+
+@inline(__always)
+private func oneElement(_ x: Float, _ kernel: (UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int) -> Void) -> Float {
+    var (x, out) = (x, Float(0))
+    kernel(&x, &out, 1)
+    return out
 }
 enum SigmoidBackward: BinaryKernel { @inline(__always) static func apply(_ g: Float, _ y: Float) -> Float { g * y * (1 - y) } }
 enum AddKernel: BinaryKernel { @inline(__always) static func apply(_ a: Float, _ b: Float) -> Float { a + b } }

@@ -1,3 +1,4 @@
+import CFinchKernels
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -28,6 +29,8 @@ public enum Parallel {
 
     /// The OpenBLAS kernel family in use (after Finch's correction for CPUs OpenBLAS does not know).
     public static var blasCore: String { configure(); return BLASCoreSelection.coreName }
+    /// Instruction set of Finch's own run-time-dispatched kernels (exp, SiLU, sigmoid).
+    public static var kernelISA: String { String(cString: finch_kernels_isa()) }
 
     public static func setThreads(_ n: Int) {
         threads = max(1, n)

@@ -1,3 +1,4 @@
+import CFinchKernels
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -220,9 +221,8 @@ enum SoftmaxKernels {
                 if !m.isFinite { m = 0 }
                 var s: Float = 0
                 if inner == 1 {
-                    // Rows are contiguous (the usual last-axis softmax): exponentiate on SIMD lanes.
-                    let shift = VectorMath.Lanes(repeating: m)
-                    VectorMath.forEachLanes(src + base, dst + base, r) { VectorMath.exp($0 - shift) }
+                    // Rows are contiguous (the usual last-axis softmax): one vectorised exp pass.
+                    finch_exp_shifted(src + base, dst + base, r, m)
                     s = ReduceKernels.sumContiguous(dst + base, r)
                 } else {
                     for k in 0..<r {

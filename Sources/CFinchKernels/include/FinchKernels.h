@@ -1,0 +1,28 @@
+// Exponential-based elementwise kernels with AVX-512 / AVX2 code paths chosen at run time.
+//
+// Swift has no per-function target features, so a portable Swift build runs its SIMD types on
+// SSE2: four lanes, no FMA. These kernels carry their own wide variants and pick one from the
+// CPU they run on, so one binary stays portable and still uses the vector units it finds.
+// Every element goes through the same arithmetic wherever it sits in the buffer (tails are
+// padded, not handled by a scalar loop), so results do not depend on how work is split.
+
+#ifndef FINCH_KERNELS_H
+#define FINCH_KERNELS_H
+
+#include <stddef.h>
+
+/// dst[i] = exp(src[i] − shift). src and dst may be the same buffer.
+void finch_exp_shifted(const float *src, float *dst, size_t n, float shift);
+/// dst[i] = x / (1 + exp(−x)).
+void finch_silu(const float *src, float *dst, size_t n);
+/// dst[i] = 1 / (1 + exp(−x)).
+void finch_sigmoid(const float *src, float *dst, size_t n);
+/// dst[i] = g·s·(1 + x·(1 − s)) with s = sigmoid(x): SiLU's derivative times the upstream gradient.
+void finch_silu_backward(const float *g, const float *x, float *dst, size_t n);
+/// The instruction set the kernels use on this CPU: "avx512", "avx2" or "generic".
+const char *finch_kernels_isa(void);
+/// Switches to the named instruction set ("avx512", "avx2", "generic") if this CPU has it;
+/// returns 1 on success, 0 otherwise. For tests, which check every path the CPU can run.
+int finch_kernels_use(const char *isa);
+
+#endif
