@@ -194,6 +194,73 @@ static void select_runner(void) {
 
 static runner chosen(void) { return selected; }
 
+// ---------------------------------------------------------------- depthwise convolution, 16 channels per vector
+
+long finch_depthwise_tiles16_scratch(const long *g) {
+    long kh = g[4], kw = g[5], sh = g[6], sw = g[7], dh = g[10], dw = g[11], ho = g[12], wo = g[13];
+    long hp = (ho - 1) * sh + (kh - 1) * dh + 1, wp = (wo - 1) * sw + (kw - 1) * dw + 1;
+    return 16 * (hp * wp + kh * kw + wo);
+}
+
+__attribute__((target("avx512f")))
+static void depthwise16(const float *x, const float *weight, const float *bias, float *out, const long *g,
+                        long unit_begin, long unit_end, float *scratch) {
+    const long n = g[0], c = g[1], h = g[2], w = g[3], kh = g[4], kw = g[5], sh = g[6], sw = g[7];
+    const long pt = g[8], pl = g[9], dh = g[10], dw = g[11], ho = g[12], wo = g[13];
+    const long hp = (ho - 1) * sh + (kh - 1) * dh + 1, wp = (wo - 1) * sw + (kw - 1) * dw + 1, khw = kh * kw;
+    float *tile = scratch, *wt = tile + 16 * hp * wp, *row = wt + 16 * khw;
+    long rows = h < hp - pt ? h : hp - pt, cols = w < wp - pl ? w : wp - pl;
+    if (rows < 0) rows = 0;
+    if (cols < 0) cols = 0;
+    long loaded = -1;
+    __m512 b = _mm512_setzero_ps();
+    for (long u = unit_begin; u < unit_end; u++) {
+        long block = u / n, s = u % n, c0 = block * 16;
+        long lanes = c - c0 < 16 ? c - c0 : 16;
+        memset(tile, 0, sizeof(float) * 16 * hp * wp);
+        for (long k = 0; k < lanes; k++) {
+            const float *plane = x + (s * c + c0 + k) * h * w;
+            for (long ih = 0; ih < rows; ih++) {
+                float *dst = tile + ((ih + pt) * wp + pl) * 16 + k;
+                for (long iw = 0; iw < cols; iw++) dst[iw * 16] = plane[ih * w + iw];
+            }
+        }
+        if (block != loaded) {
+            memset(wt, 0, sizeof(float) * 16 * khw);
+            float bb[16] = {0};
+            for (long k = 0; k < lanes; k++) {
+                for (long t = 0; t < khw; t++) wt[t * 16 + k] = weight[(c0 + k) * khw + t];
+                if (bias) bb[k] = bias[c0 + k];
+            }
+            b = _mm512_loadu_ps(bb);
+            loaded = block;
+        }
+        for (long oh = 0; oh < ho; oh++) {
+            for (long ow = 0; ow < wo; ow++) {
+                __m512 acc = b;
+                for (long i = 0; i < kh; i++) {
+                    const float *r = tile + ((oh * sh + i * dh) * wp + ow * sw) * 16;
+                    const float *wr = wt + i * kw * 16;
+                    for (long j = 0; j < kw; j++)
+                        acc = _mm512_fmadd_ps(_mm512_load_ps(wr + j * 16), _mm512_load_ps(r + j * dw * 16), acc);
+                }
+                _mm512_store_ps(row + ow * 16, acc);
+            }
+            for (long k = 0; k < lanes; k++) {
+                float *dst = out + (s * c + c0 + k) * ho * wo + oh * wo;
+                for (long ow = 0; ow < wo; ow++) dst[ow] = row[ow * 16 + k];
+            }
+        }
+    }
+}
+
+int finch_depthwise_tiles16(const float *x, const float *weight, const float *bias, float *out,
+                            const long *geometry, long unit_begin, long unit_end, float *scratch) {
+    if (selected != run_avx512) return 0;
+    depthwise16(x, weight, bias, out, geometry, unit_begin, unit_end, scratch);
+    return 1;
+}
+
 const char *finch_kernels_isa(void) {
     runner r = chosen();
     return r == run_avx512 ? "avx512" : (r == run_avx2 ? "avx2" : "generic");
@@ -209,6 +276,12 @@ int finch_kernels_use(const char *isa) {
 #else
 typedef void (*runner)(enum op, const float *, const float *, float *, size_t, float);
 static runner chosen(void) { return run_generic; }
+long finch_depthwise_tiles16_scratch(const long *g) { (void)g; return 0; }
+int finch_depthwise_tiles16(const float *x, const float *weight, const float *bias, float *out,
+                            const long *geometry, long unit_begin, long unit_end, float *scratch) {
+    (void)x; (void)weight; (void)bias; (void)out; (void)geometry; (void)unit_begin; (void)unit_end; (void)scratch;
+    return 0;
+}
 const char *finch_kernels_isa(void) { return "generic"; }
 int finch_kernels_use(const char *isa) { return strcmp(isa, "generic") == 0; }
 #endif

@@ -1,3 +1,5 @@
+import CFinchKernels
+
 // Depthwise convolution on small planes, vectorised over channels.
 //
 // On the late stages of a mobile network the planes are 8×8 or 4×4 while the kernels are 5×5:
@@ -61,6 +63,7 @@ enum DepthwiseConvChannelTiles {
 
     static func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                         out: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+        if forwardWide(x: x, weight: weight, bias: bias, out: out, g) { return }
         let t = Tile(g)
         let blocks = (g.c + width - 1) / width
         Parallel.forEach(g.n * blocks, grain: Swift.max(1, 2048 / Swift.max(g.hw * g.khw, 1))) { range in
@@ -103,6 +106,27 @@ enum DepthwiseConvChannelTiles {
                 }
             }
         }
+    }
+
+    /// The same kernel in CFinchKernels with sixteen channels per AVX-512 vector and FMA (a portable
+    /// Swift build runs the SIMD8 code above as pairs of SSE2 operations). False without AVX-512.
+    static var allowWide = true
+
+    static func forwardWide(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                            out: UnsafeMutablePointer<Float>, _ g: ConvGeometry) -> Bool {
+        guard allowWide, Parallel.kernelISA == "avx512" else { return false }
+        let geometry = [g.n, g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw, g.ho, g.wo]
+        let scratch = geometry.withUnsafeBufferPointer { finch_depthwise_tiles16_scratch($0.baseAddress!) }
+        let blocks = (g.c + 15) / 16
+        geometry.withUnsafeBufferPointer { geo in
+            Parallel.forEach(g.n * blocks, grain: Swift.max(1, 2048 / Swift.max(g.hw * g.khw, 1))) { range in
+                let buffer = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(scratch, 16) * 4, alignment: 64)
+                defer { buffer.deallocate() }
+                _ = finch_depthwise_tiles16(x, weight, bias, out, geo.baseAddress!, range.lowerBound, range.upperBound,
+                                            buffer.assumingMemoryBound(to: Float.self))
+            }
+        }
+        return true
     }
 
     /// Each thread owns whole channel blocks, so the weight gradient needs no reduction across

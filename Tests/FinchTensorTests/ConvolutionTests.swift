@@ -85,17 +85,22 @@ final class ConvolutionTests: XCTestCase {
     }
 
     func testDepthwise() {
-        // Every case through both kernels: rows vectorised along the plane, and channel tiles.
+        // Every case through every kernel: rows vectorised along the plane, channel tiles in Swift,
+        // and channel tiles in C (AVX-512 only; on other CPUs that pass repeats the Swift one).
         let saved = DepthwiseConvChannelTiles.maxOutputWidth
         defer { DepthwiseConvChannelTiles.maxOutputWidth = saved }
-        for limit in [0, 1 << 30] {
+        defer { DepthwiseConvChannelTiles.allowWide = true }
+        for (limit, wide) in [(0, false), (1 << 30, false), (1 << 30, true)] {
             DepthwiseConvChannelTiles.maxOutputWidth = limit
+            DepthwiseConvChannelTiles.allowWide = wide
             depthwiseCases()
         }
     }
 
     private func depthwiseCases() {
-        // Eleven channels: one full block of eight lanes and a partial one.
+        // Eleven channels: one full block of eight lanes and a partial one; 19: one of sixteen and a partial one.
+        check(Config(n: 2, c: 19, h: 6, w: 5, cout: 19, kh: 3, kw: 3, stride: (1, 1),
+                     padding: Padding2d(1, 1), groups: 19, bias: false), seed: 28)
         check(Config(n: 2, c: 11, h: 6, w: 5, cout: 11, kh: 5, kw: 5, stride: (2, 2),
                      padding: Padding2d(top: 1, bottom: 2, left: 2, right: 1), groups: 11), seed: 27)
         check(Config(c: 4, cout: 4, padding: Padding2d(1, 1), groups: 4), seed: 8)

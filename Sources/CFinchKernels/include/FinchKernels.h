@@ -25,4 +25,13 @@ const char *finch_kernels_isa(void);
 /// returns 1 on success, 0 otherwise. For tests, which check every path the CPU can run.
 int finch_kernels_use(const char *isa);
 
+/// Depthwise convolution forward on channel tiles of sixteen lanes (AVX-512), for units
+/// unit_begin..<unit_end, unit = block · n + sample with blocks of 16 channels (see
+/// DepthwiseConvChannelTiles.swift). geometry = {n, c, h, w, kh, kw, sh, sw, pt, pl, dh, dw, ho, wo};
+/// scratch holds finch_depthwise_tiles16_scratch(geometry) floats, 64-byte aligned.
+/// Returns 0 without touching anything when the CPU has no AVX-512.
+int finch_depthwise_tiles16(const float *x, const float *weight, const float *bias, float *out,
+                            const long *geometry, long unit_begin, long unit_end, float *scratch);
+long finch_depthwise_tiles16_scratch(const long *geometry);
+
 #endif
