@@ -68,10 +68,10 @@ public func maxPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil
             // One output row at a time, tap by tap: the same comparisons in the same order per output
             // as a window-by-window scan, but each tap is one pass over the row.
             let best = UnsafeMutablePointer<Float>.allocate(capacity: wo)
-            let where_ = UnsafeMutablePointer<Int32>.allocate(capacity: wo)
+            let bestAt = UnsafeMutablePointer<Int32>.allocate(capacity: wo)
             defer {
                 best.deallocate()
-                where_.deallocate()
+                bestAt.deallocate()
             }
             rowTaps.withUnsafeBufferPointer { rt in
                 colTaps.withUnsafeBufferPointer { ct in
@@ -85,7 +85,7 @@ public func maxPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil
                                 let firstRow = (top + rows.lowerBound * g.dh) * w
                                 for ow in 0..<wo {
                                     best[ow] = -.infinity
-                                    where_[ow] = Int32(truncatingIfNeeded: firstRow + ow * g.sw - g.pl + ct[ow].lowerBound * g.dw)
+                                    bestAt[ow] = Int32(truncatingIfNeeded: firstRow + ow * g.sw - g.pl + ct[ow].lowerBound * g.dw)
                                 }
                                 for i in rows {
                                     let r = (top + i * g.dh) * w - g.pl
@@ -106,9 +106,9 @@ public func maxPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil
                                             if idx != nil {
                                                 let k = SIMD4<Int32>(repeating: Int32(truncatingIfNeeded: k0))
                                                     &+ SIMD4<Int32>(0, 1, 2, 3) &* Int32(truncatingIfNeeded: g.sw)
-                                                var at = UnsafeRawPointer(where_ + ow).loadUnaligned(as: SIMD4<Int32>.self)
+                                                var at = UnsafeRawPointer(bestAt + ow).loadUnaligned(as: SIMD4<Int32>.self)
                                                 at.replace(with: k, where: take)
-                                                UnsafeMutableRawPointer(where_ + ow).storeBytes(of: at, as: SIMD4<Int32>.self)
+                                                UnsafeMutableRawPointer(bestAt + ow).storeBytes(of: at, as: SIMD4<Int32>.self)
                                             }
                                             ow += 4
                                         }
@@ -117,7 +117,7 @@ public func maxPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil
                                             let v = plane[k]
                                             if v > best[ow] || v.isNaN {
                                                 best[ow] = v
-                                                where_[ow] = Int32(truncatingIfNeeded: k)
+                                                bestAt[ow] = Int32(truncatingIfNeeded: k)
                                             }
                                             ow += 1
                                         }
@@ -125,7 +125,7 @@ public func maxPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil
                                 }
                                 let o = (u * ho + oh) * wo
                                 (dst + o).update(from: best, count: wo)
-                                if let idx { (idx + o).update(from: where_, count: wo) }
+                                if let idx { (idx + o).update(from: bestAt, count: wo) }
                             }
                         }
                     }

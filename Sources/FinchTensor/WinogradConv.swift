@@ -53,7 +53,6 @@ enum WinogradConv {
     }
 
     /// out = conv2d(x, weight) + bias with the geometry's padding (stride 1, 3×3).
-    /// `transformed` may carry U already (the backward pass reuses flipped weights).
     static func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                         out: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
         let u = UnsafeMutablePointer<Float>.allocate(capacity: 16 * g.cout * g.c)
@@ -62,6 +61,7 @@ enum WinogradConv {
         forward(x: x, transformed: u, bias: bias, out: out, g)
     }
 
+    /// The same with the weights already transformed: u holds U as 16 matrices [Cout, Cin].
     static func forward(x: UnsafePointer<Float>, transformed u: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                         out: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
         let th = (g.ho + 1) / 2, tw = (g.wo + 1) / 2, tiles = th * tw
