@@ -261,6 +261,42 @@ int finch_depthwise_tiles16(const float *x, const float *weight, const float *bi
     return 1;
 }
 
+// ---------------------------------------------------------------- BatchNorm (eval) + activation
+
+__attribute__((target("avx512f")))
+static inline __m512 affine_act16(__m512 x, __m512 mean, __m512 scale, __m512 shift, int activation) {
+    const __m512 zero = _mm512_setzero_ps(), three = _mm512_set1_ps(3.0f), six = _mm512_set1_ps(6.0f);
+    __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(x, mean), scale), shift);
+    switch (activation) {
+    case 1: return _mm512_max_ps(y, zero);
+    case 2: return _mm512_min_ps(_mm512_max_ps(y, zero), six);
+    case 3: return _mm512_div_ps(_mm512_mul_ps(y, _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(y, three), zero), six)), six);
+    case 4: return _mm512_div_ps(_mm512_min_ps(_mm512_max_ps(_mm512_add_ps(y, three), zero), six), six);
+    case 5: return apply16(OP_SILU, y, y, zero);
+    case 6: return apply16(OP_SIGMOID, y, y, zero);
+    default: return y;
+    }
+}
+
+__attribute__((target("avx512f")))
+static void affine_act_avx512(const float *src, float *dst, size_t n, float mean, float scale, float shift,
+                              int activation) {
+    const __m512 m = _mm512_set1_ps(mean), a = _mm512_set1_ps(scale), b = _mm512_set1_ps(shift);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, affine_act16(_mm512_loadu_ps(src + i), m, a, b, activation));
+    if (i < n) {
+        __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(dst + i, k, affine_act16(_mm512_maskz_loadu_ps(k, src + i), m, a, b, activation));
+    }
+}
+
+int finch_affine_activation(const float *src, float *dst, size_t n, float mean, float scale, float shift,
+                            int activation) {
+    if (selected != run_avx512) return 0;
+    affine_act_avx512(src, dst, n, mean, scale, shift, activation);
+    return 1;
+}
+
 const char *finch_kernels_isa(void) {
     runner r = chosen();
     return r == run_avx512 ? "avx512" : (r == run_avx2 ? "avx2" : "generic");
@@ -284,6 +320,11 @@ int finch_depthwise_tiles16(const float *x, const float *weight, const float *bi
 }
 const char *finch_kernels_isa(void) { return "generic"; }
 int finch_kernels_use(const char *isa) { return strcmp(isa, "generic") == 0; }
+int finch_affine_activation(const float *src, float *dst, size_t n, float mean, float scale, float shift,
+                            int activation) {
+    (void)src; (void)dst; (void)n; (void)mean; (void)scale; (void)shift; (void)activation;
+    return 0;
+}
 #endif
 
 void finch_exp_shifted(const float *src, float *dst, size_t n, float shift) { chosen()(OP_EXP, src, 0, dst, n, shift); }

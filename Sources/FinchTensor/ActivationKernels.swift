@@ -97,6 +97,19 @@ enum IdentityKernel: UnaryKernel { @inline(__always) static func apply(_ x: Floa
 /// Activations that inference kernels can fuse into the pass that produces their input.
 public enum FusedActivation: Sendable {
     case identity, relu, relu6, hardswish, hardsigmoid, silu, sigmoid
+
+    /// The activation's number in CFinchKernels.
+    var kernelCode: Int32 {
+        switch self {
+        case .identity: 0
+        case .relu: 1
+        case .relu6: 2
+        case .hardswish: 3
+        case .hardsigmoid: 4
+        case .silu: 5
+        case .sigmoid: 6
+        }
+    }
 }
 
 extension Kernels {
@@ -194,6 +207,7 @@ public func batchNormActivationInference(_ x: Tensor, weight: Tensor?, bias: Ten
                     for u in range {
                         let a = sc[u % c], bb = sh[u % c], m = mu[u % c]
                         let s = src + u * plane, d = dst + u * plane
+                        if finch_affine_activation(s, d, plane, m, a, bb, activation.kernelCode) == 1 { continue }
                         for k in 0..<plane { d[k] = (s[k] - m) * a + bb }
                         Kernels.activate(d, plane, activation)
                     }

@@ -142,6 +142,26 @@ final class NormalizationTests: XCTestCase {
         }
     }
 
+    /// Evaluation-mode BatchNorm fused with its activation (the inference kernel, in C with AVX-512
+    /// where the CPU has it) equals the unfused ops bit for bit, tails included (7·5 = 35 values per plane).
+    func testInferenceKernelEqualsSeparateOps() {
+        var rng = TestRNG(33)
+        let cases: [(FusedActivation, (Tensor) -> Tensor)] = [
+            (.relu, { $0.relu() }), (.relu6, { $0.relu6() }), (.hardswish, { $0.hardswish() }),
+            (.hardsigmoid, { $0.hardsigmoid() }), (.silu, { $0.silu() }), (.sigmoid, { $0.sigmoid() }),
+            (.identity, { $0 }),
+        ]
+        for (activation, apply) in cases {
+            let x = rng.tensor([2, 3, 5, 7], -8, 8, requiresGrad: false)
+            let w = rng.tensor([3], 0.5, 3, requiresGrad: false), b = rng.tensor([3], -2, 2, requiresGrad: false)
+            let rm = rng.tensor([3], -1, 1, requiresGrad: false), rv = rng.tensor([3], 0.5, 2, requiresGrad: false)
+            let fused = batchNormActivationInference(x, weight: w, bias: b, runningMean: rm, runningVar: rv, eps: 1e-5,
+                                                     activation: activation)
+            let separate = apply(batchNorm2d(x, weight: w, bias: b, runningMean: rm, runningVar: rv, training: false))
+            XCTAssertEqual(fused.scalars, separate.scalars, "\(activation)")
+        }
+    }
+
     func testBatchNorm1d() {
         var rng = TestRNG(4)
         let x = rng.tensor([5, 3]), w = rng.tensor([3]), b = rng.tensor([3])
