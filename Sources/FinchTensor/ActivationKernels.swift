@@ -153,6 +153,16 @@ extension Kernels {
         }
     }
 
+    /// dst = act((src − mean)·scale + shift): one channel's plane of BatchNorm with its activation,
+    /// in CFinchKernels where the CPU has AVX-512, else here; both give the same bits.
+    @inline(__always)
+    static func affineActivation(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ count: Int,
+                                 mean: Float, scale: Float, shift: Float, _ activation: FusedActivation) {
+        if finch_affine_activation(src, dst, count, mean, scale, shift, activation.kernelCode) == 1 { return }
+        for k in 0..<count { dst[k] = (src[k] - mean) * scale + shift }
+        activate(dst, count, activation)
+    }
+
     /// dst = dL/dz from g = dL/dy and the pre-activation z (overwritten for sigmoid, whose
     /// backward reads its output).
     @inline(__always)
@@ -206,10 +216,8 @@ public func batchNormActivationInference(_ x: Tensor, weight: Tensor?, bias: Ten
                 Parallel.forEach(n * c, grain: Swift.max(1, 16384 / Swift.max(plane, 1))) { range in
                     for u in range {
                         let a = sc[u % c], bb = sh[u % c], m = mu[u % c]
-                        let s = src + u * plane, d = dst + u * plane
-                        if finch_affine_activation(s, d, plane, m, a, bb, activation.kernelCode) == 1 { continue }
-                        for k in 0..<plane { d[k] = (s[k] - m) * a + bb }
-                        Kernels.activate(d, plane, activation)
+                        Kernels.affineActivation(src + u * plane, dst + u * plane, plane, mean: m, scale: a, shift: bb,
+                                                 activation)
                     }
                 }
             }

@@ -88,10 +88,8 @@ public func batchNorm2d(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean
         beta.withUnsafeBufferPointer { bt in
             Parallel.forEach(n * c, grain: Swift.max(1, 16384 / Swift.max(plane, 1))) { range in
                 for u in range {
-                    let a = sc[u % c], b = bt[u % c], mu = mp[u % c]
-                    let s = src + u * plane, d = dst + u * plane
-                    for k in 0..<plane { d[k] = (s[k] - mu) * a + b }
-                    Kernels.activate(d, plane, activation)
+                    Kernels.affineActivation(src + u * plane, dst + u * plane, plane, mean: mp[u % c], scale: sc[u % c],
+                                             shift: bt[u % c], activation)
                 }
             }
         }
@@ -174,9 +172,8 @@ private func activationGradient(_ dy: Tensor, x: Tensor, mean: Tensor, scale: [F
                 let z = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(plane, 1))
                 defer { z.deallocate() }
                 for u in range {
-                    let a = sc[u % c], b = sh[u % c], mu = mp[u % c]
-                    let s = xp + u * plane
-                    for k in 0..<plane { z[k] = (s[k] - mu) * a + b }
+                    Kernels.affineActivation(xp + u * plane, z, plane, mean: mp[u % c], scale: sc[u % c],
+                                             shift: sh[u % c], .identity)
                     Kernels.activationBackward(gp + u * plane, z, dp + u * plane, plane, activation)
                 }
             }

@@ -97,16 +97,18 @@ final class NormalizationTests: XCTestCase {
         }
     }
 
+    /// Every activation BatchNorm can fuse, with the separate op it must equal.
+    private let fusableActivations: [(FusedActivation, (Tensor) -> Tensor)] = [
+        (.relu, { $0.relu() }), (.relu6, { $0.relu6() }), (.hardswish, { $0.hardswish() }),
+        (.hardsigmoid, { $0.hardsigmoid() }), (.silu, { $0.silu() }), (.sigmoid, { $0.sigmoid() }),
+        (.identity, { $0 }),
+    ]
+
     /// The fused op keeps only x and recomputes the normalised map in backward; it must give the
     /// unfused ops' output and gradients bit for bit, in training and in eval, for every activation.
     func testBatchNormWithFusedActivationEqualsSeparateOps() {
         var rng = TestRNG(31)
-        let cases: [(FusedActivation, (Tensor) -> Tensor)] = [
-            (.relu, { $0.relu() }), (.relu6, { $0.relu6() }), (.hardswish, { $0.hardswish() }),
-            (.hardsigmoid, { $0.hardsigmoid() }), (.silu, { $0.silu() }), (.sigmoid, { $0.sigmoid() }),
-            (.identity, { $0 }),
-        ]
-        for (activation, apply) in cases {
+        for (activation, apply) in fusableActivations {
             for training in [true, false] {
                 // Spread to reach every branch: relu6's 6, hardswish's ±3.
                 let x = rng.tensor([2, 3, 5, 7], -8, 8), w = rng.tensor([3], 0.5, 3), b = rng.tensor([3], -2, 2)
@@ -146,12 +148,7 @@ final class NormalizationTests: XCTestCase {
     /// where the CPU has it) equals the unfused ops bit for bit, tails included (7·5 = 35 values per plane).
     func testInferenceKernelEqualsSeparateOps() {
         var rng = TestRNG(33)
-        let cases: [(FusedActivation, (Tensor) -> Tensor)] = [
-            (.relu, { $0.relu() }), (.relu6, { $0.relu6() }), (.hardswish, { $0.hardswish() }),
-            (.hardsigmoid, { $0.hardsigmoid() }), (.silu, { $0.silu() }), (.sigmoid, { $0.sigmoid() }),
-            (.identity, { $0 }),
-        ]
-        for (activation, apply) in cases {
+        for (activation, apply) in fusableActivations {
             let x = rng.tensor([2, 3, 5, 7], -8, 8, requiresGrad: false)
             let w = rng.tensor([3], 0.5, 3, requiresGrad: false), b = rng.tensor([3], -2, 2, requiresGrad: false)
             let rm = rng.tensor([3], -1, 1, requiresGrad: false), rv = rng.tensor([3], 0.5, 2, requiresGrad: false)
