@@ -3,6 +3,7 @@
 // −150 to 128 needs no special case); within 2 ulp of exp over the Float range.
 
 #include "FinchKernels.h"
+#include "KernelDispatch.h"
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -297,6 +298,8 @@ int finch_affine_activation(const float *src, float *dst, size_t n, float mean, 
     return 1;
 }
 
+int finch_avx512_selected(void) { return selected == run_avx512; }
+
 const char *finch_kernels_isa(void) {
     runner r = chosen();
     return r == run_avx512 ? "avx512" : (r == run_avx2 ? "avx2" : "generic");
@@ -318,6 +321,7 @@ int finch_depthwise_tiles16(const float *x, const float *weight, const float *bi
     (void)x; (void)weight; (void)bias; (void)out; (void)geometry; (void)unit_begin; (void)unit_end; (void)scratch;
     return 0;
 }
+int finch_avx512_selected(void) { return 0; }
 const char *finch_kernels_isa(void) { return "generic"; }
 int finch_kernels_use(const char *isa) { return strcmp(isa, "generic") == 0; }
 int finch_affine_activation(const float *src, float *dst, size_t n, float mean, float scale, float shift,

@@ -11,6 +11,8 @@
 // The transforms only add, subtract and halve, so the result differs from direct convolution
 // by a few units in the last place of the largest terms (the tests bound it).
 
+import CFinchKernels
+
 enum WinogradConv {
     /// Channel counts below this stay on the im2col path: the 16 GEMMs would be too thin.
     static var minimumChannels = 16
@@ -27,6 +29,10 @@ enum WinogradConv {
 
     /// Bounds the transformed input and product buffers (floats per chunk of samples).
     static var budget = 4 << 20
+
+    /// When false, the transforms stay on the Swift kernels even where CFinchKernels has its
+    /// AVX-512 forms, so tests can run both.
+    static var allowWide = true
 
     /// U[ξ][co, ci] = (G·g·Gᵀ)[ξ] for weight [Cout, Cin, 3, 3], ξ = 4·row + column.
     static func transformWeights(_ w: UnsafePointer<Float>, cout: Int, cin: Int, into u: UnsafeMutablePointer<Float>) {
@@ -103,10 +109,15 @@ enum WinogradConv {
             // Strip column q holds input column q − pl.
             let first = Swift.max(0, g.pl), copyStart = Swift.max(0, -g.pl)
             let copyCount = Swift.max(0, Swift.min(g.w - copyStart, rowLength - first))
+            var wide = allowWide
             for unit in range {
                 let s = unit / g.c, ci = unit % g.c
                 let plane = x + ((n0 + s) * g.c + ci) * g.inPlane
                 let dst = v + ci * p + s * tiles
+                if wide {
+                    wide = finch_winograd_input_transform(plane, g.h, g.w, g.pt, g.pl, th, tw, dst, stride) == 1
+                    if wide { continue }
+                }
                 for ty in 0..<th {
                     let top = 2 * ty - g.pt
                     strip.update(repeating: 0, count: 4 * rowLength)
@@ -153,11 +164,16 @@ enum WinogradConv {
                                 bias: UnsafePointer<Float>?, into out: UnsafeMutablePointer<Float>) {
         let tiles = th * tw, p = nb * tiles, stride = g.cout * p
         Parallel.forEach(nb * g.cout, grain: Swift.max(1, 2048 / Swift.max(tiles, 1))) { range in
+            var wide = allowWide
             for unit in range {
                 let s = unit / g.cout, co = unit % g.cout
                 let src = m + co * p + s * tiles
                 let plane = out + ((n0 + s) * g.cout + co) * g.hw
                 let b = bias?[co] ?? 0
+                if wide {
+                    wide = finch_winograd_output_transform(src, stride, th, tw, g.ho, g.wo, b, plane) == 1
+                    if wide { continue }
+                }
                 for ty in 0..<th {
                     var tx = 0
                     let oy = 2 * ty

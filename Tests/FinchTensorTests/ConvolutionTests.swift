@@ -127,6 +127,7 @@ final class ConvolutionTests: XCTestCase {
         WinogradConv.minimumChannels = 1
         WinogradConv.minimumPlane = 1
         WinogradConv.budget = 16 * 5 * 9  // a few tiles' worth: several sample chunks
+        defer { WinogradConv.allowWide = true }
         let cases: [Config] = [
             Config(n: 3, c: 3, h: 7, w: 6, cout: 5, padding: Padding2d(1, 1)),
             Config(n: 2, c: 4, h: 6, w: 7, cout: 2, bias: false),
@@ -134,15 +135,25 @@ final class ConvolutionTests: XCTestCase {
             Config(n: 1, c: 3, h: 4, w: 9, cout: 4, padding: Padding2d(top: 1, bottom: 0, left: 0, right: 1)),
             // Wide enough for the four-tiles-per-vector loops, with a ragged remainder.
             Config(n: 2, c: 2, h: 6, w: 21, cout: 3, padding: Padding2d(1, 1)),
+            // Rows of 4 and 8 tiles (several rows per AVX-512 vector, odd tile-row counts), and
+            // rows of 17 tiles (a full vector and a one-tile remainder).
+            Config(n: 1, c: 2, h: 9, w: 8, cout: 2, padding: Padding2d(1, 1)),
+            Config(n: 1, c: 2, h: 5, w: 16, cout: 3, padding: Padding2d(top: 1, bottom: 0, left: 1, right: 1)),
+            Config(n: 1, c: 2, h: 3, w: 34, cout: 2, padding: Padding2d(1, 1)),
         ]
-        for (k, cfg) in cases.enumerated() {
-            var geometry = ConvGeometry(input: [cfg.n, cfg.c, cfg.h, cfg.w], weight: [cfg.cout, cfg.c, 3, 3],
-                                        stride: (1, 1), padding: cfg.padding, dilation: (1, 1), groups: 1, op: "test")
-            XCTAssertTrue(WinogradConv.applies(to: geometry) && WinogradConv.appliesToInputGradient(geometry))
-            check(cfg, seed: 40 + UInt64(k))
-            geometry = ConvGeometry(input: [cfg.n, cfg.c, cfg.h, cfg.w], weight: [cfg.cout, cfg.c, 3, 3],
-                                    stride: (2, 2), padding: cfg.padding, dilation: (1, 1), groups: 1, op: "test")
-            XCTAssertFalse(WinogradConv.applies(to: geometry))
+        // Swift transforms, then the AVX-512 ones where the CPU has them (else the same again).
+        for wide in [false, true] {
+            WinogradConv.allowWide = wide
+            for (k, cfg) in cases.enumerated() {
+                var geometry = ConvGeometry(input: [cfg.n, cfg.c, cfg.h, cfg.w], weight: [cfg.cout, cfg.c, 3, 3],
+                                            stride: (1, 1), padding: cfg.padding, dilation: (1, 1), groups: 1,
+                                            op: "test")
+                XCTAssertTrue(WinogradConv.applies(to: geometry) && WinogradConv.appliesToInputGradient(geometry))
+                check(cfg, seed: 40 + UInt64(k))
+                geometry = ConvGeometry(input: [cfg.n, cfg.c, cfg.h, cfg.w], weight: [cfg.cout, cfg.c, 3, 3],
+                                        stride: (2, 2), padding: cfg.padding, dilation: (1, 1), groups: 1, op: "test")
+                XCTAssertFalse(WinogradConv.applies(to: geometry))
+            }
         }
         // Realistic sizes: 16 channels on a 9×19 map, against the im2col path on the same data.
         var rng = TestRNG(50)
@@ -158,6 +169,78 @@ final class ConvolutionTests: XCTestCase {
         let fast = run(true), direct = run(false)
         for (a, d) in zip(fast, direct) { assertClose(a, d, atol: 2e-5, rtol: 2e-5) }
         XCTAssertNotEqual(fast[0], direct[0], "both runs took the same path")
+    }
+
+    /// The Winograd transforms on their own, Swift and AVX-512 (where the CPU has it), against
+    /// Bᵀ·d·B and Aᵀ·M·A computed from the definition in Float64, and the two input transforms
+    /// against each other bit for bit (same operations in the same order). Planes give rows of 3,
+    /// 4, 8, 16 and 17 tiles, odd and even output sizes, padding 0 to 2.
+    func testWinogradTransforms() {
+        defer { WinogradConv.allowWide = true }
+        let bt: [[Double]] = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
+        let at: [[Double]] = [[1, 1, 1, 0], [0, 1, -1, -1]]
+        let planes: [(h: Int, w: Int, padding: Padding2d)] = [
+            (5, 6, Padding2d(1, 1)), (8, 8, Padding2d(1, 1)), (7, 7, Padding2d(top: 2, bottom: 0, left: 0, right: 2)),
+            (16, 16, Padding2d(1, 1)), (9, 15, Padding2d(top: 0, bottom: 1, left: 1, right: 2)),
+            (6, 32, Padding2d(1, 1)), (4, 35, Padding2d(top: 1, bottom: 1, left: 2, right: 0)),
+        ]
+        var rng = TestRNG(70)
+        for (k, p) in planes.enumerated() {
+            let (n, c, cout) = (2, 3, 2)
+            let g = ConvGeometry(input: [n, c, p.h, p.w], weight: [cout, c, 3, 3], stride: (1, 1), padding: p.padding,
+                                 dilation: (1, 1), groups: 1, op: "test")
+            let th = (g.ho + 1) / 2, tw = (g.wo + 1) / 2, tiles = th * tw, cols = n * tiles
+            let x = (0..<(n * c * p.h * p.w)).map { _ in rng.uniform() }
+            func pixel(_ s: Int, _ ci: Int, _ r: Int, _ q: Int) -> Double {
+                r < 0 || r >= p.h || q < 0 || q >= p.w ? 0 : Double(x[((s * c + ci) * p.h + r) * p.w + q])
+            }
+            var expectedV = [Float](repeating: 0, count: 16 * c * cols)
+            for s in 0..<n { for ci in 0..<c { for ty in 0..<th { for tx in 0..<tw {
+                for a in 0..<4 { for b in 0..<4 {
+                    var acc = 0.0
+                    for i in 0..<4 { for j in 0..<4 {
+                        acc += bt[a][i] * pixel(s, ci, 2 * ty - g.pt + i, 2 * tx - g.pl + j) * bt[b][j]
+                    } }
+                    expectedV[((4 * a + b) * c + ci) * cols + s * tiles + ty * tw + tx] = Float(acc)
+                } }
+            } } } }
+            let m = (0..<(16 * cout * cols)).map { _ in rng.uniform() }, bias = [Float(0.25), -0.5]
+            var expectedY = [Float](repeating: 0, count: n * cout * g.hw)
+            for s in 0..<n { for co in 0..<cout { for oy in 0..<g.ho { for ox in 0..<g.wo {
+                let t = s * tiles + (oy / 2) * tw + ox / 2
+                var acc = Double(bias[co])
+                for i in 0..<4 { for j in 0..<4 {
+                    acc += at[oy % 2][i] * Double(m[((4 * i + j) * cout + co) * cols + t]) * at[ox % 2][j]
+                } }
+                expectedY[((s * cout + co) * g.ho + oy) * g.wo + ox] = Float(acc)
+            } } } }
+
+            var inputs: [[Float]] = [], outputs: [[Float]] = []
+            for wide in [false, true] {
+                WinogradConv.allowWide = wide
+                var v = [Float](repeating: .nan, count: 16 * c * cols)
+                var y = [Float](repeating: .nan, count: n * cout * g.hw)
+                x.withUnsafeBufferPointer { xp in
+                    v.withUnsafeMutableBufferPointer {
+                        WinogradConv.inputTransform(xp.baseAddress!, g, n0: 0, nb: n, th: th, tw: tw, into: $0.baseAddress!)
+                    }
+                }
+                m.withUnsafeBufferPointer { mp in
+                    bias.withUnsafeBufferPointer { bp in
+                        y.withUnsafeMutableBufferPointer {
+                            WinogradConv.outputTransform(mp.baseAddress!, g, n0: 0, nb: n, th: th, tw: tw,
+                                                         bias: bp.baseAddress!, into: $0.baseAddress!)
+                        }
+                    }
+                }
+                assertClose(v, expectedV, atol: 1e-6, rtol: 1e-6)
+                assertClose(y, expectedY, atol: 1e-5, rtol: 1e-6)
+                inputs.append(v)
+                outputs.append(y)
+            }
+            XCTAssertEqual(inputs[0], inputs[1], "plane \(k): the two input transforms differ")
+            assertClose(outputs[0], outputs[1], atol: 1e-6, rtol: 1e-6)
+        }
     }
 
     func testDepthwiseChannelMultiplier() {

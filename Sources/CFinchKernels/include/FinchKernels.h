@@ -41,4 +41,14 @@ long finch_depthwise_tiles16_scratch(const long *geometry);
 int finch_affine_activation(const float *src, float *dst, size_t n, float mean, float scale, float shift,
                             int activation);
 
+/// Winograd F(2×2, 3×3) input transform of one input plane [h, w] with padding (pt, pl), onto
+/// th × tw tiles: dst[ξ·stride + t] = (Bᵀ·d·B)[ξ] for tile t = ty·tw + tx (see WinogradConv.swift).
+/// Bit-equal to the Swift kernel. Returns 0 without touching anything when the CPU has no AVX-512.
+int finch_winograd_input_transform(const float *plane, long h, long w, long pt, long pl, long th, long tw,
+                                   float *dst, long stride);
+/// The output transform of one output plane [ho, wo]: out[2ty + a, 2tx + b] = (Aᵀ·M·A)[a, b] + bias,
+/// M[ξ] = src[ξ·stride + t], clipped at odd edges. Returns 0 when the CPU has no AVX-512.
+int finch_winograd_output_transform(const float *src, long stride, long th, long tw, long ho, long wo,
+                                    float bias, float *out);
+
 #endif
