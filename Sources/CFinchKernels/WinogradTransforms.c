@@ -131,6 +131,53 @@ static void input_transform16(const float *plane, long h, long w, long pt, long 
     }
 }
 
+// −v by flipping the sign bit, as Swift's prefix minus does (0 − v would give +0 for v = +0).
+__attribute__((target("avx512f"), always_inline))
+static inline __m512 negate(__m512 v) {
+    return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(v), _mm512_set1_epi32((int)0x80000000u)));
+}
+
+// The output gradient's 2×2 block of each tile onto the 4×4 grid: A·dY·Aᵀ, A's rows (1, 0), (1, 1),
+// (1, −1), (0, −1). The block is read like an input block with no padding, columns 0 and 1 only.
+__attribute__((target("avx512f"), always_inline))
+static inline void gradient_transform_rows(const float *plane, long ho, long wo, long th, long tw, float *dst,
+                                           long stride, const long rows) {
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    const long tiles = th * tw;
+    for (long ty = 0; ty < th; ty += rows) {
+        for (long tx = 0; tx < (rows == 1 ? tw : 1); tx += 16) {
+            long t0 = ty * tw + tx;
+            long left = rows == 1 ? tw - tx : tiles - t0;
+            __mmask16 keep = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+            __m512 lo, hi;
+            strip_pair(plane, ho, wo, 0, 0, ty, th, tx, rows, 0, 0, &lo, &hi);
+            __m512 e0 = _mm512_permutex2var_ps(lo, even, hi), o0 = _mm512_permutex2var_ps(lo, odd, hi);
+            strip_pair(plane, ho, wo, 0, 0, ty, th, tx, rows, 1, 0, &lo, &hi);
+            __m512 e1 = _mm512_permutex2var_ps(lo, even, hi), o1 = _mm512_permutex2var_ps(lo, odd, hi);
+            // Rows first (dY₀, dY₀ + dY₁, dY₀ − dY₁, −dY₁), then the same on columns, as in Swift.
+            __m512 c0[4] = {e0, _mm512_add_ps(e0, e1), _mm512_sub_ps(e0, e1), negate(e1)};
+            __m512 c1[4] = {o0, _mm512_add_ps(o0, o1), _mm512_sub_ps(o0, o1), negate(o1)};
+            for (long i = 0; i < 4; i++) {
+                float *base = dst + 4 * i * stride + t0;
+                _mm512_mask_storeu_ps(base, keep, c0[i]);
+                _mm512_mask_storeu_ps(base + stride, keep, _mm512_add_ps(c0[i], c1[i]));
+                _mm512_mask_storeu_ps(base + 2 * stride, keep, _mm512_sub_ps(c0[i], c1[i]));
+                _mm512_mask_storeu_ps(base + 3 * stride, keep, negate(c1[i]));
+            }
+        }
+    }
+}
+
+__attribute__((target("avx512f")))
+static void gradient_transform16(const float *plane, long ho, long wo, long th, long tw, float *dst, long stride) {
+    switch (rows_per_vector(tw)) {
+    case 4: gradient_transform_rows(plane, ho, wo, th, tw, dst, stride, 4); break;
+    case 2: gradient_transform_rows(plane, ho, wo, th, tw, dst, stride, 2); break;
+    default: gradient_transform_rows(plane, ho, wo, th, tw, dst, stride, 1); break;
+    }
+}
+
 // Writes lanes [first, first + count) of v to dst[0..<count], columns c ≥ limit left alone.
 __attribute__((target("avx512f"), always_inline))
 static inline void store_lanes(float *dst, __m512 v, long first, long count, long column, long limit) {
@@ -198,6 +245,13 @@ int finch_winograd_input_transform(const float *plane, long h, long w, long pt, 
     return 1;
 }
 
+int finch_winograd_gradient_transform(const float *plane, long ho, long wo, long th, long tw, float *dst,
+                                      long stride) {
+    if (!finch_avx512_selected()) return 0;
+    gradient_transform16(plane, ho, wo, th, tw, dst, stride);
+    return 1;
+}
+
 int finch_winograd_output_transform(const float *src, long stride, long th, long tw, long ho, long wo,
                                     float bias, float *out) {
     if (!finch_avx512_selected()) return 0;
@@ -206,6 +260,12 @@ int finch_winograd_output_transform(const float *src, long stride, long th, long
 }
 
 #else
+int finch_winograd_gradient_transform(const float *plane, long ho, long wo, long th, long tw, float *dst,
+                                      long stride) {
+    (void)plane; (void)ho; (void)wo; (void)th; (void)tw; (void)dst; (void)stride;
+    return 0;
+}
+
 int finch_winograd_input_transform(const float *plane, long h, long w, long pt, long pl, long th, long tw,
                                    float *dst, long stride) {
     (void)plane; (void)h; (void)w; (void)pt; (void)pl; (void)th; (void)tw; (void)dst; (void)stride;

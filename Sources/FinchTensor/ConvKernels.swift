@@ -104,10 +104,9 @@ enum ConvKernels {
             DepthwiseConv.backward(dy: dy, x: x, weight: weight, dx: dx, dw: dw, g)
         } else if g.isPointwise && g.hw >= pointwiseDirectMinPlane {
             pointwiseBackward(dy: dy, x: x, weight: weight, dx: dx, dw: dw, g)
-        } else if let dx, WinogradConv.applies(to: g), WinogradConv.appliesToInputGradient(g) {
-            // dx by Winograd; dW stays an im2col GEMM (its Winograd form would need the tiles of dy too).
-            if dw != nil { im2colBackward(dy: dy, x: x, weight: weight, dx: nil, dw: dw, g) }
-            WinogradConv.inputGradient(dy: dy, weight: weight, dx: dx, g)
+        } else if WinogradConv.applies(to: g), dx == nil || WinogradConv.appliesToInputGradient(g) {
+            if let dw { WinogradConv.weightGradient(dy: dy, x: x, dw: dw, g) }
+            if let dx { WinogradConv.inputGradient(dy: dy, weight: weight, dx: dx, g) }
         } else {
             im2colBackward(dy: dy, x: x, weight: weight, dx: dx, dw: dw, g)
         }

@@ -172,8 +172,8 @@ final class ConvolutionTests: XCTestCase {
     }
 
     /// The Winograd transforms on their own, Swift and AVX-512 (where the CPU has it), against
-    /// Bᵀ·d·B and Aᵀ·M·A computed from the definition in Float64, and the two input transforms
-    /// against each other bit for bit (same operations in the same order). Planes give rows of 3,
+    /// Bᵀ·d·B, Aᵀ·M·A and A·dY·Aᵀ computed from the definition in Float64, and the two input and
+    /// gradient transforms against each other bit for bit (same operations in the same order). Planes give rows of 3,
     /// 4, 8, 16 and 17 tiles, odd and even output sizes, padding 0 to 2.
     func testWinogradTransforms() {
         defer { WinogradConv.allowWide = true }
@@ -215,7 +215,19 @@ final class ConvolutionTests: XCTestCase {
                 expectedY[((s * cout + co) * g.ho + oy) * g.wo + ox] = Float(acc)
             } } } }
 
-            var inputs: [[Float]] = [], outputs: [[Float]] = []
+            let dy = (0..<(n * cout * g.hw)).map { _ in rng.uniform() }
+            var expectedG = [Float](repeating: 0, count: 16 * cout * cols)
+            for s in 0..<n { for co in 0..<cout { for ty in 0..<th { for tx in 0..<tw {
+                for a in 0..<4 { for b in 0..<4 {
+                    var acc = 0.0
+                    for i in 0..<2 where 2 * ty + i < g.ho { for j in 0..<2 where 2 * tx + j < g.wo {
+                        acc += at[i][a] * Double(dy[((s * cout + co) * g.ho + 2 * ty + i) * g.wo + 2 * tx + j]) * at[j][b]
+                    } }
+                    expectedG[((4 * a + b) * cout + co) * cols + s * tiles + ty * tw + tx] = Float(acc)
+                } }
+            } } } }
+
+            var inputs: [[Float]] = [], outputs: [[Float]] = [], gradients: [[Float]] = []
             for wide in [false, true] {
                 WinogradConv.allowWide = wide
                 var v = [Float](repeating: .nan, count: 16 * c * cols)
@@ -233,12 +245,22 @@ final class ConvolutionTests: XCTestCase {
                         }
                     }
                 }
+                var mt = [Float](repeating: .nan, count: 16 * cout * cols)
+                dy.withUnsafeBufferPointer { dp in
+                    mt.withUnsafeMutableBufferPointer {
+                        WinogradConv.gradientTransform(dp.baseAddress!, g, n0: 0, nb: n, th: th, tw: tw,
+                                                       into: $0.baseAddress!)
+                    }
+                }
+                assertClose(mt, expectedG, atol: 1e-6, rtol: 1e-6)
+                gradients.append(mt)
                 assertClose(v, expectedV, atol: 1e-6, rtol: 1e-6)
                 assertClose(y, expectedY, atol: 1e-5, rtol: 1e-6)
                 inputs.append(v)
                 outputs.append(y)
             }
             XCTAssertEqual(inputs[0], inputs[1], "plane \(k): the two input transforms differ")
+            XCTAssertEqual(gradients[0], gradients[1], "plane \(k): the two gradient transforms differ")
             assertClose(outputs[0], outputs[1], atol: 1e-6, rtol: 1e-6)
         }
     }

@@ -46,6 +46,11 @@ int finch_affine_activation(const float *src, float *dst, size_t n, float mean, 
 /// Bit-equal to the Swift kernel. Returns 0 without touching anything when the CPU has no AVX-512.
 int finch_winograd_input_transform(const float *plane, long h, long w, long pt, long pl, long th, long tw,
                                    float *dst, long stride);
+/// The weight-gradient transform of one output-gradient plane [ho, wo]: dst[ξ·stride + t] =
+/// (A·dY·Aᵀ)[ξ] for the 2×2 block of tile t, zero past odd edges. Bit-equal to the Swift kernel.
+/// Returns 0 when the CPU has no AVX-512.
+int finch_winograd_gradient_transform(const float *plane, long ho, long wo, long th, long tw, float *dst,
+                                      long stride);
 /// The output transform of one output plane [ho, wo]: out[2ty + a, 2tx + b] = (Aᵀ·M·A)[a, b] + bias,
 /// M[ξ] = src[ξ·stride + t], clipped at odd edges. Returns 0 when the CPU has no AVX-512.
 int finch_winograd_output_transform(const float *src, long stride, long th, long tw, long ho, long wo,
