@@ -219,12 +219,17 @@ static void depthwise16(const float *x, const float *weight, const float *bias, 
         long block = u / n, s = u % n, c0 = block * 16;
         long lanes = c - c0 < 16 ? c - c0 : 16;
         memset(tile, 0, sizeof(float) * 16 * hp * wp);
-        for (long k = 0; k < lanes; k++) {
-            const float *plane = x + (s * c + c0 + k) * h * w;
-            for (long ih = 0; ih < rows; ih++) {
-                float *dst = tile + ((ih + pt) * wp + pl) * 16 + k;
-                for (long iw = 0; iw < cols; iw++) dst[iw * 16] = plane[ih * w + iw];
-            }
+        // One gather per pixel across the block's channel planes: a store per channel into the
+        // interleaved tile compiles to scatters, which took a quarter of this kernel's time.
+        const __m512i planes = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                                  _mm512_set1_epi32((int)(h * w)));
+        const __mmask16 present = lanes == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << lanes) - 1u);
+        const float *first = x + (s * c + c0) * h * w;
+        for (long ih = 0; ih < rows; ih++) {
+            float *dst = tile + ((ih + pt) * wp + pl) * 16;
+            for (long iw = 0; iw < cols; iw++)
+                _mm512_store_ps(dst + iw * 16, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), present, planes,
+                                                                        first + ih * w + iw, 4));
         }
         if (block != loaded) {
             memset(wt, 0, sizeof(float) * 16 * khw);

@@ -32,6 +32,8 @@ enum ConvKernels {
             pointwiseForward(x: x, weight: weight, bias: bias, out: out, g)
         } else if WinogradConv.applies(to: g) {
             WinogradConv.forward(x: x, weight: weight, bias: bias, out: out, g)
+        } else if FewChannelConv.applies(to: g), FewChannelConv.forward(x: x, weight: weight, bias: bias, out: out, g) {
+            return
         } else {
             im2colForward(x: x, weight: weight, bias: bias, out: out, g)
         }

@@ -41,6 +41,14 @@ long finch_depthwise_tiles16_scratch(const long *geometry);
 int finch_affine_activation(const float *src, float *dst, size_t n, float mean, float scale, float shift,
                             int activation);
 
+/// Direct convolution for few input channels (groups 1, dilation 1, column stride 1 or 2), for
+/// units unit_begin..<unit_end, unit = (sample · ⌈cout / 16⌉ + block) · ho + output row.
+/// geometry = {n, c, h, w, cout, kh, kw, sh, sw, pt, pl, ho, wo}; scratch holds
+/// finch_few_channel_conv_scratch(geometry) floats. Returns 0 when the CPU has no AVX-512.
+int finch_few_channel_conv(const float *x, const float *weight, const float *bias, float *out, const long *geometry,
+                           long unit_begin, long unit_end, float *scratch);
+long finch_few_channel_conv_scratch(const long *geometry);
+
 /// Winograd F(2×2, 3×3) input transform of one input plane [h, w] with padding (pt, pl), onto
 /// th × tw tiles: dst[ξ·stride + t] = (Bᵀ·d·B)[ξ] for tile t = ty·tw + tx (see WinogradConv.swift).
 /// Bit-equal to the Swift kernel. Returns 0 without touching anything when the CPU has no AVX-512.
