@@ -30,6 +30,9 @@ enum ConvKernels {
             DepthwiseConv.forward(x: x, weight: weight, bias: bias, out: out, g)
         } else if g.isPointwise && g.hw >= pointwiseDirectMinPlane {
             pointwiseForward(x: x, weight: weight, bias: bias, out: out, g)
+        } else if SmallPlanePointwiseConv.applies(to: g),
+                  SmallPlanePointwiseConv.forward(x: x, weight: weight, bias: bias, out: out, g) {
+            return
         } else if WinogradConv.applies(to: g) {
             WinogradConv.forward(x: x, weight: weight, bias: bias, out: out, g)
         } else if FewChannelConv.applies(to: g), FewChannelConv.forward(x: x, weight: weight, bias: bias, out: out, g) {

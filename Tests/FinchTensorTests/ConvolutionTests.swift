@@ -295,6 +295,29 @@ final class ConvolutionTests: XCTestCase {
         XCTAssertFalse(FewChannelConv.applies(to: strided), "column stride 3 has no vector form")
     }
 
+    /// 1×1 convolutions on small planes through the AVX-512 kernel and through the column path,
+    /// against the definition: planes of one, two, three, four and seven pixel vectors (4×4, 5×5,
+    /// 6×6, 8×8, 10×10), output-channel counts that leave partial blocks of 16, 12, 8 and 6 rows.
+    func testSmallPlanePointwise() {
+        defer { SmallPlanePointwiseConv.allowWide = true }
+        let cases: [Config] = [
+            Config(n: 2, c: 5, h: 4, w: 4, cout: 19, kh: 1, kw: 1),
+            Config(n: 1, c: 3, h: 5, w: 5, cout: 13, kh: 1, kw: 1, bias: false),
+            Config(n: 2, c: 4, h: 6, w: 6, cout: 9, kh: 1, kw: 1),
+            Config(n: 1, c: 7, h: 8, w: 8, cout: 7, kh: 1, kw: 1),
+            Config(n: 1, c: 2, h: 10, w: 10, cout: 3, kh: 1, kw: 1),
+        ]
+        for wide in [false, true] {
+            SmallPlanePointwiseConv.allowWide = wide
+            for (k, cfg) in cases.enumerated() {
+                let g = ConvGeometry(input: [cfg.n, cfg.c, cfg.h, cfg.w], weight: [cfg.cout, cfg.c, 1, 1],
+                                     stride: (1, 1), padding: .zero, dilation: (1, 1), groups: 1, op: "test")
+                XCTAssertTrue(SmallPlanePointwiseConv.applies(to: g))
+                check(cfg, seed: 90 + UInt64(k), gradients: k == 0)
+            }
+        }
+    }
+
     func testDepthwiseChannelMultiplier() {
         check(Config(c: 2, cout: 4, padding: Padding2d(1, 1), groups: 2), seed: 13)
     }

@@ -49,6 +49,14 @@ int finch_few_channel_conv(const float *x, const float *weight, const float *bia
                            long unit_begin, long unit_end, float *scratch);
 long finch_few_channel_conv_scratch(const long *geometry);
 
+/// 1×1 convolution (groups 1) of x [n, c, hw] into out [n, cout, hw] for units unit_begin..<unit_end of
+/// finch_pointwise_small_units(n, cout, hw), each one block of output channels for one sample.
+/// For small planes (hw from 16 to a few hundred); scratch holds 16·c floats. Returns 0 when the
+/// CPU has no AVX-512.
+int finch_pointwise_small(const float *x, const float *weight, const float *bias, float *out, long n, long c,
+                          long cout, long hw, long unit_begin, long unit_end, float *scratch);
+long finch_pointwise_small_units(long n, long cout, long hw);
+
 /// Winograd F(2×2, 3×3) input transform of one input plane [h, w] with padding (pt, pl), onto
 /// th × tw tiles: dst[ξ·stride + t] = (Bᵀ·d·B)[ξ] for tile t = ty·tw + tx (see WinogradConv.swift).
 /// Bit-equal to the Swift kernel. Returns 0 without touching anything when the CPU has no AVX-512.
