@@ -267,6 +267,55 @@ int finch_depthwise_tiles16(const float *x, const float *weight, const float *bi
     return 1;
 }
 
+// ---------------------------------------------------------------- softmax over contiguous rows
+
+// Attention's rows are short (64, 16 or 4 keys in MobileViT-XXS at 128 px), so the per-row calls
+// of a max pass, an exp pass and a scaling pass cost more than the arithmetic; here a row of up
+// to sixteen keys is one vector from load to store.
+__attribute__((target("avx512f")))
+static void softmax_rows16(const float *src, float *dst, size_t rows, size_t r, int log_softmax) {
+    const __m512 minus_inf = _mm512_set1_ps(-INFINITY);
+    for (size_t row = 0; row < rows; row++) {
+        const float *x = src + row * r;
+        float *y = dst + row * r;
+        __m512 mv = minus_inf;
+        for (size_t i = 0; i < r; i += 16) {
+            __mmask16 k = r - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (r - i)) - 1u);
+            mv = _mm512_max_ps(_mm512_mask_loadu_ps(minus_inf, k, x + i), mv);
+        }
+        float m = _mm512_reduce_max_ps(mv);
+        if (!isfinite(m)) m = 0.0f;
+        const __m512 shift = _mm512_set1_ps(m);
+        __m512 sv = _mm512_setzero_ps();
+        for (size_t i = 0; i < r; i += 16) {
+            __mmask16 k = r - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (r - i)) - 1u);
+            __m512 e = _mm512_maskz_mov_ps(k, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), shift)));
+            if (!log_softmax) _mm512_mask_storeu_ps(y + i, k, e);
+            sv = _mm512_add_ps(sv, e);
+        }
+        float sum = _mm512_reduce_add_ps(sv);
+        if (log_softmax) {
+            const __m512 ls = _mm512_set1_ps(logf(sum) + m);
+            for (size_t i = 0; i < r; i += 16) {
+                __mmask16 k = r - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (r - i)) - 1u);
+                _mm512_mask_storeu_ps(y + i, k, _mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), ls));
+            }
+        } else {
+            const __m512 inv = _mm512_set1_ps(1.0f / sum);
+            for (size_t i = 0; i < r; i += 16) {
+                __mmask16 k = r - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (r - i)) - 1u);
+                _mm512_mask_storeu_ps(y + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, y + i), inv));
+            }
+        }
+    }
+}
+
+int finch_softmax_rows(const float *src, float *dst, size_t rows, size_t r, int log_softmax) {
+    if (selected != run_avx512) return 0;
+    softmax_rows16(src, dst, rows, r, log_softmax);
+    return 1;
+}
+
 // ---------------------------------------------------------------- BatchNorm (eval) + activation
 
 __attribute__((target("avx512f")))
@@ -327,6 +376,10 @@ int finch_depthwise_tiles16(const float *x, const float *weight, const float *bi
     return 0;
 }
 int finch_avx512_selected(void) { return 0; }
+int finch_softmax_rows(const float *src, float *dst, size_t rows, size_t r, int log_softmax) {
+    (void)src; (void)dst; (void)rows; (void)r; (void)log_softmax;
+    return 0;
+}
 const char *finch_kernels_isa(void) { return "generic"; }
 int finch_kernels_use(const char *isa) { return strcmp(isa, "generic") == 0; }
 int finch_affine_activation(const float *src, float *dst, size_t n, float mean, float scale, float shift,

@@ -238,6 +238,45 @@ static void output_transform16(const float *src, long stride, long th, long tw, 
     }
 }
 
+// U = G·g·Gᵀ for sixteen filters at a time (one 3×3 filter per lane, read by gathers), in the
+// Swift kernel's order of operations.
+__attribute__((target("avx512f")))
+static void weight_transform16(const float *w, long plane, float *u, long begin, long end) {
+    const __m512i offsets = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                               _mm512_set1_epi32(9));
+    const __m512 half = _mm512_set1_ps(0.5f);
+    for (long p = begin; p < end; p += 16) {
+        long left = end - p;
+        __mmask16 keep = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+        __m512 g[9];
+        for (long k = 0; k < 9; k++)
+            g[k] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), keep, offsets, w + p * 9 + k, 4);
+        // t = G·g row by row (each row three columns), then U's row i = t_i·Gᵀ.
+        __m512 t[4][3];
+        for (long j = 0; j < 3; j++) {
+            t[0][j] = g[j];
+            t[1][j] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_add_ps(g[j], g[3 + j]), g[6 + j]));
+            t[2][j] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_sub_ps(g[j], g[3 + j]), g[6 + j]));
+            t[3][j] = g[6 + j];
+        }
+        for (long i = 0; i < 4; i++) {
+            float *row = u + 4 * i * plane + p;
+            _mm512_mask_storeu_ps(row, keep, t[i][0]);
+            _mm512_mask_storeu_ps(row + plane, keep,
+                                  _mm512_mul_ps(half, _mm512_add_ps(_mm512_add_ps(t[i][0], t[i][1]), t[i][2])));
+            _mm512_mask_storeu_ps(row + 2 * plane, keep,
+                                  _mm512_mul_ps(half, _mm512_add_ps(_mm512_sub_ps(t[i][0], t[i][1]), t[i][2])));
+            _mm512_mask_storeu_ps(row + 3 * plane, keep, t[i][2]);
+        }
+    }
+}
+
+int finch_winograd_weight_transform(const float *w, long plane, float *u, long begin, long end) {
+    if (!finch_avx512_selected()) return 0;
+    weight_transform16(w, plane, u, begin, end);
+    return 1;
+}
+
 int finch_winograd_input_transform(const float *plane, long h, long w, long pt, long pl, long th, long tw,
                                    float *dst, long stride) {
     if (!finch_avx512_selected()) return 0;
@@ -260,6 +299,11 @@ int finch_winograd_output_transform(const float *src, long stride, long th, long
 }
 
 #else
+int finch_winograd_weight_transform(const float *w, long plane, float *u, long begin, long end) {
+    (void)w; (void)plane; (void)u; (void)begin; (void)end;
+    return 0;
+}
+
 int finch_winograd_gradient_transform(const float *plane, long ho, long wo, long th, long tw, float *dst,
                                       long stride) {
     (void)plane; (void)ho; (void)wo; (void)th; (void)tw; (void)dst; (void)stride;

@@ -213,6 +213,8 @@ enum SoftmaxKernels {
         let inner = Shape.count(Array(x.shape[(a + 1)...]))
         let src = xc.basePointer, dst = out.basePointer
         Parallel.forEach(outer * inner, grain: max(1, 4096 / max(r, 1))) { range in
+            if inner == 1, finch_softmax_rows(src + range.lowerBound * r, dst + range.lowerBound * r, range.count, r,
+                                              log ? 1 : 0) == 1 { return }
             for oi in range {
                 let o = oi / inner, i = oi % inner
                 let base = o * r * inner + i

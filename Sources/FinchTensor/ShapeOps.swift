@@ -26,6 +26,13 @@ extension Tensor {
     public func reshaped(_ newShape: [Int]) -> Tensor {
         let s = resolve(newShape, op: "reshape")
         if s == shape { return self }
+        // Adding or dropping axes of length 1 (squeeze, unsqueeze) is a view whatever the strides:
+        // attention's q, k and v are squeezed out of a permuted qkv and used to be copied here.
+        if !isContiguous, OpTrace.active == nil, let viewStrides = unitAxisStrides(for: s) {
+            let out = Tensor(storage: storage, shape: s, strides: viewStrides, offset: offset)
+            let inShape = shape
+            return record(out, "reshape", [self]) { g in [g.reshaped(inShape)] }
+        }
         let source = contiguous()
         let out = Tensor(storage: source.storage, shape: s, offset: source.offset)
         let inShape = shape
@@ -34,6 +41,26 @@ extension Tensor {
     }
 
     public func reshaped(_ dims: Int...) -> Tensor { reshaped(dims) }
+
+    /// Strides that show this tensor's elements under `target` without moving them, when `target`
+    /// differs from the shape only by axes of length 1; nil otherwise. A length-1 axis gets the
+    /// stride it would have in a dense layout of what follows it.
+    private func unitAxisStrides(for target: [Int]) -> [Int]? {
+        let kept = shape.indices.filter { shape[$0] != 1 }
+        guard kept.map({ shape[$0] }) == target.filter({ $0 != 1 }) else { return nil }
+        var result = [Int](repeating: 1, count: target.count)
+        var next = kept.count - 1, inner = 1
+        for a in stride(from: target.count - 1, through: 0, by: -1) {
+            if target[a] == 1 {
+                result[a] = inner
+            } else {
+                result[a] = strides[kept[next]]
+                inner = strides[kept[next]] * shape[kept[next]]
+                next -= 1
+            }
+        }
+        return result
+    }
 
     /// Merges axes start...end into one.
     public func flattened(from start: Int = 0, to end: Int = -1) -> Tensor {

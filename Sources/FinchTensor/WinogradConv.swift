@@ -38,6 +38,9 @@ enum WinogradConv {
     static func transformWeights(_ w: UnsafePointer<Float>, cout: Int, cin: Int, into u: UnsafeMutablePointer<Float>) {
         let plane = cout * cin
         Parallel.forEach(plane, grain: 256) { range in
+            if allowWide, finch_winograd_weight_transform(w, plane, u, range.lowerBound, range.upperBound) == 1 {
+                return
+            }
             for p in range {
                 let g = w + p * 9
                 // t = G·g (4×3), rows of G: (1,0,0), (½,½,½), (½,−½,½), (0,0,1); then U = t·Gᵀ.

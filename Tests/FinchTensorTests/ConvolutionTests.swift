@@ -172,8 +172,9 @@ final class ConvolutionTests: XCTestCase {
     }
 
     /// The Winograd transforms on their own, Swift and AVX-512 (where the CPU has it), against
-    /// Bᵀ·d·B, Aᵀ·M·A and A·dY·Aᵀ computed from the definition in Float64, and the two input and
-    /// gradient transforms against each other bit for bit (same operations in the same order). Planes give rows of 3,
+    /// Bᵀ·d·B, Aᵀ·M·A, A·dY·Aᵀ and G·g·Gᵀ computed from the definition in Float64, and the two
+    /// input, gradient and weight transforms against each other bit for bit (same operations in
+    /// the same order). Planes give rows of 3,
     /// 4, 8, 16 and 17 tiles, odd and even output sizes, padding 0 to 2.
     func testWinogradTransforms() {
         defer { WinogradConv.allowWide = true }
@@ -263,6 +264,28 @@ final class ConvolutionTests: XCTestCase {
             XCTAssertEqual(gradients[0], gradients[1], "plane \(k): the two gradient transforms differ")
             assertClose(outputs[0], outputs[1], atol: 1e-6, rtol: 1e-6)
         }
+        // Weights: 37 filters (two vectors of sixteen and a partial one) against G·g·Gᵀ.
+        let gm: [[Double]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
+        let filters = 37, w = (0..<(filters * 9)).map { _ in rng.uniform() }
+        var expectedU = [Float](repeating: 0, count: 16 * filters)
+        for f in 0..<filters { for a in 0..<4 { for b in 0..<4 {
+            var acc = 0.0
+            for i in 0..<3 { for j in 0..<3 { acc += gm[a][i] * Double(w[f * 9 + 3 * i + j]) * gm[b][j] } }
+            expectedU[(4 * a + b) * filters + f] = Float(acc)
+        } } }
+        var transformed: [[Float]] = []
+        for wide in [false, true] {
+            WinogradConv.allowWide = wide
+            var u = [Float](repeating: .nan, count: 16 * filters)
+            w.withUnsafeBufferPointer { wp in
+                u.withUnsafeMutableBufferPointer {
+                    WinogradConv.transformWeights(wp.baseAddress!, cout: filters, cin: 1, into: $0.baseAddress!)
+                }
+            }
+            assertClose(u, expectedU, atol: 1e-6, rtol: 1e-6)
+            transformed.append(u)
+        }
+        XCTAssertEqual(transformed[0], transformed[1], "the two weight transforms differ")
     }
 
     /// Convolutions with few input channels (the RGB stems) through the direct kernel and through

@@ -1,4 +1,5 @@
 import XCTest
+import CFinchKernels
 @testable import FinchTensor
 
 final class ReductionGradientTests: XCTestCase {
@@ -59,5 +60,35 @@ final class ReductionGradientTests: XCTestCase {
         }
         assertGradients([x]) { $0[0].logSumExp(axes: [0, 2]) }
         assertGradients([x]) { $0[0].logSumExp(axes: [1], keepDim: true) }
+    }
+    /// Last-axis softmax and log-softmax on rows shorter than, equal to and longer than one
+    /// AVX-512 vector (1, 5, 16, 17, 40), with −∞ entries and large offsets, through every kernel
+    /// this CPU can run (the AVX-512 row kernel, and the generic path), against Float64.
+    func testSoftmaxRows() {
+        let native = String(cString: finch_kernels_isa())
+        defer { _ = finch_kernels_use(native) }
+        for isa in ["avx512", "generic"] where finch_kernels_use(isa) == 1 {
+            for r in [1, 5, 16, 17, 40] {
+                var values = (0..<(3 * r)).map { _ in rng.uniform(-4, 4) }
+                if r > 1 { values[r / 2] = -.infinity }  // row 0: one key masked out
+                for k in r..<(2 * r) { values[k] += 500 }  // row 1: large logits
+                let x = Tensor(values, shape: [3, r])
+                var expected: [Float] = [], expectedLog: [Float] = []
+                for row in 0..<3 {
+                    let v = values[(row * r)..<((row + 1) * r)].map(Double.init)
+                    let m = v.max()!
+                    let sum = v.map { Foundation.exp($0 - m) }.reduce(0, +)
+                    expected += v.map { Float(Foundation.exp($0 - m) / sum) }
+                    expectedLog += v.map { Float($0 - m - Foundation.log(sum)) }
+                }
+                assertClose(x.softmax(axis: 1).scalars, expected, atol: 1e-6, rtol: 1e-5)
+                // The masked key's log-probability is −∞ exactly; the rest are compared within rounding.
+                let logs = x.logSoftmax(axis: 1).scalars
+                let finite = expectedLog.indices.filter { expectedLog[$0].isFinite }
+                if r > 1 { XCTAssertEqual(logs[r / 2], -.infinity, "\(isa), r = \(r)") }
+                // x − log Σ eˣ with x ≈ 500 carries Float32's ulp at 500 (3e-5).
+                assertClose(finite.map { logs[$0] }, finite.map { expectedLog[$0] }, atol: 1e-4, rtol: 1e-5)
+            }
+        }
     }
 }

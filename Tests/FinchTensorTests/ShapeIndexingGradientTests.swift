@@ -16,6 +16,18 @@ final class ShapeIndexingGradientTests: XCTestCase {
         XCTAssertEqual(x.reshaped(-1, 4).shape, [6, 4])
         XCTAssertEqual(x.flattened(from: 1).shape, [2, 12])
         XCTAssertEqual(x.sliced(axis: 2, start: 0, end: 4, step: 2).scalars, [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22])
+        // Squeezing or unsqueezing a strided view stays a view (attention's q, k, v); other
+        // reshapes of strided data still copy.
+        let strided = x.permuted(1, 0, 2).narrowed(axis: 0, start: 1, length: 1)
+        let squeezed = strided.squeezed(axis: 0)
+        XCTAssertTrue(squeezed.storage === x.storage)
+        XCTAssertEqual(squeezed.shape, [2, 4])
+        XCTAssertEqual(squeezed.scalars, [4, 5, 6, 7, 16, 17, 18, 19])
+        let unsqueezed = squeezed.unsqueezed(axis: 1).unsqueezed(axis: 3)
+        XCTAssertTrue(unsqueezed.storage === x.storage)
+        XCTAssertEqual(unsqueezed.shape, [2, 1, 4, 1])
+        XCTAssertEqual(unsqueezed.scalars, [4, 5, 6, 7, 16, 17, 18, 19])
+        XCTAssertFalse(x.permuted(2, 0, 1).reshaped(4, 6).storage === x.storage)
     }
 
     func testShapeOpGradients() {
@@ -29,6 +41,8 @@ final class ShapeIndexingGradientTests: XCTestCase {
         assertGradients([x]) { $0[0].split(sizes: [1, 2], axis: 1)[1] * 2 }
         assertGradients([x]) { $0[0].split(size: 3, axis: 2)[1] }
         assertGradients([x]) { $0[0].unsqueezed(axis: 1).expanded(to: [2, 5, 3, 4]) }
+        assertGradients([x]) { $0[0].permuted(1, 0, 2).narrowed(axis: 0, start: 2, length: 1).squeezed(axis: 0) * 3 }
+        assertGradients([x]) { $0[0].transposed(0, 2).unsqueezed(axis: 2) }
         assertGradients([x]) { $0[0].padded([(1, 2), (0, 1)], value: 3) }
         let y = rng.tensor([2, 1, 4]), z = rng.tensor([2, 2, 4])
         assertGradients([x, y, z]) { Tensor.concat($0, axis: 1) }

@@ -19,6 +19,9 @@ void finch_silu(const float *src, float *dst, size_t n);
 void finch_sigmoid(const float *src, float *dst, size_t n);
 /// dst[i] = g·s·(1 + x·(1 − s)) with s = sigmoid(x): SiLU's derivative times the upstream gradient.
 void finch_silu_backward(const float *g, const float *x, float *dst, size_t n);
+/// Softmax (log_softmax 0) or log-softmax (1) of `rows` contiguous rows of r elements, with the
+/// same exponential as finch_exp_shifted. Returns 0 without touching anything when the CPU has no AVX-512.
+int finch_softmax_rows(const float *src, float *dst, size_t rows, size_t r, int log_softmax);
 /// The instruction set the kernels use on this CPU: "avx512", "avx2" or "generic".
 const char *finch_kernels_isa(void);
 /// Switches to the named instruction set ("avx512", "avx2", "generic") if this CPU has it;
@@ -57,6 +60,9 @@ int finch_pointwise_small(const float *x, const float *weight, const float *bias
                           long cout, long hw, long unit_begin, long unit_end, float *scratch);
 long finch_pointwise_small_units(long n, long cout, long hw);
 
+/// Winograd F(2×2, 3×3) weight transform of filters begin..<end of w [plane, 3, 3]:
+/// u[ξ·plane + p] = (G·g·Gᵀ)[ξ]. Bit-equal to the Swift kernel. Returns 0 when the CPU has no AVX-512.
+int finch_winograd_weight_transform(const float *w, long plane, float *u, long begin, long end);
 /// Winograd F(2×2, 3×3) input transform of one input plane [h, w] with padding (pt, pl), onto
 /// th × tw tiles: dst[ξ·stride + t] = (Bᵀ·d·B)[ξ] for tile t = ty·tw + tx (see WinogradConv.swift).
 /// Bit-equal to the Swift kernel. Returns 0 without touching anything when the CPU has no AVX-512.
