@@ -89,15 +89,28 @@ static inline __m512 exp16(__m512 x) {
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), e, x);
 }
 
+// 1 / (1 + e⁻ˣ) by the 14-bit reciprocal estimate and one Newton step (within 2 ulp of the
+// quotient): a 512-bit division issues once per 16 cycles and was half of BatchNorm+SiLU's time.
+// Where e⁻ˣ overflows the step would compute ∞·0; those lanes get 0, as the division gives.
+__attribute__((target("avx512f")))
+static inline __m512 logistic16(__m512 x) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    __m512 d = _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), x)));
+    __m512 r = _mm512_rcp14_ps(d);
+    r = _mm512_fmadd_ps(r, _mm512_fnmadd_ps(d, r, one), r);
+    __mmask16 overflow = _mm512_cmp_ps_mask(d, _mm512_set1_ps(INFINITY), _CMP_EQ_OQ);
+    return _mm512_mask_blend_ps(overflow, r, _mm512_setzero_ps());
+}
+
 __attribute__((target("avx512f")))
 static inline __m512 apply16(enum op op, __m512 a, __m512 b, __m512 shift) {
     const __m512 one = _mm512_set1_ps(1.0f);
     switch (op) {
     case OP_EXP: return exp16(_mm512_sub_ps(a, shift));
-    case OP_SILU: return _mm512_div_ps(a, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), a))));
-    case OP_SIGMOID: return _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), a))));
+    case OP_SILU: return _mm512_mul_ps(a, logistic16(a));
+    case OP_SIGMOID: return logistic16(a);
     case OP_SILU_BACKWARD: {
-        __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), b))));
+        __m512 s = logistic16(b);
         __m512 inner = _mm512_add_ps(one, _mm512_mul_ps(b, _mm512_sub_ps(one, s)));
         return _mm512_mul_ps(_mm512_mul_ps(a, s), inner);
     }

@@ -165,4 +165,47 @@ final class ElementwiseGradientTests: XCTestCase {
         let pieces = (0..<37).map { Tensor([row[$0]], shape: [1]).silu().scalars[0] }
         XCTAssertEqual(whole, pieces, isa)
     }
+    /// SiLU and sigmoid from CFinchKernels on every instruction set this CPU has (AVX-512 takes
+    /// the reciprocal estimate and a Newton step instead of a division) against Float64, over
+    /// −100…100 and the special values.
+    func testVectorLogisticAccuracy() {
+        let native = String(cString: finch_kernels_isa())
+        defer { _ = finch_kernels_use(native) }
+        var values = [Float]()
+        var v: Float = -100
+        while v < 100 {
+            values.append(v)
+            v += 0.0173
+        }
+        values += [0, -0.0, 1e-30, -1e-30, 88.8, -88.8, 104, -104]
+        for isa in ["avx512", "avx2", "generic"] where finch_kernels_use(isa) == 1 {
+            var silu = [Float](repeating: 0, count: values.count), sigmoid = silu
+            values.withUnsafeBufferPointer { src in
+                silu.withUnsafeMutableBufferPointer { finch_silu(src.baseAddress!, $0.baseAddress!, values.count) }
+                sigmoid.withUnsafeMutableBufferPointer { finch_sigmoid(src.baseAddress!, $0.baseAddress!, values.count) }
+            }
+            var worst = 0.0
+            for (k, x) in values.enumerated() {
+                let s = 1 / (1 + Foundation.exp(-Double(x)))
+                for (y, ref) in [(silu[k], Double(x) * s), (sigmoid[k], s)] {
+                    // Relative, with a floor of 1e-30: below x ≈ −88.7, e⁻ˣ overflows Float and both
+                    // the division and PyTorch's kernel give 0 for values under 1e-36.
+                    worst = max(worst, abs(Double(y) - ref) / max(abs(ref), 1e-30))
+                }
+            }
+            XCTAssertLessThan(worst, 5e-7, "\(isa): worst relative error \(worst)")
+            let special: [Float] = [.infinity, -.infinity, .nan]
+            var out = [Float](repeating: 0, count: 3), outS = out
+            special.withUnsafeBufferPointer { src in
+                out.withUnsafeMutableBufferPointer { finch_silu(src.baseAddress!, $0.baseAddress!, 3) }
+                outS.withUnsafeMutableBufferPointer { finch_sigmoid(src.baseAddress!, $0.baseAddress!, 3) }
+            }
+            XCTAssertEqual(out[0], .infinity, isa)
+            XCTAssertTrue(out[1].isNaN, "\(isa): −∞·0, as x·sigmoid(x) is in PyTorch")
+            XCTAssertTrue(out[2].isNaN, isa)
+            XCTAssertEqual(outS[0], 1, isa)
+            XCTAssertEqual(outS[1], 0, isa)
+            XCTAssertTrue(outS[2].isNaN, isa)
+        }
+    }
 }

@@ -46,6 +46,17 @@ public final class Conv2d: Module {
         }
     }
 
+    /// The padding this layer applies to an input of x's size (TF "same" depends on it).
+    func padding2d(for x: Tensor) -> Padding2d {
+        switch padding {
+        case .explicit(let ph, let pw):
+            return Padding2d(ph, pw)
+        case .same:
+            return Padding2d.tfSame(inputSize: (x.shape[2], x.shape[3]), kernelSize: kernelSize, stride: stride,
+                                    dilation: dilation)
+        }
+    }
+
     public func resetParameters(using rng: inout RandomGenerator) {
         Init.pytorchDefault(weight: weight, bias: bias, using: &rng)
     }

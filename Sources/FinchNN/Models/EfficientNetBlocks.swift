@@ -116,9 +116,9 @@ final class DepthwiseSeparableConv: ResidualBlock {
     }
 
     override func callAsFunction(_ x: Tensor) -> Tensor {
-        var y = bn1(convDw(x))
+        var y = convBatchNorm(convDw, bn1, x)
         if let se { y = se(y) }
-        return residual(bn2(convPw(y)), x)
+        return residual(convBatchNorm(convPw, bn2, y), x)
     }
 }
 
@@ -151,9 +151,9 @@ final class InvertedResidual: ResidualBlock {
     }
 
     override func callAsFunction(_ x: Tensor) -> Tensor {
-        var y = bn2(convDw(bn1(convPw(x))))
+        var y = convBatchNorm(convDw, bn2, convBatchNorm(convPw, bn1, x))
         if let se { y = se(y) }
-        return residual(bn3(convPwl(y)), x)
+        return residual(convBatchNorm(convPwl, bn3, y), x)
     }
 }
 
@@ -169,7 +169,7 @@ final class ConvBnAct: ResidualBlock {
         register("bn1", bn1)
     }
 
-    override func callAsFunction(_ x: Tensor) -> Tensor { bn1(conv(x)) }
+    override func callAsFunction(_ x: Tensor) -> Tensor { convBatchNorm(conv, bn1, x) }
 }
 
 /// Builds `blocks` (a Sequential of stage Sequentials, timm's `blocks.<stage>.<block>` names).

@@ -60,7 +60,7 @@ public final class EfficientNetLite: ImageClassifier {
         register("classifier", classifier)
     }
 
-    public override func forwardFeatures(_ x: Tensor) -> Tensor { bn2(convHead(blocks(bn1(convStem(x))))) }
+    public override func forwardFeatures(_ x: Tensor) -> Tensor { convBatchNorm(convHead, bn2, blocks(convBatchNorm(convStem, bn1, x))) }
 
     public override func forwardHead(_ features: Tensor, preLogits: Bool = false) -> Tensor {
         let pooled = adaptiveAvgPool2d(features, outputSize: (1, 1)).flattened(from: 1)

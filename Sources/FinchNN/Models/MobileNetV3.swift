@@ -57,7 +57,7 @@ public final class MobileNetV3: ImageClassifier {
         register("classifier", classifier)
     }
 
-    public override func forwardFeatures(_ x: Tensor) -> Tensor { blocks(bn1(convStem(x))) }
+    public override func forwardFeatures(_ x: Tensor) -> Tensor { blocks(convBatchNorm(convStem, bn1, x)) }
 
     public override func forwardHead(_ features: Tensor, preLogits: Bool = false) -> Tensor {
         let pooled = adaptiveAvgPool2d(features, outputSize: (1, 1))

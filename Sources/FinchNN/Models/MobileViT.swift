@@ -140,7 +140,7 @@ final class ConvNormAct: Module {
         register("bn", bn)
     }
 
-    override func callAsFunction(_ x: Tensor) -> Tensor { bn(conv(x)) }
+    override func callAsFunction(_ x: Tensor) -> Tensor { convBatchNorm(conv, bn, x) }
 }
 
 /// ByobNet's `BottleneckBlock` with `bottle_in` and `linear_out` — MobileNetV2's inverted residual:

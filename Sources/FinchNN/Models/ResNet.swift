@@ -59,7 +59,7 @@ public final class ResNet: ImageClassifier {
     public override var classifierPrefixes: [String] { ["fc"] }
 
     public override func forwardFeatures(_ x: Tensor) -> Tensor {
-        let stem = maxPool2d(bn1(conv1(x)), kernel: (3, 3), stride: (2, 2), padding: (1, 1))
+        let stem = maxPool2d(convBatchNorm(conv1, bn1, x), kernel: (3, 3), stride: (2, 2), padding: (1, 1))
         return stages.reduce(stem) { $1($0) }
     }
 
@@ -117,7 +117,7 @@ final class BasicBlock: Module {
     }
 
     override func callAsFunction(_ x: Tensor) -> Tensor {
-        var y = bn2(conv2(bn1(conv1(x))))
+        var y = convBatchNorm(conv2, bn2, convBatchNorm(conv1, bn1, x))
         if let dropPath { y = dropPath(y) }
         return (y + (downsample.map { $0(x) } ?? x)).relu()
     }
@@ -149,7 +149,7 @@ final class Bottleneck: Module {
     }
 
     override func callAsFunction(_ x: Tensor) -> Tensor {
-        var y = bn3(conv3(bn2(conv2(bn1(conv1(x))))))
+        var y = convBatchNorm(conv3, bn3, convBatchNorm(conv2, bn2, convBatchNorm(conv1, bn1, x)))
         if let dropPath { y = dropPath(y) }
         return (y + (downsample.map { $0(x) } ?? x)).relu()
     }

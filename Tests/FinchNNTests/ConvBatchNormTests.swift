@@ -1,0 +1,69 @@
+import XCTest
+import FinchTensor
+@testable import FinchNN
+
+/// The evaluation-time folding of BatchNorm into the preceding convolution.
+final class ConvBatchNormTests: XCTestCase {
+    private func pair(cin: Int, cout: Int, kernel: Int, stride: Int, groups: Int, bias: Bool,
+                      padding: Conv2d.Padding?, activation: Activation.Kind, seed: UInt64) -> (Conv2d, BatchNorm2d) {
+        var rng = RandomGenerator(seed: seed)
+        let conv = Conv2d(cin, cout, kernelSize: kernel, stride: stride, padding: padding, groups: groups, bias: bias)
+        conv.resetParameters(using: &rng)
+        let bn = BatchNorm2d(cout, eps: 1e-3, activation: activation)
+        // Statistics and affine parameters away from the identity, as after training.
+        for (t, lo, hi) in [(bn.weight, Float(0.5), Float(1.5)), (bn.bias, -0.5, 0.5), (bn.runningMean, -0.3, 0.3),
+                            (bn.runningVar, 0.2, 2.0)] {
+            let u = Tensor.uniform([cout], low: lo, high: hi, using: &rng)
+            t.basePointer.update(from: u.basePointer, count: cout)
+        }
+        return (conv, bn)
+    }
+
+    /// Folded against the two modules run separately, for every activation BatchNorm2d fuses, with
+    /// and without a convolution bias, plain, depthwise, strided and TF-"same" padded convolutions.
+    func testFoldedEqualsSeparateModulesInEval() {
+        let activations: [Activation.Kind] = [.identity, .relu, .relu6, .hardswish, .hardsigmoid, .silu, .sigmoid]
+        var rng = RandomGenerator(seed: 5)
+        var roundedDifferently = 0
+        for (k, activation) in activations.enumerated() {
+            let configs: [(cin: Int, cout: Int, kernel: Int, stride: Int, groups: Int, bias: Bool, padding: Conv2d.Padding?)] = [
+                (3, 5, 3, 2, 1, false, nil), (6, 6, 5, 1, 6, true, nil), (4, 7, 1, 1, 1, true, nil),
+                (4, 4, 3, 2, 4, false, .same),
+            ]
+            for (j, c) in configs.enumerated() {
+                let (conv, bn) = pair(cin: c.cin, cout: c.cout, kernel: c.kernel, stride: c.stride, groups: c.groups,
+                                      bias: c.bias, padding: c.padding, activation: activation,
+                                      seed: UInt64(10 * k + j))
+                conv.eval()
+                bn.eval()
+                let x = Tensor.normal([2, c.cin, 9, 8], using: &rng)
+                let (folded, separate) = noGrad { (convBatchNorm(conv, bn, x), bn(conv(x))) }
+                XCTAssertEqual(folded.shape, separate.shape)
+                assertClose(folded.scalars, separate.scalars, atol: 2e-5, rtol: 2e-5)
+                if folded.scalars != separate.scalars { roundedDifferently += 1 }
+            }
+        }
+        // Folding rounds differently, so identical results everywhere would mean it never ran.
+        XCTAssertGreaterThan(roundedDifferently, 0, "the folded path did not run")
+    }
+
+    /// Training-mode BatchNorm, or anything that needs a gradient, runs the two modules as they
+    /// are: batch statistics are used and updated, and gradients reach the convolution.
+    func testTrainingAndGradientsUseTheModules() {
+        var rng = RandomGenerator(seed: 7)
+        let (conv, bn) = pair(cin: 3, cout: 4, kernel: 3, stride: 1, groups: 1, bias: true, padding: nil,
+                              activation: .relu, seed: 1)
+        let x = Tensor.normal([2, 3, 6, 6], using: &rng)
+        let before = bn.runningMean.scalars
+        let y = convBatchNorm(conv, bn, x)
+        XCTAssertNotEqual(bn.runningMean.scalars, before, "training mode must update the running mean")
+        XCTAssertEqual(bn.numBatchesTracked.values[0], 1)
+        y.sum().backward()
+        XCTAssertNotNil(conv.weight.grad)
+        // Eval mode but gradients wanted (a frozen BatchNorm under fine-tuning): still the modules.
+        conv.weight.grad = nil
+        bn.eval()
+        convBatchNorm(conv, bn, x).sum().backward()
+        XCTAssertNotNil(conv.weight.grad, "the folded path has no gradient, so it must not run here")
+    }
+}
