@@ -5,7 +5,7 @@
 // that is short in K; here each input vector is loaded once per tap and feeds sixteen FMAs.
 
 #include "FinchKernels.h"
-#include "KernelDispatch.h"
+#include "KernelSupport.h"
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <immintrin.h>
@@ -13,14 +13,6 @@
 long finch_few_channel_conv_scratch(const long *g) {
     long c = g[1], kh = g[5], kw = g[6];
     return 16 * c * kh * kw + 16;
-}
-
-// Lanes l < count with 0 ≤ start + l < limit.
-static inline __mmask16 column_mask(long start, long limit, long count) {
-    long lo = start < 0 ? -start : 0, hi = limit - start;
-    if (hi > count) hi = count;
-    if (hi <= lo) return 0;
-    return (__mmask16)((hi >= 16 ? 0xFFFFu : ((1u << hi) - 1u)) & ~((1u << lo) - 1u));
 }
 
 __attribute__((target("avx512f")))
@@ -56,11 +48,11 @@ static void few_channel_conv16(const float *x, const float *weight, const float 
                         long col = ow0 * sw - pl + j;
                         __m512 v;
                         if (sw == 1) {
-                            __mmask16 m = column_mask(col, w, lanes);
+                            __mmask16 m = span_mask(col, w, lanes);
                             v = _mm512_maskz_loadu_ps(m, m ? row + col : row);
                         } else {
                             // Stride 2: the even lanes of 32 consecutive columns.
-                            __mmask16 m0 = column_mask(col, w, 16), m1 = column_mask(col + 16, w, 16);
+                            __mmask16 m0 = span_mask(col, w, 16), m1 = span_mask(col + 16, w, 16);
                             __m512 lo = _mm512_maskz_loadu_ps(m0, m0 ? row + col : row);
                             __m512 hi = _mm512_maskz_loadu_ps(m1, m1 ? row + col + 16 : row);
                             v = _mm512_permutex2var_ps(lo, even, hi);
@@ -70,7 +62,7 @@ static void few_channel_conv16(const float *x, const float *weight, const float 
                     }
                 }
             }
-            __mmask16 keep = lanes == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << lanes) - 1u);
+            __mmask16 keep = first_lanes(lanes);
             for (long k = 0; k < lanes_co; k++)
                 _mm512_mask_storeu_ps(out + ((s * cout + co0 + k) * ho + oh) * wo + ow0, keep, acc[k]);
         }

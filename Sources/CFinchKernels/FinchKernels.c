@@ -3,7 +3,7 @@
 // −150 to 128 needs no special case); within 2 ulp of exp over the Float range.
 
 #include "FinchKernels.h"
-#include "KernelDispatch.h"
+#include "KernelSupport.h"
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -236,7 +236,7 @@ static void depthwise16(const float *x, const float *weight, const float *bias, 
         // interleaved tile compiles to scatters, which took a quarter of this kernel's time.
         const __m512i planes = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
                                                   _mm512_set1_epi32((int)(h * w)));
-        const __mmask16 present = lanes == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << lanes) - 1u);
+        const __mmask16 present = first_lanes(lanes);
         const float *first = x + (s * c + c0) * h * w;
         for (long ih = 0; ih < rows; ih++) {
             float *dst = tile + ((ih + pt) * wp + pl) * 16;
@@ -293,7 +293,7 @@ static void softmax_rows16(const float *src, float *dst, size_t rows, size_t r, 
         float *y = dst + row * r;
         __m512 mv = minus_inf;
         for (size_t i = 0; i < r; i += 16) {
-            __mmask16 k = r - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (r - i)) - 1u);
+            __mmask16 k = first_lanes((long)(r - i));
             mv = _mm512_max_ps(_mm512_mask_loadu_ps(minus_inf, k, x + i), mv);
         }
         float m = _mm512_reduce_max_ps(mv);
@@ -301,7 +301,7 @@ static void softmax_rows16(const float *src, float *dst, size_t rows, size_t r, 
         const __m512 shift = _mm512_set1_ps(m);
         __m512 sv = _mm512_setzero_ps();
         for (size_t i = 0; i < r; i += 16) {
-            __mmask16 k = r - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (r - i)) - 1u);
+            __mmask16 k = first_lanes((long)(r - i));
             __m512 e = _mm512_maskz_mov_ps(k, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), shift)));
             if (!log_softmax) _mm512_mask_storeu_ps(y + i, k, e);
             sv = _mm512_add_ps(sv, e);
@@ -310,13 +310,13 @@ static void softmax_rows16(const float *src, float *dst, size_t rows, size_t r, 
         if (log_softmax) {
             const __m512 ls = _mm512_set1_ps(logf(sum) + m);
             for (size_t i = 0; i < r; i += 16) {
-                __mmask16 k = r - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (r - i)) - 1u);
+                __mmask16 k = first_lanes((long)(r - i));
                 _mm512_mask_storeu_ps(y + i, k, _mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), ls));
             }
         } else {
             const __m512 inv = _mm512_set1_ps(1.0f / sum);
             for (size_t i = 0; i < r; i += 16) {
-                __mmask16 k = r - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (r - i)) - 1u);
+                __mmask16 k = first_lanes((long)(r - i));
                 _mm512_mask_storeu_ps(y + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, y + i), inv));
             }
         }

@@ -2,7 +2,7 @@
 // block of output channels in registers (see SmallPlanePointwiseConv.swift).
 
 #include "FinchKernels.h"
-#include "KernelDispatch.h"
+#include "KernelSupport.h"
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <immintrin.h>
@@ -18,7 +18,7 @@ static inline void pointwise_block(const float *x, const float *packed, const fl
 #pragma clang loop unroll(full)
     for (long v = 0; v < vectors; v++) {
         long left = hw - p0 - 16 * v;
-        keep[v] = left >= 16 ? (__mmask16)0xFFFF : (left > 0 ? (__mmask16)((1u << left) - 1u) : 0);
+        keep[v] = first_lanes(left);
     }
 #pragma clang loop unroll(full)
     for (long k = 0; k < rows; k++) {

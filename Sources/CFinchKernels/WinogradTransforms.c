@@ -7,20 +7,10 @@
 // no zero-padded copy of the input is made, and no lane outside the plane is read or written.
 
 #include "FinchKernels.h"
-#include "KernelDispatch.h"
+#include "KernelSupport.h"
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <immintrin.h>
-
-// Lanes l with 0 ≤ start + l < limit, at most `count` of them from lane 0.
-__attribute__((always_inline))
-static inline __mmask16 span_mask(long start, long limit, long count) {
-    long lo = start < 0 ? -start : 0, hi = limit - start;
-    if (hi > count) hi = count;
-    if (hi <= lo) return 0;
-    unsigned bits = (hi >= 16 ? 0xFFFFu : ((1u << hi) - 1u)) & ~((1u << lo) - 1u);
-    return (__mmask16)bits;
-}
 
 // How many rows of tiles one vector covers: 4 or 2 for narrow planes, else 1 (then a row of
 // tiles takes ⌈tw / 16⌉ vectors).
@@ -105,7 +95,7 @@ static inline void input_transform_rows(const float *plane, long h, long w, long
         for (long tx = 0; tx < (rows == 1 ? tw : 1); tx += 16) {
             long t0 = ty * tw + tx;
             long left = rows == 1 ? tw - tx : tiles - t0;
-            __mmask16 keep = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+            __mmask16 keep = first_lanes(left);
             quad d0 = tile_row(plane, h, w, pt, pl, ty, th, tx, rows, 0);
             quad d1 = tile_row(plane, h, w, pt, pl, ty, th, tx, rows, 1);
             quad d2 = tile_row(plane, h, w, pt, pl, ty, th, tx, rows, 2);
@@ -149,7 +139,7 @@ static inline void gradient_transform_rows(const float *plane, long ho, long wo,
         for (long tx = 0; tx < (rows == 1 ? tw : 1); tx += 16) {
             long t0 = ty * tw + tx;
             long left = rows == 1 ? tw - tx : tiles - t0;
-            __mmask16 keep = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+            __mmask16 keep = first_lanes(left);
             __m512 lo, hi;
             strip_pair(plane, ho, wo, 0, 0, ty, th, tx, rows, 0, 0, &lo, &hi);
             __m512 e0 = _mm512_permutex2var_ps(lo, even, hi), o0 = _mm512_permutex2var_ps(lo, odd, hi);
@@ -196,7 +186,7 @@ static inline void output_transform_rows(const float *src, long stride, long th,
         for (long tx = 0; tx < (rows == 1 ? tw : 1); tx += 16) {
             long t0 = ty * tw + tx;
             long left = rows == 1 ? tw - tx : tiles - t0;
-            __mmask16 keep = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+            __mmask16 keep = first_lanes(left);
             __m512 q[16];
             for (long xi = 0; xi < 16; xi++) q[xi] = _mm512_maskz_loadu_ps(keep, src + xi * stride + t0);
             // Aᵀ·M·A, columns of each row of M first: (m0 + m1 + m2, m1 − m2 − m3).
@@ -247,7 +237,7 @@ static void weight_transform16(const float *w, long plane, float *u, long begin,
     const __m512 half = _mm512_set1_ps(0.5f);
     for (long p = begin; p < end; p += 16) {
         long left = end - p;
-        __mmask16 keep = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+        __mmask16 keep = first_lanes(left);
         __m512 g[9];
         for (long k = 0; k < 9; k++)
             g[k] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), keep, offsets, w + p * 9 + k, 4);

@@ -1,10 +1,12 @@
 import CFinchKernels
 
-/// Direct convolution for inputs with few channels: the RGB stems (3→16 3×3 stride 2 in
-/// MobileNetV3 and MobileViT, 3→32 in EfficientNet-Lite, 3→64 7×7 stride 2 in ResNet).
-/// Their im2col copies the image kh·kw / stride² times for a GEMM only 27–147 deep, and was
-/// 13% of a MobileNetV3-Small forward; the kernel in CFinchKernels reads each input vector
-/// once per tap for sixteen output channels. AVX-512 only; elsewhere the im2col path runs.
+/// Direct convolution for inputs with few channels and small kernels: the 3×3 stride-2 RGB stems
+/// (3→16 in MobileNetV3 and MobileViT, 3→32 in EfficientNet-Lite). Their im2col copies the
+/// image 9/4 times for a GEMM only 27 deep, and was 13% of a MobileNetV3-Small forward; the
+/// kernel in CFinchKernels reads each input vector once per tap for sixteen output channels.
+/// ResNet's 7×7 stem (147 deep, 64 channels) stays on im2col, where the GEMM is efficient
+/// enough to win (eval 90 → 100 img/s median of four alternating runs when it moved back).
+/// AVX-512 only; elsewhere the im2col path runs.
 enum FewChannelConv {
     /// Input channels above this go through im2col, whose GEMM is then deep enough to win.
     static var maximumChannels = 4
@@ -13,7 +15,8 @@ enum FewChannelConv {
     static var allowWide = true
 
     static func applies(to g: ConvGeometry) -> Bool {
-        g.groups == 1 && g.c <= maximumChannels && g.dh == 1 && g.dw == 1 && (g.sw == 1 || g.sw == 2)
+        // kh·kw ≤ 9: 3×3 and smaller.
+        g.groups == 1 && g.c <= maximumChannels && g.dh == 1 && g.dw == 1 && (g.sw == 1 || g.sw == 2) && g.khw <= 9
     }
 
     /// Writes out = conv2d(x, weight) + bias and returns true, or returns false having done nothing.

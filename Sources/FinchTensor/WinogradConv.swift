@@ -34,6 +34,14 @@ enum WinogradConv {
     /// AVX-512 forms, so tests can run both.
     static var allowWide = true
 
+    /// Rows and columns of 2×2 output tiles, tiles per sample, and samples per chunk so that the
+    /// input-side and output-side transformed buffers (16 values per tile and channel) fit `budget`.
+    static func tiling(_ g: ConvGeometry) -> (th: Int, tw: Int, tiles: Int, samples: Int) {
+        let th = (g.ho + 1) / 2, tw = (g.wo + 1) / 2, tiles = th * tw
+        let perSample = 16 * (g.c + g.cout) * tiles
+        return (th, tw, tiles, Swift.max(1, Swift.min(g.n, budget / Swift.max(perSample, 1))))
+    }
+
     /// U[ξ][co, ci] = (G·g·Gᵀ)[ξ] for weight [Cout, Cin, 3, 3], ξ = 4·row + column.
     static func transformWeights(_ w: UnsafePointer<Float>, cout: Int, cin: Int, into u: UnsafeMutablePointer<Float>) {
         let plane = cout * cin
@@ -73,9 +81,7 @@ enum WinogradConv {
     /// The same with the weights already transformed: u holds U as 16 matrices [Cout, Cin].
     static func forward(x: UnsafePointer<Float>, transformed u: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                         out: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
-        let th = (g.ho + 1) / 2, tw = (g.wo + 1) / 2, tiles = th * tw
-        let perSample = 16 * (g.c + g.cout) * tiles
-        let nbMax = Swift.max(1, Swift.min(g.n, budget / Swift.max(perSample, 1)))
+        let (th, tw, tiles, nbMax) = tiling(g)
         let v = UnsafeMutablePointer<Float>.allocate(capacity: 16 * g.c * tiles * nbMax)
         let m = UnsafeMutablePointer<Float>.allocate(capacity: 16 * g.cout * tiles * nbMax)
         defer {
@@ -254,9 +260,7 @@ enum WinogradConv {
     /// 2.25× fewer multiplies and no nine-fold copy of the input.
     static func weightGradient(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dw: UnsafeMutablePointer<Float>,
                                _ g: ConvGeometry) {
-        let th = (g.ho + 1) / 2, tw = (g.wo + 1) / 2, tiles = th * tw
-        let perSample = 16 * (g.c + g.cout) * tiles
-        let nbMax = Swift.max(1, Swift.min(g.n, budget / Swift.max(perSample, 1)))
+        let (th, tw, tiles, nbMax) = tiling(g)
         let v = UnsafeMutablePointer<Float>.allocate(capacity: 16 * g.c * tiles * nbMax)
         let mt = UnsafeMutablePointer<Float>.allocate(capacity: 16 * g.cout * tiles * nbMax)
         let du = UnsafeMutablePointer<Float>.allocate(capacity: 16 * g.cout * g.c)

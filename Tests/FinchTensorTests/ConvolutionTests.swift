@@ -291,18 +291,18 @@ final class ConvolutionTests: XCTestCase {
     /// Convolutions with few input channels (the RGB stems) through the direct kernel and through
     /// im2col, each against the definition (forward only: the kernel has no backward of its own,
     /// and the im2col backward is checked by the other tests, many of which have three channels
-    /// and so now run their forward through this kernel): a 7×7 stride-2 stem
-    /// with 18 output channels (a block of sixteen and a partial one) and rows of 19 outputs (a
-    /// vector and a remainder), TF-style asymmetric padding, mixed strides, one input channel.
+    /// and so now run their forward through this kernel): a 3×3 stride-2 stem with 18 output
+    /// channels (a block of sixteen and a partial one) and rows of 19 outputs (a vector and a
+    /// remainder), TF-style asymmetric padding, mixed strides, a 3×1 kernel, one input channel.
     func testFewChannelConv() {
         defer { FewChannelConv.allowWide = true }
         let cases: [Config] = [
-            Config(n: 1, c: 3, h: 5, w: 37, cout: 18, kh: 7, kw: 7, stride: (2, 2), padding: Padding2d(3, 3)),
+            Config(n: 1, c: 3, h: 5, w: 37, cout: 18, stride: (2, 2), padding: Padding2d(1, 1)),
             Config(n: 2, c: 3, h: 7, w: 8, cout: 5, stride: (2, 2),
                    padding: Padding2d.tfSame(inputSize: (7, 8), kernelSize: (3, 3), stride: (2, 2))),
             Config(n: 1, c: 2, h: 6, w: 35, cout: 3, stride: (1, 2), padding: Padding2d(1, 0), bias: false),
             Config(n: 2, c: 1, h: 5, w: 18, cout: 17, kh: 1, kw: 3, stride: (2, 1), padding: Padding2d(0, 2)),
-            Config(n: 1, c: 4, h: 4, w: 4, cout: 2, kh: 5, kw: 5, padding: Padding2d(2, 2)),
+            Config(n: 1, c: 4, h: 4, w: 4, cout: 2, kh: 3, kw: 1, padding: Padding2d(1, 0)),
         ]
         for wide in [false, true] {
             FewChannelConv.allowWide = wide
@@ -316,6 +316,9 @@ final class ConvolutionTests: XCTestCase {
         let strided = ConvGeometry(input: [1, 3, 9, 9], weight: [4, 3, 3, 3], stride: (3, 3), padding: .zero,
                                    dilation: (1, 1), groups: 1, op: "test")
         XCTAssertFalse(FewChannelConv.applies(to: strided), "column stride 3 has no vector form")
+        let resnetStem = ConvGeometry(input: [1, 3, 16, 16], weight: [64, 3, 7, 7], stride: (2, 2),
+                                      padding: Padding2d(3, 3), dilation: (1, 1), groups: 1, op: "test")
+        XCTAssertFalse(FewChannelConv.applies(to: resnetStem), "7×7 stems stay on im2col")
     }
 
     /// 1×1 convolutions on small planes through the AVX-512 kernel and through the column path,

@@ -1,10 +1,12 @@
-// Exponential-based elementwise kernels with AVX-512 / AVX2 code paths chosen at run time.
+// Hot kernels with AVX-512 (and, for the exponentials, AVX2) code paths chosen at run time.
 //
 // Swift has no per-function target features, so a portable Swift build runs its SIMD types on
 // SSE2: four lanes, no FMA. These kernels carry their own wide variants and pick one from the
 // CPU they run on, so one binary stays portable and still uses the vector units it finds.
 // Every element goes through the same arithmetic wherever it sits in the buffer (tails are
-// padded, not handled by a scalar loop), so results do not depend on how work is split.
+// masked or padded, not handled by a scalar loop), so results do not depend on how work is split.
+// The exponentials have a generic C path; the other kernels return 0 without AVX-512 and their
+// Swift callers run their own code instead.
 
 #ifndef FINCH_KERNELS_H
 #define FINCH_KERNELS_H

@@ -1,0 +1,26 @@
+// Shared by the kernel files: which instruction set the dispatcher chose, and lane masks.
+
+#ifndef FINCH_KERNEL_SUPPORT_H
+#define FINCH_KERNEL_SUPPORT_H
+
+/// 1 when the AVX-512 kernels are selected (the CPU has them and no test switched them off).
+int finch_avx512_selected(void);
+
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#include <immintrin.h>
+
+/// Lanes 0 ..< count of a sixteen-lane vector (none for count ≤ 0, all for count ≥ 16).
+static inline __mmask16 first_lanes(long count) {
+    return count >= 16 ? (__mmask16)0xFFFF : (count <= 0 ? (__mmask16)0 : (__mmask16)((1u << count) - 1u));
+}
+
+/// Lanes l < count with 0 ≤ start + l < limit: the in-bounds columns of a load at `start`.
+static inline __mmask16 span_mask(long start, long limit, long count) {
+    long lo = start < 0 ? -start : 0, hi = limit - start;
+    if (hi > count) hi = count;
+    if (hi <= lo) return 0;
+    return (__mmask16)(first_lanes(hi) & ~first_lanes(lo));
+}
+#endif
+
+#endif
