@@ -18,14 +18,13 @@ long finch_few_channel_conv_scratch(const long *g) {
 __attribute__((target("avx512f")))
 static void few_channel_conv16(const float *x, const float *weight, const float *bias, float *out, const long *g,
                                long unit_begin, long unit_end, float *scratch) {
-    const long n = g[0], c = g[1], h = g[2], w = g[3], cout = g[4], kh = g[5], kw = g[6];
+    const long c = g[1], h = g[2], w = g[3], cout = g[4], kh = g[5], kw = g[6];
     const long sh = g[7], sw = g[8], pt = g[9], pl = g[10], ho = g[11], wo = g[12];
     const long taps = c * kh * kw, blocks = (cout + 15) / 16;
     const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     // Weights of one block of output channels as [tap][16], zero past cout; bias after them.
     float *wt = scratch, *bt = scratch + 16 * taps;
     long packed = -1;
-    (void)n;
     for (long u = unit_begin; u < unit_end; u++) {
         long oh = u % ho, block = (u / ho) % blocks, s = u / (ho * blocks), co0 = block * 16;
         long lanes_co = cout - co0 < 16 ? cout - co0 : 16;

@@ -1,5 +1,6 @@
-// Winograd F(2×2, 3×3) input and output transforms on sixteen tiles per AVX-512 vector
-// (see WinogradConv.swift for the algorithm and the layouts).
+// Winograd F(2×2, 3×3) transforms — input (Bᵀ·d·B), output (Aᵀ·M·A), output gradient (A·dY·Aᵀ)
+// and weights (G·g·Gᵀ) — on sixteen tiles or filters per AVX-512 vector (see WinogradConv.swift
+// for the algorithm and the layouts).
 //
 // Lane k of a vector is tile t0 + k of one plane, tiles numbered row by row. When a row of
 // tiles is 4 or 8 wide, one vector covers 4 or 2 whole rows of tiles, so the small planes of
