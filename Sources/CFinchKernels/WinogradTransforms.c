@@ -17,37 +17,48 @@
 // tiles takes ⌈tw / 16⌉ vectors).
 static inline long rows_per_vector(long tw) { return tw == 4 ? 4 : (tw == 8 ? 2 : 1); }
 
-// The 32 floats whose even lanes are tile column `o` and odd lanes tile column o + 1 for the
-// vector's sixteen tiles, from input row offset i of each covered row of tiles.
+// The first tile of the vector at (ty, tx) and the lanes that hold tiles of the plane.
+static inline __mmask16 tile_lanes(long ty, long tx, long th, long tw, long rows, long *t0) {
+    *t0 = ty * tw + tx;
+    return first_lanes(rows == 1 ? tw - tx : th * tw - *t0);
+}
+
+// Tile columns o and o + 1 of the vector's sixteen tiles, from input row offset i of each covered
+// row of tiles: the even and odd lanes of 32 consecutive strip floats.
 __attribute__((target("avx512f"), always_inline))
-static inline void strip_pair(const float *plane, long h, long w, long pt, long pl, long ty, long th, long tx,
-                              long rows, long i, long o, __m512 *lo, __m512 *hi) {
+static inline void tile_columns(const float *plane, long h, long w, long pt, long pl, long ty, long th, long tx,
+                                long rows, long i, long o, __m512 *first, __m512 *second) {
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    __m512 lo, hi;
     if (rows == 1) {
         long r = 2 * ty - pt + i, c = 2 * tx + o - pl;
         int inside = r >= 0 && r < h;
         const float *src = inside ? plane + r * w : plane;
         __mmask16 m0 = inside ? span_mask(c, w, 16) : 0, m1 = inside ? span_mask(c + 16, w, 16) : 0;
-        *lo = _mm512_maskz_loadu_ps(m0, src + (m0 ? c : 0));
-        *hi = _mm512_maskz_loadu_ps(m1, src + (m1 ? c + 16 : 0));
-        return;
-    }
-    // One load per covered row of tiles: 16 floats for rows of 8 tiles, 8 for rows of 4.
-    long width = 32 / rows, c = o - pl;
-    __m512 part[4];
-    for (long g = 0; g < rows; g++) {
-        long r = 2 * (ty + g) - pt + i;
-        int inside = ty + g < th && r >= 0 && r < h;
-        __mmask16 m = inside ? span_mask(c, w, width) : 0;
-        part[g] = _mm512_maskz_loadu_ps(m, m ? plane + r * w + c : plane);
-    }
-    if (rows == 2) {
-        *lo = part[0];
-        *hi = part[1];
+        lo = _mm512_maskz_loadu_ps(m0, src + (m0 ? c : 0));
+        hi = _mm512_maskz_loadu_ps(m1, src + (m1 ? c + 16 : 0));
     } else {
-        // 128-bit lanes 0 and 1 of each: eight floats of row g in lanes 8·(g mod 2) onward.
-        *lo = _mm512_shuffle_f32x4(part[0], part[1], 0x44);
-        *hi = _mm512_shuffle_f32x4(part[2], part[3], 0x44);
+        // One load per covered row of tiles: 16 floats for rows of 8 tiles, 8 for rows of 4.
+        long width = 32 / rows, c = o - pl;
+        __m512 part[4];
+        for (long g = 0; g < rows; g++) {
+            long r = 2 * (ty + g) - pt + i;
+            int inside = ty + g < th && r >= 0 && r < h;
+            __mmask16 m = inside ? span_mask(c, w, width) : 0;
+            part[g] = _mm512_maskz_loadu_ps(m, m ? plane + r * w + c : plane);
+        }
+        if (rows == 2) {
+            lo = part[0];
+            hi = part[1];
+        } else {
+            // 128-bit lanes 0 and 1 of each: eight floats of row g in lanes 8·(g mod 2) onward.
+            lo = _mm512_shuffle_f32x4(part[0], part[1], 0x44);
+            hi = _mm512_shuffle_f32x4(part[2], part[3], 0x44);
+        }
     }
+    *first = _mm512_permutex2var_ps(lo, even, hi);
+    *second = _mm512_permutex2var_ps(lo, odd, hi);
 }
 
 // Four tile columns (or four rows of a tile) for sixteen tiles.
@@ -69,13 +80,10 @@ static inline quad quad_add(quad a, quad b) {
 __attribute__((target("avx512f"), always_inline))
 static inline quad tile_row(const float *plane, long h, long w, long pt, long pl, long ty, long th, long tx,
                             const long rows, long i) {
-    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-    const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
-    __m512 lo, hi, lo2, hi2;
-    strip_pair(plane, h, w, pt, pl, ty, th, tx, rows, i, 0, &lo, &hi);
-    strip_pair(plane, h, w, pt, pl, ty, th, tx, rows, i, 2, &lo2, &hi2);
-    return (quad){{_mm512_permutex2var_ps(lo, even, hi), _mm512_permutex2var_ps(lo, odd, hi),
-                   _mm512_permutex2var_ps(lo2, even, hi2), _mm512_permutex2var_ps(lo2, odd, hi2)}};
+    quad q;
+    tile_columns(plane, h, w, pt, pl, ty, th, tx, rows, i, 0, &q.v[0], &q.v[1]);
+    tile_columns(plane, h, w, pt, pl, ty, th, tx, rows, i, 2, &q.v[2], &q.v[3]);
+    return q;
 }
 
 // Bᵀ applied across the columns of one row combination r, stored to planes 4a … 4a + 3.
@@ -91,12 +99,10 @@ static inline void store_row(float *base, long stride, __mmask16 keep, quad r) {
 __attribute__((target("avx512f"), always_inline))
 static inline void input_transform_rows(const float *plane, long h, long w, long pt, long pl, long th, long tw,
                                         float *dst, long stride, const long rows) {
-    const long tiles = th * tw;
     for (long ty = 0; ty < th; ty += rows) {
         for (long tx = 0; tx < (rows == 1 ? tw : 1); tx += 16) {
-            long t0 = ty * tw + tx;
-            long left = rows == 1 ? tw - tx : tiles - t0;
-            __mmask16 keep = first_lanes(left);
+            long t0;
+            __mmask16 keep = tile_lanes(ty, tx, th, tw, rows, &t0);
             quad d0 = tile_row(plane, h, w, pt, pl, ty, th, tx, rows, 0);
             quad d1 = tile_row(plane, h, w, pt, pl, ty, th, tx, rows, 1);
             quad d2 = tile_row(plane, h, w, pt, pl, ty, th, tx, rows, 2);
@@ -133,19 +139,13 @@ static inline __m512 negate(__m512 v) {
 __attribute__((target("avx512f"), always_inline))
 static inline void gradient_transform_rows(const float *plane, long ho, long wo, long th, long tw, float *dst,
                                            long stride, const long rows) {
-    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-    const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
-    const long tiles = th * tw;
     for (long ty = 0; ty < th; ty += rows) {
         for (long tx = 0; tx < (rows == 1 ? tw : 1); tx += 16) {
-            long t0 = ty * tw + tx;
-            long left = rows == 1 ? tw - tx : tiles - t0;
-            __mmask16 keep = first_lanes(left);
-            __m512 lo, hi;
-            strip_pair(plane, ho, wo, 0, 0, ty, th, tx, rows, 0, 0, &lo, &hi);
-            __m512 e0 = _mm512_permutex2var_ps(lo, even, hi), o0 = _mm512_permutex2var_ps(lo, odd, hi);
-            strip_pair(plane, ho, wo, 0, 0, ty, th, tx, rows, 1, 0, &lo, &hi);
-            __m512 e1 = _mm512_permutex2var_ps(lo, even, hi), o1 = _mm512_permutex2var_ps(lo, odd, hi);
+            long t0;
+            __mmask16 keep = tile_lanes(ty, tx, th, tw, rows, &t0);
+            __m512 e0, o0, e1, o1;
+            tile_columns(plane, ho, wo, 0, 0, ty, th, tx, rows, 0, 0, &e0, &o0);
+            tile_columns(plane, ho, wo, 0, 0, ty, th, tx, rows, 1, 0, &e1, &o1);
             // Rows first (dY₀, dY₀ + dY₁, dY₀ − dY₁, −dY₁), then the same on columns, as in Swift.
             __m512 c0[4] = {e0, _mm512_add_ps(e0, e1), _mm512_sub_ps(e0, e1), negate(e1)};
             __m512 c1[4] = {o0, _mm512_add_ps(o0, o1), _mm512_sub_ps(o0, o1), negate(o1)};
@@ -181,13 +181,11 @@ static inline void output_transform_rows(const float *src, long stride, long th,
                                          float bias, float *out, const long rows) {
     const __m512i first = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     const __m512i second = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
-    const long tiles = th * tw;
     const __m512 b = _mm512_set1_ps(bias);
     for (long ty = 0; ty < th; ty += rows) {
         for (long tx = 0; tx < (rows == 1 ? tw : 1); tx += 16) {
-            long t0 = ty * tw + tx;
-            long left = rows == 1 ? tw - tx : tiles - t0;
-            __mmask16 keep = first_lanes(left);
+            long t0;
+            __mmask16 keep = tile_lanes(ty, tx, th, tw, rows, &t0);
             __m512 q[16];
             for (long xi = 0; xi < 16; xi++) q[xi] = _mm512_maskz_loadu_ps(keep, src + xi * stride + t0);
             // Aᵀ·M·A, columns of each row of M first: (m0 + m1 + m2, m1 − m2 − m3).

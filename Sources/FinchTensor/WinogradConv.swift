@@ -81,24 +81,37 @@ enum WinogradConv {
     /// The same with the weights already transformed: u holds U as 16 matrices [Cout, Cin].
     static func forward(x: UnsafePointer<Float>, transformed u: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                         out: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+        transformedChunks(of: x, g) { c, v, m in
+            for xi in 0..<16 {
+                Gemm.sgemm(transA: false, transB: false, m: g.cout, n: c.p, k: g.c,
+                           a: u + xi * g.cout * g.c, lda: g.c, b: v + xi * g.c * c.p, ldb: c.p,
+                           c: m + xi * g.cout * c.p, ldc: c.p)
+            }
+            outputTransform(m, g, n0: c.n0, nb: c.nb, th: c.th, tw: c.tw, bias: bias, into: out)
+        }
+    }
+
+    /// One chunk of samples: first sample, sample count, tile rows and columns, P = samples · tiles.
+    struct Chunk {
+        let n0: Int, nb: Int, th: Int, tw: Int, p: Int
+    }
+
+    /// Calls body for each chunk of samples (sized by `tiling`) with x's transformed tiles in v
+    /// [16, Cin, P] and a scratch buffer w for the output side [16, Cout, P].
+    static func transformedChunks(of x: UnsafePointer<Float>, _ g: ConvGeometry,
+                                  _ body: (Chunk, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
         let (th, tw, tiles, nbMax) = tiling(g)
         let v = UnsafeMutablePointer<Float>.allocate(capacity: 16 * g.c * tiles * nbMax)
-        let m = UnsafeMutablePointer<Float>.allocate(capacity: 16 * g.cout * tiles * nbMax)
+        let w = UnsafeMutablePointer<Float>.allocate(capacity: 16 * g.cout * tiles * nbMax)
         defer {
             v.deallocate()
-            m.deallocate()
+            w.deallocate()
         }
         var n0 = 0
         while n0 < g.n {
             let nb = Swift.min(nbMax, g.n - n0)
-            let p = nb * tiles
             inputTransform(x, g, n0: n0, nb: nb, th: th, tw: tw, into: v)
-            for xi in 0..<16 {
-                Gemm.sgemm(transA: false, transB: false, m: g.cout, n: p, k: g.c,
-                           a: u + xi * g.cout * g.c, lda: g.c, b: v + xi * g.c * p, ldb: p,
-                           c: m + xi * g.cout * p, ldc: p)
-            }
-            outputTransform(m, g, n0: n0, nb: nb, th: th, tw: tw, bias: bias, into: out)
+            body(Chunk(n0: n0, nb: nb, th: th, tw: tw, p: nb * tiles), v, w)
             n0 += nb
         }
     }
@@ -260,27 +273,15 @@ enum WinogradConv {
     /// 2.25× fewer multiplies and no nine-fold copy of the input.
     static func weightGradient(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dw: UnsafeMutablePointer<Float>,
                                _ g: ConvGeometry) {
-        let (th, tw, tiles, nbMax) = tiling(g)
-        let v = UnsafeMutablePointer<Float>.allocate(capacity: 16 * g.c * tiles * nbMax)
-        let mt = UnsafeMutablePointer<Float>.allocate(capacity: 16 * g.cout * tiles * nbMax)
         let du = UnsafeMutablePointer<Float>.allocate(capacity: 16 * g.cout * g.c)
-        defer {
-            v.deallocate()
-            mt.deallocate()
-            du.deallocate()
-        }
-        var n0 = 0
-        while n0 < g.n {
-            let nb = Swift.min(nbMax, g.n - n0)
-            let p = nb * tiles
-            inputTransform(x, g, n0: n0, nb: nb, th: th, tw: tw, into: v)
-            gradientTransform(dy, g, n0: n0, nb: nb, th: th, tw: tw, into: mt)
+        defer { du.deallocate() }
+        transformedChunks(of: x, g) { c, v, mt in
+            gradientTransform(dy, g, n0: c.n0, nb: c.nb, th: c.th, tw: c.tw, into: mt)
             for xi in 0..<16 {
-                Gemm.sgemm(transA: false, transB: true, m: g.cout, n: g.c, k: p,
-                           a: mt + xi * g.cout * p, lda: p, b: v + xi * g.c * p, ldb: p,
-                           beta: n0 == 0 ? 0 : 1, c: du + xi * g.cout * g.c, ldc: g.c)
+                Gemm.sgemm(transA: false, transB: true, m: g.cout, n: g.c, k: c.p,
+                           a: mt + xi * g.cout * c.p, lda: c.p, b: v + xi * g.c * c.p, ldb: c.p,
+                           beta: c.n0 == 0 ? 0 : 1, c: du + xi * g.cout * g.c, ldc: g.c)
             }
-            n0 += nb
         }
         weightGradientFromTransformed(du, cout: g.cout, cin: g.c, into: dw)
     }
