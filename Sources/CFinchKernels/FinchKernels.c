@@ -365,6 +365,86 @@ int finch_affine_activation(const float *src, float *dst, size_t n, float mean, 
     return 1;
 }
 
+// ---------------------------------------------------------------- BatchNorm (training) backward
+
+// One pass over a plane for both sums the backward needs, Σg and Σg·(x − mean); the Swift
+// version read g twice and ran on SSE lanes.
+__attribute__((target("avx512f")))
+static void batchnorm_sums16(const float *g, const float *x, size_t n, float mean, float *sums) {
+    const __m512 m = _mm512_set1_ps(mean);
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, d0 = s0, d1 = s0;
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512 g0 = _mm512_loadu_ps(g + i), g1 = _mm512_loadu_ps(g + i + 16);
+        s0 = _mm512_add_ps(s0, g0);
+        s1 = _mm512_add_ps(s1, g1);
+        d0 = _mm512_fmadd_ps(g0, _mm512_sub_ps(_mm512_loadu_ps(x + i), m), d0);
+        d1 = _mm512_fmadd_ps(g1, _mm512_sub_ps(_mm512_loadu_ps(x + i + 16), m), d1);
+    }
+    for (; i < n; i += 16) {
+        __mmask16 k = first_lanes((long)(n - i));
+        __m512 gv = _mm512_maskz_loadu_ps(k, g + i);
+        s0 = _mm512_add_ps(s0, gv);
+        d0 = _mm512_fmadd_ps(gv, _mm512_maskz_sub_ps(k, _mm512_maskz_loadu_ps(k, x + i), m), d0);
+    }
+    sums[0] = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+    sums[1] = _mm512_reduce_add_ps(_mm512_add_ps(d0, d1));
+}
+
+// Training-mode statistics: Σ(x − shift) and Σ(x − shift)² over a plane, two accumulators each.
+__attribute__((target("avx512f")))
+static void centered_moments16(const float *x, size_t n, float shift, float *out) {
+    const __m512 m = _mm512_set1_ps(shift);
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, q0 = s0, q1 = s0;
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(x + i), m), d1 = _mm512_sub_ps(_mm512_loadu_ps(x + i + 16), m);
+        s0 = _mm512_add_ps(s0, d0);
+        s1 = _mm512_add_ps(s1, d1);
+        q0 = _mm512_fmadd_ps(d0, d0, q0);
+        q1 = _mm512_fmadd_ps(d1, d1, q1);
+    }
+    for (; i < n; i += 16) {
+        __mmask16 k = first_lanes((long)(n - i));
+        __m512 d = _mm512_maskz_sub_ps(k, _mm512_maskz_loadu_ps(k, x + i), m);
+        s0 = _mm512_add_ps(s0, d);
+        q0 = _mm512_fmadd_ps(d, d, q0);
+    }
+    out[0] = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+    out[1] = _mm512_reduce_add_ps(_mm512_add_ps(q0, q1));
+}
+
+int finch_centered_moments(const float *x, size_t n, float shift, float *out) {
+    if (selected != run_avx512) return 0;
+    centered_moments16(x, n, shift, out);
+    return 1;
+}
+
+int finch_batchnorm_sums(const float *g, const float *x, size_t n, float mean, float *sums) {
+    if (selected != run_avx512) return 0;
+    batchnorm_sums16(g, x, n, mean, sums);
+    return 1;
+}
+
+__attribute__((target("avx512f")))
+static void batchnorm_input_gradient16(const float *g, const float *x, float *dx, size_t n, float a, float mean_g,
+                                       float mean, float k) {
+    const __m512 av = _mm512_set1_ps(a), mg = _mm512_set1_ps(mean_g), m = _mm512_set1_ps(mean), kv = _mm512_set1_ps(k);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 lanes = first_lanes((long)(n - i));
+        __m512 gv = _mm512_maskz_loadu_ps(lanes, g + i), xv = _mm512_maskz_loadu_ps(lanes, x + i);
+        __m512 t = _mm512_fnmadd_ps(_mm512_sub_ps(xv, m), kv, _mm512_sub_ps(gv, mg));
+        _mm512_mask_storeu_ps(dx + i, lanes, _mm512_mul_ps(av, t));
+    }
+}
+
+int finch_batchnorm_input_gradient(const float *g, const float *x, float *dx, size_t n, float a, float mean_g,
+                                   float mean, float k) {
+    if (selected != run_avx512) return 0;
+    batchnorm_input_gradient16(g, x, dx, n, a, mean_g, mean, k);
+    return 1;
+}
+
 int finch_avx512_selected(void) { return selected == run_avx512; }
 
 const char *finch_kernels_isa(void) {
@@ -389,6 +469,19 @@ int finch_depthwise_tiles16(const float *x, const float *weight, const float *bi
     return 0;
 }
 int finch_avx512_selected(void) { return 0; }
+int finch_centered_moments(const float *x, size_t n, float shift, float *out) {
+    (void)x; (void)n; (void)shift; (void)out;
+    return 0;
+}
+int finch_batchnorm_sums(const float *g, const float *x, size_t n, float mean, float *sums) {
+    (void)g; (void)x; (void)n; (void)mean; (void)sums;
+    return 0;
+}
+int finch_batchnorm_input_gradient(const float *g, const float *x, float *dx, size_t n, float a, float mean_g,
+                                   float mean, float k) {
+    (void)g; (void)x; (void)dx; (void)n; (void)a; (void)mean_g; (void)mean; (void)k;
+    return 0;
+}
 int finch_softmax_rows(const float *src, float *dst, size_t rows, size_t r, int log_softmax) {
     (void)src; (void)dst; (void)rows; (void)r; (void)log_softmax;
     return 0;

@@ -1,3 +1,5 @@
+import CFinchKernels
+
 // Batch and layer normalisation with PyTorch semantics, as fused kernels with analytic
 // backward passes (composing them from elementwise ops would take ~10 passes and as many
 // temporaries per call).
@@ -50,11 +52,11 @@ public func batchNorm2d(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean
         Parallel.forEach(c, grain: Swift.max(1, 16384 / Swift.max(m, 1))) { range in
             for ch in range {
                 var s: Double = 0
-                for i in 0..<n { s += Double(ReduceKernels.sumContiguous(src + (i * c + ch) * plane, plane)) }
+                for i in 0..<n { s += Double(BatchNormKernels.sum(src + (i * c + ch) * plane, plane)) }
                 let mu = s / Double(m)
                 var q: Double = 0
                 for i in 0..<n {
-                    q += Double(VectorMath.sumSquaredDeviation(src + (i * c + ch) * plane, plane, mean: Float(mu)))
+                    q += Double(BatchNormKernels.sumSquaredDeviation(src + (i * c + ch) * plane, plane, mean: Float(mu)))
                 }
                 let variance = q / Double(m)
                 mp[ch] = Float(mu)
@@ -107,18 +109,22 @@ public func batchNorm2d(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean
     }
     let savedScale = scale, savedShift = beta
     return record(out, activation == .identity ? "batch_norm" : "batch_norm_act", inputs) { grad in
-        var dy = grad.isContiguous ? grad : grad.copy()
-        if activation != .identity {
-            dy = activationGradient(dy, x: xd, mean: mean, scale: savedScale, shift: savedShift, activation: activation)
-        }
-        let gp = dy.basePointer, xp = xd.basePointer, mp = mean.basePointer, ip = invstd.basePointer
-        let dx = needX ? Tensor(uninitializedShape: xd.shape) : nil
+        let dy = grad.isContiguous ? grad : grad.copy()
+        // With an activation, dz = dy·act'(z) goes to a buffer of our own that the input gradient
+        // then overwrites.
+        let dz = activation != .identity ? Tensor(uninitializedShape: xd.shape) : nil
+        let dx = needX ? (dz ?? Tensor(uninitializedShape: xd.shape)) : nil
         let dw = needW ? Tensor(uninitializedShape: [c]) : nil
         let db = needB ? Tensor(uninitializedShape: [c]) : nil
+        let xp = xd.basePointer, mp = mean.basePointer, ip = invstd.basePointer
+        let gp = (dz ?? dy).basePointer
         let dxp = dx?.basePointer, dwp = dw?.basePointer, dbp = db?.basePointer
         let wp = wd?.basePointer
-        // Σdy and Σdy·(x − mean) per channel feed dβ, dγ and, in training, the dx correction terms.
+        // Σdz and Σdz·(x − mean) per channel feed dβ, dγ and, in training, the dx correction terms.
         let needSums = needW || needB || (needX && training)
+        if let dz {
+            activationGradient(dy, x: xd, mean: mean, scale: savedScale, shift: savedShift, activation: activation, into: dz)
+        }
         Parallel.forEach(c, grain: Swift.max(1, 16384 / Swift.max(m, 1))) { range in
             for ch in range {
                 let mu = mp[ch], istd = ip[ch]
@@ -126,29 +132,22 @@ public func batchNorm2d(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean
                 if needSums {
                     for i in 0..<n {
                         let off = (i * c + ch) * plane
-                        sumDy += Double(ReduceKernels.sumContiguous(gp + off, plane))
-                        sumDyXmu += Double(VectorMath.dotCentered(gp + off, xp + off, plane, mean: mu))
+                        let sums = BatchNormKernels.sums(gp + off, xp + off, plane, mean: mu)
+                        sumDy += Double(sums.g)
+                        sumDyXmu += Double(sums.gCentered)
                     }
                 }
                 dbp?[ch] = Float(sumDy)
                 dwp?[ch] = Float(sumDyXmu) * istd
                 guard let dxp else { continue }
                 let a = (wp?[ch] ?? 1) * istd
-                if training {
-                    // dx = γ·invstd·(dy − mean(dy) − x̂·mean(dy·x̂)), with x̂ = (x − mean)·invstd.
-                    let meanDy = Float(sumDy / Double(m))
-                    let k = Float(sumDyXmu / Double(m)) * istd * istd
-                    for i in 0..<n {
-                        let off = (i * c + ch) * plane
-                        let g = gp + off, s = xp + off, d = dxp + off
-                        for t in 0..<plane { d[t] = a * (g[t] - meanDy - (s[t] - mu) * k) }
-                    }
-                } else {
-                    for i in 0..<n {
-                        let off = (i * c + ch) * plane
-                        let g = gp + off, d = dxp + off
-                        for t in 0..<plane { d[t] = a * g[t] }
-                    }
+                // Training: dx = γ·invstd·(dz − mean(dz) − x̂·mean(dz·x̂)), with x̂ = (x − mean)·invstd.
+                // Evaluation: the statistics are constants, dx = γ·invstd·dz.
+                let meanDy = training ? Float(sumDy / Double(m)) : 0
+                let k = training ? Float(sumDyXmu / Double(m)) * istd * istd : 0
+                for i in 0..<n {
+                    let off = (i * c + ch) * plane
+                    BatchNormKernels.inputGradient(gp + off, xp + off, dxp + off, plane, scale: a, meanG: meanDy, mean: mu, k: k)
                 }
             }
         }
@@ -162,9 +161,8 @@ public func batchNorm2d(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean
 /// dL/dz for z = (x − mean)·scale + shift and y = act(z), from dL/dy: z is recomputed exactly as
 /// the forward pass computed it, so the result equals the unfused ops' gradient bit for bit.
 private func activationGradient(_ dy: Tensor, x: Tensor, mean: Tensor, scale: [Float], shift: [Float],
-                                activation: FusedActivation) -> Tensor {
+                                activation: FusedActivation, into dz: Tensor) {
     let n = x.shape[0], c = x.shape[1], plane = x.count / Swift.max(n * c, 1)
-    let dz = Tensor(uninitializedShape: x.shape)
     let gp = dy.basePointer, xp = x.basePointer, mp = mean.basePointer, dp = dz.basePointer
     scale.withUnsafeBufferPointer { sc in
         shift.withUnsafeBufferPointer { sh in
@@ -179,7 +177,44 @@ private func activationGradient(_ dy: Tensor, x: Tensor, mean: Tensor, scale: [F
             }
         }
     }
-    return dz
+}
+
+/// The per-plane passes of training-mode BatchNorm: AVX-512 in CFinchKernels, Swift otherwise.
+enum BatchNormKernels {
+    @inline(__always)
+    static func sum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        var out: (Float, Float) = (0, 0)
+        let done = withUnsafeMutableBytes(of: &out) { finch_centered_moments(x, n, 0, $0.baseAddress!.assumingMemoryBound(to: Float.self)) }
+        return done != 0 ? out.0 : ReduceKernels.sumContiguous(x, n)
+    }
+
+    /// Σ(x − mean)².
+    @inline(__always)
+    static func sumSquaredDeviation(_ x: UnsafePointer<Float>, _ n: Int, mean: Float) -> Float {
+        var out: (Float, Float) = (0, 0)
+        let done = withUnsafeMutableBytes(of: &out) { finch_centered_moments(x, n, mean, $0.baseAddress!.assumingMemoryBound(to: Float.self)) }
+        return done != 0 ? out.1 : VectorMath.sumSquaredDeviation(x, n, mean: mean)
+    }
+
+    /// Σg and Σg·(x − mean) over one plane.
+    @inline(__always)
+    static func sums(_ g: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int, mean: Float) -> (g: Float, gCentered: Float) {
+        var out: (Float, Float) = (0, 0)
+        let done = withUnsafeMutableBytes(of: &out) { finch_batchnorm_sums(g, x, n, mean, $0.baseAddress!.assumingMemoryBound(to: Float.self)) }
+        if done != 0 { return (out.0, out.1) }
+        return (ReduceKernels.sumContiguous(g, n), VectorMath.dotCentered(g, x, n, mean: mean))
+    }
+
+    /// dx = scale·(g − meanG − (x − mean)·k); dx may be g.
+    @inline(__always)
+    static func inputGradient(_ g: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ n: Int,
+                              scale a: Float, meanG: Float, mean: Float, k: Float) {
+        if k == 0 && meanG == 0 {
+            for t in 0..<n { dx[t] = a * g[t] }
+        } else if finch_batchnorm_input_gradient(g, x, dx, n, a, meanG, mean, k) == 0 {
+            for t in 0..<n { dx[t] = a * (g[t] - meanG - (x[t] - mean) * k) }
+        }
+    }
 }
 
 /// Layer normalisation, `torch.nn.functional.layer_norm`, over the trailing axes `normalizedShape`

@@ -12,9 +12,20 @@ public final class TensorStorage {
     public static var liveBytes: Int { live.load(ordering: .relaxed) }
     private static let live = Atomic<Int>(0)
 
-    /// glibc serves blocks above its mmap threshold with fresh mappings, so every new activation
-    /// or gradient would pay page faults on first touch. Raising the threshold to its maximum
-    /// (32 MiB) and not trimming keeps freed tensor memory in the heap for the next step to reuse.
+    /// The most bytes `liveBytes` has reached since the last `resetPeak()`: separates what tensors
+    /// hold at the worst moment of a step from what the allocator keeps around them.
+    public static var peakLiveBytes: Int { peak.load(ordering: .relaxed) }
+    private static let peak = Atomic<Int>(0)
+    public static func resetPeak() { peak.store(live.load(ordering: .relaxed), ordering: .relaxed) }
+
+    /// Returns the large blocks kept for reuse to the system (see `BlockPool`): for a process that
+    /// ran one large workload and goes on with small ones.
+    public static func releaseCachedMemory() { BlockPool.releaseCached() }
+
+    /// Large tensors come from `BlockPool`; small ones and the kernels' scratch buffers from malloc.
+    /// glibc serves blocks above its mmap threshold with fresh mappings, so every scratch buffer
+    /// would pay page faults on first touch. Raising the threshold to its maximum (32 MiB) and
+    /// not trimming keeps freed memory in the heap for the next call to reuse.
     private static let allocatorTuned: Bool = {
         #if canImport(Glibc)
         mallopt(M_MMAP_THRESHOLD, 32 << 20)
@@ -26,11 +37,14 @@ public final class TensorStorage {
     public init(count: Int) {
         _ = Self.allocatorTuned
         self.count = count
-        Self.live.wrappingAdd(max(count, 1) * MemoryLayout<Float>.stride, ordering: .relaxed)
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride,
-                                                   alignment: 64)
+        let bytes = Self.byteCount(count)
+        Self.peak.max(Self.live.wrappingAdd(bytes, ordering: .relaxed).newValue, ordering: .relaxed)
+        let raw = bytes >= BlockPool.threshold ? BlockPool.allocate(bytes: bytes)
+                                               : UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
         pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
     }
+
+    private static func byteCount(_ count: Int) -> Int { max(count, 1) * MemoryLayout<Float>.stride }
 
     /// Zero-length storage for tensors that carry only a shape (graph nodes).
     nonisolated(unsafe) static let empty = TensorStorage(count: 0)
@@ -41,7 +55,9 @@ public final class TensorStorage {
     }
 
     deinit {
-        Self.live.wrappingSubtract(max(count, 1) * MemoryLayout<Float>.stride, ordering: .relaxed)
-        UnsafeMutableRawPointer(pointer).deallocate()
+        let bytes = Self.byteCount(count)
+        Self.live.wrappingSubtract(bytes, ordering: .relaxed)
+        if bytes >= BlockPool.threshold { BlockPool.deallocate(UnsafeMutableRawPointer(pointer), bytes: bytes) }
+        else { UnsafeMutableRawPointer(pointer).deallocate() }
     }
 }

@@ -74,7 +74,8 @@ struct BenchModel: ParsableCommand {
             }
             let m = median(times)
             trainRate = Double(batch) / m
-            print("train: \(fmt(m * 1000)) ms/step  \(fmt(trainRate)) images/s  peak_rss_mib=\(fmt(PeakMemory.mebibytes))")
+            print("train: \(fmt(m * 1000)) ms/step  \(fmt(trainRate)) images/s  peak_rss_mib=\(fmt(PeakMemory.mebibytes))  " +
+                  "peak_tensor_mib=\(fmt(Double(TensorStorage.peakLiveBytes) / 1048576))")
         }
         if !trainOnly {
             net.eval()

@@ -1,4 +1,5 @@
 import XCTest
+import CFinchKernels
 @testable import FinchTensor
 
 /// Batch norm from the definition in Float64 over [N, C, S] data.
@@ -157,6 +158,49 @@ final class NormalizationTests: XCTestCase {
             let separate = apply(batchNorm2d(x, weight: w, bias: b, runningMean: rm, runningVar: rv, training: false))
             XCTAssertEqual(fused.scalars, separate.scalars, "\(activation)")
         }
+    }
+
+    /// The per-plane passes of training-mode BatchNorm (AVX-512 in C where the CPU has it, Swift otherwise) against
+    /// Float64, on lengths with and without a partial vector, and with dx written over g as the
+    /// fused-activation backward does; then the whole training backward by finite differences on each.
+    func testBatchNormBackwardKernels() {
+        let native = String(cString: finch_kernels_isa())
+        defer { _ = finch_kernels_use(native) }
+        var rng = TestRNG(35)
+        var tested: [String] = []
+        for isa in ["avx512", "generic"] where finch_kernels_use(isa) == 1 {
+            tested.append(isa)
+            for n in [1, 15, 16, 17, 31, 32, 33, 100] {
+                let g = rng.tensor([n], -2, 2).scalars, x = rng.tensor([n], -3, 5).scalars
+                let mean: Float = 0.75, a: Float = 1.3, meanG: Float = -0.2, k: Float = 0.4
+                let refSum = x.reduce(0.0) { $0 + Double($1) }
+                let refSq = x.reduce(0.0) { $0 + (Double($1) - Double(mean)) * (Double($1) - Double(mean)) }
+                XCTAssertEqual(Double(BatchNormKernels.sum(x, n)), refSum, accuracy: 1e-5 * Double(n), "\(isa) n=\(n)")
+                XCTAssertEqual(Double(BatchNormKernels.sumSquaredDeviation(x, n, mean: mean)), refSq, accuracy: 1e-5 * refSq,
+                               "\(isa) n=\(n)")
+                let sums = BatchNormKernels.sums(g, x, n, mean: mean)
+                let refG = g.reduce(0.0) { $0 + Double($1) }
+                let refGX = zip(g, x).reduce(0.0) { $0 + Double($1.0) * (Double($1.1) - Double(mean)) }
+                XCTAssertEqual(Double(sums.g), refG, accuracy: 1e-5 * Double(n), "\(isa) n=\(n)")
+                XCTAssertEqual(Double(sums.gCentered), refGX, accuracy: 1e-5 * Double(n), "\(isa) n=\(n)")
+                var dx = g
+                dx.withUnsafeMutableBufferPointer { d in
+                    BatchNormKernels.inputGradient(d.baseAddress!, x, d.baseAddress!, n, scale: a, meanG: meanG, mean: mean, k: k)
+                }
+                for t in 0..<n {
+                    let ref = Double(a) * (Double(g[t]) - Double(meanG) - (Double(x[t]) - Double(mean)) * Double(k))
+                    XCTAssertEqual(Double(dx[t]), ref, accuracy: 1e-5 * max(1, abs(ref)), "\(isa) n=\(n) t=\(t)")
+                }
+            }
+            let x = rng.tensor([2, 3, 5, 7]), w = rng.tensor([3], 0.5, 1.5), b = rng.tensor([3])
+            for activation in [FusedActivation.identity, .silu] {
+                assertGradients([x, w, b]) { t in
+                    batchNorm2d(t[0], weight: t[1], bias: t[2], runningMean: nil, runningVar: nil, training: true,
+                                activation: activation)
+                }
+            }
+        }
+        XCTAssertTrue(tested.contains("generic"))
     }
 
     func testBatchNorm1d() {

@@ -46,6 +46,19 @@ long finch_depthwise_tiles16_scratch(const long *geometry);
 int finch_affine_activation(const float *src, float *dst, size_t n, float mean, float scale, float shift,
                             int activation);
 
+/// out[0] = Σ(x − shift), out[1] = Σ(x − shift)² over n values (Float lanes): training-mode
+/// BatchNorm's mean (shift 0) and then variance (shift = mean) of one plane.
+int finch_centered_moments(const float *x, size_t n, float shift, float *out);
+
+/// Training-mode BatchNorm backward over one plane of channel statistics mean: sums[0] = Σ g,
+/// sums[1] = Σ g·(x − mean) (Float lanes; callers add planes in Double).
+int finch_batchnorm_sums(const float *g, const float *x, size_t n, float mean, float *sums);
+
+/// dx = a·(g − mean_g − (x − mean)·k), BatchNorm's training-mode input gradient for one plane
+/// (a = γ·invstd, mean_g = mean of g, k = mean of g·(x − mean) · invstd²). dx may be g.
+int finch_batchnorm_input_gradient(const float *g, const float *x, float *dx, size_t n, float a, float mean_g,
+                                   float mean, float k);
+
 /// Direct convolution for few input channels (groups 1, dilation 1, column stride 1 or 2), for
 /// units unit_begin..<unit_end, unit = (sample · ⌈cout / 16⌉ + block) · ho + output row.
 /// geometry = {n, c, h, w, cout, kh, kw, sh, sw, pt, pl, ho, wo}; scratch holds

@@ -1,0 +1,87 @@
+import XCTest
+@testable import FinchTensor
+
+final class BlockPoolTests: XCTestCase {
+    /// Floats in the smallest pooled storage.
+    private let pooled = BlockPool.threshold / MemoryLayout<Float>.stride
+
+    override func setUp() {
+        TensorStorage.releaseCachedMemory()
+    }
+
+    func testRepeatedTrainingStepsReuseTheirBlocks() {
+        var rng = RandomGenerator(seed: 3)
+        // 2·8·64·64 floats = the pool's threshold, so activations and their gradients are pooled.
+        let x = Tensor.normal([2, 8, 64, 64], using: &rng)
+        let w = Tensor.normal([8, 8, 3, 3], std: 0.1, using: &rng).requiringGrad()
+        var mappingsAfter: [Int] = []
+        var grads: [[Float]] = []
+        for _ in 0..<4 {
+            let y = conv2d(x, weight: w, padding: (1, 1)).relu()
+            (y * y).sum().backward()
+            grads.append(w.grad!.scalars)
+            w.grad = nil
+            mappingsAfter.append(BlockPool.mappings)
+        }
+        XCTAssertGreaterThan(mappingsAfter[0], 0, "the step's large tensors should come from the pool")
+        XCTAssertEqual(mappingsAfter[3], mappingsAfter[1], "steps after the first should map nothing new: \(mappingsAfter)")
+        XCTAssertEqual(grads[3], grads[0], "reused blocks must not change results")
+    }
+
+    func testLiveBlocksAreDistinctAndKeepTheirContents() {
+        let a = TensorStorage(count: pooled), b = TensorStorage(count: pooled)
+        XCTAssertTrue(a.pointer + pooled <= b.pointer || b.pointer + pooled <= a.pointer, "live blocks overlap")
+        a.pointer.update(repeating: 1, count: pooled)
+        b.pointer.update(repeating: 2, count: pooled)
+        XCTAssertEqual(a.pointer[pooled - 1], 1)
+        XCTAssertEqual(b.pointer[0], 2)
+        XCTAssertEqual(Int(bitPattern: a.pointer) % 64, 0, "pooled storage keeps 64-byte alignment")
+    }
+
+    func testNewBlocksStartAtDifferentOffsetsWithinAPage() {
+        // Sizes no other test uses, so each is a new mapping.
+        let blocks = (1...8).map { TensorStorage(count: pooled * 5 + $0 * BlockPool.granule / 4) }
+        let offsets = Set(blocks.map { Int(bitPattern: $0.pointer) % 4096 })
+        XCTAssertGreaterThan(offsets.count, 4, "pooled blocks should not all share one offset modulo 4 KiB: \(offsets)")
+        for b in blocks { XCTAssertEqual(Int(bitPattern: b.pointer) % 64, 0) }
+    }
+
+    func testFreedBlockIsReusedForTheSameSize() {
+        var first: UnsafeMutablePointer<Float>?
+        do { first = TensorStorage(count: pooled * 3).pointer }
+        let before = BlockPool.mappings
+        let again = TensorStorage(count: pooled * 3)
+        XCTAssertEqual(again.pointer, first, "the freed block of this size should be handed out again")
+        XCTAssertEqual(BlockPool.mappings, before)
+    }
+
+    func testCachedBlocksAreUnmappedToStayWithinTheLimit() {
+        let base = BlockPool.liveBytes
+        // Make a peak of 40 blocks of one size, then free them: all 40 wait in the cache.
+        let blockBytes = 1 << 20
+        var held = (0..<40).map { _ in TensorStorage(count: blockBytes / 4) }
+        held.removeAll()
+        XCTAssertGreaterThanOrEqual(BlockPool.cachedBytes, 40 * blockBytes)
+        // Sizes never seen before: each is a new mapping and must push cached blocks out.
+        var others: [TensorStorage] = []
+        for i in 0..<60 {
+            others.append(TensorStorage(count: (blockBytes + (i + 1) * BlockPool.granule) / 4))
+            XCTAssertLessThanOrEqual(BlockPool.liveBytes + BlockPool.cachedBytes, BlockPool.limit(peak: BlockPool.peakLiveBytes),
+                                     "mapped bytes passed the limit after \(i + 1) new sizes")
+        }
+        XCTAssertLessThan(BlockPool.cachedBytes, 40 * blockBytes, "no cached block was unmapped")
+        others.removeAll()
+        TensorStorage.releaseCachedMemory()
+        XCTAssertEqual(BlockPool.cachedBytes, 0)
+        XCTAssertEqual(BlockPool.liveBytes, base)
+    }
+
+    func testSmallStoragesStayOutOfThePool() {
+        let before = BlockPool.liveBytes
+        let small = TensorStorage(count: pooled - 1)
+        XCTAssertEqual(BlockPool.liveBytes, before)
+        let large = TensorStorage(count: pooled)
+        XCTAssertEqual(BlockPool.liveBytes, before + BlockPool.rounded(pooled * 4))
+        _ = (small, large)
+    }
+}
