@@ -280,6 +280,98 @@ int finch_depthwise_tiles16(const float *x, const float *weight, const float *bi
     return 1;
 }
 
+// ---------------------------------------------------------------- depthwise convolution backward, packed rows
+
+// a[o] += v[o]·s[o] for three taps at once: the weight-gradient partial sums of one kernel row.
+__attribute__((target("avx512f")))
+static inline void multiply_accumulate3(float *a0, float *a1, float *a2, const float *v, const float *s0,
+                                        const float *s1, const float *s2, long n) {
+    for (long o = 0; o < n; o += 16) {
+        __mmask16 k = first_lanes(n - o);
+        __m512 d = _mm512_maskz_loadu_ps(k, v + o);
+        _mm512_mask_storeu_ps(a0 + o, k, _mm512_fmadd_ps(d, _mm512_maskz_loadu_ps(k, s0 + o), _mm512_maskz_loadu_ps(k, a0 + o)));
+        _mm512_mask_storeu_ps(a1 + o, k, _mm512_fmadd_ps(d, _mm512_maskz_loadu_ps(k, s1 + o), _mm512_maskz_loadu_ps(k, a1 + o)));
+        _mm512_mask_storeu_ps(a2 + o, k, _mm512_fmadd_ps(d, _mm512_maskz_loadu_ps(k, s2 + o), _mm512_maskz_loadu_ps(k, a2 + o)));
+    }
+}
+
+__attribute__((target("avx512f")))
+static inline void multiply_accumulate(float *a, const float *v, const float *s, long n) {
+    for (long o = 0; o < n; o += 16) {
+        __mmask16 k = first_lanes(n - o);
+        _mm512_mask_storeu_ps(a + o, k, _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, v + o), _mm512_maskz_loadu_ps(k, s + o),
+                                                        _mm512_maskz_loadu_ps(k, a + o)));
+    }
+}
+
+// t[x] += w0·q0[x] + w1·q1[x] + w2·q2[x]: one kernel row's share of the input gradient, three taps per pass.
+__attribute__((target("avx512f")))
+static inline void scaled_add3(float *t, const float *q0, const float *q1, const float *q2, float w0, float w1, float w2,
+                               long n) {
+    const __m512 v0 = _mm512_set1_ps(w0), v1 = _mm512_set1_ps(w1), v2 = _mm512_set1_ps(w2);
+    for (long x = 0; x < n; x += 16) {
+        __mmask16 k = first_lanes(n - x);
+        __m512 sum = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(v0, _mm512_maskz_loadu_ps(k, q0 + x)),
+                                                 _mm512_mul_ps(v1, _mm512_maskz_loadu_ps(k, q1 + x))),
+                                   _mm512_mul_ps(v2, _mm512_maskz_loadu_ps(k, q2 + x)));
+        _mm512_mask_storeu_ps(t + x, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, t + x), sum));
+    }
+}
+
+__attribute__((target("avx512f")))
+static inline void scaled_add(float *t, const float *q, float w, long n) {
+    const __m512 v = _mm512_set1_ps(w);
+    for (long x = 0; x < n; x += 16) {
+        __mmask16 k = first_lanes(n - x);
+        _mm512_mask_storeu_ps(t + x, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, t + x), _mm512_mul_ps(v, _mm512_maskz_loadu_ps(k, q + x))));
+    }
+}
+
+__attribute__((target("avx512f")))
+static void depthwise_backward_plane16(const float *dy, const float *packed, const float *weight, float *acc,
+                                       float *dpacked, float *dy_pad, const long *g, const long *taps) {
+    const long kh = g[0], kw = g[1], sh = g[2], dh = g[3], dw = g[4], pt = g[5], h = g[6], ho = g[7], wo = g[8];
+    const long prow = g[9], wpad = g[10], edge = g[11], gather = g[12];
+    for (long oh = 0; oh < ho; oh++) {
+        const float *d = dy + oh * wo;
+        if (dpacked && gather) memcpy(dy_pad + edge, d, sizeof(float) * (size_t)wo);
+        for (long i = 0; i < kh; i++) {
+            const long ih = oh * sh - pt + i * dh;
+            if (ih < 0 || ih >= h) continue;
+            const long row = ih * prow;
+            if (acc) {
+                long j = 0;
+                for (; j + 3 <= kw; j += 3) {
+                    float *a0 = acc + (i * kw + j) * wo;
+                    multiply_accumulate3(a0, a0 + wo, a0 + 2 * wo, d, packed + row + taps[j], packed + row + taps[j + 1],
+                                         packed + row + taps[j + 2], wo);
+                }
+                for (; j < kw; j++) multiply_accumulate(acc + (i * kw + j) * wo, d, packed + row + taps[j], wo);
+            }
+            if (!dpacked) continue;
+            float *t = dpacked + row;
+            const float *wi = weight + i * kw;
+            if (gather) {
+                long j = 0;
+                for (; j + 3 <= kw; j += 3) {
+                    const float *q0 = dy_pad + edge - j * dw;
+                    scaled_add3(t, q0, q0 - dw, q0 - 2 * dw, wi[j], wi[j + 1], wi[j + 2], wpad);
+                }
+                for (; j < kw; j++) scaled_add(t, dy_pad + edge - j * dw, wi[j], wpad);
+            } else {
+                for (long j = 0; j < kw; j++) scaled_add(t + taps[j], d, wi[j], wo);
+            }
+        }
+    }
+}
+
+int finch_depthwise_backward_plane(const float *dy, const float *packed, const float *weight, float *acc,
+                                   float *dpacked, float *dy_pad, const long *geometry, const long *taps) {
+    if (selected != run_avx512) return 0;
+    depthwise_backward_plane16(dy, packed, weight, acc, dpacked, dy_pad, geometry, taps);
+    return 1;
+}
+
 // ---------------------------------------------------------------- softmax over contiguous rows
 
 // Attention's rows are short (64, 16 or 4 keys in MobileViT-XXS at 128 px), so the per-row calls
@@ -469,6 +561,11 @@ int finch_depthwise_tiles16(const float *x, const float *weight, const float *bi
     return 0;
 }
 int finch_avx512_selected(void) { return 0; }
+int finch_depthwise_backward_plane(const float *dy, const float *packed, const float *weight, float *acc,
+                                   float *dpacked, float *dy_pad, const long *geometry, const long *taps) {
+    (void)dy; (void)packed; (void)weight; (void)acc; (void)dpacked; (void)dy_pad; (void)geometry; (void)taps;
+    return 0;
+}
 int finch_centered_moments(const float *x, size_t n, float shift, float *out) {
     (void)x; (void)n; (void)shift; (void)out;
     return 0;

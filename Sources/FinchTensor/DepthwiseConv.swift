@@ -1,3 +1,5 @@
+import CFinchKernels
+
 // Direct depthwise convolution (groups == Cin == Cout): each output plane depends on one
 // input plane and kh·kw weights, far too little arithmetic for a GEMM to pay off.
 //
@@ -174,6 +176,7 @@ enum DepthwiseConv {
         let taps = (0..<g.kw).map { p.tapOffset($0, g) }
         let edge = (g.kw - 1) * g.dw
         let gatherDx = g.sw == 1
+        let kernelGeometry = [g.kh, g.kw, g.sh, g.dh, g.dw, g.pt, g.h, g.ho, g.wo, p.row, p.wpad, edge, gatherDx ? 1 : 0]
         Parallel.forEach(g.c, grain: Swift.max(1, 4096 / Swift.max(g.n * g.hw * g.khw, 1))) { range in
             let packed = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(p.plane, 1))
             let dpacked = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(p.plane, 1))
@@ -194,52 +197,56 @@ enum DepthwiseConv {
                         let u = s * g.c + c
                         if dw != nil { pack(x + u * g.inPlane, g, p, into: packed) }
                         if dx != nil { dpacked.initialize(repeating: 0, count: p.plane) }
-                        for oh in 0..<g.ho {
-                            let d = dy + u * g.hw + oh * g.wo
-                            if dx != nil && gatherDx { (dyPad + edge).update(from: d, count: g.wo) }
-                            for i in 0..<g.kh {
-                                let ih = oh * g.sh - g.pt + i * g.dh
-                                guard ih >= 0 && ih < g.h else { continue }
-                                let row = ih * p.row
-                                if dw != nil {
-                                    var j = 0
-                                    while j + 3 <= g.kw {
-                                        let a0 = acc + (i * g.kw + j) * g.wo, a1 = a0 + g.wo, a2 = a1 + g.wo
-                                        let s0 = packed + row + tap[j], s1 = packed + row + tap[j + 1]
-                                        let s2 = packed + row + tap[j + 2]
-                                        for ow in 0..<g.wo {
-                                            let v = d[ow]
-                                            a0[ow] += v * s0[ow]
-                                            a1[ow] += v * s1[ow]
-                                            a2[ow] += v * s2[ow]
+                        let inC = finch_depthwise_backward_plane(dy + u * g.hw, packed, wc, dw != nil ? acc : nil,
+                                                                 dx != nil ? dpacked : nil, dyPad, kernelGeometry, tap.baseAddress!)
+                        if inC == 0 {
+                            for oh in 0..<g.ho {
+                                let d = dy + u * g.hw + oh * g.wo
+                                if dx != nil && gatherDx { (dyPad + edge).update(from: d, count: g.wo) }
+                                for i in 0..<g.kh {
+                                    let ih = oh * g.sh - g.pt + i * g.dh
+                                    guard ih >= 0 && ih < g.h else { continue }
+                                    let row = ih * p.row
+                                    if dw != nil {
+                                        var j = 0
+                                        while j + 3 <= g.kw {
+                                            let a0 = acc + (i * g.kw + j) * g.wo, a1 = a0 + g.wo, a2 = a1 + g.wo
+                                            let s0 = packed + row + tap[j], s1 = packed + row + tap[j + 1]
+                                            let s2 = packed + row + tap[j + 2]
+                                            for ow in 0..<g.wo {
+                                                let v = d[ow]
+                                                a0[ow] += v * s0[ow]
+                                                a1[ow] += v * s1[ow]
+                                                a2[ow] += v * s2[ow]
+                                            }
+                                            j += 3
                                         }
-                                        j += 3
+                                        while j < g.kw {
+                                            let a = acc + (i * g.kw + j) * g.wo, src = packed + row + tap[j]
+                                            for ow in 0..<g.wo { a[ow] += d[ow] * src[ow] }
+                                            j += 1
+                                        }
                                     }
-                                    while j < g.kw {
-                                        let a = acc + (i * g.kw + j) * g.wo, src = packed + row + tap[j]
-                                        for ow in 0..<g.wo { a[ow] += d[ow] * src[ow] }
-                                        j += 1
-                                    }
-                                }
-                                guard dx != nil else { continue }
-                                let t = dpacked + row, wi = wc + i * g.kw
-                                if gatherDx {
-                                    var j = 0
-                                    while j + 3 <= g.kw {
-                                        let q0 = dyPad + edge - j * g.dw, q1 = q0 - g.dw, q2 = q1 - g.dw
-                                        let (w0, w1, w2) = (wi[j], wi[j + 1], wi[j + 2])
-                                        for xx in 0..<p.wpad { t[xx] += w0 * q0[xx] + w1 * q1[xx] + w2 * q2[xx] }
-                                        j += 3
-                                    }
-                                    while j < g.kw {
-                                        let q0 = dyPad + edge - j * g.dw, w0 = wi[j]
-                                        for xx in 0..<p.wpad { t[xx] += w0 * q0[xx] }
-                                        j += 1
-                                    }
-                                } else {
-                                    for j in 0..<g.kw {
-                                        let tj = t + tap[j], wv = wi[j]
-                                        for ow in 0..<g.wo { tj[ow] += wv * d[ow] }
+                                    guard dx != nil else { continue }
+                                    let t = dpacked + row, wi = wc + i * g.kw
+                                    if gatherDx {
+                                        var j = 0
+                                        while j + 3 <= g.kw {
+                                            let q0 = dyPad + edge - j * g.dw, q1 = q0 - g.dw, q2 = q1 - g.dw
+                                            let (w0, w1, w2) = (wi[j], wi[j + 1], wi[j + 2])
+                                            for xx in 0..<p.wpad { t[xx] += w0 * q0[xx] + w1 * q1[xx] + w2 * q2[xx] }
+                                            j += 3
+                                        }
+                                        while j < g.kw {
+                                            let q0 = dyPad + edge - j * g.dw, w0 = wi[j]
+                                            for xx in 0..<p.wpad { t[xx] += w0 * q0[xx] }
+                                            j += 1
+                                        }
+                                    } else {
+                                        for j in 0..<g.kw {
+                                            let tj = t + tap[j], wv = wi[j]
+                                            for ow in 0..<g.wo { tj[ow] += wv * d[ow] }
+                                        }
                                     }
                                 }
                             }

@@ -1,4 +1,5 @@
 import XCTest
+import CFinchKernels
 @testable import FinchTensor
 
 /// Convolution straight from the definition, in Float64: out[n, co, oh, ow] = b[co] +
@@ -85,14 +86,20 @@ final class ConvolutionTests: XCTestCase {
     }
 
     func testDepthwise() {
-        // Every case through every kernel: rows vectorised along the plane, channel tiles in Swift,
-        // and channel tiles in C (AVX-512 only; on other CPUs that pass repeats the Swift one).
+        // Every case through every kernel: rows vectorised along the plane (backward in C on AVX-512
+        // CPUs, and in Swift with the generic kernels), channel tiles in Swift, and channel tiles in C
+        // (AVX-512 only; on other CPUs those passes repeat the Swift ones).
         let saved = DepthwiseConvChannelTiles.maxOutputWidth
-        defer { DepthwiseConvChannelTiles.maxOutputWidth = saved }
-        defer { DepthwiseConvChannelTiles.allowWide = true }
-        for (limit, wide) in [(0, false), (1 << 30, false), (1 << 30, true)] {
+        let native = String(cString: finch_kernels_isa())
+        defer {
+            DepthwiseConvChannelTiles.maxOutputWidth = saved
+            DepthwiseConvChannelTiles.allowWide = true
+            _ = finch_kernels_use(native)
+        }
+        for (limit, wide, isa) in [(0, false, native), (0, false, "generic"), (1 << 30, false, native), (1 << 30, true, native)] {
             DepthwiseConvChannelTiles.maxOutputWidth = limit
             DepthwiseConvChannelTiles.allowWide = wide
+            XCTAssertEqual(finch_kernels_use(isa), 1)
             depthwiseCases()
         }
     }
@@ -114,6 +121,8 @@ final class ConvolutionTests: XCTestCase {
         // Stride-1 kernels wider than three taps (fused triple plus remainder in the dx gather).
         check(Config(c: 2, h: 6, w: 7, cout: 2, kh: 2, kw: 4, padding: Padding2d(1, 3), dilation: (1, 2), groups: 2),
               seed: 25)
+        // Stride 1 on rows of several vectors with a partial one (37 = 2·16 + 5).
+        check(Config(n: 1, c: 2, h: 4, w: 37, cout: 2, padding: Padding2d(1, 1), groups: 2), seed: 29)
         // Stride 2 on a row long enough for the vectorised de-interleave.
         check(Config(n: 1, c: 2, h: 5, w: 21, cout: 2, stride: (2, 2), padding: Padding2d(1, 1), groups: 2), seed: 26)
     }

@@ -39,6 +39,15 @@ int finch_depthwise_tiles16(const float *x, const float *weight, const float *bi
                             const long *geometry, long unit_begin, long unit_end, float *scratch);
 long finch_depthwise_tiles16_scratch(const long *geometry);
 
+/// Depthwise convolution backward for one (channel, sample) plane on packed input rows (see
+/// DepthwiseConv.swift): adds dy·x products into acc ([kh·kw, wo] partial sums, when acc is not
+/// NULL) and the weight-scaled dy into the packed input gradient dpacked (when not NULL).
+/// geometry = {kh, kw, sh, dh, dw, pt, h, ho, wo, packed row, padded row, edge, gather (sw = 1)};
+/// taps[j] is tap j's offset in a packed row; dy_pad holds wo + 2·edge floats, zero outside the
+/// middle. Returns 0 without touching anything when the CPU has no AVX-512.
+int finch_depthwise_backward_plane(const float *dy, const float *packed, const float *weight, float *acc,
+                                   float *dpacked, float *dy_pad, const long *geometry, const long *taps);
+
 /// dst[i] = act((src[i] − mean)·scale + shift), the per-channel pass of evaluation-mode BatchNorm
 /// with its activation: 0 identity, 1 relu, 2 relu6, 3 hardswish, 4 hardsigmoid, 5 silu, 6 sigmoid
 /// (FusedActivation's order). Same operations in the same order as the Swift kernels (no FMA), so
