@@ -181,28 +181,31 @@ private func activationGradient(_ dy: Tensor, x: Tensor, mean: Tensor, scale: [F
 
 /// The per-plane passes of training-mode BatchNorm: AVX-512 in CFinchKernels, Swift otherwise.
 enum BatchNormKernels {
+    /// Runs a CFinchKernels pass that writes two floats; nil when it declined (no AVX-512).
+    @inline(__always)
+    private static func pair(_ kernel: (UnsafeMutablePointer<Float>) -> Int32) -> (Float, Float)? {
+        var out: (Float, Float) = (0, 0)
+        let done = withUnsafeMutableBytes(of: &out) { kernel($0.baseAddress!.assumingMemoryBound(to: Float.self)) }
+        return done != 0 ? out : nil
+    }
+
     @inline(__always)
     static func sum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
-        var out: (Float, Float) = (0, 0)
-        let done = withUnsafeMutableBytes(of: &out) { finch_centered_moments(x, n, 0, $0.baseAddress!.assumingMemoryBound(to: Float.self)) }
-        return done != 0 ? out.0 : ReduceKernels.sumContiguous(x, n)
+        pair { finch_centered_moments(x, n, 0, $0) }?.0 ?? ReduceKernels.sumContiguous(x, n)
     }
 
     /// Σ(x − mean)².
     @inline(__always)
     static func sumSquaredDeviation(_ x: UnsafePointer<Float>, _ n: Int, mean: Float) -> Float {
-        var out: (Float, Float) = (0, 0)
-        let done = withUnsafeMutableBytes(of: &out) { finch_centered_moments(x, n, mean, $0.baseAddress!.assumingMemoryBound(to: Float.self)) }
-        return done != 0 ? out.1 : VectorMath.sumSquaredDeviation(x, n, mean: mean)
+        pair { finch_centered_moments(x, n, mean, $0) }?.1 ?? VectorMath.sumSquaredDeviation(x, n, mean: mean)
     }
 
     /// Σg and Σg·(x − mean) over one plane.
     @inline(__always)
     static func sums(_ g: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int, mean: Float) -> (g: Float, gCentered: Float) {
-        var out: (Float, Float) = (0, 0)
-        let done = withUnsafeMutableBytes(of: &out) { finch_batchnorm_sums(g, x, n, mean, $0.baseAddress!.assumingMemoryBound(to: Float.self)) }
-        if done != 0 { return (out.0, out.1) }
-        return (ReduceKernels.sumContiguous(g, n), VectorMath.dotCentered(g, x, n, mean: mean))
+        let (s, d) = pair { finch_batchnorm_sums(g, x, n, mean, $0) }
+            ?? (ReduceKernels.sumContiguous(g, n), VectorMath.dotCentered(g, x, n, mean: mean))
+        return (s, d)
     }
 
     /// dx = scale·(g − meanG − (x − mean)·k); dx may be g.
