@@ -21,8 +21,14 @@ public final class Linear: Module {
         // Leading axes fold into one GEMM (and one weight-gradient GEMM in backward) instead of a
         // batch of small ones.
         let flat = x.rank > 2 ? x.reshaped([-1, inFeatures]) : x
-        var y = flat.matmul(weight.transposed())
-        if let bias { y = y + bias }
+        let needsGradient = GradMode.isEnabled && (x.requiresGrad || weight.requiresGrad || bias?.requiresGrad == true)
+        var y: Tensor
+        if let bias, !needsGradient, !OpTrace.isTracing {
+            y = linearInference(flat, weight: weight, bias: bias)
+        } else {
+            y = flat.matmul(weight.transposed())
+            if let bias { y = y + bias }
+        }
         return x.rank > 2 ? y.reshaped(Array(x.shape.dropLast()) + [outFeatures]) : y
     }
 
