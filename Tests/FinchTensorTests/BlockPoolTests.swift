@@ -79,6 +79,17 @@ final class BlockPoolTests: XCTestCase {
         XCTAssertEqual(BlockPool.liveBytes, base)
     }
 
+    func testPeakLiveBytesFollowsTheHighestPoint() {
+        TensorStorage.resetPeak()
+        XCTAssertEqual(TensorStorage.peakLiveBytes, TensorStorage.liveBytes)
+        let before = TensorStorage.liveBytes
+        do { _ = TensorStorage(count: 1 << 20) }
+        XCTAssertEqual(TensorStorage.liveBytes, before)
+        XCTAssertGreaterThanOrEqual(TensorStorage.peakLiveBytes, before + (4 << 20), "the freed 4 MiB storage should stay in the peak")
+        TensorStorage.resetPeak()
+        XCTAssertEqual(TensorStorage.peakLiveBytes, before)
+    }
+
     func testSmallStoragesStayOutOfThePool() {
         let before = BlockPool.liveBytes
         let small = TensorStorage(count: pooled - 1)
