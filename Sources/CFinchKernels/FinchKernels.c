@@ -365,6 +365,56 @@ static void depthwise_backward_plane16(const float *dy, const float *packed, con
     }
 }
 
+// Three taps of one packed row, (w0·s0 + w1·s1) + w2·s2, in the order the Swift rows kernel adds them.
+__attribute__((target("avx512f")))
+static inline __m512 three_taps(const float *s0, const float *s1, const float *s2, __m512 w0, __m512 w1, __m512 w2,
+                                __mmask16 k) {
+    return _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(w0, _mm512_maskz_loadu_ps(k, s0)), _mm512_mul_ps(w1, _mm512_maskz_loadu_ps(k, s1))),
+                         _mm512_mul_ps(w2, _mm512_maskz_loadu_ps(k, s2)));
+}
+
+__attribute__((target("avx512f")))
+static void depthwise_forward_plane16(const float *packed, const float *weight, float bias, float *out, const long *g,
+                                      const long *taps) {
+    const long kh = g[0], kw = g[1], sh = g[2], dh = g[3], pt = g[5], h = g[6], ho = g[7], wo = g[8], prow = g[9];
+    const __m512 b = _mm512_set1_ps(bias);
+    for (long oh = 0; oh < ho; oh++) {
+        float *o = out + oh * wo;
+        const long ih0 = oh * sh - pt;
+        if (kh == 3 && kw == 3 && ih0 >= 0 && ih0 + 2 * dh < h) {
+            // Interior rows of a 3×3 kernel: all nine taps in one pass, one store per output.
+            const float *r0 = packed + ih0 * prow, *r1 = r0 + dh * prow, *r2 = r1 + dh * prow;
+            const __m512 w0 = _mm512_set1_ps(weight[0]), w1 = _mm512_set1_ps(weight[1]), w2 = _mm512_set1_ps(weight[2]);
+            const __m512 w3 = _mm512_set1_ps(weight[3]), w4 = _mm512_set1_ps(weight[4]), w5 = _mm512_set1_ps(weight[5]);
+            const __m512 w6 = _mm512_set1_ps(weight[6]), w7 = _mm512_set1_ps(weight[7]), w8 = _mm512_set1_ps(weight[8]);
+            for (long x = 0; x < wo; x += 16) {
+                __mmask16 k = first_lanes(wo - x);
+                __m512 top = three_taps(r0 + taps[0] + x, r0 + taps[1] + x, r0 + taps[2] + x, w0, w1, w2, k);
+                __m512 mid = three_taps(r1 + taps[0] + x, r1 + taps[1] + x, r1 + taps[2] + x, w3, w4, w5, k);
+                __m512 bot = three_taps(r2 + taps[0] + x, r2 + taps[1] + x, r2 + taps[2] + x, w6, w7, w8, k);
+                _mm512_mask_storeu_ps(o + x, k, _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(b, top), mid), bot));
+            }
+            continue;
+        }
+        for (long x = 0; x < wo; x++) o[x] = bias;
+        for (long i = 0; i < kh; i++) {
+            const long ih = ih0 + i * dh;
+            if (ih < 0 || ih >= h) continue;
+            const float *row = packed + ih * prow, *wi = weight + i * kw;
+            long j = 0;
+            for (; j + 3 <= kw; j += 3) scaled_add3(o, row + taps[j], row + taps[j + 1], row + taps[j + 2], wi[j], wi[j + 1], wi[j + 2], wo);
+            for (; j < kw; j++) scaled_add(o, row + taps[j], wi[j], wo);
+        }
+    }
+}
+
+int finch_depthwise_forward_plane(const float *packed, const float *weight, float bias, float *out, const long *geometry,
+                                  const long *taps) {
+    if (selected != run_avx512) return 0;
+    depthwise_forward_plane16(packed, weight, bias, out, geometry, taps);
+    return 1;
+}
+
 int finch_depthwise_backward_plane(const float *dy, const float *packed, const float *weight, float *acc,
                                    float *dpacked, float *dy_pad, const long *geometry, const long *taps) {
     if (selected != run_avx512) return 0;
@@ -561,6 +611,11 @@ int finch_depthwise_tiles16(const float *x, const float *weight, const float *bi
     return 0;
 }
 int finch_avx512_selected(void) { return 0; }
+int finch_depthwise_forward_plane(const float *packed, const float *weight, float bias, float *out, const long *geometry,
+                                  const long *taps) {
+    (void)packed; (void)weight; (void)bias; (void)out; (void)geometry; (void)taps;
+    return 0;
+}
 int finch_depthwise_backward_plane(const float *dy, const float *packed, const float *weight, float *acc,
                                    float *dpacked, float *dy_pad, const long *geometry, const long *taps) {
     (void)dy; (void)packed; (void)weight; (void)acc; (void)dpacked; (void)dy_pad; (void)geometry; (void)taps;

@@ -98,6 +98,12 @@ enum DepthwiseConv {
         }
     }
 
+    /// The geometry CFinchKernels' plane kernels read: {kh, kw, sh, dh, dw, pt, h, ho, wo, packed row,
+    /// padded row, edge, gather}.
+    static func cKernelGeometry(_ g: ConvGeometry, _ p: Packing) -> [Int] {
+        [g.kh, g.kw, g.sh, g.dh, g.dw, g.pt, g.h, g.ho, g.wo, p.row, p.wpad, (g.kw - 1) * g.dw, g.sw == 1 ? 1 : 0]
+    }
+
     static func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                         out: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
         if DepthwiseConvChannelTiles.applies(to: g) {
@@ -105,6 +111,7 @@ enum DepthwiseConv {
         }
         let p = Packing(g)
         let taps = (0..<g.kw).map { p.tapOffset($0, g) }
+        let kernelGeometry = cKernelGeometry(g, p)
         Parallel.forEach(g.n * g.c, grain: Swift.max(1, 4096 / Swift.max(g.hw * g.khw, 1))) { range in
             let packed = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(p.plane, 1))
             defer { packed.deallocate() }
@@ -114,44 +121,46 @@ enum DepthwiseConv {
                     pack(x + u * g.inPlane, g, p, into: packed)
                     let wc = weight + c * g.khw
                     let b = bias?[c] ?? 0
-                    for oh in 0..<g.ho {
-                        let o = out + u * g.hw + oh * g.wo
-                        let ih0 = oh * g.sh - g.pt
-                        if g.kh == 3 && g.kw == 3 && ih0 >= 0 && ih0 + 2 * g.dh < g.h {
-                            // Interior rows of a 3×3 kernel: all nine taps in one pass, one store per output.
-                            let r0 = packed + ih0 * p.row, r1 = r0 + g.dh * p.row, r2 = r1 + g.dh * p.row
-                            let (t0, t1, t2) = (tap[0], tap[1], tap[2])
-                            let a0 = r0 + t0, a1 = r0 + t1, a2 = r0 + t2
-                            let b0 = r1 + t0, b1 = r1 + t1, b2 = r1 + t2
-                            let c0 = r2 + t0, c1 = r2 + t1, c2 = r2 + t2
-                            let (w0, w1, w2) = (wc[0], wc[1], wc[2])
-                            let (w3, w4, w5) = (wc[3], wc[4], wc[5])
-                            let (w6, w7, w8) = (wc[6], wc[7], wc[8])
-                            for ow in 0..<g.wo {
-                                let top = w0 * a0[ow] + w1 * a1[ow] + w2 * a2[ow]
-                                let mid = w3 * b0[ow] + w4 * b1[ow] + w5 * b2[ow]
-                                let bot = w6 * c0[ow] + w7 * c1[ow] + w8 * c2[ow]
-                                o[ow] = b + top + mid + bot
+                    if finch_depthwise_forward_plane(packed, wc, b, out + u * g.hw, kernelGeometry, tap.baseAddress!) == 0 {
+                        for oh in 0..<g.ho {
+                            let o = out + u * g.hw + oh * g.wo
+                            let ih0 = oh * g.sh - g.pt
+                            if g.kh == 3 && g.kw == 3 && ih0 >= 0 && ih0 + 2 * g.dh < g.h {
+                                // Interior rows of a 3×3 kernel: all nine taps in one pass, one store per output.
+                                let r0 = packed + ih0 * p.row, r1 = r0 + g.dh * p.row, r2 = r1 + g.dh * p.row
+                                let (t0, t1, t2) = (tap[0], tap[1], tap[2])
+                                let a0 = r0 + t0, a1 = r0 + t1, a2 = r0 + t2
+                                let b0 = r1 + t0, b1 = r1 + t1, b2 = r1 + t2
+                                let c0 = r2 + t0, c1 = r2 + t1, c2 = r2 + t2
+                                let (w0, w1, w2) = (wc[0], wc[1], wc[2])
+                                let (w3, w4, w5) = (wc[3], wc[4], wc[5])
+                                let (w6, w7, w8) = (wc[6], wc[7], wc[8])
+                                for ow in 0..<g.wo {
+                                    let top = w0 * a0[ow] + w1 * a1[ow] + w2 * a2[ow]
+                                    let mid = w3 * b0[ow] + w4 * b1[ow] + w5 * b2[ow]
+                                    let bot = w6 * c0[ow] + w7 * c1[ow] + w8 * c2[ow]
+                                    o[ow] = b + top + mid + bot
+                                }
+                                continue
                             }
-                            continue
-                        }
-                        o.initialize(repeating: b, count: g.wo)
-                        for i in 0..<g.kh {
-                            let ih = oh * g.sh - g.pt + i * g.dh
-                            guard ih >= 0 && ih < g.h else { continue }
-                            let row = packed + ih * p.row
-                            var j = 0
-                            // Three taps per pass: one load/store of the output row instead of three.
-                            while j + 3 <= g.kw {
-                                let s0 = row + tap[j], s1 = row + tap[j + 1], s2 = row + tap[j + 2]
-                                let w0 = wc[i * g.kw + j], w1 = wc[i * g.kw + j + 1], w2 = wc[i * g.kw + j + 2]
-                                for ow in 0..<g.wo { o[ow] += w0 * s0[ow] + w1 * s1[ow] + w2 * s2[ow] }
-                                j += 3
-                            }
-                            while j < g.kw {
-                                let s0 = row + tap[j], w0 = wc[i * g.kw + j]
-                                for ow in 0..<g.wo { o[ow] += w0 * s0[ow] }
-                                j += 1
+                            o.initialize(repeating: b, count: g.wo)
+                            for i in 0..<g.kh {
+                                let ih = oh * g.sh - g.pt + i * g.dh
+                                guard ih >= 0 && ih < g.h else { continue }
+                                let row = packed + ih * p.row
+                                var j = 0
+                                // Three taps per pass: one load/store of the output row instead of three.
+                                while j + 3 <= g.kw {
+                                    let s0 = row + tap[j], s1 = row + tap[j + 1], s2 = row + tap[j + 2]
+                                    let w0 = wc[i * g.kw + j], w1 = wc[i * g.kw + j + 1], w2 = wc[i * g.kw + j + 2]
+                                    for ow in 0..<g.wo { o[ow] += w0 * s0[ow] + w1 * s1[ow] + w2 * s2[ow] }
+                                    j += 3
+                                }
+                                while j < g.kw {
+                                    let s0 = row + tap[j], w0 = wc[i * g.kw + j]
+                                    for ow in 0..<g.wo { o[ow] += w0 * s0[ow] }
+                                    j += 1
+                                }
                             }
                         }
                     }
@@ -176,7 +185,7 @@ enum DepthwiseConv {
         let taps = (0..<g.kw).map { p.tapOffset($0, g) }
         let edge = (g.kw - 1) * g.dw
         let gatherDx = g.sw == 1
-        let kernelGeometry = [g.kh, g.kw, g.sh, g.dh, g.dw, g.pt, g.h, g.ho, g.wo, p.row, p.wpad, edge, gatherDx ? 1 : 0]
+        let kernelGeometry = cKernelGeometry(g, p)
         Parallel.forEach(g.c, grain: Swift.max(1, 4096 / Swift.max(g.n * g.hw * g.khw, 1))) { range in
             let packed = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(p.plane, 1))
             let dpacked = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(p.plane, 1))

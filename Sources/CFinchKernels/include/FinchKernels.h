@@ -39,6 +39,13 @@ int finch_depthwise_tiles16(const float *x, const float *weight, const float *bi
                             const long *geometry, long unit_begin, long unit_end, float *scratch);
 long finch_depthwise_tiles16_scratch(const long *geometry);
 
+/// Depthwise convolution forward for one (channel, sample) plane from its packed input rows: out
+/// ([ho, wo]) = bias + the taps, with the same operations in the same order as the Swift rows kernel
+/// (no FMA), so results are identical. geometry and taps as for finch_depthwise_backward_plane.
+/// Returns 0 without touching anything when the CPU has no AVX-512.
+int finch_depthwise_forward_plane(const float *packed, const float *weight, float bias, float *out, const long *geometry,
+                                  const long *taps);
+
 /// Depthwise convolution backward for one (channel, sample) plane on packed input rows (see
 /// DepthwiseConv.swift): adds dy·x products into acc ([kh·kw, wo] partial sums, when acc is not
 /// NULL) and the weight-scaled dy into the packed input gradient dpacked (when not NULL).
