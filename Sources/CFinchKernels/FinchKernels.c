@@ -304,17 +304,22 @@ static inline void multiply_accumulate(float *a, const float *v, const float *s,
     }
 }
 
-// t[x] += w0·q0[x] + w1·q1[x] + w2·q2[x]: one kernel row's share of the input gradient, three taps per pass.
+// Three taps of one packed row, (w0·s0 + w1·s1) + w2·s2, in the order the Swift rows kernel adds them.
+__attribute__((target("avx512f")))
+static inline __m512 three_taps(const float *s0, const float *s1, const float *s2, __m512 w0, __m512 w1, __m512 w2,
+                                __mmask16 k) {
+    return _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(w0, _mm512_maskz_loadu_ps(k, s0)), _mm512_mul_ps(w1, _mm512_maskz_loadu_ps(k, s1))),
+                         _mm512_mul_ps(w2, _mm512_maskz_loadu_ps(k, s2)));
+}
+
+// t[x] += w0·q0[x] + w1·q1[x] + w2·q2[x]: one kernel row's three taps per pass over the row.
 __attribute__((target("avx512f")))
 static inline void scaled_add3(float *t, const float *q0, const float *q1, const float *q2, float w0, float w1, float w2,
                                long n) {
     const __m512 v0 = _mm512_set1_ps(w0), v1 = _mm512_set1_ps(w1), v2 = _mm512_set1_ps(w2);
     for (long x = 0; x < n; x += 16) {
         __mmask16 k = first_lanes(n - x);
-        __m512 sum = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(v0, _mm512_maskz_loadu_ps(k, q0 + x)),
-                                                 _mm512_mul_ps(v1, _mm512_maskz_loadu_ps(k, q1 + x))),
-                                   _mm512_mul_ps(v2, _mm512_maskz_loadu_ps(k, q2 + x)));
-        _mm512_mask_storeu_ps(t + x, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, t + x), sum));
+        _mm512_mask_storeu_ps(t + x, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, t + x), three_taps(q0 + x, q1 + x, q2 + x, v0, v1, v2, k)));
     }
 }
 
@@ -363,14 +368,6 @@ static void depthwise_backward_plane16(const float *dy, const float *packed, con
             }
         }
     }
-}
-
-// Three taps of one packed row, (w0·s0 + w1·s1) + w2·s2, in the order the Swift rows kernel adds them.
-__attribute__((target("avx512f")))
-static inline __m512 three_taps(const float *s0, const float *s1, const float *s2, __m512 w0, __m512 w1, __m512 w2,
-                                __mmask16 k) {
-    return _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(w0, _mm512_maskz_loadu_ps(k, s0)), _mm512_mul_ps(w1, _mm512_maskz_loadu_ps(k, s1))),
-                         _mm512_mul_ps(w2, _mm512_maskz_loadu_ps(k, s2)));
 }
 
 __attribute__((target("avx512f")))
@@ -509,62 +506,34 @@ int finch_affine_activation(const float *src, float *dst, size_t n, float mean, 
 
 // ---------------------------------------------------------------- BatchNorm (training) backward
 
-// One pass over a plane for both sums the backward needs, Σg and Σg·(x − mean); the Swift
-// version read g twice and ran on SSE lanes.
+// Σ(a − sa) and Σ(a − sa)·(b − sb) over a plane, two accumulators each, in one pass: with a = b = x
+// and sa = sb = μ these are training BatchNorm's statistics, with a = g, sa = 0, b = x, sb = μ the
+// two sums its backward needs (the Swift version read g twice and ran on SSE lanes).
 __attribute__((target("avx512f")))
-static void batchnorm_sums16(const float *g, const float *x, size_t n, float mean, float *sums) {
-    const __m512 m = _mm512_set1_ps(mean);
-    __m512 s0 = _mm512_setzero_ps(), s1 = s0, d0 = s0, d1 = s0;
+static void centered_products16(const float *a, float sa, const float *b, float sb, size_t n, float *out) {
+    const __m512 ma = _mm512_set1_ps(sa), mb = _mm512_set1_ps(sb);
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, p0 = s0, p1 = s0;
     size_t i = 0;
     for (; i + 32 <= n; i += 32) {
-        __m512 g0 = _mm512_loadu_ps(g + i), g1 = _mm512_loadu_ps(g + i + 16);
-        s0 = _mm512_add_ps(s0, g0);
-        s1 = _mm512_add_ps(s1, g1);
-        d0 = _mm512_fmadd_ps(g0, _mm512_sub_ps(_mm512_loadu_ps(x + i), m), d0);
-        d1 = _mm512_fmadd_ps(g1, _mm512_sub_ps(_mm512_loadu_ps(x + i + 16), m), d1);
+        __m512 a0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), ma), a1 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 16), ma);
+        s0 = _mm512_add_ps(s0, a0);
+        s1 = _mm512_add_ps(s1, a1);
+        p0 = _mm512_fmadd_ps(a0, _mm512_sub_ps(_mm512_loadu_ps(b + i), mb), p0);
+        p1 = _mm512_fmadd_ps(a1, _mm512_sub_ps(_mm512_loadu_ps(b + i + 16), mb), p1);
     }
     for (; i < n; i += 16) {
         __mmask16 k = first_lanes((long)(n - i));
-        __m512 gv = _mm512_maskz_loadu_ps(k, g + i);
-        s0 = _mm512_add_ps(s0, gv);
-        d0 = _mm512_fmadd_ps(gv, _mm512_maskz_sub_ps(k, _mm512_maskz_loadu_ps(k, x + i), m), d0);
-    }
-    sums[0] = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
-    sums[1] = _mm512_reduce_add_ps(_mm512_add_ps(d0, d1));
-}
-
-// Training-mode statistics: Σ(x − shift) and Σ(x − shift)² over a plane, two accumulators each.
-__attribute__((target("avx512f")))
-static void centered_moments16(const float *x, size_t n, float shift, float *out) {
-    const __m512 m = _mm512_set1_ps(shift);
-    __m512 s0 = _mm512_setzero_ps(), s1 = s0, q0 = s0, q1 = s0;
-    size_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(x + i), m), d1 = _mm512_sub_ps(_mm512_loadu_ps(x + i + 16), m);
-        s0 = _mm512_add_ps(s0, d0);
-        s1 = _mm512_add_ps(s1, d1);
-        q0 = _mm512_fmadd_ps(d0, d0, q0);
-        q1 = _mm512_fmadd_ps(d1, d1, q1);
-    }
-    for (; i < n; i += 16) {
-        __mmask16 k = first_lanes((long)(n - i));
-        __m512 d = _mm512_maskz_sub_ps(k, _mm512_maskz_loadu_ps(k, x + i), m);
-        s0 = _mm512_add_ps(s0, d);
-        q0 = _mm512_fmadd_ps(d, d, q0);
+        __m512 av = _mm512_maskz_sub_ps(k, _mm512_maskz_loadu_ps(k, a + i), ma);
+        s0 = _mm512_add_ps(s0, av);
+        p0 = _mm512_fmadd_ps(av, _mm512_maskz_sub_ps(k, _mm512_maskz_loadu_ps(k, b + i), mb), p0);
     }
     out[0] = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
-    out[1] = _mm512_reduce_add_ps(_mm512_add_ps(q0, q1));
+    out[1] = _mm512_reduce_add_ps(_mm512_add_ps(p0, p1));
 }
 
-int finch_centered_moments(const float *x, size_t n, float shift, float *out) {
+int finch_centered_products(const float *a, float sa, const float *b, float sb, size_t n, float *out) {
     if (selected != run_avx512) return 0;
-    centered_moments16(x, n, shift, out);
-    return 1;
-}
-
-int finch_batchnorm_sums(const float *g, const float *x, size_t n, float mean, float *sums) {
-    if (selected != run_avx512) return 0;
-    batchnorm_sums16(g, x, n, mean, sums);
+    centered_products16(a, sa, b, sb, n, out);
     return 1;
 }
 
@@ -621,12 +590,8 @@ int finch_depthwise_backward_plane(const float *dy, const float *packed, const f
     (void)dy; (void)packed; (void)weight; (void)acc; (void)dpacked; (void)dy_pad; (void)geometry; (void)taps;
     return 0;
 }
-int finch_centered_moments(const float *x, size_t n, float shift, float *out) {
-    (void)x; (void)n; (void)shift; (void)out;
-    return 0;
-}
-int finch_batchnorm_sums(const float *g, const float *x, size_t n, float mean, float *sums) {
-    (void)g; (void)x; (void)n; (void)mean; (void)sums;
+int finch_centered_products(const float *a, float sa, const float *b, float sb, size_t n, float *out) {
+    (void)a; (void)sa; (void)b; (void)sb; (void)n; (void)out;
     return 0;
 }
 int finch_batchnorm_input_gradient(const float *g, const float *x, float *dx, size_t n, float a, float mean_g,

@@ -122,47 +122,7 @@ enum DepthwiseConv {
                     let wc = weight + c * g.khw
                     let b = bias?[c] ?? 0
                     if finch_depthwise_forward_plane(packed, wc, b, out + u * g.hw, kernelGeometry, tap.baseAddress!) == 0 {
-                        for oh in 0..<g.ho {
-                            let o = out + u * g.hw + oh * g.wo
-                            let ih0 = oh * g.sh - g.pt
-                            if g.kh == 3 && g.kw == 3 && ih0 >= 0 && ih0 + 2 * g.dh < g.h {
-                                // Interior rows of a 3×3 kernel: all nine taps in one pass, one store per output.
-                                let r0 = packed + ih0 * p.row, r1 = r0 + g.dh * p.row, r2 = r1 + g.dh * p.row
-                                let (t0, t1, t2) = (tap[0], tap[1], tap[2])
-                                let a0 = r0 + t0, a1 = r0 + t1, a2 = r0 + t2
-                                let b0 = r1 + t0, b1 = r1 + t1, b2 = r1 + t2
-                                let c0 = r2 + t0, c1 = r2 + t1, c2 = r2 + t2
-                                let (w0, w1, w2) = (wc[0], wc[1], wc[2])
-                                let (w3, w4, w5) = (wc[3], wc[4], wc[5])
-                                let (w6, w7, w8) = (wc[6], wc[7], wc[8])
-                                for ow in 0..<g.wo {
-                                    let top = w0 * a0[ow] + w1 * a1[ow] + w2 * a2[ow]
-                                    let mid = w3 * b0[ow] + w4 * b1[ow] + w5 * b2[ow]
-                                    let bot = w6 * c0[ow] + w7 * c1[ow] + w8 * c2[ow]
-                                    o[ow] = b + top + mid + bot
-                                }
-                                continue
-                            }
-                            o.initialize(repeating: b, count: g.wo)
-                            for i in 0..<g.kh {
-                                let ih = oh * g.sh - g.pt + i * g.dh
-                                guard ih >= 0 && ih < g.h else { continue }
-                                let row = packed + ih * p.row
-                                var j = 0
-                                // Three taps per pass: one load/store of the output row instead of three.
-                                while j + 3 <= g.kw {
-                                    let s0 = row + tap[j], s1 = row + tap[j + 1], s2 = row + tap[j + 2]
-                                    let w0 = wc[i * g.kw + j], w1 = wc[i * g.kw + j + 1], w2 = wc[i * g.kw + j + 2]
-                                    for ow in 0..<g.wo { o[ow] += w0 * s0[ow] + w1 * s1[ow] + w2 * s2[ow] }
-                                    j += 3
-                                }
-                                while j < g.kw {
-                                    let s0 = row + tap[j], w0 = wc[i * g.kw + j]
-                                    for ow in 0..<g.wo { o[ow] += w0 * s0[ow] }
-                                    j += 1
-                                }
-                            }
-                        }
+                        forwardPlane(packed: packed, weight: wc, bias: b, out: out + u * g.hw, taps: tap, p, g)
                     }
                 }
             }
@@ -184,7 +144,6 @@ enum DepthwiseConv {
         let p = Packing(g)
         let taps = (0..<g.kw).map { p.tapOffset($0, g) }
         let edge = (g.kw - 1) * g.dw
-        let gatherDx = g.sw == 1
         let kernelGeometry = cKernelGeometry(g, p)
         Parallel.forEach(g.c, grain: Swift.max(1, 4096 / Swift.max(g.n * g.hw * g.khw, 1))) { range in
             let packed = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(p.plane, 1))
@@ -206,64 +165,123 @@ enum DepthwiseConv {
                         let u = s * g.c + c
                         if dw != nil { pack(x + u * g.inPlane, g, p, into: packed) }
                         if dx != nil { dpacked.initialize(repeating: 0, count: p.plane) }
-                        let inC = finch_depthwise_backward_plane(dy + u * g.hw, packed, wc, dw != nil ? acc : nil,
-                                                                 dx != nil ? dpacked : nil, dyPad, kernelGeometry, tap.baseAddress!)
-                        if inC == 0 {
-                            for oh in 0..<g.ho {
-                                let d = dy + u * g.hw + oh * g.wo
-                                if dx != nil && gatherDx { (dyPad + edge).update(from: d, count: g.wo) }
-                                for i in 0..<g.kh {
-                                    let ih = oh * g.sh - g.pt + i * g.dh
-                                    guard ih >= 0 && ih < g.h else { continue }
-                                    let row = ih * p.row
-                                    if dw != nil {
-                                        var j = 0
-                                        while j + 3 <= g.kw {
-                                            let a0 = acc + (i * g.kw + j) * g.wo, a1 = a0 + g.wo, a2 = a1 + g.wo
-                                            let s0 = packed + row + tap[j], s1 = packed + row + tap[j + 1]
-                                            let s2 = packed + row + tap[j + 2]
-                                            for ow in 0..<g.wo {
-                                                let v = d[ow]
-                                                a0[ow] += v * s0[ow]
-                                                a1[ow] += v * s1[ow]
-                                                a2[ow] += v * s2[ow]
-                                            }
-                                            j += 3
-                                        }
-                                        while j < g.kw {
-                                            let a = acc + (i * g.kw + j) * g.wo, src = packed + row + tap[j]
-                                            for ow in 0..<g.wo { a[ow] += d[ow] * src[ow] }
-                                            j += 1
-                                        }
-                                    }
-                                    guard dx != nil else { continue }
-                                    let t = dpacked + row, wi = wc + i * g.kw
-                                    if gatherDx {
-                                        var j = 0
-                                        while j + 3 <= g.kw {
-                                            let q0 = dyPad + edge - j * g.dw, q1 = q0 - g.dw, q2 = q1 - g.dw
-                                            let (w0, w1, w2) = (wi[j], wi[j + 1], wi[j + 2])
-                                            for xx in 0..<p.wpad { t[xx] += w0 * q0[xx] + w1 * q1[xx] + w2 * q2[xx] }
-                                            j += 3
-                                        }
-                                        while j < g.kw {
-                                            let q0 = dyPad + edge - j * g.dw, w0 = wi[j]
-                                            for xx in 0..<p.wpad { t[xx] += w0 * q0[xx] }
-                                            j += 1
-                                        }
-                                    } else {
-                                        for j in 0..<g.kw {
-                                            let tj = t + tap[j], wv = wi[j]
-                                            for ow in 0..<g.wo { tj[ow] += wv * d[ow] }
-                                        }
-                                    }
-                                }
-                            }
+                        if finch_depthwise_backward_plane(dy + u * g.hw, packed, wc, dw != nil ? acc : nil, dx != nil ? dpacked : nil,
+                                                          dyPad, kernelGeometry, tap.baseAddress!) == 0 {
+                            backwardPlane(dy: dy + u * g.hw, packed: packed, weight: wc, acc: dw != nil ? acc : nil,
+                                          dpacked: dx != nil ? dpacked : nil, dyPad: dyPad, taps: tap, p, g)
                         }
                         if let dx { unpack(dpacked, g, p, into: dx + u * g.inPlane) }
                     }
                     if let dw {
                         for t in 0..<g.khw { dw[c * g.khw + t] = ReduceKernels.sumContiguous(acc + t * g.wo, g.wo) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One (channel, sample) plane of the forward from its packed rows, in Swift: the path for CPUs
+    /// without AVX-512 (finch_depthwise_forward_plane does the same operations in the same order).
+    private static func forwardPlane(packed: UnsafePointer<Float>, weight wc: UnsafePointer<Float>, bias b: Float,
+                                     out: UnsafeMutablePointer<Float>, taps tap: UnsafeBufferPointer<Int>, _ p: Packing,
+                                     _ g: ConvGeometry) {
+        for oh in 0..<g.ho {
+            let o = out + oh * g.wo
+            let ih0 = oh * g.sh - g.pt
+            if g.kh == 3 && g.kw == 3 && ih0 >= 0 && ih0 + 2 * g.dh < g.h {
+                // Interior rows of a 3×3 kernel: all nine taps in one pass, one store per output.
+                let r0 = packed + ih0 * p.row, r1 = r0 + g.dh * p.row, r2 = r1 + g.dh * p.row
+                let (t0, t1, t2) = (tap[0], tap[1], tap[2])
+                let a0 = r0 + t0, a1 = r0 + t1, a2 = r0 + t2
+                let b0 = r1 + t0, b1 = r1 + t1, b2 = r1 + t2
+                let c0 = r2 + t0, c1 = r2 + t1, c2 = r2 + t2
+                let (w0, w1, w2) = (wc[0], wc[1], wc[2])
+                let (w3, w4, w5) = (wc[3], wc[4], wc[5])
+                let (w6, w7, w8) = (wc[6], wc[7], wc[8])
+                for ow in 0..<g.wo {
+                    let top = w0 * a0[ow] + w1 * a1[ow] + w2 * a2[ow]
+                    let mid = w3 * b0[ow] + w4 * b1[ow] + w5 * b2[ow]
+                    let bot = w6 * c0[ow] + w7 * c1[ow] + w8 * c2[ow]
+                    o[ow] = b + top + mid + bot
+                }
+                continue
+            }
+            o.initialize(repeating: b, count: g.wo)
+            for i in 0..<g.kh {
+                let ih = oh * g.sh - g.pt + i * g.dh
+                guard ih >= 0 && ih < g.h else { continue }
+                let row = packed + ih * p.row
+                var j = 0
+                // Three taps per pass: one load/store of the output row instead of three.
+                while j + 3 <= g.kw {
+                    let s0 = row + tap[j], s1 = row + tap[j + 1], s2 = row + tap[j + 2]
+                    let w0 = wc[i * g.kw + j], w1 = wc[i * g.kw + j + 1], w2 = wc[i * g.kw + j + 2]
+                    for ow in 0..<g.wo { o[ow] += w0 * s0[ow] + w1 * s1[ow] + w2 * s2[ow] }
+                    j += 3
+                }
+                while j < g.kw {
+                    let s0 = row + tap[j], w0 = wc[i * g.kw + j]
+                    for ow in 0..<g.wo { o[ow] += w0 * s0[ow] }
+                    j += 1
+                }
+            }
+        }
+    }
+
+    /// One (channel, sample) plane of the backward, in Swift (see finch_depthwise_backward_plane):
+    /// adds into the weight-gradient partial sums `acc` and the packed input gradient `dpacked`
+    /// when they are given.
+    private static func backwardPlane(dy: UnsafePointer<Float>, packed: UnsafePointer<Float>, weight wc: UnsafePointer<Float>,
+                                      acc: UnsafeMutablePointer<Float>?, dpacked: UnsafeMutablePointer<Float>?,
+                                      dyPad: UnsafeMutablePointer<Float>, taps tap: UnsafeBufferPointer<Int>, _ p: Packing,
+                                      _ g: ConvGeometry) {
+        let edge = (g.kw - 1) * g.dw, gatherDx = g.sw == 1
+        for oh in 0..<g.ho {
+            let d = dy + oh * g.wo
+            if dpacked != nil && gatherDx { (dyPad + edge).update(from: d, count: g.wo) }
+            for i in 0..<g.kh {
+                let ih = oh * g.sh - g.pt + i * g.dh
+                guard ih >= 0 && ih < g.h else { continue }
+                let row = ih * p.row
+                if let acc {
+                    var j = 0
+                    while j + 3 <= g.kw {
+                        let a0 = acc + (i * g.kw + j) * g.wo, a1 = a0 + g.wo, a2 = a1 + g.wo
+                        let s0 = packed + row + tap[j], s1 = packed + row + tap[j + 1]
+                        let s2 = packed + row + tap[j + 2]
+                        for ow in 0..<g.wo {
+                            let v = d[ow]
+                            a0[ow] += v * s0[ow]
+                            a1[ow] += v * s1[ow]
+                            a2[ow] += v * s2[ow]
+                        }
+                        j += 3
+                    }
+                    while j < g.kw {
+                        let a = acc + (i * g.kw + j) * g.wo, src = packed + row + tap[j]
+                        for ow in 0..<g.wo { a[ow] += d[ow] * src[ow] }
+                        j += 1
+                    }
+                }
+                guard let dpacked else { continue }
+                let t = dpacked + row, wi = wc + i * g.kw
+                if gatherDx {
+                    var j = 0
+                    while j + 3 <= g.kw {
+                        let q0 = dyPad + edge - j * g.dw, q1 = q0 - g.dw, q2 = q1 - g.dw
+                        let (w0, w1, w2) = (wi[j], wi[j + 1], wi[j + 2])
+                        for xx in 0..<p.wpad { t[xx] += w0 * q0[xx] + w1 * q1[xx] + w2 * q2[xx] }
+                        j += 3
+                    }
+                    while j < g.kw {
+                        let q0 = dyPad + edge - j * g.dw, w0 = wi[j]
+                        for xx in 0..<p.wpad { t[xx] += w0 * q0[xx] }
+                        j += 1
+                    }
+                } else {
+                    for j in 0..<g.kw {
+                        let tj = t + tap[j], wv = wi[j]
+                        for ow in 0..<g.wo { tj[ow] += wv * d[ow] }
                     }
                 }
             }

@@ -191,19 +191,19 @@ enum BatchNormKernels {
 
     @inline(__always)
     static func sum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
-        pair { finch_centered_moments(x, n, 0, $0) }?.0 ?? ReduceKernels.sumContiguous(x, n)
+        pair { finch_centered_products(x, 0, x, 0, n, $0) }?.0 ?? ReduceKernels.sumContiguous(x, n)
     }
 
     /// Σ(x − mean)².
     @inline(__always)
     static func sumSquaredDeviation(_ x: UnsafePointer<Float>, _ n: Int, mean: Float) -> Float {
-        pair { finch_centered_moments(x, n, mean, $0) }?.1 ?? VectorMath.sumSquaredDeviation(x, n, mean: mean)
+        pair { finch_centered_products(x, mean, x, mean, n, $0) }?.1 ?? VectorMath.sumSquaredDeviation(x, n, mean: mean)
     }
 
     /// Σg and Σg·(x − mean) over one plane.
     @inline(__always)
     static func sums(_ g: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int, mean: Float) -> (g: Float, gCentered: Float) {
-        let (s, d) = pair { finch_batchnorm_sums(g, x, n, mean, $0) }
+        let (s, d) = pair { finch_centered_products(g, 0, x, mean, n, $0) }
             ?? (ReduceKernels.sumContiguous(g, n), VectorMath.dotCentered(g, x, n, mean: mean))
         return (s, d)
     }

@@ -62,13 +62,11 @@ int finch_depthwise_backward_plane(const float *dy, const float *packed, const f
 int finch_affine_activation(const float *src, float *dst, size_t n, float mean, float scale, float shift,
                             int activation);
 
-/// out[0] = Σ(x − shift), out[1] = Σ(x − shift)² over n values (Float lanes): training-mode
-/// BatchNorm's mean (shift 0) and then variance (shift = mean) of one plane.
-int finch_centered_moments(const float *x, size_t n, float shift, float *out);
-
-/// Training-mode BatchNorm backward over one plane of channel statistics mean: sums[0] = Σ g,
-/// sums[1] = Σ g·(x − mean) (Float lanes; callers add planes in Double).
-int finch_batchnorm_sums(const float *g, const float *x, size_t n, float mean, float *sums);
+/// out[0] = Σ(a − sa), out[1] = Σ(a − sa)·(b − sb) over n values (Float lanes; callers add planes
+/// in Double): training BatchNorm's mean and variance of a plane (a = b = x) and its backward's
+/// Σg and Σg·(x − mean) (a = g, sa = 0, b = x, sb = mean). Returns 0 without touching anything
+/// when the CPU has no AVX-512.
+int finch_centered_products(const float *a, float sa, const float *b, float sb, size_t n, float *out);
 
 /// dx = a·(g − mean_g − (x − mean)·k), BatchNorm's training-mode input gradient for one plane
 /// (a = γ·invstd, mean_g = mean of g, k = mean of g·(x − mean) · invstd²). dx may be g.
