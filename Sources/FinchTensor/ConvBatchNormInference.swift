@@ -1,6 +1,6 @@
 /// Evaluation-mode convolution followed by BatchNorm and its activation, unrecorded, with the
 /// BatchNorm folded into the convolution: W′[co] = W[co]·s[co] and b′[co] = (b[co] − μ[co])·s[co] + β[co],
-/// s = γ/√(σ² + ε), then b′ and the activation in place on the convolution's output.
+/// s = γ/√(σ² + ε), with b′ and the activation applied by the convolution's kernels.
 ///
 /// The unfused pair reads the convolution's map once more and writes a second one; on
 /// MobileNetV3-Small and MobileViT-XXS that pass was 15–17% of an evaluation forward, most of it
@@ -24,18 +24,15 @@ public func conv2dBatchNormInference(_ x: Tensor, weight: Tensor, bias: Tensor?,
         for k in 0..<perFilter { dst[co * perFilter + k] = src[co * perFilter + k] * s }
         fb[co] = ((b?.basePointer[co] ?? 0) - rm.basePointer[co]) * s + (beta?.basePointer[co] ?? 0)
     }
-    // The folded bias joins the activation's pass (x + b′ is (x − 0)·1 + b′ exactly, in the same
-    // AVX-512 kernel as evaluation BatchNorm), rather than a pass of its own before the GEMMs.
-    let out = noGrad {
-        conv2d(x.detach(), weight: folded, bias: nil, stride: stride, padding: padding, dilation: dilation,
-               groups: groups)
-    }
-    let p = out.basePointer, plane = out.count / Swift.max(out.shape[0] * cout, 1)
-    Parallel.forEach(out.shape[0] * cout, grain: Swift.max(1, 16384 / Swift.max(plane, 1))) { range in
-        for u in range {
-            Kernels.affineActivation(p + u * plane, p + u * plane, plane, mean: 0, scale: 1, shift: fb[u % cout],
-                                     activation)
-        }
+    // The folded bias and the activation go to the convolution's kernels, which apply them to each
+    // plane or sample as they finish it, while it is still in cache.
+    let g = ConvGeometry(input: x.shape, weight: weight.shape, stride: stride, padding: padding,
+                         dilation: dilation, groups: groups, op: "conv2dBatchNormInference")
+    let xd = x.isContiguous ? x.detach() : x.copy()
+    let out = Tensor(uninitializedShape: [g.n, g.cout, g.ho, g.wo])
+    withExtendedLifetime((xd, folded, foldedBias)) {
+        ConvKernels.forward(x: xd.basePointer, weight: folded.basePointer, bias: fb, out: out.basePointer, g,
+                            activation: activation)
     }
     return out
 }

@@ -105,9 +105,10 @@ enum DepthwiseConv {
     }
 
     static func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                        out: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+                        out: UnsafeMutablePointer<Float>, _ g: ConvGeometry, activation: FusedActivation = .identity) {
         if DepthwiseConvChannelTiles.applies(to: g) {
-            return DepthwiseConvChannelTiles.forward(x: x, weight: weight, bias: bias, out: out, g)
+            return DepthwiseConvChannelTiles.forward(x: x, weight: weight, bias: bias, out: out, g,
+                                                     activation: activation)
         }
         let p = Packing(g)
         let taps = (0..<g.kw).map { p.tapOffset($0, g) }
@@ -123,6 +124,10 @@ enum DepthwiseConv {
                     let b = bias?[c] ?? 0
                     if finch_depthwise_forward_plane(packed, wc, b, out + u * g.hw, kernelGeometry, tap.baseAddress!) == 0 {
                         forwardPlane(packed: packed, weight: wc, bias: b, out: out + u * g.hw, taps: tap, p, g)
+                    }
+                    if activation != .identity {
+                        Kernels.affineActivation(out + u * g.hw, out + u * g.hw, g.hw, mean: 0, scale: 1, shift: 0,
+                                                 activation)
                     }
                 }
             }

@@ -71,23 +71,24 @@ enum WinogradConv {
 
     /// out = conv2d(x, weight) + bias with the geometry's padding (stride 1, 3×3).
     static func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                        out: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+                        out: UnsafeMutablePointer<Float>, _ g: ConvGeometry, activation: FusedActivation = .identity) {
         let u = UnsafeMutablePointer<Float>.allocate(capacity: 16 * g.cout * g.c)
         defer { u.deallocate() }
         transformWeights(weight, cout: g.cout, cin: g.c, into: u)
-        forward(x: x, transformed: u, bias: bias, out: out, g)
+        forward(x: x, transformed: u, bias: bias, out: out, g, activation: activation)
     }
 
     /// The same with the weights already transformed: u holds U as 16 matrices [Cout, Cin].
     static func forward(x: UnsafePointer<Float>, transformed u: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                        out: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+                        out: UnsafeMutablePointer<Float>, _ g: ConvGeometry, activation: FusedActivation = .identity) {
         transformedChunks(of: x, g) { c, v, m in
             for xi in 0..<16 {
                 Gemm.sgemm(transA: false, transB: false, m: g.cout, n: c.p, k: g.c,
                            a: u + xi * g.cout * g.c, lda: g.c, b: v + xi * g.c * c.p, ldb: c.p,
                            c: m + xi * g.cout * c.p, ldc: c.p)
             }
-            outputTransform(m, g, n0: c.n0, nb: c.nb, th: c.th, tw: c.tw, bias: bias, into: out)
+            outputTransform(m, g, n0: c.n0, nb: c.nb, th: c.th, tw: c.tw, bias: bias, activation: activation,
+                            into: out)
         }
     }
 
@@ -183,7 +184,8 @@ enum WinogradConv {
 
     /// out[s, co, 2·ty + a, 2·tx + b] = (Aᵀ·M·A)[a, b] + bias, clipped at odd output edges.
     static func outputTransform(_ m: UnsafePointer<Float>, _ g: ConvGeometry, n0: Int, nb: Int, th: Int, tw: Int,
-                                bias: UnsafePointer<Float>?, into out: UnsafeMutablePointer<Float>) {
+                                bias: UnsafePointer<Float>?, activation: FusedActivation = .identity,
+                                into out: UnsafeMutablePointer<Float>) {
         let tiles = th * tw, p = nb * tiles, stride = g.cout * p
         Parallel.forEach(nb * g.cout, grain: Swift.max(1, 2048 / Swift.max(tiles, 1))) { range in
             var wide = allowWide
@@ -192,6 +194,12 @@ enum WinogradConv {
                 let src = m + co * p + s * tiles
                 let plane = out + ((n0 + s) * g.cout + co) * g.hw
                 let b = bias?[co] ?? 0
+                // The activation while the plane is still in cache (the C path leaves by `continue`).
+                defer {
+                    if activation != .identity {
+                        Kernels.affineActivation(plane, plane, g.hw, mean: 0, scale: 1, shift: 0, activation)
+                    }
+                }
                 if wide {
                     wide = finch_winograd_output_transform(src, stride, th, tw, g.ho, g.wo, b, plane) == 1
                     if wide { continue }

@@ -4,7 +4,7 @@ import CFinchKernels
 
 /// Convolution straight from the definition, in Float64: out[n, co, oh, ow] = b[co] +
 /// Σ_{ci in group, i, j} w[co, ci, i, j] · x[n, g·Cg + ci, oh·sh − top + i·dh, ow·sw − left + j·dw].
-private func naiveConv2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride: (Int, Int), padding: Padding2d,
+func naiveConv2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride: (Int, Int), padding: Padding2d,
                          dilation: (Int, Int), groups: Int) -> (shape: [Int], values: [Float]) {
     let (n, h, wd) = (x.shape[0], x.shape[2], x.shape[3])
     let (cout, cg, kh, kw) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3])

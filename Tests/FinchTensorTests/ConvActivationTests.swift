@@ -1,0 +1,98 @@
+import Foundation
+import XCTest
+import CFinchKernels
+@testable import FinchTensor
+
+/// The bias and activation a convolution path applies to each output plane as it finishes it
+/// (`ConvKernels.forward(…, activation:)`, which evaluation's folded Conv+BatchNorm uses), checked on
+/// every path against the Float64 convolution followed by the activation in Float64.
+final class ConvActivationTests: XCTestCase {
+    private struct Case {
+        let name: String
+        let input: [Int], weight: [Int]
+        var stride = (1, 1), padding = Padding2d.zero, groups = 1, bias = true
+        /// Which path the geometry must take, so a change of thresholds cannot silently skip one.
+        let takes: (ConvGeometry) -> Bool
+    }
+
+    private static func reference(_ activation: FusedActivation, _ v: Double) -> Double {
+        switch activation {
+        case .identity: v
+        case .relu: max(v, 0)
+        case .relu6: min(max(v, 0), 6)
+        case .hardswish: v * min(max(v + 3, 0), 6) / 6
+        case .hardsigmoid: min(max(v + 3, 0), 6) / 6
+        case .silu: v / (1 + Foundation.exp(-v))
+        case .sigmoid: 1 / (1 + Foundation.exp(-v))
+        }
+    }
+
+    private let cases: [Case] = [
+        Case(name: "pointwise, one GEMM per sample", input: [2, 5, 16, 16], weight: [6, 5, 1, 1]) {
+            $0.isPointwise && $0.hw >= ConvKernels.pointwiseDirectMinPlane
+        },
+        Case(name: "pointwise on small planes", input: [2, 5, 4, 4], weight: [19, 5, 1, 1], bias: false) {
+            SmallPlanePointwiseConv.applies(to: $0)
+        },
+        Case(name: "Winograd", input: [2, 16, 8, 9], weight: [16, 16, 3, 3], padding: Padding2d(1, 1)) {
+            WinogradConv.applies(to: $0)
+        },
+        Case(name: "depthwise rows", input: [2, 4, 5, 20], weight: [4, 1, 3, 3], padding: Padding2d(1, 1),
+             groups: 4) { $0.isDepthwise && !DepthwiseConvChannelTiles.applies(to: $0) },
+        Case(name: "depthwise channel tiles", input: [2, 19, 6, 5], weight: [19, 1, 3, 3], stride: (2, 2),
+             padding: Padding2d(1, 1), groups: 19) { $0.isDepthwise && DepthwiseConvChannelTiles.applies(to: $0) },
+        Case(name: "few input channels", input: [2, 3, 7, 8], weight: [18, 3, 3, 3], stride: (2, 2),
+             padding: Padding2d(1, 1)) { FewChannelConv.applies(to: $0) },
+        Case(name: "im2col", input: [3, 5, 6, 6], weight: [4, 5, 5, 5], padding: Padding2d(2, 2)) {
+            !$0.isPointwise && !WinogradConv.applies(to: $0) && !FewChannelConv.applies(to: $0)
+        },
+    ]
+
+    func testEveryPathAppliesBiasAndActivation() {
+        let native = String(cString: finch_kernels_isa())
+        let savedBudget = ConvKernels.columnBudget
+        defer {
+            _ = finch_kernels_use(native)
+            ConvKernels.columnBudget = savedBudget
+            setWide(true)
+        }
+        let activations: [FusedActivation] = [.identity, .relu, .relu6, .hardswish, .hardsigmoid, .silu, .sigmoid]
+        // The C kernels where the CPU has them, then the Swift ones; im2col both with several samples
+        // per column chunk (scattered) and with one (written in place).
+        for (isa, wide, budget) in [(native, true, savedBudget), ("generic", false, 1)] {
+            XCTAssertEqual(finch_kernels_use(isa), 1)
+            setWide(wide)
+            ConvKernels.columnBudget = budget
+            for (k, c) in cases.enumerated() {
+                var rng = TestRNG(UInt64(40 + k))
+                let x = rng.tensor(c.input), w = rng.tensor(c.weight)
+                let b = c.bias ? rng.tensor([c.weight[0]]) : nil
+                let g = ConvGeometry(input: c.input, weight: c.weight, stride: c.stride, padding: c.padding,
+                                     dilation: (1, 1), groups: c.groups, op: "test")
+                XCTAssertTrue(c.takes(g), "\(c.name): the geometry no longer takes this path")
+                let conv = naiveConv2d(x, w, b, stride: c.stride, padding: c.padding, dilation: (1, 1),
+                                       groups: c.groups)
+                for activation in activations {
+                    let out = Tensor(uninitializedShape: conv.shape)
+                    withExtendedLifetime((x, w, b)) {
+                        ConvKernels.forward(x: x.basePointer, weight: w.basePointer, bias: b?.basePointer,
+                                            out: out.basePointer, g, activation: activation)
+                    }
+                    let expected = conv.values.map { Float(Self.reference(activation, Double($0))) }
+                    let got = out.scalars
+                    XCTAssertEqual(got.count, expected.count)
+                    if let i = got.indices.first(where: { !(abs(got[$0] - expected[$0]) <= 2e-5 + 2e-5 * abs(expected[$0])) }) {
+                        XCTFail("\(c.name), \(activation), \(isa): element \(i) is \(got[i]), expected \(expected[i])")
+                    }
+                }
+            }
+        }
+    }
+
+    private func setWide(_ wide: Bool) {
+        WinogradConv.allowWide = wide
+        DepthwiseConvChannelTiles.allowWide = wide
+        FewChannelConv.allowWide = wide
+        SmallPlanePointwiseConv.allowWide = wide
+    }
+}
