@@ -71,31 +71,68 @@ public final class AdamW: Optimizer {
                 }()
                 s.step += 1
                 let t = Double(s.step)
-                let decay = Float(1 - lr * wd)
-                let stepSize = Float(lr / (1 - pow(Double(b1), t)))
-                let bc2Sqrt = Float((1 - pow(Double(b2), t)).squareRoot())
-                let oneMinusB1 = Float(1 - Double(b1)), oneMinusB2 = Float(1 - Double(b2))
+                let c = Coefficients(decay: Float(1 - lr * wd), stepSize: Float(lr / (1 - pow(Double(b1), t))),
+                                     bc2Sqrt: Float((1 - pow(Double(b2), t)).squareRoot()),
+                                     oneMinusB1: Float(1 - Double(b1)), b2: b2, oneMinusB2: Float(1 - Double(b2)),
+                                     eps: eps)
                 let gc = g.isContiguous ? g : g.copy()
                 let pp = p.basePointer, gp = gc.basePointer
                 let mp = s.expAvg.basePointer, vp = s.expAvgSq.basePointer
                 let maxp = s.maxExpAvgSq?.basePointer
-                let eps = self.eps
-                Parallel.forEach(p.count, grain: 1 << 14) { r in
-                    for i in r {
-                        pp[i] *= decay
-                        let gi = gp[i]
-                        mp[i] += oneMinusB1 * (gi - mp[i])
-                        vp[i] = vp[i] * b2 + oneMinusB2 * (gi * gi)
-                        var v = vp[i]
-                        if let maxp {
-                            maxp[i] = Swift.max(maxp[i], v)
-                            v = maxp[i]
+                withExtendedLifetime(gc) {
+                    Parallel.forEach(p.count, grain: 1 << 14) { r in
+                        var i = r.lowerBound
+                        while i + 8 <= r.upperBound {
+                            Self.update(pp + i, gp + i, mp + i, vp + i, maxp.map { $0 + i }, c)
+                            i += 8
                         }
-                        let denom = v.squareRoot() / bc2Sqrt + eps
-                        pp[i] += -stepSize * (mp[i] / denom)
+                        if i < r.upperBound {
+                            Self.updateTail(pp + i, gp + i, mp + i, vp + i, maxp.map { $0 + i }, r.upperBound - i, c)
+                        }
                     }
                 }
             }
+        }
+    }
+
+    struct Coefficients {
+        let decay, stepSize, bc2Sqrt, oneMinusB1, b2, oneMinusB2, eps: Float
+    }
+
+    /// Eight parameters at once. Square root and division are correctly rounded in every lane and
+    /// nothing is contracted, so each lane gets the scalar formula's bits (the vector form was 3% of
+    /// a ResNet18 training step as a scalar loop).
+    @inline(__always)
+    static func update(_ pp: UnsafeMutablePointer<Float>, _ gp: UnsafePointer<Float>, _ mp: UnsafeMutablePointer<Float>,
+                       _ vp: UnsafeMutablePointer<Float>, _ maxp: UnsafeMutablePointer<Float>?, _ c: Coefficients) {
+        typealias V = SIMD8<Float>
+        func load(_ q: UnsafePointer<Float>) -> V { UnsafeRawPointer(q).loadUnaligned(as: V.self) }
+        func store(_ x: V, _ q: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(q).storeBytes(of: x, as: V.self) }
+        let g = load(gp)
+        var m = load(mp), v = load(vp)
+        m += c.oneMinusB1 * (g - m)
+        v = v * c.b2 + c.oneMinusB2 * (g * g)
+        store(m, mp)
+        store(v, vp)
+        if let maxp {
+            v = pointwiseMax(load(maxp), v)
+            store(v, maxp)
+        }
+        let denom = v.squareRoot() / c.bc2Sqrt + c.eps
+        store(load(pp) * c.decay + -c.stepSize * (m / denom), pp)
+    }
+
+    /// The last count < 8 parameters of a range, through the same lanes padded with zeros.
+    static func updateTail(_ pp: UnsafeMutablePointer<Float>, _ gp: UnsafePointer<Float>,
+                           _ mp: UnsafeMutablePointer<Float>, _ vp: UnsafeMutablePointer<Float>,
+                           _ maxp: UnsafeMutablePointer<Float>?, _ count: Int, _ c: Coefficients) {
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 40) { lanes in
+            let t = lanes.baseAddress!
+            t.initialize(repeating: 0, count: 40)
+            let rows: [UnsafeMutablePointer<Float>?] = [pp, UnsafeMutablePointer(mutating: gp), mp, vp, maxp]
+            for (k, row) in rows.enumerated() { if let row { (t + 8 * k).update(from: row, count: count) } }
+            update(t, t + 8, t + 16, t + 24, maxp == nil ? nil : t + 32, c)
+            for (k, row) in rows.enumerated() where k != 1 { row?.update(from: t + 8 * k, count: count) }
         }
     }
 }

@@ -84,26 +84,37 @@ enum WinogradConv {
         transformedChunks(of: x, g) { c, v, m in
             for xi in 0..<16 {
                 Gemm.sgemm(transA: false, transB: false, m: g.cout, n: c.p, k: g.c,
-                           a: u + xi * g.cout * g.c, lda: g.c, b: v + xi * g.c * c.p, ldb: c.p,
-                           c: m + xi * g.cout * c.p, ldc: c.p)
+                           a: u + xi * g.cout * g.c, lda: g.c, b: v + xi * c.vStride, ldb: c.p,
+                           c: m + xi * c.mStride, ldc: c.p)
             }
-            outputTransform(m, g, n0: c.n0, nb: c.nb, th: c.th, tw: c.tw, bias: bias, activation: activation,
-                            into: out)
+            outputTransform(m, g, n0: c.n0, nb: c.nb, th: c.th, tw: c.tw, stride: c.mStride, bias: bias,
+                            activation: activation, into: out)
         }
     }
 
-    /// One chunk of samples: first sample, sample count, tile rows and columns, P = samples · tiles.
+    /// One chunk of samples: first sample, sample count, tile rows and columns, P = samples · tiles,
+    /// and the distance between consecutive matrices ξ of the input side and of the output side.
     struct Chunk {
-        let n0: Int, nb: Int, th: Int, tw: Int, p: Int
+        let n0: Int, nb: Int, th: Int, tw: Int, p: Int, vStride: Int, mStride: Int
+    }
+
+    /// Floats from matrix ξ to matrix ξ + 1 of a transformed buffer [16, rows, P]: rows·P rounded up
+    /// to an odd number of 64-byte lines. The transforms read or write all sixteen matrices at once;
+    /// at ResNet's power-of-two channel and tile counts rows·P is a multiple of 4 KiB, so packed
+    /// matrices would put all sixteen streams in one L1 set, which holds eight lines.
+    static func matrixStride(rows: Int, p: Int) -> Int {
+        16 * (((rows * p + 15) / 16) | 1)
     }
 
     /// Calls body for each chunk of samples (sized by `tiling`) with x's transformed tiles in v
-    /// [16, Cin, P] and a scratch buffer w for the output side [16, Cout, P].
+    /// [16, Cin, P] and a scratch buffer w for the output side [16, Cout, P], matrices `Chunk.vStride`
+    /// and `Chunk.mStride` apart.
     static func transformedChunks(of x: UnsafePointer<Float>, _ g: ConvGeometry,
                                   _ body: (Chunk, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
         let (th, tw, tiles, nbMax) = tiling(g)
-        let v = UnsafeMutablePointer<Float>.allocate(capacity: 16 * g.c * tiles * nbMax)
-        let w = UnsafeMutablePointer<Float>.allocate(capacity: 16 * g.cout * tiles * nbMax)
+        let vStride = matrixStride(rows: g.c, p: tiles * nbMax), mStride = matrixStride(rows: g.cout, p: tiles * nbMax)
+        let v = UnsafeMutablePointer<Float>.allocate(capacity: 16 * vStride)
+        let w = UnsafeMutablePointer<Float>.allocate(capacity: 16 * mStride)
         defer {
             v.deallocate()
             w.deallocate()
@@ -111,8 +122,8 @@ enum WinogradConv {
         var n0 = 0
         while n0 < g.n {
             let nb = Swift.min(nbMax, g.n - n0)
-            inputTransform(x, g, n0: n0, nb: nb, th: th, tw: tw, into: v)
-            body(Chunk(n0: n0, nb: nb, th: th, tw: tw, p: nb * tiles), v, w)
+            inputTransform(x, g, n0: n0, nb: nb, th: th, tw: tw, stride: vStride, into: v)
+            body(Chunk(n0: n0, nb: nb, th: th, tw: tw, p: nb * tiles, vStride: vStride, mStride: mStride), v, w)
             n0 += nb
         }
     }
@@ -123,8 +134,8 @@ enum WinogradConv {
     /// tile, at the edges too, takes the vector path: four tiles per SIMD lane set, tile k's
     /// column j being element 2k + j of the strip row (even or odd lanes of eight floats).
     static func inputTransform(_ x: UnsafePointer<Float>, _ g: ConvGeometry, n0: Int, nb: Int, th: Int, tw: Int,
-                               into v: UnsafeMutablePointer<Float>) {
-        let tiles = th * tw, p = nb * tiles, stride = g.c * p
+                               stride: Int, into v: UnsafeMutablePointer<Float>) {
+        let tiles = th * tw, p = nb * tiles
         let groups = (tw + 3) / 4, rowLength = 8 * groups + 2
         Parallel.forEach(nb * g.c, grain: Swift.max(1, 2048 / Swift.max(tiles, 1))) { range in
             let strip = UnsafeMutablePointer<Float>.allocate(capacity: 4 * rowLength)
@@ -184,9 +195,9 @@ enum WinogradConv {
 
     /// out[s, co, 2·ty + a, 2·tx + b] = (Aᵀ·M·A)[a, b] + bias, clipped at odd output edges.
     static func outputTransform(_ m: UnsafePointer<Float>, _ g: ConvGeometry, n0: Int, nb: Int, th: Int, tw: Int,
-                                bias: UnsafePointer<Float>?, activation: FusedActivation = .identity,
+                                stride: Int, bias: UnsafePointer<Float>?, activation: FusedActivation = .identity,
                                 into out: UnsafeMutablePointer<Float>) {
-        let tiles = th * tw, p = nb * tiles, stride = g.cout * p
+        let tiles = th * tw, p = nb * tiles
         Parallel.forEach(nb * g.cout, grain: Swift.max(1, 2048 / Swift.max(tiles, 1))) { range in
             var wide = allowWide
             for unit in range {
@@ -284,10 +295,10 @@ enum WinogradConv {
         let du = UnsafeMutablePointer<Float>.allocate(capacity: 16 * g.cout * g.c)
         defer { du.deallocate() }
         transformedChunks(of: x, g) { c, v, mt in
-            gradientTransform(dy, g, n0: c.n0, nb: c.nb, th: c.th, tw: c.tw, into: mt)
+            gradientTransform(dy, g, n0: c.n0, nb: c.nb, th: c.th, tw: c.tw, stride: c.mStride, into: mt)
             for xi in 0..<16 {
                 Gemm.sgemm(transA: false, transB: true, m: g.cout, n: g.c, k: c.p,
-                           a: mt + xi * g.cout * c.p, lda: c.p, b: v + xi * g.c * c.p, ldb: c.p,
+                           a: mt + xi * c.mStride, lda: c.p, b: v + xi * c.vStride, ldb: c.p,
                            beta: c.n0 == 0 ? 0 : 1, c: du + xi * g.cout * g.c, ldc: g.c)
             }
         }
@@ -297,8 +308,8 @@ enum WinogradConv {
     /// M̃[ξ][co, (s, tile)] = (A·dY·Aᵀ)[ξ] for the 2×2 output-gradient block of each tile (zero past
     /// odd edges), A = Aᵀᵀ with rows (1, 0), (1, 1), (1, −1), (0, −1).
     static func gradientTransform(_ dy: UnsafePointer<Float>, _ g: ConvGeometry, n0: Int, nb: Int, th: Int, tw: Int,
-                                  into mt: UnsafeMutablePointer<Float>) {
-        let tiles = th * tw, p = nb * tiles, stride = g.cout * p
+                                  stride: Int, into mt: UnsafeMutablePointer<Float>) {
+        let tiles = th * tw, p = nb * tiles
         let groups = (tw + 3) / 4, rowLength = 8 * groups
         Parallel.forEach(nb * g.cout, grain: Swift.max(1, 2048 / Swift.max(tiles, 1))) { range in
             // The tile row's two output rows, zero-padded to whole groups of four tiles.

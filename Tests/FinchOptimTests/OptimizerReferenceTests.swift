@@ -60,6 +60,41 @@ final class OptimizerReferenceTests: XCTestCase {
         }
     }
 
+    /// The eight-lane update against torch's formula evaluated one Float at a time, bit for bit, on a
+    /// parameter of 37 values (four full vectors and a tail of five), with and without amsgrad.
+    func testVectorUpdateEqualsScalarFormulaExactly() {
+        var rng = RandomGenerator(seed: 21)
+        for amsgrad in [false, true] {
+            let p = Tensor.normal([37], using: &rng)
+            p.requiresGrad = true
+            let (lr, wd, b1, b2, eps): (Float, Float, Float, Float, Float) = (0.01, 0.05, 0.9, 0.999, 1e-8)
+            let opt = AdamW(parameters: [("p", p)], lr: lr, betas: (b1, b2), eps: eps, weightDecay: wd,
+                            amsgrad: amsgrad)
+            var param = p.scalars, m = [Float](repeating: 0, count: 37), v = m, vmax = m
+            for t in 1...3 {
+                let g = Tensor.normal([37], using: &rng)
+                p.grad = g
+                opt.step()
+                let stepSize = Float(Double(lr) / (1 - pow(Double(b1), Double(t))))
+                let bc2Sqrt = Float((1 - pow(Double(b2), Double(t))).squareRoot())
+                let decay = Float(1 - Double(lr) * Double(wd))
+                let c1 = Float(1 - Double(b1)), c2 = Float(1 - Double(b2))
+                for i in 0..<37 {
+                    let gi = g.scalars[i]
+                    param[i] *= decay
+                    m[i] += c1 * (gi - m[i])
+                    v[i] = v[i] * b2 + c2 * (gi * gi)
+                    vmax[i] = Swift.max(vmax[i], v[i])
+                    let denom = (amsgrad ? vmax[i] : v[i]).squareRoot() / bc2Sqrt + eps
+                    param[i] += -stepSize * (m[i] / denom)
+                }
+                XCTAssertEqual(p.scalars, param, "amsgrad \(amsgrad), step \(t)")
+                XCTAssertEqual(opt.state(for: p)!.expAvg.scalars, m)
+                XCTAssertEqual(opt.state(for: p)!.expAvgSq.scalars, v)
+            }
+        }
+    }
+
     func testParametersWithoutGradientsGetNoStateAndZeroGradClears() {
         let a = Tensor([1, 2], requiresGrad: true), b = Tensor([3], requiresGrad: true)
         let opt = AdamW(parameters: [("a", a), ("b", b)])

@@ -244,14 +244,16 @@ final class ConvolutionTests: XCTestCase {
                 var y = [Float](repeating: .nan, count: n * cout * g.hw)
                 x.withUnsafeBufferPointer { xp in
                     v.withUnsafeMutableBufferPointer {
-                        WinogradConv.inputTransform(xp.baseAddress!, g, n0: 0, nb: n, th: th, tw: tw, into: $0.baseAddress!)
+                        WinogradConv.inputTransform(xp.baseAddress!, g, n0: 0, nb: n, th: th, tw: tw, stride: c * cols,
+                                                    into: $0.baseAddress!)
                     }
                 }
                 m.withUnsafeBufferPointer { mp in
                     bias.withUnsafeBufferPointer { bp in
                         y.withUnsafeMutableBufferPointer {
                             WinogradConv.outputTransform(mp.baseAddress!, g, n0: 0, nb: n, th: th, tw: tw,
-                                                         bias: bp.baseAddress!, into: $0.baseAddress!)
+                                                         stride: cout * cols, bias: bp.baseAddress!,
+                                                         into: $0.baseAddress!)
                         }
                     }
                 }
@@ -259,7 +261,7 @@ final class ConvolutionTests: XCTestCase {
                 dy.withUnsafeBufferPointer { dp in
                     mt.withUnsafeMutableBufferPointer {
                         WinogradConv.gradientTransform(dp.baseAddress!, g, n0: 0, nb: n, th: th, tw: tw,
-                                                       into: $0.baseAddress!)
+                                                       stride: cout * cols, into: $0.baseAddress!)
                     }
                 }
                 assertClose(mt, expectedG, atol: 1e-6, rtol: 1e-6)
