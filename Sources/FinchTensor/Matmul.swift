@@ -21,11 +21,13 @@ enum Gemm {
 
     /// C[M,N] = A[M,K]·B[K,N] for raw row-major pointers (used by convolution kernels too).
     @inline(__always)
+    /// `split: false` keeps the product on the calling thread (for callers that already run one
+    /// piece of work per thread).
     static func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
                       a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                      beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+                      beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, split: Bool = true) {
         Parallel.configure()
-        let parts = Parallel.gemmSplit ? Swift.min(Parallel.threads, m * n * k / splitMinimumWork + 1) : 1
+        let parts = split && Parallel.gemmSplit ? Swift.min(Parallel.threads, m * n * k / splitMinimumWork + 1) : 1
         if parts <= 1 {
             cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                         Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))

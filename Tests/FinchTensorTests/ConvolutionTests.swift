@@ -150,14 +150,20 @@ final class ConvolutionTests: XCTestCase {
             Config(n: 1, c: 2, h: 5, w: 16, cout: 3, padding: Padding2d(top: 1, bottom: 0, left: 1, right: 1)),
             Config(n: 1, c: 2, h: 3, w: 34, cout: 2, padding: Padding2d(1, 1)),
         ]
-        // Swift transforms, then the AVX-512 ones where the CPU has them (else the same again).
-        for wide in [false, true] {
+        let savedBlocks = (WinogradConv.blockBudget, WinogradConv.minimumBlockTiles)
+        defer { (WinogradConv.blockBudget, WinogradConv.minimumBlockTiles) = savedBlocks }
+        // Swift transforms, then the AVX-512 ones where the CPU has them (else the same again); each
+        // through sample chunks with split GEMMs and through one-sample blocks per thread.
+        for (wide, blocks) in [(false, false), (false, true), (true, false), (true, true)] {
             WinogradConv.allowWide = wide
+            WinogradConv.blockBudget = 1
+            WinogradConv.minimumBlockTiles = blocks ? 1 : Int.max
             for (k, cfg) in cases.enumerated() {
                 var geometry = ConvGeometry(input: [cfg.n, cfg.c, cfg.h, cfg.w], weight: [cfg.cout, cfg.c, 3, 3],
                                             stride: (1, 1), padding: cfg.padding, dilation: (1, 1), groups: 1,
                                             op: "test")
                 XCTAssertTrue(WinogradConv.applies(to: geometry) && WinogradConv.appliesToInputGradient(geometry))
+                XCTAssertEqual(WinogradConv.blockSamples(geometry) != nil, blocks && cfg.n >= Parallel.threads)
                 check(cfg, seed: 40 + UInt64(k))
                 geometry = ConvGeometry(input: [cfg.n, cfg.c, cfg.h, cfg.w], weight: [cfg.cout, cfg.c, 3, 3],
                                         stride: (2, 2), padding: cfg.padding, dilation: (1, 1), groups: 1, op: "test")
@@ -175,9 +181,13 @@ final class ConvolutionTests: XCTestCase {
             (y * upstream).sum().backward()
             return [y.scalars, x.grad!.scalars, w.grad!.scalars]
         }
-        let fast = run(true), direct = run(false)
-        for (a, d) in zip(fast, direct) { assertClose(a, d, atol: 2e-5, rtol: 2e-5) }
-        XCTAssertNotEqual(fast[0], direct[0], "both runs took the same path")
+        let direct = run(false)
+        for blocks in [false, true] {
+            WinogradConv.minimumBlockTiles = blocks ? 1 : Int.max
+            let fast = run(true)
+            for (a, d) in zip(fast, direct) { assertClose(a, d, atol: 2e-5, rtol: 2e-5) }
+            XCTAssertNotEqual(fast[0], direct[0], "both runs took the same path")
+        }
     }
 
     /// The Winograd transforms on their own, Swift and AVX-512 (where the CPU has it), against
