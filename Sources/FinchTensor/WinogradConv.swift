@@ -107,26 +107,21 @@ enum WinogradConv {
     static func forward(x: UnsafePointer<Float>, transformed u: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                         out: UnsafeMutablePointer<Float>, _ g: ConvGeometry, activation: FusedActivation = .identity) {
         if let samples = blockSamples(g) {
-            let (th, tw, tiles, _) = tiling(g)
-            let vStride = matrixStride(rows: g.c, p: tiles * samples)
-            let mStride = matrixStride(rows: g.cout, p: tiles * samples)
-            Parallel.forEach((g.n + samples - 1) / samples) { blocks in
-                let v = UnsafeMutablePointer<Float>.allocate(capacity: 16 * vStride)
-                let m = UnsafeMutablePointer<Float>.allocate(capacity: 16 * mStride)
-                defer {
-                    v.deallocate()
-                    m.deallocate()
-                }
-                for block in blocks {
-                    let n0 = block * samples, nb = Swift.min(samples, g.n - n0), p = nb * tiles
-                    inputTransform(x, g, n0: n0, nb: nb, th: th, tw: tw, stride: vStride, parallel: false, into: v)
-                    for xi in 0..<16 {
-                        Gemm.sgemm(transA: false, transB: false, m: g.cout, n: p, k: g.c,
-                                   a: u + xi * g.cout * g.c, lda: g.c, b: v + xi * vStride, ldb: p,
-                                   c: m + xi * mStride, ldc: p, split: false)
+            let blocks = (g.n + samples - 1) / samples
+            Parallel.forEach(blocks) { range in
+                withBlockBuffers(g, samples) { v, m, c0 in
+                    for block in range {
+                        let c = c0.block(block, of: g)
+                        inputTransform(x, g, n0: c.n0, nb: c.nb, th: c.th, tw: c.tw, stride: c.vStride,
+                                       parallel: false, into: v)
+                        for xi in 0..<16 {
+                            Gemm.sgemm(transA: false, transB: false, m: g.cout, n: c.p, k: g.c,
+                                       a: u + xi * g.cout * g.c, lda: g.c, b: v + xi * c.vStride, ldb: c.p,
+                                       c: m + xi * c.mStride, ldc: c.p, split: false)
+                        }
+                        outputTransform(m, g, n0: c.n0, nb: c.nb, th: c.th, tw: c.tw, stride: c.mStride, bias: bias,
+                                        activation: activation, parallel: false, into: out)
                     }
-                    outputTransform(m, g, n0: n0, nb: nb, th: th, tw: tw, stride: mStride, bias: bias,
-                                    activation: activation, parallel: false, into: out)
                 }
             }
             return
@@ -157,6 +152,27 @@ enum WinogradConv {
     /// and the distance between consecutive matrices ξ of the input side and of the output side.
     struct Chunk {
         let n0: Int, nb: Int, th: Int, tw: Int, p: Int, vStride: Int, mStride: Int
+
+        /// Block `index` of a blocked pass, whose blocks hold as many samples as this chunk.
+        func block(_ index: Int, of g: ConvGeometry) -> Chunk {
+            let first = index * nb, count = Swift.min(nb, g.n - first)
+            return Chunk(n0: first, nb: count, th: th, tw: tw, p: count * th * tw, vStride: vStride, mStride: mStride)
+        }
+    }
+
+    /// One thread's buffers for blocks of `samples` samples: v [16, Cin, P] and m [16, Cout, P], with
+    /// the layout in a chunk of the full block size (use `Chunk.block` for each block).
+    static func withBlockBuffers(_ g: ConvGeometry, _ samples: Int,
+                                 _ body: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Chunk) -> Void) {
+        let (th, tw, tiles, _) = tiling(g)
+        let vStride = matrixStride(rows: g.c, p: tiles * samples), mStride = matrixStride(rows: g.cout, p: tiles * samples)
+        let v = UnsafeMutablePointer<Float>.allocate(capacity: 16 * vStride)
+        let m = UnsafeMutablePointer<Float>.allocate(capacity: 16 * mStride)
+        defer {
+            v.deallocate()
+            m.deallocate()
+        }
+        body(v, m, Chunk(n0: 0, nb: samples, th: th, tw: tw, p: samples * tiles, vStride: vStride, mStride: mStride))
     }
 
     /// Floats from matrix ξ to matrix ξ + 1 of a transformed buffer [16, rows, P]: rows·P rounded up
@@ -353,8 +369,13 @@ enum WinogradConv {
     /// 2.25× fewer multiplies and no nine-fold copy of the input.
     static func weightGradient(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dw: UnsafeMutablePointer<Float>,
                                _ g: ConvGeometry) {
-        let du = UnsafeMutablePointer<Float>.allocate(capacity: 16 * g.cout * g.c)
+        let size = 16 * g.cout * g.c
+        let du = UnsafeMutablePointer<Float>.allocate(capacity: size)
         defer { du.deallocate() }
+        if let samples = blockSamples(g), size <= maximumPartialGradient {
+            blockedWeightGradient(dy: dy, x: x, samples: samples, into: du, g)
+            return weightGradientFromTransformed(du, cout: g.cout, cin: g.c, into: dw)
+        }
         transformedChunks(of: x, g) { c, v, mt in
             gradientTransform(dy, g, n0: c.n0, nb: c.nb, th: c.th, tw: c.tw, stride: c.mStride, into: mt)
             for xi in 0..<16 {
@@ -366,13 +387,54 @@ enum WinogradConv {
         weightGradientFromTransformed(du, cout: g.cout, cin: g.c, into: dw)
     }
 
+    /// Largest dU (floats) for which each thread may keep its own partial sum.
+    static var maximumPartialGradient = 1 << 20
+
+    /// dU with the blocks of samples split into one run per thread: each thread transforms its
+    /// blocks of x and dY and accumulates its own dU while they are in cache; the partial sums are
+    /// then added in a fixed order (so the result depends on the thread count, not on timing).
+    static func blockedWeightGradient(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, samples: Int,
+                                      into du: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+        let size = 16 * g.cout * g.c, blocks = (g.n + samples - 1) / samples
+        let parts = Swift.min(Parallel.threads, blocks)
+        let partial = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(parts - 1, 0) * size)
+        defer { partial.deallocate() }
+        Parallel.forEach(parts) { range in
+            withBlockBuffers(g, samples) { v, mt, c0 in
+                for part in range {
+                    let acc = part == 0 ? du : partial + (part - 1) * size
+                    for block in blocks * part / parts..<blocks * (part + 1) / parts {
+                        let c = c0.block(block, of: g)
+                        inputTransform(x, g, n0: c.n0, nb: c.nb, th: c.th, tw: c.tw, stride: c.vStride,
+                                       parallel: false, into: v)
+                        gradientTransform(dy, g, n0: c.n0, nb: c.nb, th: c.th, tw: c.tw, stride: c.mStride,
+                                          parallel: false, into: mt)
+                        for xi in 0..<16 {
+                            Gemm.sgemm(transA: false, transB: true, m: g.cout, n: g.c, k: c.p,
+                                       a: mt + xi * c.mStride, lda: c.p, b: v + xi * c.vStride, ldb: c.p,
+                                       beta: block == blocks * part / parts ? 0 : 1, c: acc + xi * g.cout * g.c,
+                                       ldc: g.c, split: false)
+                        }
+                    }
+                }
+            }
+        }
+        guard parts > 1 else { return }
+        Parallel.forEach(size, grain: 1 << 14) { range in
+            for part in 0..<parts - 1 {
+                let src = partial + part * size
+                for i in range { du[i] += src[i] }
+            }
+        }
+    }
+
     /// M̃[ξ][co, (s, tile)] = (A·dY·Aᵀ)[ξ] for the 2×2 output-gradient block of each tile (zero past
     /// odd edges), A = Aᵀᵀ with rows (1, 0), (1, 1), (1, −1), (0, −1).
     static func gradientTransform(_ dy: UnsafePointer<Float>, _ g: ConvGeometry, n0: Int, nb: Int, th: Int, tw: Int,
-                                  stride: Int, into mt: UnsafeMutablePointer<Float>) {
+                                  stride: Int, parallel: Bool = true, into mt: UnsafeMutablePointer<Float>) {
         let tiles = th * tw, p = nb * tiles
         let groups = (tw + 3) / 4, rowLength = 8 * groups
-        Parallel.forEach(nb * g.cout, grain: Swift.max(1, 2048 / Swift.max(tiles, 1))) { range in
+        planes(nb * g.cout, grain: Swift.max(1, 2048 / Swift.max(tiles, 1)), parallel: parallel) { range in
             // The tile row's two output rows, zero-padded to whole groups of four tiles.
             let strip = UnsafeMutablePointer<Float>.allocate(capacity: 2 * rowLength)
             defer { strip.deallocate() }
