@@ -400,6 +400,86 @@ static void depthwise_forward_plane16(const float *packed, const float *weight, 
     }
 }
 
+// Tap values of an unpacked input row for outputs x … x + 15 of a convolution with column stride 1:
+// input columns col … col + 15, zero outside the row exactly as the packed row's padding is.
+__attribute__((target("avx512f"), always_inline))
+static inline __m512 row_tap(const float *row, long col, long w, __mmask16 k) {
+    __mmask16 m = k & span_mask(col, w, 16);
+    return _mm512_maskz_loadu_ps(m, m ? row + col : row);
+}
+
+// depthwise_forward_plane16 for column stride 1 straight from the input plane: no packed copy (its
+// row copies were as costly as the convolution on MobileViT-XXS). Every output gets the same
+// operations in the same order as from the packed rows, so the results are identical.
+__attribute__((target("avx512f")))
+static void depthwise_forward_direct16(const float *plane, const float *weight, float bias, float *out, const long *g) {
+    const long kh = g[0], kw = g[1], sh = g[2], dh = g[3], dw = g[4], pt = g[5], h = g[6], ho = g[7], wo = g[8];
+    const long w = g[13], pl = g[14];
+    const __m512 b = _mm512_set1_ps(bias);
+    const int nine = kh == 3 && kw == 3;
+    if (nine) {
+        // Interior rows of a 3×3 kernel, column block by column block: a block's three load masks
+        // (zero lanes left and right of the row) are built once for all its rows.
+        const __m512 w0 = _mm512_set1_ps(weight[0]), w1 = _mm512_set1_ps(weight[1]), w2 = _mm512_set1_ps(weight[2]);
+        const __m512 w3 = _mm512_set1_ps(weight[3]), w4 = _mm512_set1_ps(weight[4]), w5 = _mm512_set1_ps(weight[5]);
+        const __m512 w6 = _mm512_set1_ps(weight[6]), w7 = _mm512_set1_ps(weight[7]), w8 = _mm512_set1_ps(weight[8]);
+        for (long x = 0; x < wo; x += 16) {
+            const __mmask16 k = first_lanes(wo - x);
+            const long c0 = x - pl, c1 = c0 + dw, c2 = c1 + dw;
+            const __mmask16 m0 = k & span_mask(c0, w, 16), m1 = k & span_mask(c1, w, 16), m2 = k & span_mask(c2, w, 16);
+            // A masked-off lane is never read, but the address must stay inside the row.
+            const long a0 = m0 ? c0 : 0, a1 = m1 ? c1 : 0, a2 = m2 ? c2 : 0;
+            for (long oh = 0; oh < ho; oh++) {
+                const long ih0 = oh * sh - pt;
+                if (ih0 < 0 || ih0 + 2 * dh >= h) continue;
+                const float *r0 = plane + ih0 * w, *r1 = r0 + dh * w, *r2 = r1 + dh * w;
+                __m512 top = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(w0, _mm512_maskz_loadu_ps(m0, r0 + a0)),
+                                                         _mm512_mul_ps(w1, _mm512_maskz_loadu_ps(m1, r0 + a1))),
+                                           _mm512_mul_ps(w2, _mm512_maskz_loadu_ps(m2, r0 + a2)));
+                __m512 mid = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(w3, _mm512_maskz_loadu_ps(m0, r1 + a0)),
+                                                         _mm512_mul_ps(w4, _mm512_maskz_loadu_ps(m1, r1 + a1))),
+                                           _mm512_mul_ps(w5, _mm512_maskz_loadu_ps(m2, r1 + a2)));
+                __m512 bot = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(w6, _mm512_maskz_loadu_ps(m0, r2 + a0)),
+                                                         _mm512_mul_ps(w7, _mm512_maskz_loadu_ps(m1, r2 + a1))),
+                                           _mm512_mul_ps(w8, _mm512_maskz_loadu_ps(m2, r2 + a2)));
+                _mm512_mask_storeu_ps(out + oh * wo + x, k, _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(b, top), mid), bot));
+            }
+        }
+    }
+    // Every other row (all of them for other kernels): bias, then each kernel row's taps in threes.
+    for (long oh = 0; oh < ho; oh++) {
+        const long ih0 = oh * sh - pt;
+        if (nine && ih0 >= 0 && ih0 + 2 * dh < h) continue;
+        for (long x = 0; x < wo; x += 16) {
+            const __mmask16 k = first_lanes(wo - x);
+            __m512 acc = b;
+            for (long i = 0; i < kh; i++) {
+                const long ih = ih0 + i * dh;
+                if (ih < 0 || ih >= h) continue;
+                const float *row = plane + ih * w, *wi = weight + i * kw;
+                long j = 0;
+                for (; j + 3 <= kw; j += 3) {
+                    const long c = x - pl + j * dw;
+                    __m512 three = _mm512_add_ps(
+                        _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(wi[j]), row_tap(row, c, w, k)),
+                                      _mm512_mul_ps(_mm512_set1_ps(wi[j + 1]), row_tap(row, c + dw, w, k))),
+                        _mm512_mul_ps(_mm512_set1_ps(wi[j + 2]), row_tap(row, c + 2 * dw, w, k)));
+                    acc = _mm512_add_ps(acc, three);
+                }
+                for (; j < kw; j++)
+                    acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_set1_ps(wi[j]), row_tap(row, x - pl + j * dw, w, k)));
+            }
+            _mm512_mask_storeu_ps(out + oh * wo + x, k, acc);
+        }
+    }
+}
+
+int finch_depthwise_forward_direct(const float *plane, const float *weight, float bias, float *out, const long *geometry) {
+    if (selected != run_avx512 || geometry[12] != 1) return 0;
+    depthwise_forward_direct16(plane, weight, bias, out, geometry);
+    return 1;
+}
+
 int finch_depthwise_forward_plane(const float *packed, const float *weight, float bias, float *out, const long *geometry,
                                   const long *taps) {
     if (selected != run_avx512) return 0;
@@ -578,6 +658,10 @@ int finch_avx512_selected(void) { return 0; }
 int finch_depthwise_forward_plane(const float *packed, const float *weight, float bias, float *out, const long *geometry,
                                   const long *taps) {
     (void)packed; (void)weight; (void)bias; (void)out; (void)geometry; (void)taps;
+    return 0;
+}
+int finch_depthwise_forward_direct(const float *plane, const float *weight, float bias, float *out, const long *geometry) {
+    (void)plane; (void)weight; (void)bias; (void)out; (void)geometry;
     return 0;
 }
 int finch_depthwise_backward_plane(const float *dy, const float *packed, const float *weight, float *acc,

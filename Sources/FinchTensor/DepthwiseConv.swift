@@ -101,8 +101,13 @@ enum DepthwiseConv {
     /// The geometry CFinchKernels' plane kernels read: {kh, kw, sh, dh, dw, pt, h, ho, wo, packed row,
     /// padded row, edge, gather}.
     static func cKernelGeometry(_ g: ConvGeometry, _ p: Packing) -> [Int] {
-        [g.kh, g.kw, g.sh, g.dh, g.dw, g.pt, g.h, g.ho, g.wo, p.row, p.wpad, (g.kw - 1) * g.dw, g.sw == 1 ? 1 : 0]
+        [g.kh, g.kw, g.sh, g.dh, g.dw, g.pt, g.h, g.ho, g.wo, p.row, p.wpad, (g.kw - 1) * g.dw, g.sw == 1 ? 1 : 0,
+         g.w, g.pl]
     }
+
+    /// When false, stride-1 forward planes are packed like the others even where the C kernel can
+    /// read them in place, so tests can compare the two.
+    static var allowDirect = true
 
     static func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                         out: UnsafeMutablePointer<Float>, _ g: ConvGeometry, activation: FusedActivation = .identity) {
@@ -119,11 +124,14 @@ enum DepthwiseConv {
             taps.withUnsafeBufferPointer { tap in
                 for u in range {
                     let c = u % g.c
-                    pack(x + u * g.inPlane, g, p, into: packed)
                     let wc = weight + c * g.khw
                     let b = bias?[c] ?? 0
-                    if finch_depthwise_forward_plane(packed, wc, b, out + u * g.hw, kernelGeometry, tap.baseAddress!) == 0 {
-                        forwardPlane(packed: packed, weight: wc, bias: b, out: out + u * g.hw, taps: tap, p, g)
+                    if !(allowDirect && finch_depthwise_forward_direct(x + u * g.inPlane, wc, b, out + u * g.hw,
+                                                                       kernelGeometry) == 1) {
+                        pack(x + u * g.inPlane, g, p, into: packed)
+                        if finch_depthwise_forward_plane(packed, wc, b, out + u * g.hw, kernelGeometry, tap.baseAddress!) == 0 {
+                            forwardPlane(packed: packed, weight: wc, bias: b, out: out + u * g.hw, taps: tap, p, g)
+                        }
                     }
                     if activation != .identity {
                         Kernels.affineActivation(out + u * g.hw, out + u * g.hw, g.hw, mean: 0, scale: 1, shift: 0,

@@ -96,11 +96,54 @@ final class ConvolutionTests: XCTestCase {
             DepthwiseConvChannelTiles.allowWide = true
             _ = finch_kernels_use(native)
         }
-        for (limit, wide, isa) in [(0, false, native), (0, false, "generic"), (1 << 30, false, native), (1 << 30, true, native)] {
+        defer { DepthwiseConv.allowDirect = true }
+        for (limit, wide, isa, direct) in [(0, false, native, true), (0, false, native, false), (0, false, "generic", true),
+                                           (1 << 30, false, native, true), (1 << 30, true, native, true)] {
             DepthwiseConvChannelTiles.maxOutputWidth = limit
             DepthwiseConvChannelTiles.allowWide = wide
+            DepthwiseConv.allowDirect = direct
             XCTAssertEqual(finch_kernels_use(isa), 1)
             depthwiseCases()
+        }
+    }
+
+    /// Stride-1 rows read in place by the C kernel give the bits the packed rows give (same
+    /// operations in the same order), for 3×3 interiors and borders, wider and dilated kernels.
+    func testDepthwiseDirectRowsEqualPacked() {
+        // The kernel declines column stride 2, and everything without AVX-512 (then every plane is packed).
+        let plane = [Float](repeating: 1, count: 16), weight = [Float](repeating: 1, count: 9)
+        var out = [Float](repeating: 0, count: 16)
+        for (columnStride1, isa) in [(0, "avx512"), (1, "generic")] {
+            let geometry = [3, 3, 1, 1, 1, 1, 4, 4, 4, 6, 6, 2, columnStride1, 4, 1]
+            let native = String(cString: finch_kernels_isa())
+            defer { _ = finch_kernels_use(native) }
+            guard finch_kernels_use(isa) == 1 else { continue }
+            XCTAssertEqual(finch_depthwise_forward_direct(plane, weight, 0, &out, geometry), 0, isa)
+        }
+        guard String(cString: finch_kernels_isa()) == "avx512" else { return }
+        let saved = DepthwiseConvChannelTiles.maxOutputWidth
+        defer {
+            DepthwiseConvChannelTiles.maxOutputWidth = saved
+            DepthwiseConv.allowDirect = true
+        }
+        DepthwiseConvChannelTiles.maxOutputWidth = 0
+        let cases: [Config] = [
+            Config(n: 2, c: 3, h: 6, w: 37, cout: 3, padding: Padding2d(1, 1), groups: 3),
+            Config(n: 1, c: 2, h: 7, w: 20, cout: 2, kh: 5, kw: 5, stride: (2, 1), padding: Padding2d(2, 2), groups: 2),
+            Config(n: 1, c: 2, h: 6, w: 18, cout: 2, kh: 2, kw: 4, padding: Padding2d(top: 1, bottom: 0, left: 3, right: 1),
+                   dilation: (1, 2), groups: 2),
+            Config(n: 1, c: 2, h: 5, w: 17, cout: 2, groups: 2),
+        ]
+        var rng = TestRNG(31)
+        for cfg in cases {
+            let x = rng.tensor([cfg.n, cfg.c, cfg.h, cfg.w]), w = rng.tensor([cfg.cout, 1, cfg.kh, cfg.kw])
+            let b = rng.tensor([cfg.cout])
+            func run(_ direct: Bool) -> [Float] {
+                DepthwiseConv.allowDirect = direct
+                return conv2d(x, weight: w, bias: b, stride: cfg.stride, padding: cfg.padding, dilation: cfg.dilation,
+                              groups: cfg.groups).scalars
+            }
+            XCTAssertEqual(run(true), run(false), "\(cfg.h)×\(cfg.w), kernel \(cfg.kh)×\(cfg.kw)")
         }
     }
 

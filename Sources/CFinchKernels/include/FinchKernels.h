@@ -46,6 +46,12 @@ long finch_depthwise_tiles16_scratch(const long *geometry);
 int finch_depthwise_forward_plane(const float *packed, const float *weight, float bias, float *out, const long *geometry,
                                   const long *taps);
 
+/// The same for column stride 1 (geometry[12] = 1) from the unpacked input plane ([h, w]):
+/// geometry as for finch_depthwise_backward_plane followed by {w, pl}. Identical results to
+/// finch_depthwise_forward_plane. Returns 0 without touching anything when the CPU has no AVX-512
+/// or the column stride is not 1.
+int finch_depthwise_forward_direct(const float *plane, const float *weight, float bias, float *out, const long *geometry);
+
 /// Depthwise convolution backward for one (channel, sample) plane on packed input rows (see
 /// DepthwiseConv.swift): adds dy·x products into acc ([kh·kw, wo] partial sums, when acc is not
 /// NULL) and the weight-scaled dy into the packed input gradient dpacked (when not NULL).
