@@ -545,10 +545,12 @@ int finch_softmax_rows(const float *src, float *dst, size_t rows, size_t r, int 
 
 // ---------------------------------------------------------------- BatchNorm (eval) + activation
 
-__attribute__((target("avx512f")))
-static inline __m512 affine_act16(__m512 x, __m512 mean, __m512 scale, __m512 shift, int activation) {
+__attribute__((target("avx512f"), always_inline))
+static inline __m512 affine_act16(__m512 x, __m512 mean, __m512 scale, __m512 shift, const int activation,
+                                  const int shift_only) {
     const __m512 zero = _mm512_setzero_ps(), three = _mm512_set1_ps(3.0f), six = _mm512_set1_ps(6.0f);
-    __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(x, mean), scale), shift);
+    // (x − 0)·1 + s is x + s exactly, so the shift-only form gives the same bits.
+    __m512 y = shift_only ? _mm512_add_ps(x, shift) : _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(x, mean), scale), shift);
     switch (activation) {
     case 1: return _mm512_max_ps(y, zero);
     case 2: return _mm512_min_ps(_mm512_max_ps(y, zero), six);
@@ -560,16 +562,36 @@ static inline __m512 affine_act16(__m512 x, __m512 mean, __m512 scale, __m512 sh
     }
 }
 
+// One loop per (activation, shift-only) pair, so neither choice is made per vector.
+__attribute__((target("avx512f"), always_inline))
+static inline void affine_act_loop(const float *src, float *dst, size_t n, __m512 m, __m512 a, __m512 b,
+                                   const int activation, const int shift_only) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(dst + i, affine_act16(_mm512_loadu_ps(src + i), m, a, b, activation, shift_only));
+    if (i < n) {
+        __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(dst + i, k, affine_act16(_mm512_maskz_loadu_ps(k, src + i), m, a, b, activation, shift_only));
+    }
+}
+
 __attribute__((target("avx512f")))
 static void affine_act_avx512(const float *src, float *dst, size_t n, float mean, float scale, float shift,
                               int activation) {
     const __m512 m = _mm512_set1_ps(mean), a = _mm512_set1_ps(scale), b = _mm512_set1_ps(shift);
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, affine_act16(_mm512_loadu_ps(src + i), m, a, b, activation));
-    if (i < n) {
-        __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
-        _mm512_mask_storeu_ps(dst + i, k, affine_act16(_mm512_maskz_loadu_ps(k, src + i), m, a, b, activation));
+    const int shift_only = mean == 0.0f && scale == 1.0f;
+#define AFFINE_CASE(act) \
+    case act: \
+        if (shift_only) affine_act_loop(src, dst, n, m, a, b, act, 1); \
+        else affine_act_loop(src, dst, n, m, a, b, act, 0); \
+        break;
+    switch (activation) {
+    AFFINE_CASE(1) AFFINE_CASE(2) AFFINE_CASE(3) AFFINE_CASE(4) AFFINE_CASE(5) AFFINE_CASE(6)
+    default:
+        if (shift_only) affine_act_loop(src, dst, n, m, a, b, 0, 1);
+        else affine_act_loop(src, dst, n, m, a, b, 0, 0);
     }
+#undef AFFINE_CASE
 }
 
 int finch_affine_activation(const float *src, float *dst, size_t n, float mean, float scale, float shift,
