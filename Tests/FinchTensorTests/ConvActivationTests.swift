@@ -89,6 +89,46 @@ final class ConvActivationTests: XCTestCase {
         }
     }
 
+    /// The per-plane affine + activation pass in C (AVX-512, with its separate shift-only loops) and
+    /// in Swift give the same bits for every activation but the two logistic ones (which agree to a
+    /// few units in the last place), with a general affine and with mean 0, scale 1 (the form the
+    /// convolution paths use), on a length with a partial vector and the special values.
+    func testAffineActivationKernelsAgreeBitForBit() {
+        let native = String(cString: finch_kernels_isa())
+        defer { _ = finch_kernels_use(native) }
+        var rng = TestRNG(61)
+        let x = (0..<37).map { _ in rng.uniform(-9, 9) } + [0, -0.0, .infinity, -.infinity]
+        let activations: [FusedActivation] = [.identity, .relu, .relu6, .hardswish, .hardsigmoid, .silu, .sigmoid]
+        for activation in activations {
+            for (mean, scale, shift) in [(Float(0.3), Float(1.7), Float(-0.4)), (0, 1, 0.25), (0, 1, 0)] {
+                var results: [[Float]] = []
+                for isa in ["avx512", "generic"] where finch_kernels_use(isa) == 1 {
+                    var y = [Float](repeating: .nan, count: x.count)
+                    x.withUnsafeBufferPointer { src in
+                        y.withUnsafeMutableBufferPointer { dst in
+                            Kernels.affineActivation(src.baseAddress!, dst.baseAddress!, x.count, mean: mean,
+                                                     scale: scale, shift: shift, activation)
+                        }
+                    }
+                    XCTAssertFalse(y.prefix(37).contains { $0.isNaN }, "\(activation), \(isa)")
+                    results.append(y)
+                }
+                XCTAssertGreaterThanOrEqual(results.count, 1)
+                guard results.count == 2 else { continue }
+                if activation == .silu || activation == .sigmoid {
+                    // AVX-512 takes 1/(1 + e⁻ʸ) from the reciprocal estimate and a Newton step: within
+                    // a few units in the last place of the division, not equal to it.
+                    for (c, w) in zip(results[0], results[1]) where !(c == w || (c.isNaN && w.isNaN) || abs(c - w) <= 4e-7 * abs(w)) {
+                        XCTFail("\(activation), mean \(mean), scale \(scale): C \(c), Swift \(w)")
+                    }
+                } else {
+                    XCTAssertTrue(zip(results[0], results[1]).allSatisfy { $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN) },
+                                  "\(activation), mean \(mean), scale \(scale): C and Swift differ")
+                }
+            }
+        }
+    }
+
     private func setWide(_ wide: Bool) {
         WinogradConv.allowWide = wide
         DepthwiseConvChannelTiles.allowWide = wide

@@ -64,7 +64,9 @@ int finch_depthwise_backward_plane(const float *dy, const float *packed, const f
 /// dst[i] = act((src[i] − mean)·scale + shift), the per-channel pass of evaluation-mode BatchNorm
 /// with its activation: 0 identity, 1 relu, 2 relu6, 3 hardswish, 4 hardsigmoid, 5 silu, 6 sigmoid
 /// (FusedActivation's order). Same operations in the same order as the Swift kernels (no FMA), so
-/// results are identical. Returns 0 without touching anything when the CPU has no AVX-512.
+/// results are identical, except silu and sigmoid, whose reciprocal is an estimate refined by one
+/// Newton step (a few units in the last place). Returns 0 without touching anything when the CPU
+/// has no AVX-512.
 int finch_affine_activation(const float *src, float *dst, size_t n, float mean, float scale, float shift,
                             int activation);
 
