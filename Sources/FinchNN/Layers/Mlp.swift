@@ -21,6 +21,6 @@ public final class Mlp: Module {
     }
 
     public override func callAsFunction(_ x: Tensor) -> Tensor {
-        drop2(fc2(drop1(Activation.apply(activation, fc1(x)))))
+        drop2(fc2(drop1(fc1(x, then: activation))))
     }
 }
