@@ -71,11 +71,11 @@ enum WinogradConv {
 
     /// out = conv2d(x, weight) + bias with the geometry's padding (stride 1, 3×3).
     static func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                        out: UnsafeMutablePointer<Float>, _ g: ConvGeometry, activation: FusedActivation = .identity) {
+                        out: UnsafeMutablePointer<Float>, _ g: ConvGeometry, epilogue: ConvKernels.Epilogue = .none) {
         let u = UnsafeMutablePointer<Float>.allocate(capacity: 16 * g.cout * g.c)
         defer { u.deallocate() }
         transformWeights(weight, cout: g.cout, cin: g.c, into: u)
-        forward(x: x, transformed: u, bias: bias, out: out, g, activation: activation)
+        forward(x: x, transformed: u, bias: bias, out: out, g, epilogue: epilogue)
     }
 
     /// Floats of transformed input and product per block of samples in `forward`, so a block stays in
@@ -105,7 +105,7 @@ enum WinogradConv {
     /// memory-bound: 6–8 GB/s on a 32 MB buffer). Otherwise the chunks of `transformedChunks` are
     /// transformed with all threads and multiplied with split GEMMs.
     static func forward(x: UnsafePointer<Float>, transformed u: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                        out: UnsafeMutablePointer<Float>, _ g: ConvGeometry, activation: FusedActivation = .identity) {
+                        out: UnsafeMutablePointer<Float>, _ g: ConvGeometry, epilogue: ConvKernels.Epilogue = .none) {
         if let samples = blockSamples(g) {
             let blocks = (g.n + samples - 1) / samples
             Parallel.forEach(blocks) { range in
@@ -120,7 +120,7 @@ enum WinogradConv {
                                        c: m + xi * c.mStride, ldc: c.p, split: false)
                         }
                         outputTransform(m, g, n0: c.n0, nb: c.nb, th: c.th, tw: c.tw, stride: c.mStride, bias: bias,
-                                        activation: activation, parallel: false, into: out)
+                                        epilogue: epilogue, parallel: false, into: out)
                     }
                 }
             }
@@ -133,7 +133,7 @@ enum WinogradConv {
                            c: m + xi * c.mStride, ldc: c.p)
             }
             outputTransform(m, g, n0: c.n0, nb: c.nb, th: c.th, tw: c.tw, stride: c.mStride, bias: bias,
-                            activation: activation, into: out)
+                            epilogue: epilogue, into: out)
         }
     }
 
@@ -272,7 +272,7 @@ enum WinogradConv {
 
     /// out[s, co, 2·ty + a, 2·tx + b] = (Aᵀ·M·A)[a, b] + bias, clipped at odd output edges.
     static func outputTransform(_ m: UnsafePointer<Float>, _ g: ConvGeometry, n0: Int, nb: Int, th: Int, tw: Int,
-                                stride: Int, bias: UnsafePointer<Float>?, activation: FusedActivation = .identity,
+                                stride: Int, bias: UnsafePointer<Float>?, epilogue: ConvKernels.Epilogue = .none,
                                 parallel: Bool = true, into out: UnsafeMutablePointer<Float>) {
         let tiles = th * tw, p = nb * tiles
         planes(nb * g.cout, grain: Swift.max(1, 2048 / Swift.max(tiles, 1)), parallel: parallel) { range in
@@ -280,14 +280,10 @@ enum WinogradConv {
             for unit in range {
                 let s = unit / g.cout, co = unit % g.cout
                 let src = m + co * p + s * tiles
-                let plane = out + ((n0 + s) * g.cout + co) * g.hw
+                let offset = ((n0 + s) * g.cout + co) * g.hw, plane = out + offset
                 let b = bias?[co] ?? 0
-                // The activation while the plane is still in cache (the C path leaves by `continue`).
-                defer {
-                    if activation != .identity {
-                        Kernels.affineActivation(plane, plane, g.hw, mean: 0, scale: 1, shift: 0, activation)
-                    }
-                }
+                // The epilogue while the plane is still in cache (the C path leaves by `continue`).
+                defer { if !epilogue.isNone { epilogue.apply(out, offset: offset, count: g.hw) } }
                 if wide {
                     wide = finch_winograd_output_transform(src, stride, th, tw, g.ho, g.wo, b, plane) == 1
                     if wide { continue }

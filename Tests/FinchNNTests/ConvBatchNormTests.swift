@@ -47,6 +47,34 @@ final class ConvBatchNormTests: XCTestCase {
         XCTAssertGreaterThan(roundedDifferently, 0, "the folded path did not run")
     }
 
+    /// The end of a residual block, act(bn(conv(x)) + r), folded (sum and activation applied by the
+    /// convolution's kernels) against the modules and ops run one by one: 3×3 (Winograd) and 1×1
+    /// convolutions, ReLU and identity after the sum; and in training mode the modules still run.
+    func testResidualEndFoldedEqualsSeparateOps() {
+        var rng = RandomGenerator(seed: 9)
+        var roundedDifferently = 0
+        for (k, c) in [(cin: 16, cout: 16, kernel: 3, post: Activation.Kind.relu), (8, 6, 1, .identity), (4, 5, 3, .relu)]
+            .enumerated() {
+            let (conv, bn) = pair(cin: c.cin, cout: c.cout, kernel: c.kernel, stride: 1, groups: 1, bias: false,
+                                  padding: nil, activation: .identity, seed: UInt64(40 + k))
+            conv.eval()
+            bn.eval()
+            let x = Tensor.normal([2, c.cin, 9, 8], using: &rng), r = Tensor.normal([2, c.cout, 9, 8], using: &rng)
+            let (folded, separate) = noGrad {
+                (convBatchNorm(conv, bn, x, adding: r, then: c.post), Activation.apply(c.post, bn(conv(x)) + r))
+            }
+            XCTAssertEqual(folded.shape, separate.shape)
+            assertClose(folded.scalars, separate.scalars, atol: 2e-5, rtol: 2e-5)
+            if folded.scalars != separate.scalars { roundedDifferently += 1 }
+            bn.train()
+            let before = bn.runningMean.scalars
+            let trained = convBatchNorm(conv, bn, x, adding: r, then: c.post)
+            XCTAssertNotEqual(bn.runningMean.scalars, before, "training mode must run the BatchNorm module")
+            XCTAssertNotNil(trained.gradFnName)
+        }
+        XCTAssertGreaterThan(roundedDifferently, 0, "the folded path did not run")
+    }
+
     /// Training-mode BatchNorm, or anything that needs a gradient, runs the two modules as they
     /// are: batch statistics are used and updated, and gradients reach the convolution.
     func testTrainingAndGradientsUseTheModules() {

@@ -3,9 +3,10 @@ import XCTest
 import CFinchKernels
 @testable import FinchTensor
 
-/// The bias and activation a convolution path applies to each output plane as it finishes it
-/// (`ConvKernels.forward(…, activation:)`, which evaluation's folded Conv+BatchNorm uses), checked on
-/// every path against the Float64 convolution followed by the activation in Float64.
+/// The bias, residual and activation a convolution path applies to each output plane as it
+/// finishes it (`ConvKernels.forward(…, activation:, residual:)`, which evaluation's folded
+/// Conv+BatchNorm uses), checked on every path against the Float64 convolution, plus the residual,
+/// followed by the activation in Float64.
 final class ConvActivationTests: XCTestCase {
     private struct Case {
         let name: String
@@ -72,18 +73,23 @@ final class ConvActivationTests: XCTestCase {
                 XCTAssertTrue(c.takes(g), "\(c.name): the geometry no longer takes this path")
                 let conv = naiveConv2d(x, w, b, stride: c.stride, padding: c.padding, dilation: (1, 1),
                                        groups: c.groups)
+                let shortcut = rng.tensor(conv.shape)
                 for activation in activations {
+                  for residual in [nil, shortcut] {
                     let out = Tensor(uninitializedShape: conv.shape)
-                    withExtendedLifetime((x, w, b)) {
+                    withExtendedLifetime((x, w, b, residual)) {
                         ConvKernels.forward(x: x.basePointer, weight: w.basePointer, bias: b?.basePointer,
-                                            out: out.basePointer, g, activation: activation)
+                                            out: out.basePointer, g, activation: activation,
+                                            residual: residual.map { UnsafePointer($0.basePointer) })
                     }
-                    let expected = conv.values.map { Float(Self.reference(activation, Double($0))) }
+                    let sums = residual.map { r in zip(conv.values, r.scalars).map { $0 + $1 } } ?? conv.values
+                    let expected = sums.map { Float(Self.reference(activation, Double($0))) }
                     let got = out.scalars
                     XCTAssertEqual(got.count, expected.count)
                     if let i = got.indices.first(where: { !(abs(got[$0] - expected[$0]) <= 2e-5 + 2e-5 * abs(expected[$0])) }) {
-                        XCTFail("\(c.name), \(activation), \(isa): element \(i) is \(got[i]), expected \(expected[i])")
+                        XCTFail("\(c.name), \(activation), \(isa), residual \(residual != nil): element \(i) is \(got[i]), expected \(expected[i])")
                     }
+                  }
                 }
             }
         }

@@ -141,6 +141,11 @@ final class ConvNormAct: Module {
     }
 
     override func callAsFunction(_ x: Tensor) -> Tensor { convBatchNorm(conv, bn, x) }
+
+    /// self(x) + residual, which in evaluation the convolution adds as it writes each plane.
+    func callAsFunction(_ x: Tensor, adding residual: Tensor) -> Tensor {
+        convBatchNorm(conv, bn, x, adding: residual, then: .identity)
+    }
 }
 
 /// ByobNet's `BottleneckBlock` with `bottle_in` and `linear_out` — MobileNetV2's inverted residual:
@@ -166,7 +171,9 @@ final class InvertedBottleneck: Module {
     }
 
     override func callAsFunction(_ x: Tensor) -> Tensor {
-        var y = conv3(conv2(conv1(x)))
+        let h = conv2(conv1(x))
+        if hasShortcut && !(dropPath?.isTraining ?? false) { return conv3(h, adding: x) }
+        var y = conv3(h)
         if let dropPath { y = dropPath(y) }
         return hasShortcut ? y + x : y
     }

@@ -117,7 +117,12 @@ final class BasicBlock: Module {
     }
 
     override func callAsFunction(_ x: Tensor) -> Tensor {
-        var y = convBatchNorm(conv2, bn2, convBatchNorm(conv1, bn1, x))
+        let h = convBatchNorm(conv1, bn1, x)
+        if !(dropPath?.isTraining ?? false) {
+            // No stochastic depth to apply: the sum and the ReLU go to conv2's kernels (in evaluation).
+            return convBatchNorm(conv2, bn2, h, adding: downsample.map { $0(x) } ?? x, then: .relu)
+        }
+        var y = convBatchNorm(conv2, bn2, h)
         if let dropPath { y = dropPath(y) }
         return (y + (downsample.map { $0(x) } ?? x)).relu()
     }
@@ -149,7 +154,11 @@ final class Bottleneck: Module {
     }
 
     override func callAsFunction(_ x: Tensor) -> Tensor {
-        var y = convBatchNorm(conv3, bn3, convBatchNorm(conv2, bn2, convBatchNorm(conv1, bn1, x)))
+        let h = convBatchNorm(conv2, bn2, convBatchNorm(conv1, bn1, x))
+        if !(dropPath?.isTraining ?? false) {
+            return convBatchNorm(conv3, bn3, h, adding: downsample.map { $0(x) } ?? x, then: .relu)
+        }
+        var y = convBatchNorm(conv3, bn3, h)
         if let dropPath { y = dropPath(y) }
         return (y + (downsample.map { $0(x) } ?? x)).relu()
     }
