@@ -602,34 +602,37 @@ static void affine_act_avx512(const float *src, float *dst, size_t n, float mean
 #undef AFFINE_CASE
 }
 
-// x ← act((x + shift) + r): a residual block's last BatchNorm (folded into its convolution, shift
-// its bias), the shortcut and the activation after the sum, in one pass over a finished plane.
+// x ← act(((x − mean)·scale + shift) + r): a residual block's last BatchNorm, the shortcut and the
+// activation after the sum, in one pass over a finished plane.
 __attribute__((target("avx512f"), always_inline))
-static inline void residual_act_loop(float *x, const float *r, size_t n, __m512 shift, const int activation) {
+static inline void residual_act_loop(float *x, const float *r, size_t n, __m512 m, __m512 a, __m512 b,
+                                     const int activation) {
     for (size_t i = 0; i < n; i += 16) {
         __mmask16 k = first_lanes((long)(n - i));
-        __m512 y = _mm512_add_ps(_mm512_add_ps(_mm512_maskz_loadu_ps(k, x + i), shift), _mm512_maskz_loadu_ps(k, r + i));
-        _mm512_mask_storeu_ps(x + i, k, activate16(y, activation));
+        __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), m), a), b);
+        _mm512_mask_storeu_ps(x + i, k, activate16(_mm512_add_ps(y, _mm512_maskz_loadu_ps(k, r + i)), activation));
     }
 }
 
 __attribute__((target("avx512f")))
-static void residual_act_avx512(float *x, const float *r, size_t n, float shift, int activation) {
-    const __m512 b = _mm512_set1_ps(shift);
+static void residual_act_avx512(float *x, const float *r, size_t n, float mean, float scale, float shift,
+                                int activation) {
+    const __m512 m = _mm512_set1_ps(mean), a = _mm512_set1_ps(scale), b = _mm512_set1_ps(shift);
     switch (activation) {
-    case 1: residual_act_loop(x, r, n, b, 1); break;
-    case 2: residual_act_loop(x, r, n, b, 2); break;
-    case 3: residual_act_loop(x, r, n, b, 3); break;
-    case 4: residual_act_loop(x, r, n, b, 4); break;
-    case 5: residual_act_loop(x, r, n, b, 5); break;
-    case 6: residual_act_loop(x, r, n, b, 6); break;
-    default: residual_act_loop(x, r, n, b, 0);
+    case 1: residual_act_loop(x, r, n, m, a, b, 1); break;
+    case 2: residual_act_loop(x, r, n, m, a, b, 2); break;
+    case 3: residual_act_loop(x, r, n, m, a, b, 3); break;
+    case 4: residual_act_loop(x, r, n, m, a, b, 4); break;
+    case 5: residual_act_loop(x, r, n, m, a, b, 5); break;
+    case 6: residual_act_loop(x, r, n, m, a, b, 6); break;
+    default: residual_act_loop(x, r, n, m, a, b, 0);
     }
 }
 
-int finch_residual_activation(float *x, const float *r, size_t n, float shift, int activation) {
+int finch_residual_activation(float *x, const float *r, size_t n, float mean, float scale, float shift,
+                              int activation) {
     if (selected != run_avx512) return 0;
-    residual_act_avx512(x, r, n, shift, activation);
+    residual_act_avx512(x, r, n, mean, scale, shift, activation);
     return 1;
 }
 
@@ -745,8 +748,9 @@ int finch_softmax_rows(const float *src, float *dst, size_t rows, size_t r, int 
 }
 const char *finch_kernels_isa(void) { return "generic"; }
 int finch_kernels_use(const char *isa) { return strcmp(isa, "generic") == 0; }
-int finch_residual_activation(float *x, const float *r, size_t n, float shift, int activation) {
-    (void)x; (void)r; (void)n; (void)shift; (void)activation;
+int finch_residual_activation(float *x, const float *r, size_t n, float mean, float scale, float shift,
+                              int activation) {
+    (void)x; (void)r; (void)n; (void)mean; (void)scale; (void)shift; (void)activation;
     return 0;
 }
 int finch_affine_activation(const float *src, float *dst, size_t n, float mean, float scale, float shift,

@@ -163,13 +163,13 @@ extension Kernels {
         activate(dst, count, activation)
     }
 
-    /// x = act((x + shift) + r) in place: a residual block's folded BatchNorm shift, shortcut and
+    /// x = act(((x − mean)·scale + shift) + r) in place: a residual block's BatchNorm, shortcut and
     /// activation, in CFinchKernels where the CPU has AVX-512, else here (same operations).
     @inline(__always)
     static func residualActivation(_ x: UnsafeMutablePointer<Float>, _ r: UnsafePointer<Float>, _ count: Int,
-                                   shift: Float, _ activation: FusedActivation) {
-        if finch_residual_activation(x, r, count, shift, activation.kernelCode) == 1 { return }
-        for k in 0..<count { x[k] = (x[k] + shift) + r[k] }
+                                   mean: Float, scale: Float, shift: Float, _ activation: FusedActivation) {
+        if finch_residual_activation(x, r, count, mean, scale, shift, activation.kernelCode) == 1 { return }
+        for k in 0..<count { x[k] = ((x[k] - mean) * scale + shift) + r[k] }
         activate(x, count, activation)
     }
 

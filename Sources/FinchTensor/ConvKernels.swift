@@ -32,15 +32,14 @@ enum ConvKernels {
     /// plane) instead: a residual block's sum and final activation, done with the convolution.
     static func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                         out: UnsafeMutablePointer<Float>, _ g: ConvGeometry, activation: FusedActivation = .identity,
-                        residual: UnsafePointer<Float>? = nil) {
+                        residual: UnsafePointer<Float>? = nil, mean: UnsafePointer<Float>? = nil,
+                        scale: UnsafePointer<Float>? = nil, shift: UnsafePointer<Float>? = nil) {
         guard g.n > 0 && g.cout > 0 && g.hw > 0 else { return }
-        let epilogue = Epilogue(activation: activation, residual: residual)
+        let epilogue = Epilogue(activation: activation, residual: residual, mean: mean, scale: scale, shift: shift)
         let all = 0..<g.n * g.cout
         if g.isDepthwise {
             // Depthwise convolutions end no residual block in the zoo; a residual gets its own pass.
-            DepthwiseConv.forward(x: x, weight: weight, bias: bias, out: out, g,
-                                  activation: residual == nil ? activation : .identity)
-            if residual != nil { activatePlanes(out, planes: all, g, bias: nil, epilogue) }
+            DepthwiseConv.forward(x: x, weight: weight, bias: bias, out: out, g, epilogue: epilogue)
         } else if g.isPointwise && g.hw >= pointwiseDirectMinPlane {
             pointwiseForward(x: x, weight: weight, bias: bias, out: out, g, epilogue: epilogue)
         } else if SmallPlanePointwiseConv.applies(to: g),
@@ -50,31 +49,42 @@ enum ConvKernels {
         } else if WinogradConv.applies(to: g) {
             WinogradConv.forward(x: x, weight: weight, bias: bias, out: out, g, epilogue: epilogue)
         } else if FewChannelConv.applies(to: g),
-                  FewChannelConv.forward(x: x, weight: weight, bias: bias, out: out, g,
-                                         activation: residual == nil ? activation : .identity) {
-            if residual != nil { activatePlanes(out, planes: all, g, bias: nil, epilogue) }
+                  FewChannelConv.forward(x: x, weight: weight, bias: bias, out: out, g, epilogue: epilogue) {
+            return
         } else {
             im2colForward(x: x, weight: weight, bias: bias, out: out, g, epilogue: epilogue)
         }
     }
 
-    /// What a path does to an output plane once it is written: add the residual's matching values
-    /// (when there is a residual) and apply the activation.
+    /// What a path does to the values of an output channel once they are written:
+    /// y = act((x + bias − mean[co])·scale[co] + shift[co] (+ residual)), mean, scale and shift being
+    /// evaluation BatchNorm's μ, γ/√(σ² + ε) and β (so its weights need no folding), bias a
+    /// convolution bias the path has not added yet, residual a tensor of the output's shape.
     struct Epilogue {
         var activation: FusedActivation = .identity
         var residual: UnsafePointer<Float>? = nil
+        var mean: UnsafePointer<Float>? = nil
+        var scale: UnsafePointer<Float>? = nil
+        var shift: UnsafePointer<Float>? = nil
 
         static let none = Epilogue()
-        var isNone: Bool { activation == .identity && residual == nil }
+        var isNone: Bool { activation == .identity && residual == nil && mean == nil && scale == nil && shift == nil }
 
-        /// Values offset ..< offset + count of the output at `out`, first shifted by `shift` (a
-        /// bias the path has not added yet).
+        /// As the affine kernels' (x − mean)·scale + shift; with no bias to add, x − μ exactly as
+        /// PyTorch's BatchNorm computes it.
         @inline(__always)
-        func apply(_ out: UnsafeMutablePointer<Float>, offset: Int, count: Int, shift: Float = 0) {
+        func affine(channel co: Int, bias: Float) -> (mean: Float, scale: Float, shift: Float) {
+            ((mean?[co] ?? 0) - bias, scale?[co] ?? 1, shift?[co] ?? 0)
+        }
+
+        /// Values offset ..< offset + count of the output at `out`, all of channel `co`.
+        @inline(__always)
+        func apply(_ out: UnsafeMutablePointer<Float>, offset: Int, count: Int, channel co: Int, bias: Float = 0) {
+            let (m, s, t) = affine(channel: co, bias: bias)
             if let residual {
-                Kernels.residualActivation(out + offset, residual + offset, count, shift: shift, activation)
-            } else if activation != .identity || shift != 0 {
-                Kernels.affineActivation(out + offset, out + offset, count, mean: 0, scale: 1, shift: shift, activation)
+                Kernels.residualActivation(out + offset, residual + offset, count, mean: m, scale: s, shift: t, activation)
+            } else if activation != .identity || m != 0 || s != 1 || t != 0 {
+                Kernels.affineActivation(out + offset, out + offset, count, mean: m, scale: s, shift: t, activation)
             }
         }
     }
@@ -85,8 +95,8 @@ enum ConvKernels {
         if epilogue.isNone && bias == nil { return }
         Parallel.forEach(planes.count, grain: Swift.max(1, 16384 / g.hw)) { range in
             for i in range {
-                let u = planes.lowerBound + i
-                epilogue.apply(out, offset: u * g.hw, count: g.hw, shift: bias?[u % g.cout] ?? 0)
+                let u = planes.lowerBound + i, co = u % g.cout
+                epilogue.apply(out, offset: u * g.hw, count: g.hw, channel: co, bias: bias?[co] ?? 0)
             }
         }
     }
@@ -321,9 +331,10 @@ enum ConvKernels {
                 let plane = ((n0 + s) * g.cout + co) * hw, dst = out + plane
                 if epilogue.residual != nil {
                     dst.update(from: src, count: hw)
-                    epilogue.apply(out, offset: plane, count: hw, shift: bias?[co] ?? 0)
-                } else if epilogue.activation != .identity {
-                    Kernels.affineActivation(src, dst, hw, mean: 0, scale: 1, shift: bias?[co] ?? 0, epilogue.activation)
+                    epilogue.apply(out, offset: plane, count: hw, channel: co, bias: bias?[co] ?? 0)
+                } else if !epilogue.isNone {
+                    let (m, sc, t) = epilogue.affine(channel: co, bias: bias?[co] ?? 0)
+                    Kernels.affineActivation(src, dst, hw, mean: m, scale: sc, shift: t, epilogue.activation)
                 } else if let bias {
                     let b = bias[co]
                     for k in 0..<hw { dst[k] = src[k] + b }

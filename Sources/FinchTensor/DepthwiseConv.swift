@@ -110,10 +110,10 @@ enum DepthwiseConv {
     static var allowDirect = true
 
     static func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                        out: UnsafeMutablePointer<Float>, _ g: ConvGeometry, activation: FusedActivation = .identity) {
+                        out: UnsafeMutablePointer<Float>, _ g: ConvGeometry, epilogue: ConvKernels.Epilogue = .none) {
         if DepthwiseConvChannelTiles.applies(to: g) {
             return DepthwiseConvChannelTiles.forward(x: x, weight: weight, bias: bias, out: out, g,
-                                                     activation: activation)
+                                                     epilogue: epilogue)
         }
         let p = Packing(g)
         let taps = (0..<g.kw).map { p.tapOffset($0, g) }
@@ -133,10 +133,7 @@ enum DepthwiseConv {
                             forwardPlane(packed: packed, weight: wc, bias: b, out: out + u * g.hw, taps: tap, p, g)
                         }
                     }
-                    if activation != .identity {
-                        Kernels.affineActivation(out + u * g.hw, out + u * g.hw, g.hw, mean: 0, scale: 1, shift: 0,
-                                                 activation)
-                    }
+                    if !epilogue.isNone { epilogue.apply(out, offset: u * g.hw, count: g.hw, channel: c) }
                 }
             }
         }

@@ -62,8 +62,8 @@ enum DepthwiseConvChannelTiles {
     }
 
     static func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                        out: UnsafeMutablePointer<Float>, _ g: ConvGeometry, activation: FusedActivation = .identity) {
-        if forwardWide(x: x, weight: weight, bias: bias, out: out, g, activation: activation) { return }
+                        out: UnsafeMutablePointer<Float>, _ g: ConvGeometry, epilogue: ConvKernels.Epilogue = .none) {
+        if forwardWide(x: x, weight: weight, bias: bias, out: out, g, epilogue: epilogue) { return }
         let t = Tile(g)
         let blocks = (g.c + width - 1) / width
         Parallel.forEach(g.n * blocks, grain: Swift.max(1, 2048 / Swift.max(g.hw * g.khw, 1))) { range in
@@ -104,20 +104,20 @@ enum DepthwiseConvChannelTiles {
                         for ow in 0..<g.wo { dst[ow] = rowFlat[ow * width + c] }
                     }
                 }
-                activate(out, unit: u, width: width, g, activation)
+                finish(out, unit: u, width: width, g, epilogue)
             }
         }
     }
 
-    /// The activation over the planes that unit u (sample u % N, channel block u / N) has just written:
-    /// one sample's consecutive channels, so one contiguous run.
+    /// The epilogue over the planes that unit u (sample u % N, channel block u / N) has just written.
     @inline(__always)
-    private static func activate(_ out: UnsafeMutablePointer<Float>, unit u: Int, width: Int, _ g: ConvGeometry,
-                                 _ activation: FusedActivation) {
-        guard activation != .identity else { return }
-        let c0 = (u / g.n) * width, start = out + ((u % g.n) * g.c + c0) * g.hw
-        Kernels.affineActivation(start, start, Swift.min(width, g.c - c0) * g.hw, mean: 0, scale: 1, shift: 0,
-                                 activation)
+    private static func finish(_ out: UnsafeMutablePointer<Float>, unit u: Int, width: Int, _ g: ConvGeometry,
+                               _ epilogue: ConvKernels.Epilogue) {
+        guard !epilogue.isNone else { return }
+        let c0 = (u / g.n) * width, s = u % g.n
+        for c in c0..<Swift.min(c0 + width, g.c) {
+            epilogue.apply(out, offset: (s * g.c + c) * g.hw, count: g.hw, channel: c)
+        }
     }
 
     /// The same kernel in CFinchKernels with sixteen channels per AVX-512 vector and FMA (a portable
@@ -126,7 +126,7 @@ enum DepthwiseConvChannelTiles {
 
     static func forwardWide(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                             out: UnsafeMutablePointer<Float>, _ g: ConvGeometry,
-                            activation: FusedActivation = .identity) -> Bool {
+                            epilogue: ConvKernels.Epilogue = .none) -> Bool {
         guard allowWide, Parallel.kernelISA == "avx512" else { return false }
         let geometry = [g.n, g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw, g.ho, g.wo]
         let scratch = geometry.withUnsafeBufferPointer { finch_depthwise_tiles16_scratch($0.baseAddress!) }
@@ -137,7 +137,7 @@ enum DepthwiseConvChannelTiles {
                 defer { buffer.deallocate() }
                 _ = finch_depthwise_tiles16(x, weight, bias, out, geo.baseAddress!, range.lowerBound, range.upperBound,
                                             buffer.assumingMemoryBound(to: Float.self))
-                for u in range { activate(out, unit: u, width: 16, g, activation) }
+                for u in range { finish(out, unit: u, width: 16, g, epilogue) }
             }
         }
         return true

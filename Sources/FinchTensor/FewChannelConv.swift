@@ -21,7 +21,8 @@ enum FewChannelConv {
 
     /// Writes out = conv2d(x, weight) + bias and returns true, or returns false having done nothing.
     static func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                        out: UnsafeMutablePointer<Float>, _ g: ConvGeometry, activation: FusedActivation = .identity) -> Bool {
+                        out: UnsafeMutablePointer<Float>, _ g: ConvGeometry,
+                        epilogue: ConvKernels.Epilogue = .none) -> Bool {
         guard allowWide, Parallel.kernelISA == "avx512" else { return false }
         let geometry = [g.n, g.c, g.h, g.w, g.cout, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.ho, g.wo]
         let scratch = geometry.withUnsafeBufferPointer { finch_few_channel_conv_scratch($0.baseAddress!) }
@@ -32,17 +33,17 @@ enum FewChannelConv {
                 defer { buffer.deallocate() }
                 _ = finch_few_channel_conv(x, weight, bias, out, geo.baseAddress!, range.lowerBound, range.upperBound,
                                            buffer)
-                if activation != .identity { activate(out, units: range, g, activation) }
+                if !epilogue.isNone { finish(out, units: range, g, epilogue) }
             }
         }
         return true
     }
 
-    /// The activation over what units lo..<hi wrote, while it is in cache: unit u is output row
+    /// The epilogue over what units lo..<hi wrote, while it is in cache: unit u is output row
     /// u % Ho of sixteen channels (block (u / Ho) % blocks) of sample u / (Ho·blocks), so a run of
     /// units within one block covers consecutive rows of each of its channel planes.
-    private static func activate(_ out: UnsafeMutablePointer<Float>, units: Range<Int>, _ g: ConvGeometry,
-                                 _ activation: FusedActivation) {
+    private static func finish(_ out: UnsafeMutablePointer<Float>, units: Range<Int>, _ g: ConvGeometry,
+                               _ epilogue: ConvKernels.Epilogue) {
         let blocks = (g.cout + 15) / 16
         var u = units.lowerBound
         while u < units.upperBound {
@@ -50,8 +51,7 @@ enum FewChannelConv {
             let rows = Swift.min(g.ho - oh, units.upperBound - u)
             let s = run / blocks, c0 = (run % blocks) * 16
             for co in c0..<Swift.min(c0 + 16, g.cout) {
-                let start = out + (s * g.cout + co) * g.hw + oh * g.wo
-                Kernels.affineActivation(start, start, rows * g.wo, mean: 0, scale: 1, shift: 0, activation)
+                epilogue.apply(out, offset: (s * g.cout + co) * g.hw + oh * g.wo, count: rows * g.wo, channel: co)
             }
             u += rows
         }

@@ -283,7 +283,7 @@ enum WinogradConv {
                 let offset = ((n0 + s) * g.cout + co) * g.hw, plane = out + offset
                 let b = bias?[co] ?? 0
                 // The epilogue while the plane is still in cache (the C path leaves by `continue`).
-                defer { if !epilogue.isNone { epilogue.apply(out, offset: offset, count: g.hw) } }
+                defer { if !epilogue.isNone { epilogue.apply(out, offset: offset, count: g.hw, channel: co) } }
                 if wide {
                     wide = finch_winograd_output_transform(src, stride, th, tw, g.ho, g.wo, b, plane) == 1
                     if wide { continue }

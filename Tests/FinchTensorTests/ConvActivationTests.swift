@@ -73,21 +73,33 @@ final class ConvActivationTests: XCTestCase {
                 XCTAssertTrue(c.takes(g), "\(c.name): the geometry no longer takes this path")
                 let conv = naiveConv2d(x, w, b, stride: c.stride, padding: c.padding, dilation: (1, 1),
                                        groups: c.groups)
-                let shortcut = rng.tensor(conv.shape)
+                let shortcut = rng.tensor(conv.shape), cout = c.weight[0], plane = conv.values.count / (conv.shape[0] * cout)
+                let mean = rng.tensor([cout]), scale = rng.tensor([cout], 0.5, 2), shift = rng.tensor([cout])
                 for activation in activations {
-                  for residual in [nil, shortcut] {
+                  // Activation only; BatchNorm's (y − μ)·s + β then the activation; then the shortcut added.
+                  for (batchNorm, residual) in [(false, nil), (true, nil), (true, shortcut)] {
                     let out = Tensor(uninitializedShape: conv.shape)
-                    withExtendedLifetime((x, w, b, residual)) {
+                    withExtendedLifetime((x, w, b, residual, mean, scale, shift)) {
                         ConvKernels.forward(x: x.basePointer, weight: w.basePointer, bias: b?.basePointer,
                                             out: out.basePointer, g, activation: activation,
-                                            residual: residual.map { UnsafePointer($0.basePointer) })
+                                            residual: residual.map { UnsafePointer($0.basePointer) },
+                                            mean: batchNorm ? mean.basePointer : nil,
+                                            scale: batchNorm ? scale.basePointer : nil,
+                                            shift: batchNorm ? shift.basePointer : nil)
                     }
-                    let sums = residual.map { r in zip(conv.values, r.scalars).map { $0 + $1 } } ?? conv.values
-                    let expected = sums.map { Float(Self.reference(activation, Double($0))) }
+                    var sums = conv.values.enumerated().map { i, v -> Double in
+                        let co = (i / plane) % cout
+                        return batchNorm
+                            ? (Double(v) - Double(mean.scalars[co])) * Double(scale.scalars[co]) + Double(shift.scalars[co])
+                            : Double(v)
+                    }
+                    if let residual { sums = zip(sums, residual.scalars).map { $0 + Double($1) } }
+                    let expected = sums.map { Float(Self.reference(activation, $0)) }
                     let got = out.scalars
                     XCTAssertEqual(got.count, expected.count)
                     if let i = got.indices.first(where: { !(abs(got[$0] - expected[$0]) <= 2e-5 + 2e-5 * abs(expected[$0])) }) {
-                        XCTFail("\(c.name), \(activation), \(isa), residual \(residual != nil): element \(i) is \(got[i]), expected \(expected[i])")
+                        XCTFail("\(c.name), \(activation), \(isa), BatchNorm \(batchNorm), residual \(residual != nil): " +
+                                "element \(i) is \(got[i]), expected \(expected[i])")
                     }
                   }
                 }

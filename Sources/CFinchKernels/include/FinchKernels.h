@@ -70,11 +70,12 @@ int finch_depthwise_backward_plane(const float *dy, const float *packed, const f
 int finch_affine_activation(const float *src, float *dst, size_t n, float mean, float scale, float shift,
                             int activation);
 
-/// x[i] = act((x[i] + shift) + r[i]) in place: the end of a residual block (folded BatchNorm's
-/// shift, the shortcut r, the activation after the sum), with finch_affine_activation's activation
-/// codes and the same operations as the Swift kernels. Returns 0 without touching anything when
-/// the CPU has no AVX-512.
-int finch_residual_activation(float *x, const float *r, size_t n, float shift, int activation);
+/// x[i] = act(((x[i] − mean)·scale + shift) + r[i]) in place: the end of a residual block
+/// (BatchNorm, the shortcut r, the activation after the sum), with finch_affine_activation's
+/// activation codes and the same operations as the Swift kernels. Returns 0 without touching
+/// anything when the CPU has no AVX-512.
+int finch_residual_activation(float *x, const float *r, size_t n, float mean, float scale, float shift,
+                              int activation);
 
 /// out[0] = Σ(a − sa), out[1] = Σ(a − sa)·(b − sb) over n values (Float lanes; callers add planes
 /// in Double): training BatchNorm's mean and variance of a plane (a = b = x) and its backward's
