@@ -474,6 +474,53 @@ static void depthwise_forward_direct16(const float *plane, const float *weight, 
     }
 }
 
+// ---------------------------------------------------------------- 3×3 stride-2 max pooling (no indices)
+
+// Input columns first + 2l + {0, 1} for sixteen lanes l from 32 consecutive floats, −∞ outside the row.
+__attribute__((target("avx512f"), always_inline))
+static inline void pool_columns(const float *row, long first, long w, __m512 *even, __m512 *odd) {
+    const __m512i ie = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i io = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    const __m512 minus_inf = _mm512_set1_ps(-INFINITY);
+    __mmask16 m0 = span_mask(first, w, 16), m1 = span_mask(first + 16, w, 16);
+    __m512 lo = _mm512_mask_loadu_ps(minus_inf, m0, m0 ? row + first : row);
+    __m512 hi = _mm512_mask_loadu_ps(minus_inf, m1, m1 ? row + first + 16 : row);
+    *even = _mm512_permutex2var_ps(lo, ie, hi);
+    *odd = _mm512_permutex2var_ps(lo, io, hi);
+}
+
+// PyTorch's scan step: move on a greater value or a NaN (a NaN already held stays).
+__attribute__((target("avx512f"), always_inline))
+static inline __m512 pool_take(__m512 best, __m512 v) {
+    __mmask16 take = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    return _mm512_mask_blend_ps(take, best, v);
+}
+
+__attribute__((target("avx512f")))
+static void max_pool3x3s2_16(const float *plane, long h, long w, long pt, long pl, long ho, long wo, float *out) {
+    for (long oh = 0; oh < ho; oh++) {
+        for (long ow0 = 0; ow0 < wo; ow0 += 16) {
+            __m512 best = _mm512_set1_ps(-INFINITY);
+            const long first = 2 * ow0 - pl;
+            for (long i = 0; i < 3; i++) {
+                const long r = 2 * oh - pt + i;
+                if (r < 0 || r >= h) continue;
+                __m512 c0, c1, c2, unused;
+                pool_columns(plane + r * w, first, w, &c0, &c1);
+                pool_columns(plane + r * w, first + 2, w, &c2, &unused);
+                best = pool_take(pool_take(pool_take(best, c0), c1), c2);
+            }
+            _mm512_mask_storeu_ps(out + oh * wo + ow0, first_lanes(wo - ow0), best);
+        }
+    }
+}
+
+int finch_max_pool3x3s2(const float *plane, long h, long w, long pt, long pl, long ho, long wo, float *out) {
+    if (selected != run_avx512) return 0;
+    max_pool3x3s2_16(plane, h, w, pt, pl, ho, wo, out);
+    return 1;
+}
+
 int finch_depthwise_forward_direct(const float *plane, const float *weight, float bias, float *out, const long *geometry) {
     if (selected != run_avx512 || geometry[12] != 1) return 0;
     depthwise_forward_direct16(plane, weight, bias, out, geometry);
@@ -722,6 +769,10 @@ int finch_avx512_selected(void) { return 0; }
 int finch_depthwise_forward_plane(const float *packed, const float *weight, float bias, float *out, const long *geometry,
                                   const long *taps) {
     (void)packed; (void)weight; (void)bias; (void)out; (void)geometry; (void)taps;
+    return 0;
+}
+int finch_max_pool3x3s2(const float *plane, long h, long w, long pt, long pl, long ho, long wo, float *out) {
+    (void)plane; (void)h; (void)w; (void)pt; (void)pl; (void)ho; (void)wo; (void)out;
     return 0;
 }
 int finch_depthwise_forward_direct(const float *plane, const float *weight, float bias, float *out, const long *geometry) {

@@ -1,3 +1,4 @@
+import CFinchKernels
 // 2-D pooling over NCHW planes with PyTorch's output sizes and window rules.
 // Every kernel is split over (sample, channel) planes, so threads never share output memory.
 
@@ -29,6 +30,11 @@ private func checkPool(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int), padd
 
 /// Max pooling, `torch.nn.functional.max_pool2d`: padding acts as −∞, the gradient goes to the
 /// first maximum of each window (a NaN in the window wins, as in PyTorch).
+enum MaxPoolKernel {
+    /// When false, the AVX-512 3×3 stride-2 kernel is not used (tests compare the two paths).
+    static var allowWide = true
+}
+
 public func maxPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0),
                       dilation: (Int, Int) = (1, 1), ceilMode: Bool = false) -> Tensor {
     let st = stride ?? kernel
@@ -60,6 +66,16 @@ public func maxPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil
                  "misses every element of input \(x.shape)")
     // For each tap (j), the output columns whose window column j lands on real input.
     let tapColumns = g.colRanges
+    // ResNet's 3×3 stride-2 pool in inference: sixteen outputs per AVX-512 vector (4% of a ResNet18
+    // evaluation in the loop below, which gathers stride-2 columns one at a time).
+    if !keep && OpTrace.active == nil && MaxPoolKernel.allowWide && Parallel.kernelISA == "avx512" && g.kh == 3 && g.kw == 3 && g.sh == 2
+        && g.sw == 2 && g.dh == 1 && g.dw == 1 {
+        let src = xd.basePointer, dst = out.basePointer
+        Parallel.forEach(n * c, grain: Swift.max(1, 2048 / Swift.max(ho * wo * 9, 1))) { range in
+            for u in range { _ = finch_max_pool3x3s2(src + u * h * w, h, w, g.pt, g.pl, ho, wo, dst + u * ho * wo) }
+        }
+        return out
+    }
     argmax.withUnsafeMutableBufferPointer { am in
         let src = xd.basePointer, dst = out.basePointer
         // An empty array may still hand out a non-nil base address: decide on `keep`.

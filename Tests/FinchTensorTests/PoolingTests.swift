@@ -124,6 +124,38 @@ final class PoolingTests: XCTestCase {
         }
     }
 
+    /// 3×3 stride-2 pooling without gradients goes through the AVX-512 kernel (where the CPU has it):
+    /// against the definition and bit for bit against the Swift loop, including NaNs and zeros of
+    /// both signs (a NaN wins, ties keep the first maximum), ceil mode, and rows of one and of
+    /// several vectors with a partial one.
+    func testMaxPool3x3Stride2Kernel() {
+        defer { MaxPoolKernel.allowWide = true }
+        let configs: [(p: (Int, Int), ceil: Bool, h: Int, w: Int)] = [
+            ((1, 1), false, 7, 7), ((0, 0), true, 6, 6), ((1, 1), false, 9, 37), ((1, 0), true, 8, 70),
+        ]
+        for (n, cfg) in configs.enumerated() {
+            for withNaN in [false, true] {
+                var values = spacedTensor([2, 3, cfg.h, cfg.w], seed: UInt64(20 + n)).scalars
+                for k in stride(from: 7, to: values.count, by: 11) { values[k] = k % 2 == 0 ? 0 : -0.0 }
+                if withNaN { for k in stride(from: 5, to: values.count, by: 23) { values[k] = .nan } }
+                let x = Tensor(values, shape: [2, 3, cfg.h, cfg.w])
+                func pool(_ wide: Bool) -> Tensor {
+                    MaxPoolKernel.allowWide = wide
+                    return noGrad { maxPool2d(x, kernel: (3, 3), stride: (2, 2), padding: cfg.p, ceilMode: cfg.ceil) }
+                }
+                let fast = pool(true), loop = pool(false)
+                XCTAssertEqual(fast.scalars.map(\.bitPattern), loop.scalars.map(\.bitPattern), "config \(n), NaN \(withNaN)")
+                if withNaN {
+                    XCTAssertTrue(fast.scalars.contains { $0.isNaN }, "config \(n) should see a NaN")
+                } else {
+                    let ref = naiveMaxPool(x, k: (3, 3), s: (2, 2), p: cfg.p, d: (1, 1), ceil: cfg.ceil)
+                    XCTAssertEqual(fast.shape, ref.shape, "config \(n)")
+                    XCTAssertEqual(fast.scalars, ref.values, "config \(n)")
+                }
+            }
+        }
+    }
+
     func testMaxPoolGradientGoesToFirstMaximum() {
         let x = Tensor([1, 3, 3, 2], shape: [1, 1, 2, 2], requiresGrad: true)
         maxPool2d(x, kernel: (2, 2)).sum().backward()
