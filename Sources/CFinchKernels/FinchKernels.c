@@ -301,10 +301,16 @@ static inline void multiply_accumulate(float *a, const float *v, const float *s,
 
 // Three taps of one packed row, (w0·s0 + w1·s1) + w2·s2, in the order the Swift rows kernel adds them.
 __attribute__((target("avx512f")))
+static inline __m512 masked_three_taps(const float *s0, const float *s1, const float *s2, __mmask16 k0, __mmask16 k1,
+                                       __mmask16 k2, __m512 w0, __m512 w1, __m512 w2) {
+    return _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(w0, _mm512_maskz_loadu_ps(k0, s0)), _mm512_mul_ps(w1, _mm512_maskz_loadu_ps(k1, s1))),
+                         _mm512_mul_ps(w2, _mm512_maskz_loadu_ps(k2, s2)));
+}
+
+__attribute__((target("avx512f"), always_inline))
 static inline __m512 three_taps(const float *s0, const float *s1, const float *s2, __m512 w0, __m512 w1, __m512 w2,
                                 __mmask16 k) {
-    return _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(w0, _mm512_maskz_loadu_ps(k, s0)), _mm512_mul_ps(w1, _mm512_maskz_loadu_ps(k, s1))),
-                         _mm512_mul_ps(w2, _mm512_maskz_loadu_ps(k, s2)));
+    return masked_three_taps(s0, s1, s2, k, k, k, w0, w1, w2);
 }
 
 // t[x] += w0·q0[x] + w1·q1[x] + w2·q2[x]: one kernel row's three taps per pass over the row.
@@ -400,12 +406,14 @@ static void depthwise_forward_plane16(const float *packed, const float *weight, 
     }
 }
 
-// Tap values of an unpacked input row for outputs x … x + 15 of a convolution with column stride 1:
-// input columns col … col + 15, zero outside the row exactly as the packed row's padding is.
-__attribute__((target("avx512f"), always_inline))
-static inline __m512 row_tap(const float *row, long col, long w, __mmask16 k) {
+// Lanes (under k) of input columns col … col + 15 that lie in a row of w, and where to load them
+// from: zero outside the row, exactly as a packed row's padding. A masked-off lane is never read,
+// but the address must stay inside the row.
+__attribute__((always_inline))
+static inline __mmask16 column_mask(long col, long w, __mmask16 k, long *start) {
     __mmask16 m = k & span_mask(col, w, 16);
-    return _mm512_maskz_loadu_ps(m, m ? row + col : row);
+    *start = m ? col : 0;
+    return m;
 }
 
 // depthwise_forward_plane16 for column stride 1 straight from the input plane: no packed copy (its
@@ -425,23 +433,16 @@ static void depthwise_forward_direct16(const float *plane, const float *weight, 
         const __m512 w6 = _mm512_set1_ps(weight[6]), w7 = _mm512_set1_ps(weight[7]), w8 = _mm512_set1_ps(weight[8]);
         for (long x = 0; x < wo; x += 16) {
             const __mmask16 k = first_lanes(wo - x);
-            const long c0 = x - pl, c1 = c0 + dw, c2 = c1 + dw;
-            const __mmask16 m0 = k & span_mask(c0, w, 16), m1 = k & span_mask(c1, w, 16), m2 = k & span_mask(c2, w, 16);
-            // A masked-off lane is never read, but the address must stay inside the row.
-            const long a0 = m0 ? c0 : 0, a1 = m1 ? c1 : 0, a2 = m2 ? c2 : 0;
+            long a0, a1, a2;
+            const __mmask16 m0 = column_mask(x - pl, w, k, &a0), m1 = column_mask(x - pl + dw, w, k, &a1);
+            const __mmask16 m2 = column_mask(x - pl + 2 * dw, w, k, &a2);
             for (long oh = 0; oh < ho; oh++) {
                 const long ih0 = oh * sh - pt;
                 if (ih0 < 0 || ih0 + 2 * dh >= h) continue;
                 const float *r0 = plane + ih0 * w, *r1 = r0 + dh * w, *r2 = r1 + dh * w;
-                __m512 top = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(w0, _mm512_maskz_loadu_ps(m0, r0 + a0)),
-                                                         _mm512_mul_ps(w1, _mm512_maskz_loadu_ps(m1, r0 + a1))),
-                                           _mm512_mul_ps(w2, _mm512_maskz_loadu_ps(m2, r0 + a2)));
-                __m512 mid = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(w3, _mm512_maskz_loadu_ps(m0, r1 + a0)),
-                                                         _mm512_mul_ps(w4, _mm512_maskz_loadu_ps(m1, r1 + a1))),
-                                           _mm512_mul_ps(w5, _mm512_maskz_loadu_ps(m2, r1 + a2)));
-                __m512 bot = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(w6, _mm512_maskz_loadu_ps(m0, r2 + a0)),
-                                                         _mm512_mul_ps(w7, _mm512_maskz_loadu_ps(m1, r2 + a1))),
-                                           _mm512_mul_ps(w8, _mm512_maskz_loadu_ps(m2, r2 + a2)));
+                __m512 top = masked_three_taps(r0 + a0, r0 + a1, r0 + a2, m0, m1, m2, w0, w1, w2);
+                __m512 mid = masked_three_taps(r1 + a0, r1 + a1, r1 + a2, m0, m1, m2, w3, w4, w5);
+                __m512 bot = masked_three_taps(r2 + a0, r2 + a1, r2 + a2, m0, m1, m2, w6, w7, w8);
                 _mm512_mask_storeu_ps(out + oh * wo + x, k, _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(b, top), mid), bot));
             }
         }
@@ -460,14 +461,17 @@ static void depthwise_forward_direct16(const float *plane, const float *weight, 
                 long j = 0;
                 for (; j + 3 <= kw; j += 3) {
                     const long c = x - pl + j * dw;
-                    __m512 three = _mm512_add_ps(
-                        _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(wi[j]), row_tap(row, c, w, k)),
-                                      _mm512_mul_ps(_mm512_set1_ps(wi[j + 1]), row_tap(row, c + dw, w, k))),
-                        _mm512_mul_ps(_mm512_set1_ps(wi[j + 2]), row_tap(row, c + 2 * dw, w, k)));
-                    acc = _mm512_add_ps(acc, three);
+                    long a0, a1, a2;
+                    __mmask16 m0 = column_mask(c, w, k, &a0), m1 = column_mask(c + dw, w, k, &a1);
+                    __mmask16 m2 = column_mask(c + 2 * dw, w, k, &a2);
+                    acc = _mm512_add_ps(acc, masked_three_taps(row + a0, row + a1, row + a2, m0, m1, m2, _mm512_set1_ps(wi[j]),
+                                                               _mm512_set1_ps(wi[j + 1]), _mm512_set1_ps(wi[j + 2])));
                 }
-                for (; j < kw; j++)
-                    acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_set1_ps(wi[j]), row_tap(row, x - pl + j * dw, w, k)));
+                for (; j < kw; j++) {
+                    long a;
+                    __mmask16 m = column_mask(x - pl + j * dw, w, k, &a);
+                    acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_set1_ps(wi[j]), _mm512_maskz_loadu_ps(m, row + a)));
+                }
             }
             _mm512_mask_storeu_ps(out + oh * wo + x, k, acc);
         }
@@ -617,6 +621,19 @@ static inline __m512 activate16(__m512 y, const int activation) {
     }
 }
 
+// `body` with ACT the activation code as a constant, so each activation gets its own loop and
+// none is chosen per vector.
+#define PER_ACTIVATION(code, body)                  \
+    switch (code) {                                 \
+    case 1: { enum { ACT = 1 }; body; } break;      \
+    case 2: { enum { ACT = 2 }; body; } break;      \
+    case 3: { enum { ACT = 3 }; body; } break;      \
+    case 4: { enum { ACT = 4 }; body; } break;      \
+    case 5: { enum { ACT = 5 }; body; } break;      \
+    case 6: { enum { ACT = 6 }; body; } break;      \
+    default: { enum { ACT = 0 }; body; } break;     \
+    }
+
 // One loop per (activation, shift-only) pair, so neither choice is made per vector.
 __attribute__((target("avx512f"), always_inline))
 static inline void affine_act_loop(const float *src, float *dst, size_t n, __m512 m, __m512 a, __m512 b,
@@ -635,18 +652,8 @@ static void affine_act_avx512(const float *src, float *dst, size_t n, float mean
                               int activation) {
     const __m512 m = _mm512_set1_ps(mean), a = _mm512_set1_ps(scale), b = _mm512_set1_ps(shift);
     const int shift_only = mean == 0.0f && scale == 1.0f;
-#define AFFINE_CASE(act) \
-    case act: \
-        if (shift_only) affine_act_loop(src, dst, n, m, a, b, act, 1); \
-        else affine_act_loop(src, dst, n, m, a, b, act, 0); \
-        break;
-    switch (activation) {
-    AFFINE_CASE(1) AFFINE_CASE(2) AFFINE_CASE(3) AFFINE_CASE(4) AFFINE_CASE(5) AFFINE_CASE(6)
-    default:
-        if (shift_only) affine_act_loop(src, dst, n, m, a, b, 0, 1);
-        else affine_act_loop(src, dst, n, m, a, b, 0, 0);
-    }
-#undef AFFINE_CASE
+    PER_ACTIVATION(activation, if (shift_only) affine_act_loop(src, dst, n, m, a, b, ACT, 1);
+                               else affine_act_loop(src, dst, n, m, a, b, ACT, 0));
 }
 
 // x ← act(((x − mean)·scale + shift) + r): a residual block's last BatchNorm, the shortcut and the
@@ -665,15 +672,7 @@ __attribute__((target("avx512f")))
 static void residual_act_avx512(float *x, const float *r, size_t n, float mean, float scale, float shift,
                                 int activation) {
     const __m512 m = _mm512_set1_ps(mean), a = _mm512_set1_ps(scale), b = _mm512_set1_ps(shift);
-    switch (activation) {
-    case 1: residual_act_loop(x, r, n, m, a, b, 1); break;
-    case 2: residual_act_loop(x, r, n, m, a, b, 2); break;
-    case 3: residual_act_loop(x, r, n, m, a, b, 3); break;
-    case 4: residual_act_loop(x, r, n, m, a, b, 4); break;
-    case 5: residual_act_loop(x, r, n, m, a, b, 5); break;
-    case 6: residual_act_loop(x, r, n, m, a, b, 6); break;
-    default: residual_act_loop(x, r, n, m, a, b, 0);
-    }
+    PER_ACTIVATION(activation, residual_act_loop(x, r, n, m, a, b, ACT));
 }
 
 int finch_residual_activation(float *x, const float *r, size_t n, float mean, float scale, float shift,
