@@ -15,6 +15,7 @@ public enum Parallel {
         let env = ProcessInfoLite.environment("FINCH_NUM_THREADS").flatMap(Int.init)
         let n = max(1, env ?? ProcessInfoLite.activeProcessorCount)
         BLASCoreSelection.apply()
+        if let us = ProcessInfoLite.environment("FINCH_SPIN_US").flatMap(Int.init) { finch_pool_set_spin_ns(us * 1000) }
         openblas_set_num_threads(gemmSplit ? 1 : Int32(n))
         return n
     }()
@@ -46,11 +47,33 @@ public enum Parallel {
             body(0..<n)
             return
         }
-        DispatchQueue.concurrentPerform(iterations: parts) { p in
-            let lo = n * p / parts, hi = n * (p + 1) / parts
-            if lo < hi { body(lo..<hi) }
+        withoutActuallyEscaping(body) { body in
+            var task = PoolTask(n: n, parts: parts, body: body)
+            let ran = withUnsafeMutablePointer(to: &task) { finch_pool_run(parts, $0, runPoolTask) }
+            switch ran {
+            case 1: return
+            case 0: body(0..<n)  // inside another loop's part: the other threads are busy already
+            default:
+                // Another thread's loop holds the pool (a data-loader worker, say).
+                DispatchQueue.concurrentPerform(iterations: parts) { task.run(part: $0) }
+            }
         }
     }
+}
+
+/// One `Parallel.forEach` call as the worker pool sees it: part p covers n·p/parts ..< n·(p+1)/parts.
+private struct PoolTask {
+    let n: Int, parts: Int
+    let body: (Range<Int>) -> Void
+
+    func run(part p: Int) {
+        let lo = n * p / parts, hi = n * (p + 1) / parts
+        if lo < hi { body(lo..<hi) }
+    }
+}
+
+private let runPoolTask: finch_pool_task = { context, part in
+    context!.assumingMemoryBound(to: PoolTask.self).pointee.run(part: part)
 }
 
 /// The two facts Parallel needs without importing Foundation into the kernel layer.
