@@ -131,12 +131,12 @@ static void ensure_workers(int count) {
 
 void finch_pool_set_spin_ns(long ns) { atomic_store(&spin_ns, ns < 0 ? 0 : ns); }
 
-int finch_pool_run(long parts, void *ctx, finch_pool_task fn) {
+int finch_pool_run(long parts, long workers, void *ctx, finch_pool_task fn) {
     if (inside_pool) return 0;
-    if (parts <= 1 || parts > 0xFFFF) return -1;
+    if (parts <= 1 || parts > 0xFFFF || workers < 1) return -1;
     int expected = 0;
     if (!atomic_compare_exchange_strong(&busy, &expected, 1)) return -1;
-    ensure_workers((int)(parts - 1));
+    ensure_workers((int)(workers < parts - 1 ? workers : parts - 1));
     if (started_workers == 0) {
         atomic_store(&busy, 0);
         return -1;

@@ -111,12 +111,8 @@ extension Tensor {
         }
     }
 
-    /// Sum of two gradients without recording; reuses neither input's storage.
-    func adding(_ other: Tensor) -> Tensor {
-        let out = self.copy()
-        Kernels.addInPlace(out, other)
-        return out
-    }
+    /// Sum of two gradients without recording, in one pass; reuses neither input's storage.
+    func adding(_ other: Tensor) -> Tensor { Kernels.zip(self, other, AddKernel.self, op: "gradient sum") }
 
     /// Name of the op that produced this tensor (nil for leaves), for debugging and tests.
     public var gradFnName: String? { gradFn?.name }

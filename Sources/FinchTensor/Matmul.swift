@@ -78,17 +78,26 @@ extension Tensor {
         let nb = Shape.count(batch)
         let pa = opA.tensor.basePointer, pb = opB.tensor.basePointer, pc = out.basePointer
         if k == 0 { out.storage.pointer.initialize(repeating: 0, count: out.count) }
-        var index = [Int](repeating: 0, count: batch.count)
-        for bi in 0..<nb where k > 0 && m > 0 && n > 0 {
+        // Many small products (attention's heads) go whole to each thread; a few large ones are
+        // each split by Gemm.sgemm.
+        let byBatch = nb >= Parallel.threads && nb * m * n * k >= Gemm.splitMinimumWork
+        func product(_ bi: Int) {
             var r = bi, oa = 0, ob = 0
             for d in stride(from: batch.count - 1, through: 0, by: -1) {
-                index[d] = r % batch[d]
+                oa += r % batch[d] * aBatchStrides[d]
+                ob += r % batch[d] * bBatchStrides[d]
                 r /= batch[d]
-                oa += index[d] * aBatchStrides[d]
-                ob += index[d] * bBatchStrides[d]
             }
             Gemm.sgemm(transA: opA.transposed, transB: opB.transposed, m: m, n: n, k: k,
-                       a: pa + oa, lda: opA.ld, b: pb + ob, ldb: opB.ld, c: pc + bi * m * n, ldc: n)
+                       a: pa + oa, lda: opA.ld, b: pb + ob, ldb: opB.ld, c: pc + bi * m * n, ldc: n,
+                       split: !byBatch)
+        }
+        if k > 0 && m > 0 && n > 0 {
+            if byBatch {
+                Parallel.forEach(nb) { range in for bi in range { product(bi) } }
+            } else {
+                for bi in 0..<nb { product(bi) }
+            }
         }
         let ad = detach(), bd = other.detach()
         if OpTrace.active != nil { traceOp("MatMul", [self, other], out) }

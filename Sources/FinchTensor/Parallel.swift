@@ -38,18 +38,23 @@ public enum Parallel {
         openblas_set_num_threads(gemmSplit ? 1 : Int32(threads))
     }
 
+    static var partsPerThread = ProcessInfoLite.environment("FINCH_PARTS").flatMap(Int.init) ?? 4
+
     /// Calls `body` on disjoint ranges covering 0..<n, in parallel when each part gets at least `grain` items.
     @inline(__always)
     public static func forEach(_ n: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
         guard n > 0 else { return }
-        let parts = min(threads, max(1, n / max(grain, 1)))
-        if parts <= 1 {
+        let most = max(1, n / max(grain, 1))
+        if min(threads, most) <= 1 {
             body(0..<n)
             return
         }
+        // A few parts per thread, taken in turn: a thread that starts late or runs slower takes
+        // fewer, instead of the others waiting for its half.
+        let parts = min(threads * partsPerThread, most)
         withoutActuallyEscaping(body) { body in
             var task = PoolTask(n: n, parts: parts, body: body)
-            let ran = withUnsafeMutablePointer(to: &task) { finch_pool_run(parts, $0, runPoolTask) }
+            let ran = withUnsafeMutablePointer(to: &task) { finch_pool_run(parts, threads - 1, $0, runPoolTask) }
             switch ran {
             case 1: return
             case 0: body(0..<n)  // inside another loop's part: the other threads are busy already

@@ -31,6 +31,26 @@ enum StridedLoop {
         let outerShape = Array(shape.dropLast())
         let nRows = Shape.count(outerShape)
         let k = strides.count
+        // Dense operands coalesce to one long row (a few, with a small batch axis): split the rows
+        // themselves, or a gradient sum or copy of a whole activation would run on one thread.
+        if nRows < Parallel.threads && inner >= 2 * grainElements {
+            let pieces = (Parallel.threads + nRows - 1) / nRows
+            Parallel.forEach(nRows * pieces) { range in
+                var offsets = [Int](repeating: 0, count: k)
+                for item in range {
+                    let row = item / pieces, piece = item % pieces
+                    let lo = inner * piece / pieces, hi = inner * (piece + 1) / pieces
+                    var r = row
+                    for j in 0..<k { offsets[j] = lo * strides[j][shape.count - 1] }
+                    for d in stride(from: outerShape.count - 1, through: 0, by: -1) {
+                        for j in 0..<k { offsets[j] += r % outerShape[d] * strides[j][d] }
+                        r /= outerShape[d]
+                    }
+                    offsets.withUnsafeBufferPointer { body($0.baseAddress!, hi - lo) }
+                }
+            }
+            return
+        }
         Parallel.forEach(nRows, grain: max(1, grainElements / max(inner, 1))) { range in
             var index = [Int](repeating: 0, count: outerShape.count)
             var offsets = [Int](repeating: 0, count: k)

@@ -38,7 +38,7 @@ final class ParallelTests: XCTestCase {
         let seen = Mutex<[Range<Int>]>([])
         Parallel.forEach(103) { r in seen.withLock { $0.append(r) } }
         let ranges = seen.withLock { $0 }.sorted { $0.lowerBound < $1.lowerBound }
-        XCTAssertEqual(ranges.count, 4)
+        XCTAssertEqual(ranges.count, 4 * Parallel.partsPerThread)
         XCTAssertEqual(ranges.first?.lowerBound, 0)
         XCTAssertEqual(ranges.last?.upperBound, 103)
         for (a, b) in zip(ranges, ranges.dropFirst()) { XCTAssertEqual(a.upperBound, b.lowerBound) }
@@ -74,6 +74,45 @@ final class ParallelTests: XCTestCase {
             }
         }
         XCTAssertEqual(failures.load(ordering: .relaxed), 0)
+    }
+
+    func testLongRowsAreSplitAcrossThreads() {
+        // Dense operands coalesce into one or two rows longer than the grain; the pieces of each
+        // row must line up with every operand's offsets (here a broadcast row and a strided view).
+        let n = 70_001
+        let a = Tensor((0..<(2 * n)).map { Float($0 % 97) }, shape: [2, n])
+        let row = Tensor((0..<n).map { Float($0 % 13) - 6 }, shape: [n])
+        let sum = a + row
+        let expectedSum = (0..<(2 * n)).map { Float($0 % 97) + Float($0 % n % 13) - 6 }
+        XCTAssertEqual(sum.scalars, expectedSum)
+
+        let acc = Tensor(repeating: 1, shape: [2, n])
+        Kernels.addInPlace(acc, a)
+        XCTAssertEqual(acc.scalars, (0..<(2 * n)).map { Float($0 % 97) + 1 })
+
+        let columns = a.transposed().contiguous().transposed()  // [2, n] with strides [1, 2]
+        XCTAssertEqual(columns.contiguous().scalars, a.scalars)
+    }
+
+    func testBatchedMatmulSplitByBatchEqualsEachProduct() {
+        // Enough small products to go whole to each thread (Matmul's batch split).
+        let (nb, m, k, n) = (9, 32, 24, 40)
+        var rng = TestRNG(5)
+        let a = Tensor((0..<(nb * m * k)).map { _ in rng.uniform(-1, 1) }, shape: [nb, m, k])
+        let b = Tensor((0..<(nb * k * n)).map { _ in rng.uniform(-1, 1) }, shape: [nb, k, n])
+        XCTAssertGreaterThanOrEqual(nb * m * n * k, Gemm.splitMinimumWork)
+        let batched = a.matmul(b).scalars
+        for i in 0..<nb {
+            let single = a.narrowed(axis: 0, start: i, length: 1).squeezed(axis: 0)
+                .matmul(b.narrowed(axis: 0, start: i, length: 1).squeezed(axis: 0)).scalars
+            XCTAssertEqual(Array(batched[(i * m * n)..<((i + 1) * m * n)]), single, "product \(i)")
+        }
+        let av = a.scalars, bv = b.scalars
+        for (i, r, c) in [(0, 0, 0), (4, 17, 23), (8, 31, 39)] {
+            var ref = 0.0
+            for j in 0..<k { ref += Double(av[(i * m + r) * k + j]) * Double(bv[(i * k + j) * n + c]) }
+            XCTAssertEqual(Double(batched[(i * m + r) * n + c]), ref, accuracy: 1e-5)
+        }
     }
 
     func testWorkersThatWentToSleepWakeForTheNextLoop() {

@@ -26,11 +26,11 @@ void finch_silu_backward(const float *g, const float *x, float *dst, size_t n);
 int finch_softmax_rows(const float *src, float *dst, size_t rows, size_t r, int log_softmax);
 /// One part of a parallel loop: `part` in 0 ..< parts of the call that started it.
 typedef void (*finch_pool_task)(void *context, long part);
-/// Runs fn(context, 0 ..< parts) on the calling thread and parts − 1 persistent workers, returning 1
-/// when all are done. Without running anything it returns 0 when called from inside a part (a
+/// Runs fn(context, 0 ..< parts) on the calling thread and up to `workers` persistent workers, each
+/// taking the next part until none are left; returns 1 when all are done. Without running anything it returns 0 when called from inside a part (a
 /// nested loop, which the caller runs serially) and −1 while another thread's loop holds the pool
 /// or if no worker could start.
-int finch_pool_run(long parts, void *context, finch_pool_task fn);
+int finch_pool_run(long parts, long workers, void *context, finch_pool_task fn);
 /// How long an idle worker polls for the next loop before it sleeps (default 200 µs).
 void finch_pool_set_spin_ns(long nanoseconds);
 /// The instruction set the kernels use on this CPU: "avx512", "avx2" or "generic".
