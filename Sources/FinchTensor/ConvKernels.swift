@@ -129,6 +129,7 @@ enum ConvKernels {
 
     static func im2colForward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                               out: UnsafeMutablePointer<Float>, _ g: ConvGeometry, epilogue: Epilogue = .none) {
+        if bandedForward(x: x, weight: weight, bias: bias, out: out, g, epilogue: epilogue) { return }
         let nbMax = chunkSize(g)
         let cols = UnsafeMutablePointer<Float>.allocate(capacity: g.c * g.khw * g.hw * nbMax)
         defer { cols.deallocate() }
@@ -160,6 +161,42 @@ enum ConvKernels {
             }
             n0 += nb
         }
+    }
+
+    /// Column floats per band of output rows in `bandedForward`: about half a core's L2.
+    static var bandBudget = 1 << 18
+
+    /// Large planes whose columns would not fit in cache (ResNet's 7×7 stem: 2.4 MB a sample)
+    /// are done a sample per thread in bands of output rows: each band's columns are written and
+    /// read back by the same core while in its L2, and the sample's planes get their epilogue
+    /// while still in cache. Returns false when the shape does not qualify.
+    static func bandedForward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                              out: UnsafeMutablePointer<Float>, _ g: ConvGeometry, epilogue: Epilogue) -> Bool {
+        guard let rowsPerBand = bandRows(g) else { return false }
+        let k = g.c * g.khw
+        Parallel.forEach(g.n) { samples in
+            let cols = UnsafeMutablePointer<Float>.allocate(capacity: k * rowsPerBand * g.wo)
+            defer { cols.deallocate() }
+            for s in samples {
+                for oh0 in stride(from: 0, to: g.ho, by: rowsPerBand) {
+                    let rows = oh0..<Swift.min(g.ho, oh0 + rowsPerBand)
+                    im2col(x, g, n0: s, nb: 1, rows: rows, into: cols)
+                    Gemm.sgemm(transA: false, transB: false, m: g.cout, n: rows.count * g.wo, k: k, a: weight, lda: k,
+                               b: cols, ldb: rows.count * g.wo, c: out + s * g.cout * g.hw + oh0 * g.wo, ldc: g.hw,
+                               split: false)
+                }
+                activatePlanes(out, planes: s * g.cout..<(s + 1) * g.cout, g, bias: bias, epilogue)
+            }
+        }
+        return true
+    }
+
+    /// Output rows per band when `bandedForward` takes the shape, else nil.
+    static func bandRows(_ g: ConvGeometry) -> Int? {
+        let k = g.c * g.khw
+        guard Parallel.gemmSplit, g.groups == 1, g.n >= Parallel.threads, k * g.hw > 2 * bandBudget else { return nil }
+        let bands = (g.hw * k + bandBudget - 1) / bandBudget
+        return (g.ho + bands - 1) / bands
     }
 
     // MARK: Backward
@@ -253,20 +290,22 @@ enum ConvKernels {
     // MARK: Layout kernels
 
     /// cols[(c, i, j), (s, oh, ow)] = x[n0 + s, c, oh·sh − pt + i·dh, ow·sw − pl + j·dw], zero in the padding.
-    static func im2col(_ x: UnsafePointer<Float>, _ g: ConvGeometry, n0: Int, nb: Int,
+    /// `rows` limits the columns to a band of output rows (then [Cin·kh·kw, nb·rows·Wo]).
+    static func im2col(_ x: UnsafePointer<Float>, _ g: ConvGeometry, n0: Int, nb: Int, rows band: Range<Int>? = nil,
                        into cols: UnsafeMutablePointer<Float>) {
         let rowR = g.rowRanges, colR = g.colRanges
-        let ld = nb * g.hw
+        let band = band ?? 0..<g.ho
+        let plane = band.count * g.wo, ld = nb * plane
         let units = g.c * g.khw * nb
-        Parallel.forEach(units, grain: Swift.max(1, 8192 / Swift.max(g.hw, 1))) { range in
+        Parallel.forEach(units, grain: Swift.max(1, 8192 / Swift.max(plane, 1))) { range in
             for u in range {
                 let r = u / nb, s = u % nb
                 let c = r / g.khw, i = (r % g.khw) / g.kw, j = r % g.kw
-                let dst = cols + r * ld + s * g.hw
+                let dst = cols + r * ld + s * plane - band.lowerBound * g.wo
                 let plane = x + ((n0 + s) * g.c + c) * g.inPlane
                 let rows = rowR[i], span = colR[j]
                 let shift = j * g.dw - g.pl
-                for oh in 0..<g.ho {
+                for oh in band {
                     let d = dst + oh * g.wo
                     guard rows.contains(oh) else {
                         d.update(repeating: 0, count: g.wo)

@@ -62,6 +62,8 @@ struct BenchKernels: ParsableCommand {
             ConvCase(name: "depthwise3x3 96x16x16", cin: 96, cout: 96, size: 16, kernel: 3, stride: 1, groups: 96),
             ConvCase(name: "pointwise1x1 96->96 16x16", cin: 96, cout: 96, size: 16, kernel: 1, stride: 1, groups: 1),
             ConvCase(name: "conv3x3 3->16 s2 128x128", cin: 3, cout: 16, size: 128, kernel: 3, stride: 2, groups: 1),
+            ConvCase(name: "conv7x7 3->64 s2 128x128", cin: 3, cout: 64, size: 128, kernel: 7, stride: 2, groups: 1),
+            ConvCase(name: "conv3x3 64->128 s2 32x32", cin: 64, cout: 128, size: 32, kernel: 3, stride: 2, groups: 1),
         ]
         for cc in cases {
             var rng = RandomGenerator(seed: 7)

@@ -12,6 +12,8 @@ final class ConvActivationTests: XCTestCase {
         let name: String
         let input: [Int], weight: [Int]
         var stride = (1, 1), padding = Padding2d.zero, groups = 1, bias = true
+        /// `ConvKernels.bandBudget` for the case (the default keeps small shapes out of the bands).
+        var bandBudget = 1 << 18
         /// Which path the geometry must take, so a change of thresholds cannot silently skip one.
         let takes: (ConvGeometry) -> Bool
     }
@@ -47,14 +49,19 @@ final class ConvActivationTests: XCTestCase {
         Case(name: "im2col", input: [3, 5, 6, 6], weight: [4, 5, 5, 5], padding: Padding2d(2, 2)) {
             !$0.isPointwise && !WinogradConv.applies(to: $0) && !FewChannelConv.applies(to: $0)
         },
+        Case(name: "im2col in bands of output rows", input: [3, 5, 13, 7], weight: [4, 5, 3, 3], stride: (2, 2),
+             padding: Padding2d(1, 1), bandBudget: 300) { ConvKernels.bandRows($0) == 2 },
     ]
 
     func testEveryPathAppliesBiasAndActivation() {
         let native = String(cString: finch_kernels_isa())
-        let savedBudget = ConvKernels.columnBudget
+        let savedBudget = ConvKernels.columnBudget, savedBand = ConvKernels.bandBudget, savedThreads = Parallel.threads
+        Parallel.setThreads(2)
         defer {
             _ = finch_kernels_use(native)
             ConvKernels.columnBudget = savedBudget
+            ConvKernels.bandBudget = savedBand
+            Parallel.setThreads(savedThreads)
             setWide(true)
         }
         let activations: [FusedActivation] = [.identity, .relu, .relu6, .hardswish, .hardsigmoid, .silu, .sigmoid]
@@ -65,6 +72,7 @@ final class ConvActivationTests: XCTestCase {
             setWide(wide)
             ConvKernels.columnBudget = budget
             for (k, c) in cases.enumerated() {
+                ConvKernels.bandBudget = c.bandBudget
                 var rng = TestRNG(UInt64(40 + k))
                 let x = rng.tensor(c.input), w = rng.tensor(c.weight)
                 let b = c.bias ? rng.tensor([c.weight[0]]) : nil
