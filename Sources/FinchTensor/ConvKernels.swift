@@ -295,13 +295,13 @@ enum ConvKernels {
                        into cols: UnsafeMutablePointer<Float>) {
         let rowR = g.rowRanges, colR = g.colRanges
         let band = band ?? 0..<g.ho
-        let plane = band.count * g.wo, ld = nb * plane
+        let bandSize = band.count * g.wo, ld = nb * bandSize
         let units = g.c * g.khw * nb
-        Parallel.forEach(units, grain: Swift.max(1, 8192 / Swift.max(plane, 1))) { range in
+        Parallel.forEach(units, grain: Swift.max(1, 8192 / Swift.max(bandSize, 1))) { range in
             for u in range {
                 let r = u / nb, s = u % nb
                 let c = r / g.khw, i = (r % g.khw) / g.kw, j = r % g.kw
-                let dst = cols + r * ld + s * plane - band.lowerBound * g.wo
+                let dst = cols + r * ld + s * bandSize - band.lowerBound * g.wo
                 let plane = x + ((n0 + s) * g.c + c) * g.inPlane
                 let rows = rowR[i], span = colR[j]
                 let shift = j * g.dw - g.pl

@@ -20,17 +20,16 @@ enum Gemm {
     }
 
     /// C[M,N] = A[M,K]·B[K,N] for raw row-major pointers (used by convolution kernels too).
-    @inline(__always)
     /// `split: false` keeps the product on the calling thread (for callers that already run one
     /// piece of work per thread).
+    @inline(__always)
     static func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
                       a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                       beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, split: Bool = true) {
         Parallel.configure()
-        // One block per thread: smaller blocks repack the shared operand more often, which cost
-        // more than the balancing they bring (ResNet18 evaluation, 2 threads: 138.6 img/s in one
-        // block per thread against 123.0 in four, medians of 8 alternating runs).
-        let byColumns = n >= m
+        // One block per thread, not Parallel's few parts per thread: every block repacks the shared
+        // operand (ResNet18 evaluation, 2 threads, medians of 8 alternating runs: 123.0 img/s with
+        // four blocks per thread, 138.6 with one).
         let parts = split && Parallel.gemmSplit ? Swift.min(Parallel.threads, m * n * k / splitMinimumWork + 1) : 1
         if parts <= 1 {
             cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
@@ -40,6 +39,7 @@ enum Gemm {
         // OpenBLAS runs single-threaded here and the product is split into column (or row) blocks
         // on Finch's own threads: OpenBLAS's idle workers otherwise spin in sched_yield between the
         // many small GEMMs of a mobile network, competing with Finch's loops for the two cores.
+        let byColumns = n >= m
         Parallel.forEach(parts) { range in
             for p in range {
                 if byColumns {

@@ -38,7 +38,8 @@ public enum Parallel {
         openblas_set_num_threads(gemmSplit ? 1 : Int32(threads))
     }
 
-    static var partsPerThread = ProcessInfoLite.environment("FINCH_PARTS").flatMap(Int.init) ?? 4
+    /// Parts per thread a loop is split into (`FINCH_PARTS`, default 4).
+    static var partsPerThread = ProcessInfoLite.environment("FINCH_PARTS").flatMap(Int.init).map { max(1, $0) } ?? 4
 
     /// Calls `body` on disjoint ranges covering 0..<n, in parallel when each part gets at least `grain` items.
     @inline(__always)

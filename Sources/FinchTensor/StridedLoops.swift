@@ -34,7 +34,8 @@ enum StridedLoop {
         // Dense operands coalesce to one long row (a few, with a small batch axis): split the rows
         // themselves, or a gradient sum or copy of a whole activation would run on one thread.
         if nRows < Parallel.threads && inner >= 2 * grainElements {
-            let pieces = (Parallel.threads + nRows - 1) / nRows
+            let wanted = Parallel.threads * Parallel.partsPerThread
+            let pieces = Swift.min((wanted + nRows - 1) / nRows, inner / grainElements)
             Parallel.forEach(nRows * pieces) { range in
                 var offsets = [Int](repeating: 0, count: k)
                 for item in range {
