@@ -191,6 +191,40 @@ enum ConvKernels {
         return true
     }
 
+    /// dW for the shapes `bandedForward` takes, the same way: each part's samples band by band,
+    /// columns in L2, into the part's own dW; the parts' dWs are then summed in a fixed order.
+    static func bandedWeightGradient(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dw: UnsafeMutablePointer<Float>,
+                                     _ g: ConvGeometry) -> Bool {
+        guard let rowsPerBand = bandRows(g) else { return false }
+        let k = g.c * g.khw, size = g.cout * k
+        let parts = Swift.min(g.n, Parallel.threads)
+        let partials = UnsafeMutablePointer<Float>.allocate(capacity: parts * size)
+        defer { partials.deallocate() }
+        Parallel.forEach(parts) { range in
+            let cols = UnsafeMutablePointer<Float>.allocate(capacity: k * rowsPerBand * g.wo)
+            defer { cols.deallocate() }
+            for p in range {
+                var beta: Float = 0
+                for s in g.n * p / parts..<g.n * (p + 1) / parts {
+                    for oh0 in stride(from: 0, to: g.ho, by: rowsPerBand) {
+                        let rows = oh0..<Swift.min(g.ho, oh0 + rowsPerBand), width = rows.count * g.wo
+                        im2col(x, g, n0: s, nb: 1, rows: rows, into: cols)
+                        Gemm.sgemm(transA: false, transB: true, m: g.cout, n: k, k: width,
+                                   a: dy + s * g.cout * g.hw + oh0 * g.wo, lda: g.hw, b: cols, ldb: width,
+                                   beta: beta, c: partials + p * size, ldc: k, split: false)
+                        beta = 1
+                    }
+                }
+            }
+        }
+        dw.update(from: partials, count: size)
+        for p in 1..<parts {
+            let partial = partials + p * size
+            for i in 0..<size { dw[i] += partial[i] }
+        }
+        return true
+    }
+
     /// Output rows per band when `bandedForward` takes the shape, else nil.
     static func bandRows(_ g: ConvGeometry) -> Int? {
         let k = g.c * g.khw
@@ -246,6 +280,9 @@ enum ConvKernels {
 
     static func im2colBackward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?, _ g: ConvGeometry) {
+        var dw = dw
+        if let target = dw, bandedWeightGradient(dy: dy, x: x, dw: target, g) { dw = nil }
+        guard dx != nil || dw != nil else { return }
         let nbMax = chunkSize(g)
         // col2im accumulates.
         dx?.initialize(repeating: 0, count: g.n * g.c * g.inPlane)

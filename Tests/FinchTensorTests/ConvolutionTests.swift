@@ -170,6 +170,24 @@ final class ConvolutionTests: XCTestCase {
         check(Config(n: 1, c: 2, h: 5, w: 21, cout: 2, stride: (2, 2), padding: Padding2d(1, 1), groups: 2), seed: 26)
     }
 
+    /// Large planes go through im2col in bands of output rows, forward and for dW, with a dW per
+    /// part summed at the end; a small band budget sends a small shape that way.
+    func testBandedIm2col() {
+        let savedBand = ConvKernels.bandBudget, savedThreads = Parallel.threads
+        defer { ConvKernels.bandBudget = savedBand; Parallel.setThreads(savedThreads) }
+        ConvKernels.bandBudget = 250
+        Parallel.setThreads(2)
+        var cfg = Config(n: 3, c: 5, h: 9, w: 7, cout: 4)
+        cfg.stride = (2, 2)
+        cfg.padding = Padding2d(1, 1)
+        let g = ConvGeometry(input: [cfg.n, cfg.c, cfg.h, cfg.w], weight: [cfg.cout, cfg.c, cfg.kh, cfg.kw],
+                             stride: cfg.stride, padding: cfg.padding, dilation: (1, 1), groups: 1, op: "test")
+        XCTAssertEqual(ConvKernels.bandRows(g), 2, "bands of two output rows (2, 2, 1)")
+        check(cfg, seed: 71)
+        cfg.bias = false
+        check(cfg, seed: 72)
+    }
+
     /// 3×3 stride-1 convolutions through Winograd F(2×2, 3×3) (forward and dx) against the
     /// definition: odd and even output sizes (partial tiles), every padding from 0 to 2 per side,
     /// chunking over samples; and the same cases through im2col agree with it.
