@@ -500,28 +500,53 @@ static inline __m512 pool_take(__m512 best, __m512 v) {
     return _mm512_mask_blend_ps(take, best, v);
 }
 
+// The same step for the argmax: the index of the value `pool_take` kept.
+__attribute__((target("avx512f"), always_inline))
+static inline void pool_take_at(__m512 *best, __m512i *at, __m512 v, __m512i v_at) {
+    __mmask16 take = _mm512_cmp_ps_mask(v, *best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    *best = _mm512_mask_blend_ps(take, *best, v);
+    *at = _mm512_mask_blend_epi32(take, *at, v_at);
+}
+
 __attribute__((target("avx512f")))
-static void max_pool3x3s2_16(const float *plane, long h, long w, long pt, long pl, long ho, long wo, float *out) {
+static void max_pool3x3s2_16(const float *plane, long h, long w, long pt, long pl, long ho, long wo, float *out,
+                             int32_t *indices) {
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     for (long oh = 0; oh < ho; oh++) {
         for (long ow0 = 0; ow0 < wo; ow0 += 16) {
             __m512 best = _mm512_set1_ps(-INFINITY);
             const long first = 2 * ow0 - pl;
+            // Before any comparison the argmax is the window's first element inside the plane.
+            const long top = 2 * oh - pt < 0 ? 0 : 2 * oh - pt;
+            __m512i at = _mm512_add_epi32(_mm512_set1_epi32((int)(top * w)),
+                                          _mm512_max_epi32(_mm512_add_epi32(_mm512_set1_epi32((int)first), even),
+                                                           _mm512_setzero_si512()));
             for (long i = 0; i < 3; i++) {
                 const long r = 2 * oh - pt + i;
                 if (r < 0 || r >= h) continue;
                 __m512 c0, c1, c2, unused;
                 pool_columns(plane + r * w, first, w, &c0, &c1);
                 pool_columns(plane + r * w, first + 2, w, &c2, &unused);
-                best = pool_take(pool_take(pool_take(best, c0), c1), c2);
+                if (indices) {
+                    const __m512i base = _mm512_add_epi32(_mm512_set1_epi32((int)(r * w + first)), even);
+                    pool_take_at(&best, &at, c0, base);
+                    pool_take_at(&best, &at, c1, _mm512_add_epi32(base, _mm512_set1_epi32(1)));
+                    pool_take_at(&best, &at, c2, _mm512_add_epi32(base, _mm512_set1_epi32(2)));
+                } else {
+                    best = pool_take(pool_take(pool_take(best, c0), c1), c2);
+                }
             }
-            _mm512_mask_storeu_ps(out + oh * wo + ow0, first_lanes(wo - ow0), best);
+            const __mmask16 lanes = first_lanes(wo - ow0);
+            _mm512_mask_storeu_ps(out + oh * wo + ow0, lanes, best);
+            if (indices) _mm512_mask_storeu_epi32(indices + oh * wo + ow0, lanes, at);
         }
     }
 }
 
-int finch_max_pool3x3s2(const float *plane, long h, long w, long pt, long pl, long ho, long wo, float *out) {
+int finch_max_pool3x3s2(const float *plane, long h, long w, long pt, long pl, long ho, long wo, float *out,
+                        int32_t *indices) {
     if (selected != run_avx512) return 0;
-    max_pool3x3s2_16(plane, h, w, pt, pl, ho, wo, out);
+    max_pool3x3s2_16(plane, h, w, pt, pl, ho, wo, out, indices);
     return 1;
 }
 
@@ -770,8 +795,9 @@ int finch_depthwise_forward_plane(const float *packed, const float *weight, floa
     (void)packed; (void)weight; (void)bias; (void)out; (void)geometry; (void)taps;
     return 0;
 }
-int finch_max_pool3x3s2(const float *plane, long h, long w, long pt, long pl, long ho, long wo, float *out) {
-    (void)plane; (void)h; (void)w; (void)pt; (void)pl; (void)ho; (void)wo; (void)out;
+int finch_max_pool3x3s2(const float *plane, long h, long w, long pt, long pl, long ho, long wo, float *out,
+                        int32_t *indices) {
+    (void)plane; (void)h; (void)w; (void)pt; (void)pl; (void)ho; (void)wo; (void)out; (void)indices;
     return 0;
 }
 int finch_depthwise_forward_direct(const float *plane, const float *weight, float bias, float *out, const long *geometry) {

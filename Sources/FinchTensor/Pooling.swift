@@ -66,20 +66,23 @@ public func maxPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil
                  "misses every element of input \(x.shape)")
     // For each tap (j), the output columns whose window column j lands on real input.
     let tapColumns = g.colRanges
-    // ResNet's 3×3 stride-2 pool in inference: sixteen outputs per AVX-512 vector (4% of a ResNet18
-    // evaluation in the loop below, which gathers stride-2 columns one at a time).
-    if !keep && OpTrace.active == nil && MaxPoolKernel.allowWide && Parallel.kernelISA == "avx512" && g.kh == 3 && g.kw == 3 && g.sh == 2
-        && g.sw == 2 && g.dh == 1 && g.dw == 1 {
-        let src = xd.basePointer, dst = out.basePointer
-        Parallel.forEach(n * c, grain: Swift.max(1, 2048 / Swift.max(ho * wo * 9, 1))) { range in
-            for u in range { _ = finch_max_pool3x3s2(src + u * h * w, h, w, g.pt, g.pl, ho, wo, dst + u * ho * wo) }
-        }
-        return out
-    }
+    // ResNet's 3×3 stride-2 pool: sixteen outputs per AVX-512 vector (4% of a ResNet18 evaluation,
+    // 2% of its training, in the loop below, which gathers stride-2 columns one at a time).
+    let wide = OpTrace.active == nil && MaxPoolKernel.allowWide && Parallel.kernelISA == "avx512" && g.kh == 3
+        && g.kw == 3 && g.sh == 2 && g.sw == 2 && g.dh == 1 && g.dw == 1
     argmax.withUnsafeMutableBufferPointer { am in
         let src = xd.basePointer, dst = out.basePointer
         // An empty array may still hand out a non-nil base address: decide on `keep`.
         let idx = keep ? am.baseAddress : nil
+        if wide {
+            Parallel.forEach(n * c, grain: Swift.max(1, 2048 / Swift.max(ho * wo * 9, 1))) { range in
+                for u in range {
+                    _ = finch_max_pool3x3s2(src + u * h * w, h, w, g.pt, g.pl, ho, wo, dst + u * ho * wo,
+                                            idx.map { $0 + u * ho * wo })
+                }
+            }
+            return
+        }
         Parallel.forEach(n * c, grain: Swift.max(1, 2048 / Swift.max(ho * wo * g.khw, 1))) { range in
             // One output row at a time, tap by tap: the same comparisons in the same order per output
             // as a window-by-window scan, but each tap is one pass over the row.

@@ -138,6 +138,8 @@ final class PoolingTests: XCTestCase {
                 var values = spacedTensor([2, 3, cfg.h, cfg.w], seed: UInt64(20 + n)).scalars
                 for k in stride(from: 7, to: values.count, by: 11) { values[k] = k % 2 == 0 ? 0 : -0.0 }
                 if withNaN { for k in stride(from: 5, to: values.count, by: 23) { values[k] = .nan } }
+                // Windows of −∞ only keep the index of their first element inside the plane.
+                for k in 0..<(3 * cfg.w) { values[k] = -.infinity }
                 let x = Tensor(values, shape: [2, 3, cfg.h, cfg.w])
                 func pool(_ wide: Bool) -> Tensor {
                     MaxPoolKernel.allowWide = wide
@@ -145,6 +147,18 @@ final class PoolingTests: XCTestCase {
                 }
                 let fast = pool(true), loop = pool(false)
                 XCTAssertEqual(fast.scalars.map(\.bitPattern), loop.scalars.map(\.bitPattern), "config \(n), NaN \(withNaN)")
+                // With gradients the kernel also records each output's argmax: the same positions.
+                func gradient(_ wide: Bool) -> (y: [UInt32], dx: [UInt32]) {
+                    MaxPoolKernel.allowWide = wide
+                    let xg = Tensor(values, shape: x.shape, requiresGrad: true)
+                    let y = maxPool2d(xg, kernel: (3, 3), stride: (2, 2), padding: cfg.p, ceilMode: cfg.ceil)
+                    y.backward(Tensor((0..<y.count).map { Float($0 % 7 + 1) }, shape: y.shape))
+                    return (y.scalars.map(\.bitPattern), xg.grad!.scalars.map(\.bitPattern))
+                }
+                let (gFast, gLoop) = (gradient(true), gradient(false))
+                XCTAssertEqual(gFast.y, gLoop.y, "config \(n), NaN \(withNaN)")
+                XCTAssertEqual(gFast.dx, gLoop.dx, "config \(n), NaN \(withNaN): gradient")
+                XCTAssertTrue(gFast.dx.contains { $0 != 0 })
                 if withNaN {
                     XCTAssertTrue(fast.scalars.contains { $0.isNaN }, "config \(n) should see a NaN")
                 } else {

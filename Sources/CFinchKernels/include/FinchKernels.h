@@ -12,6 +12,7 @@
 #define FINCH_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /// dst[i] = exp(src[i] − shift). src and dst may be the same buffer.
 void finch_exp_shifted(const float *src, float *dst, size_t n, float shift);
@@ -62,10 +63,13 @@ int finch_depthwise_forward_plane(const float *packed, const float *weight, floa
 int finch_depthwise_forward_direct(const float *plane, const float *weight, float bias, float *out, const long *geometry);
 
 /// 3×3 max pooling with stride 2 and dilation 1 over one [h, w] plane into [ho, wo], top/left
-/// padding pt, pl (padding never wins), without argmax indices: the same comparisons in the same
-/// order as the Swift kernel (a greater value or a NaN replaces the held one). Returns 0 without
-/// touching anything when the CPU has no AVX-512.
-int finch_max_pool3x3s2(const float *plane, long h, long w, long pt, long pl, long ho, long wo, float *out);
+/// padding pt, pl (padding never wins): the same comparisons in the same
+/// order as the Swift kernel (a greater value or a NaN replaces the held one), and when `indices`
+/// is not NULL the position in the plane of each output's value (before any comparison, the
+/// window's first element inside the plane). Returns 0 without touching anything when the CPU
+/// has no AVX-512.
+int finch_max_pool3x3s2(const float *plane, long h, long w, long pt, long pl, long ho, long wo, float *out,
+                        int32_t *indices);
 
 /// Depthwise convolution backward for one (channel, sample) plane on packed input rows (see
 /// DepthwiseConv.swift): adds dy·x products into acc ([kh·kw, wo] partial sums, when acc is not
