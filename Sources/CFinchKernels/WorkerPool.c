@@ -40,6 +40,8 @@ static _Atomic long remaining;
 static _Atomic(finch_pool_task) task_fn;
 static _Atomic(void *) task_ctx;
 static _Atomic int sleepers;
+// Workers with an index at or past this sit the loop out (the thread count was lowered).
+static _Atomic long active_workers;
 static _Atomic int busy;
 static _Atomic long spin_ns = 200000;
 static int started_workers;
@@ -84,8 +86,8 @@ static void run_parts(uint32_t gen, finch_pool_task fn, void *ctx) {
     }
 }
 
-static void *worker_main(void *unused) {
-    (void)unused;
+static void *worker_main(void *index_bits) {
+    const long index = (long)(intptr_t)index_bits;
     inside_pool = 1;
     uint32_t seen = atomic_load(&generation);
     for (;;) {
@@ -102,6 +104,7 @@ static void *worker_main(void *unused) {
             }
         }
         seen = gen;
+        if (index >= atomic_load_explicit(&active_workers, memory_order_acquire)) continue;
         // Loaded before claiming: a successful claim proves they belong to generation `gen`.
         finch_pool_task fn = atomic_load_explicit(&task_fn, memory_order_acquire);
         void *ctx = atomic_load_explicit(&task_ctx, memory_order_acquire);
@@ -119,7 +122,7 @@ static void ensure_workers(int count) {
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        if (pthread_create(&t, &attr, worker_main, NULL) != 0) {
+        if (pthread_create(&t, &attr, worker_main, (void *)(intptr_t)started_workers) != 0) {
             pthread_attr_destroy(&attr);
             break;
         }
@@ -141,6 +144,7 @@ int finch_pool_run(long parts, long workers, void *ctx, finch_pool_task fn) {
         atomic_store(&busy, 0);
         return -1;
     }
+    atomic_store_explicit(&active_workers, workers, memory_order_relaxed);
     atomic_store_explicit(&remaining, parts, memory_order_relaxed);
     atomic_store_explicit(&task_fn, fn, memory_order_release);
     atomic_store_explicit(&task_ctx, ctx, memory_order_release);

@@ -115,6 +115,20 @@ final class ParallelTests: XCTestCase {
         }
     }
 
+    func testLoweringTheThreadCountLeavesExtraWorkersOut() {
+        func threadsUsed() -> Int {
+            let ids = Mutex<Set<UInt>>([])
+            Parallel.forEach(64) { _ in
+                ids.withLock { _ = $0.insert(UInt(pthread_self())) }
+                usleep(300)
+            }
+            return ids.withLock { $0.count }
+        }
+        XCTAssertLessThanOrEqual(threadsUsed(), 4)  // setUp's four: three workers started
+        Parallel.setThreads(2)
+        for _ in 0..<5 { XCTAssertLessThanOrEqual(threadsUsed(), 2) }
+    }
+
     func testWorkersThatWentToSleepWakeForTheNextLoop() {
         finch_pool_set_spin_ns(0)
         defer { finch_pool_set_spin_ns(200_000) }
