@@ -44,8 +44,8 @@ static _Atomic int sleepers;
 static _Atomic long active_workers;
 static _Atomic int busy;
 static _Atomic long spin_ns = 200000;
+// Changed only by the thread holding `busy`.
 static int started_workers;
-static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Thread_local int inside_pool;
 
 static long now_ns(void) {
@@ -115,8 +115,6 @@ static void *worker_main(void *index_bits) {
 
 static void ensure_workers(int count) {
     if (count > MAX_WORKERS) count = MAX_WORKERS;
-    if (started_workers >= count) return;
-    pthread_mutex_lock(&start_lock);
     while (started_workers < count) {
         pthread_t t;
         pthread_attr_t attr;
@@ -129,7 +127,6 @@ static void ensure_workers(int count) {
         pthread_attr_destroy(&attr);
         started_workers++;
     }
-    pthread_mutex_unlock(&start_lock);
 }
 
 void finch_pool_set_spin_ns(long ns) { atomic_store(&spin_ns, ns < 0 ? 0 : ns); }

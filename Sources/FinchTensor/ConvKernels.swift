@@ -175,17 +175,15 @@ enum ConvKernels {
         guard let rowsPerBand = bandRows(g) else { return false }
         let k = g.c * g.khw
         Parallel.forEach(g.n) { samples in
-            let cols = UnsafeMutablePointer<Float>.allocate(capacity: k * rowsPerBand * g.wo)
-            defer { cols.deallocate() }
-            for s in samples {
-                for oh0 in stride(from: 0, to: g.ho, by: rowsPerBand) {
-                    let rows = oh0..<Swift.min(g.ho, oh0 + rowsPerBand)
-                    im2col(x, g, n0: s, nb: 1, rows: rows, into: cols)
-                    Gemm.sgemm(transA: false, transB: false, m: g.cout, n: rows.count * g.wo, k: k, a: weight, lda: k,
-                               b: cols, ldb: rows.count * g.wo, c: out + s * g.cout * g.hw + oh0 * g.wo, ldc: g.hw,
-                               split: false)
+            withBandColumns(g, rowsPerBand) { cols in
+                for s in samples {
+                    forEachBand(x, g, sample: s, rowsPerBand, into: cols) { oh0, width in
+                        Gemm.sgemm(transA: false, transB: false, m: g.cout, n: width, k: k, a: weight, lda: k,
+                                   b: cols, ldb: width, c: out + s * g.cout * g.hw + oh0 * g.wo, ldc: g.hw,
+                                   split: false)
+                    }
+                    activatePlanes(out, planes: s * g.cout..<(s + 1) * g.cout, g, bias: bias, epilogue)
                 }
-                activatePlanes(out, planes: s * g.cout..<(s + 1) * g.cout, g, bias: bias, epilogue)
             }
         }
         return true
@@ -196,33 +194,43 @@ enum ConvKernels {
     static func bandedWeightGradient(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dw: UnsafeMutablePointer<Float>,
                                      _ g: ConvGeometry) -> Bool {
         guard let rowsPerBand = bandRows(g) else { return false }
-        let k = g.c * g.khw, size = g.cout * k
+        let k = g.c * g.khw
         let parts = Swift.min(g.n, Parallel.threads)
-        let partials = UnsafeMutablePointer<Float>.allocate(capacity: parts * size)
-        defer { partials.deallocate() }
-        Parallel.forEach(parts) { range in
-            let cols = UnsafeMutablePointer<Float>.allocate(capacity: k * rowsPerBand * g.wo)
-            defer { cols.deallocate() }
-            for p in range {
-                var beta: Float = 0
-                for s in g.n * p / parts..<g.n * (p + 1) / parts {
-                    for oh0 in stride(from: 0, to: g.ho, by: rowsPerBand) {
-                        let rows = oh0..<Swift.min(g.ho, oh0 + rowsPerBand), width = rows.count * g.wo
-                        im2col(x, g, n0: s, nb: 1, rows: rows, into: cols)
-                        Gemm.sgemm(transA: false, transB: true, m: g.cout, n: k, k: width,
-                                   a: dy + s * g.cout * g.hw + oh0 * g.wo, lda: g.hw, b: cols, ldb: width,
-                                   beta: beta, c: partials + p * size, ldc: k, split: false)
-                        beta = 1
+        Parallel.partialSums(parts, size: g.cout * k, into: dw) { range, target in
+            withBandColumns(g, rowsPerBand) { cols in
+                for p in range {
+                    var beta: Float = 0
+                    for s in g.n * p / parts..<g.n * (p + 1) / parts {
+                        forEachBand(x, g, sample: s, rowsPerBand, into: cols) { oh0, width in
+                            Gemm.sgemm(transA: false, transB: true, m: g.cout, n: k, k: width,
+                                       a: dy + s * g.cout * g.hw + oh0 * g.wo, lda: g.hw, b: cols, ldb: width,
+                                       beta: beta, c: target(p), ldc: k, split: false)
+                            beta = 1
+                        }
                     }
                 }
             }
         }
-        dw.update(from: partials, count: size)
-        for p in 1..<parts {
-            let partial = partials + p * size
-            for i in 0..<size { dw[i] += partial[i] }
-        }
         return true
+    }
+
+    /// One band's column buffer for a thread of `bandedForward` or `bandedWeightGradient`.
+    private static func withBandColumns(_ g: ConvGeometry, _ rowsPerBand: Int,
+                                        _ body: (UnsafeMutablePointer<Float>) -> Void) {
+        let cols = UnsafeMutablePointer<Float>.allocate(capacity: g.c * g.khw * rowsPerBand * g.wo)
+        defer { cols.deallocate() }
+        body(cols)
+    }
+
+    /// Writes each band of output rows' columns of sample `s` into `cols`, then calls
+    /// `body(first row, band width = rows · Wo)` while they are in cache.
+    private static func forEachBand(_ x: UnsafePointer<Float>, _ g: ConvGeometry, sample s: Int, _ rowsPerBand: Int,
+                                    into cols: UnsafeMutablePointer<Float>, _ body: (Int, Int) -> Void) {
+        for oh0 in stride(from: 0, to: g.ho, by: rowsPerBand) {
+            let rows = oh0..<Swift.min(g.ho, oh0 + rowsPerBand)
+            im2col(x, g, n0: s, nb: 1, rows: rows, into: cols)
+            body(oh0, rows.count * g.wo)
+        }
     }
 
     /// Output rows per band when `bandedForward` takes the shape, else nil.

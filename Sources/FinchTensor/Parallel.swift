@@ -67,6 +67,26 @@ public enum Parallel {
     }
 }
 
+extension Parallel {
+    /// A sum split into `parts` runs (a weight gradient over samples, say): `body(range, target)`
+    /// accumulates each part p in `range` into `target(p)` — part 0 into `result` itself, the others
+    /// into buffers of `size` floats — and those are then added into `result` in part order, so the
+    /// result depends on the number of parts, not on which thread ran what.
+    static func partialSums(_ parts: Int, size: Int, into result: UnsafeMutablePointer<Float>,
+                            _ body: (_ range: Range<Int>, _ target: (Int) -> UnsafeMutablePointer<Float>) -> Void) {
+        let partial = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(parts - 1, 0) * size)
+        defer { partial.deallocate() }
+        forEach(parts) { range in body(range) { $0 == 0 ? result : partial + ($0 - 1) * size } }
+        guard parts > 1 else { return }
+        forEach(size, grain: 1 << 14) { range in
+            for part in 0..<parts - 1 {
+                let src = partial + part * size
+                for i in range { result[i] += src[i] }
+            }
+        }
+    }
+}
+
 /// One `Parallel.forEach` call as the worker pool sees it: part p covers n·p/parts ..< n·(p+1)/parts.
 private struct PoolTask {
     let n: Int, parts: Int

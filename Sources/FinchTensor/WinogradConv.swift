@@ -387,12 +387,10 @@ enum WinogradConv {
                                       into du: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
         let size = 16 * g.cout * g.c, blocks = (g.n + samples - 1) / samples
         let parts = Swift.min(Parallel.threads, blocks)
-        let partial = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(parts - 1, 0) * size)
-        defer { partial.deallocate() }
-        Parallel.forEach(parts) { range in
+        Parallel.partialSums(parts, size: size, into: du) { range, target in
             withBlockBuffers(g, samples) { v, mt, c0 in
                 for part in range {
-                    let acc = part == 0 ? du : partial + (part - 1) * size
+                    let acc = target(part)
                     for block in blocks * part / parts..<blocks * (part + 1) / parts {
                         let c = c0.block(block, of: g)
                         inputTransform(x, g, n0: c.n0, nb: c.nb, th: c.th, tw: c.tw, stride: c.vStride,
@@ -407,13 +405,6 @@ enum WinogradConv {
                         }
                     }
                 }
-            }
-        }
-        guard parts > 1 else { return }
-        Parallel.forEach(size, grain: 1 << 14) { range in
-            for part in 0..<parts - 1 {
-                let src = partial + part * size
-                for i in range { du[i] += src[i] }
             }
         }
     }
