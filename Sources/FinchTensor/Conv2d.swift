@@ -4,7 +4,7 @@
 // Four kernels sit behind one entry point, chosen by geometry:
 //   • depthwise (groups == Cin == Cout): a direct kernel, see DepthwiseConv.swift;
 //   • pointwise (1×1, stride 1, no padding) on large planes: one GEMM per sample, no im2col;
-//   • 3×3 stride 1 with enough channels: Winograd F(2×2, 3×3), see WinogradConv.swift;
+//   • 3×3 stride 1 with enough channels: Winograd F(4×4, 3×3) or F(2×2, 3×3), see WinogradConv.swift;
 //   • everything else: im2col over a chunk of the batch and one GEMM per group, see ConvKernels.swift.
 
 /// Zero padding per side of the two spatial axes.

@@ -10,6 +10,11 @@
 //
 // The transforms only add, subtract and halve, so the result differs from direct convolution
 // by a few units in the last place of the largest terms (the tests bound it).
+//
+// Where the AVX-512 kernels exist, F(4×4, 3×3) (WinogradConvF4.swift) takes the planes on which it
+// needs fewer multiplies: 36 GEMMs on a quarter of the tiles, 4× fewer operations than im2col.
+// Everything here but the transforms is shared: a `Chunk` carries its tile, and the transformed
+// buffers hold `Tiles.count` matrices.
 
 import CFinchKernels
 
@@ -34,16 +39,37 @@ enum WinogradConv {
     /// AVX-512 forms, so tests can run both.
     static var allowWide = true
 
-    /// Rows and columns of 2×2 output tiles, tiles per sample, and samples per chunk so that the
-    /// input-side and output-side transformed buffers (16 values per tile and channel) fit `budget`.
-    static func tiling(_ g: ConvGeometry) -> (th: Int, tw: Int, tiles: Int, samples: Int) {
-        let th = (g.ho + 1) / 2, tw = (g.wo + 1) / 2, tiles = th * tw
-        let perSample = 16 * (g.c + g.cout) * tiles
+    /// The output tile: F(2×2, 3×3) with 16 transformed matrices, or F(4×4, 3×3) with 36.
+    enum Tiles {
+        case two, four
+        var m: Int { self == .two ? 2 : 4 }
+        var count: Int { self == .two ? 16 : 36 }
+    }
+
+    /// When false, F(4×4, 3×3) is never chosen (tests, and A/B runs with FINCH_WINOGRAD=2).
+    static var largeTiles = ProcessInfoLite.environment("FINCH_WINOGRAD") != "2"
+
+    /// F(4×4, 3×3) where it needs fewer multiplies than F(2×2, 3×3) counting the tiles that
+    /// overhang the plane (36 per 4×4 tile against 16 per 2×2 tile), and the AVX-512 transforms
+    /// exist (it has no Swift kernels).
+    static func tiles(for g: ConvGeometry) -> Tiles {
+        guard largeTiles, allowWide, Parallel.kernelISA == "avx512", offsetsFit(g) else { return .two }
+        let four = 36 * ((g.ho + 3) / 4) * ((g.wo + 3) / 4), two = 16 * ((g.ho + 1) / 2) * ((g.wo + 1) / 2)
+        return four < two ? .four : .two
+    }
+
+    /// Rows and columns of output tiles, tiles per sample, and samples per chunk so that the
+    /// input-side and output-side transformed buffers (`kind.count` values per tile and channel) fit `budget`.
+    static func tiling(_ g: ConvGeometry, _ kind: Tiles = .two) -> (th: Int, tw: Int, tiles: Int, samples: Int) {
+        let th = (g.ho + kind.m - 1) / kind.m, tw = (g.wo + kind.m - 1) / kind.m, tiles = th * tw
+        let perSample = kind.count * (g.c + g.cout) * tiles
         return (th, tw, tiles, Swift.max(1, Swift.min(g.n, budget / Swift.max(perSample, 1))))
     }
 
-    /// U[ξ][co, ci] = (G·g·Gᵀ)[ξ] for weight [Cout, Cin, 3, 3], ξ = 4·row + column.
-    static func transformWeights(_ w: UnsafePointer<Float>, cout: Int, cin: Int, into u: UnsafeMutablePointer<Float>) {
+    /// U[ξ][co, ci] = (G·g·Gᵀ)[ξ] for weight [Cout, Cin, 3, 3], ξ = (m + 2)·row + column.
+    static func transformWeights(_ w: UnsafePointer<Float>, cout: Int, cin: Int, into u: UnsafeMutablePointer<Float>,
+                                 _ kind: Tiles = .two) {
+        if kind == .four { return transformWeights4(w, cout: cout, cin: cin, into: u) }
         let plane = cout * cin
         Parallel.forEach(plane, grain: 256) { range in
             if allowWide, finch_winograd_weight_transform(w, plane, u, range.lowerBound, range.upperBound) == 1 {
@@ -72,10 +98,11 @@ enum WinogradConv {
     /// out = conv2d(x, weight) + bias with the geometry's padding (stride 1, 3×3).
     static func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                         out: UnsafeMutablePointer<Float>, _ g: ConvGeometry, epilogue: ConvKernels.Epilogue = .none) {
-        let u = UnsafeMutablePointer<Float>.allocate(capacity: 16 * g.cout * g.c)
+        let kind = tiles(for: g)
+        let u = UnsafeMutablePointer<Float>.allocate(capacity: kind.count * g.cout * g.c)
         defer { u.deallocate() }
-        transformWeights(weight, cout: g.cout, cin: g.c, into: u)
-        forward(x: x, transformed: u, bias: bias, out: out, g, epilogue: epilogue)
+        transformWeights(weight, cout: g.cout, cin: g.c, into: u, kind)
+        forward(x: x, transformed: u, bias: bias, out: out, g, kind, epilogue: epilogue)
     }
 
     /// Floats of transformed input and product per block of samples in `forward`, so a block stays in
@@ -89,15 +116,16 @@ enum WinogradConv {
 
     /// Samples per block of `forward`'s cache-resident path, or nil where it does not apply (fewer
     /// blocks than threads, too few tiles per block, or OpenBLAS threading itself).
-    static func blockSamples(_ g: ConvGeometry) -> Int? {
-        let (_, _, tiles, _) = tiling(g)
-        let samples = Swift.max(1, Swift.min(g.n, blockBudget / Swift.max(16 * (g.c + g.cout) * tiles, 1)))
+    static func blockSamples(_ g: ConvGeometry, _ kind: Tiles? = nil) -> Int? {
+        let kind = kind ?? tiles(for: g)
+        let (_, _, tiles, _) = tiling(g, kind)
+        let samples = Swift.max(1, Swift.min(g.n, blockBudget / Swift.max(kind.count * (g.c + g.cout) * tiles, 1)))
         let blocks = (g.n + samples - 1) / samples
         guard Parallel.gemmSplit, blocks >= Parallel.threads, samples * tiles >= minimumBlockTiles else { return nil }
         return samples
     }
 
-    /// The same with the weights already transformed: u holds U as 16 matrices [Cout, Cin].
+    /// The same with the weights already transformed: u holds U as `kind.count` matrices [Cout, Cin].
     ///
     /// With enough samples, each thread takes whole blocks of samples and runs input transform,
     /// GEMMs and output transform on one block before the next, so the transformed tiles and the
@@ -105,42 +133,40 @@ enum WinogradConv {
     /// memory-bound: 6–8 GB/s on a 32 MB buffer). Otherwise the chunks of `transformedChunks` are
     /// transformed with all threads and multiplied with split GEMMs.
     static func forward(x: UnsafePointer<Float>, transformed u: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                        out: UnsafeMutablePointer<Float>, _ g: ConvGeometry, epilogue: ConvKernels.Epilogue = .none) {
-        if let samples = blockSamples(g) {
+                        out: UnsafeMutablePointer<Float>, _ g: ConvGeometry, _ kind: Tiles,
+                        epilogue: ConvKernels.Epilogue = .none) {
+        if let samples = blockSamples(g, kind) {
             let blocks = (g.n + samples - 1) / samples
             Parallel.forEach(blocks) { range in
-                withBlockBuffers(g, samples) { v, m, c0 in
+                withBlockBuffers(g, samples, kind) { v, m, c0 in
                     for block in range {
                         let c = c0.block(block, of: g)
-                        inputTransform(x, g, n0: c.n0, nb: c.nb, th: c.th, tw: c.tw, stride: c.vStride,
-                                       parallel: false, into: v)
-                        for xi in 0..<16 {
+                        inputTransform(x, g, c, parallel: false, into: v)
+                        for xi in 0..<kind.count {
                             Gemm.sgemm(transA: false, transB: false, m: g.cout, n: c.p, k: g.c,
                                        a: u + xi * g.cout * g.c, lda: g.c, b: v + xi * c.vStride, ldb: c.p,
                                        c: m + xi * c.mStride, ldc: c.p, split: false)
                         }
-                        outputTransform(m, g, n0: c.n0, nb: c.nb, th: c.th, tw: c.tw, stride: c.mStride, bias: bias,
-                                        epilogue: epilogue, parallel: false, into: out)
+                        outputTransform(m, g, c, bias: bias, epilogue: epilogue, parallel: false, into: out)
                     }
                 }
             }
             return
         }
-        transformedChunks(of: x, g) { c, v, m in
-            for xi in 0..<16 {
+        transformedChunks(of: x, g, kind) { c, v, m in
+            for xi in 0..<kind.count {
                 Gemm.sgemm(transA: false, transB: false, m: g.cout, n: c.p, k: g.c,
                            a: u + xi * g.cout * g.c, lda: g.c, b: v + xi * c.vStride, ldb: c.p,
                            c: m + xi * c.mStride, ldc: c.p)
             }
-            outputTransform(m, g, n0: c.n0, nb: c.nb, th: c.th, tw: c.tw, stride: c.mStride, bias: bias,
-                            epilogue: epilogue, into: out)
+            outputTransform(m, g, c, bias: bias, epilogue: epilogue, parallel: true, into: out)
         }
     }
 
     /// Parallel.forEach, or the whole range on this thread for a caller that already runs one block
     /// per thread.
     @inline(__always)
-    private static func planes(_ n: Int, grain: Int, parallel: Bool, _ body: (Range<Int>) -> Void) {
+    static func planes(_ n: Int, grain: Int, parallel: Bool, _ body: (Range<Int>) -> Void) {
         if parallel {
             Parallel.forEach(n, grain: grain, body)
         } else if n > 0 {
@@ -149,30 +175,57 @@ enum WinogradConv {
     }
 
     /// One chunk of samples: first sample, sample count, tile rows and columns, P = samples · tiles,
-    /// and the distance between consecutive matrices ξ of the input side and of the output side.
+    /// the distance between consecutive matrices ξ of the input side and of the output side, and the tile.
     struct Chunk {
-        let n0: Int, nb: Int, th: Int, tw: Int, p: Int, vStride: Int, mStride: Int
+        let n0: Int, nb: Int, th: Int, tw: Int, p: Int, vStride: Int, mStride: Int, kind: Tiles
 
         /// Block `index` of a blocked pass, whose blocks hold as many samples as this chunk.
         func block(_ index: Int, of g: ConvGeometry) -> Chunk {
             let first = index * nb, count = Swift.min(nb, g.n - first)
-            return Chunk(n0: first, nb: count, th: th, tw: tw, p: count * th * tw, vStride: vStride, mStride: mStride)
+            return Chunk(n0: first, nb: count, th: th, tw: tw, p: count * th * tw, vStride: vStride, mStride: mStride,
+                         kind: kind)
         }
     }
 
-    /// One thread's buffers for blocks of `samples` samples: v [16, Cin, P] and m [16, Cout, P], with
-    /// the layout in a chunk of the full block size (use `Chunk.block` for each block).
-    static func withBlockBuffers(_ g: ConvGeometry, _ samples: Int,
+    /// One thread's buffers for blocks of `samples` samples: v [count, Cin, P] and m [count, Cout, P],
+    /// with the layout in a chunk of the full block size (use `Chunk.block` for each block).
+    static func withBlockBuffers(_ g: ConvGeometry, _ samples: Int, _ kind: Tiles,
                                  _ body: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Chunk) -> Void) {
-        let (th, tw, tiles, _) = tiling(g)
+        let (th, tw, tiles, _) = tiling(g, kind)
         let vStride = matrixStride(rows: g.c, p: tiles * samples), mStride = matrixStride(rows: g.cout, p: tiles * samples)
-        let v = UnsafeMutablePointer<Float>.allocate(capacity: 16 * vStride)
-        let m = UnsafeMutablePointer<Float>.allocate(capacity: 16 * mStride)
+        let v = UnsafeMutablePointer<Float>.allocate(capacity: kind.count * vStride)
+        let m = UnsafeMutablePointer<Float>.allocate(capacity: kind.count * mStride)
         defer {
             v.deallocate()
             m.deallocate()
         }
-        body(v, m, Chunk(n0: 0, nb: samples, th: th, tw: tw, p: samples * tiles, vStride: vStride, mStride: mStride))
+        body(v, m, Chunk(n0: 0, nb: samples, th: th, tw: tw, p: samples * tiles, vStride: vStride, mStride: mStride,
+                         kind: kind))
+    }
+
+    /// The input transform of chunk c, by its tile.
+    static func inputTransform(_ x: UnsafePointer<Float>, _ g: ConvGeometry, _ c: Chunk, parallel: Bool,
+                               into v: UnsafeMutablePointer<Float>) {
+        if c.kind == .four { return inputTransform4(x, g, c, parallel: parallel, into: v) }
+        inputTransform(x, g, n0: c.n0, nb: c.nb, th: c.th, tw: c.tw, stride: c.vStride, parallel: parallel, into: v)
+    }
+
+    /// The output transform of chunk c, by its tile.
+    static func outputTransform(_ m: UnsafePointer<Float>, _ g: ConvGeometry, _ c: Chunk, bias: UnsafePointer<Float>?,
+                                epilogue: ConvKernels.Epilogue, parallel: Bool, into out: UnsafeMutablePointer<Float>) {
+        if c.kind == .four {
+            return outputTransform4(m, g, c, bias: bias, epilogue: epilogue, parallel: parallel, into: out)
+        }
+        outputTransform(m, g, n0: c.n0, nb: c.nb, th: c.th, tw: c.tw, stride: c.mStride, bias: bias,
+                        epilogue: epilogue, parallel: parallel, into: out)
+    }
+
+    /// The output-gradient transform of chunk c, by its tile.
+    static func gradientTransform(_ dy: UnsafePointer<Float>, _ g: ConvGeometry, _ c: Chunk, parallel: Bool,
+                                  into mt: UnsafeMutablePointer<Float>) {
+        if c.kind == .four { return gradientTransform4(dy, g, c, parallel: parallel, into: mt) }
+        gradientTransform(dy, g, n0: c.n0, nb: c.nb, th: c.th, tw: c.tw, stride: c.mStride, parallel: parallel,
+                          into: mt)
     }
 
     /// Floats from matrix ξ to matrix ξ + 1 of a transformed buffer [16, rows, P]: rows·P rounded up
@@ -187,13 +240,13 @@ enum WinogradConv {
     /// Calls body for each chunk of samples (sized by `tiling`) with x's transformed tiles in v
     /// [16, Cin, P] and a scratch buffer w for the output side [16, Cout, P], matrices `Chunk.vStride`
     /// and `Chunk.mStride` apart.
-    static func transformedChunks(of x: UnsafePointer<Float>, _ g: ConvGeometry,
+    static func transformedChunks(of x: UnsafePointer<Float>, _ g: ConvGeometry, _ kind: Tiles,
                                   _ body: (Chunk, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
-        let nbMax = tiling(g).samples
-        withBlockBuffers(g, nbMax) { v, w, full in
+        let nbMax = tiling(g, kind).samples
+        withBlockBuffers(g, nbMax, kind) { v, w, full in
             for index in 0..<(g.n + nbMax - 1) / nbMax {
                 let c = full.block(index, of: g)
-                inputTransform(x, g, n0: c.n0, nb: c.nb, th: c.th, tw: c.tw, stride: c.vStride, into: v)
+                inputTransform(x, g, c, parallel: true, into: v)
                 body(c, v, w)
             }
         }
@@ -359,22 +412,23 @@ enum WinogradConv {
     /// 2.25× fewer multiplies and no nine-fold copy of the input.
     static func weightGradient(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dw: UnsafeMutablePointer<Float>,
                                _ g: ConvGeometry) {
-        let size = 16 * g.cout * g.c
+        let kind = tiles(for: g)
+        let size = kind.count * g.cout * g.c
         let du = UnsafeMutablePointer<Float>.allocate(capacity: size)
         defer { du.deallocate() }
-        if let samples = blockSamples(g), size <= maximumPartialGradient {
-            blockedWeightGradient(dy: dy, x: x, samples: samples, into: du, g)
-            return weightGradientFromTransformed(du, cout: g.cout, cin: g.c, into: dw)
+        if let samples = blockSamples(g, kind), size <= maximumPartialGradient {
+            blockedWeightGradient(dy: dy, x: x, samples: samples, into: du, g, kind)
+            return weightGradientFromTransformed(du, cout: g.cout, cin: g.c, into: dw, kind)
         }
-        transformedChunks(of: x, g) { c, v, mt in
-            gradientTransform(dy, g, n0: c.n0, nb: c.nb, th: c.th, tw: c.tw, stride: c.mStride, into: mt)
-            for xi in 0..<16 {
+        transformedChunks(of: x, g, kind) { c, v, mt in
+            gradientTransform(dy, g, c, parallel: true, into: mt)
+            for xi in 0..<kind.count {
                 Gemm.sgemm(transA: false, transB: true, m: g.cout, n: g.c, k: c.p,
                            a: mt + xi * c.mStride, lda: c.p, b: v + xi * c.vStride, ldb: c.p,
                            beta: c.n0 == 0 ? 0 : 1, c: du + xi * g.cout * g.c, ldc: g.c)
             }
         }
-        weightGradientFromTransformed(du, cout: g.cout, cin: g.c, into: dw)
+        weightGradientFromTransformed(du, cout: g.cout, cin: g.c, into: dw, kind)
     }
 
     /// Largest dU (floats) for which each thread may keep its own partial sum.
@@ -384,20 +438,18 @@ enum WinogradConv {
     /// blocks of x and dY and accumulates its own dU while they are in cache; the partial sums are
     /// then added in a fixed order (so the result depends on the thread count, not on timing).
     static func blockedWeightGradient(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, samples: Int,
-                                      into du: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
-        let size = 16 * g.cout * g.c, blocks = (g.n + samples - 1) / samples
+                                      into du: UnsafeMutablePointer<Float>, _ g: ConvGeometry, _ kind: Tiles) {
+        let size = kind.count * g.cout * g.c, blocks = (g.n + samples - 1) / samples
         let parts = Swift.min(Parallel.threads, blocks)
         Parallel.partialSums(parts, size: size, into: du) { range, target in
-            withBlockBuffers(g, samples) { v, mt, c0 in
+            withBlockBuffers(g, samples, kind) { v, mt, c0 in
                 for part in range {
                     let acc = target(part)
                     for block in blocks * part / parts..<blocks * (part + 1) / parts {
                         let c = c0.block(block, of: g)
-                        inputTransform(x, g, n0: c.n0, nb: c.nb, th: c.th, tw: c.tw, stride: c.vStride,
-                                       parallel: false, into: v)
-                        gradientTransform(dy, g, n0: c.n0, nb: c.nb, th: c.th, tw: c.tw, stride: c.mStride,
-                                          parallel: false, into: mt)
-                        for xi in 0..<16 {
+                        inputTransform(x, g, c, parallel: false, into: v)
+                        gradientTransform(dy, g, c, parallel: false, into: mt)
+                        for xi in 0..<kind.count {
                             Gemm.sgemm(transA: false, transB: true, m: g.cout, n: g.c, k: c.p,
                                        a: mt + xi * c.mStride, lda: c.p, b: v + xi * c.vStride, ldb: c.p,
                                        beta: block == blocks * part / parts ? 0 : 1, c: acc + xi * g.cout * g.c,
@@ -472,7 +524,8 @@ enum WinogradConv {
 
     /// dW[co, ci] = Gᵀ·dU[co, ci]·G (3×3 from 4×4), the adjoint of `transformWeights`.
     static func weightGradientFromTransformed(_ du: UnsafePointer<Float>, cout: Int, cin: Int,
-                                              into dw: UnsafeMutablePointer<Float>) {
+                                              into dw: UnsafeMutablePointer<Float>, _ kind: Tiles = .two) {
+        if kind == .four { return weightGradientFromTransformed4(du, cout: cout, cin: cin, into: dw) }
         let plane = cout * cin
         Parallel.forEach(plane, grain: 256) { range in
             for q in range {

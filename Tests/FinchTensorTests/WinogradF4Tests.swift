@@ -1,0 +1,227 @@
+import XCTest
+import CFinchKernels
+@testable import FinchTensor
+
+/// Winograd F(4×4, 3×3): its matrices against the definition of correlation, each AVX-512 transform
+/// against the matrices in Float64, and whole convolutions (forward, dx, dW) against the Float64
+/// definition and finite differences. Without AVX-512 the tile is never chosen, which is checked.
+final class WinogradF4Tests: XCTestCase {
+    // The points 0, 1, −1, ½, −2, ∞ (WinogradF4Transforms.c), rows of Bᵀ scaled to integers.
+    let bt: [[Double]] = [[2, -3, -4, 3, 2, 0], [0, -2, 1, 5, 2, 0], [0, -2, 5, -1, -2, 0], [0, 2, 1, -2, -1, 0],
+                          [0, 1, -2, -1, 2, 0], [0, 2, -3, -4, 3, 2]]
+    let at: [[Double]] = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 0.5, -2, 0], [0, 1, 1, 0.25, 4, 0], [0, 1, -1, 0.125, -8, 1]]
+    let gm: [[Double]] = [[0.5, 0, 0], [1.0 / 6, 1.0 / 6, 1.0 / 6], [1.0 / 6, -1.0 / 6, 1.0 / 6],
+                          [16.0 / 15, 8.0 / 15, 4.0 / 15], [1.0 / 30, -1.0 / 15, 2.0 / 15], [0, 0, 0.5]]
+
+    private var wide: Bool { Parallel.kernelISA == "avx512" }
+
+    /// Aᵀ·[(G·g·Gᵀ) ⊙ (Bᵀ·d·B)]·A is the 4×4 correlation of a 6×6 block with a 3×3 filter.
+    func testMatricesComputeCorrelation() {
+        var rng = TestRNG(90)
+        let d = (0..<36).map { _ in Double(rng.uniform()) }, g = (0..<9).map { _ in Double(rng.uniform()) }
+        var u = [Double](repeating: 0, count: 36), v = [Double](repeating: 0, count: 36)
+        for a in 0..<6 { for b in 0..<6 {
+            for i in 0..<3 { for j in 0..<3 { u[6 * a + b] += gm[a][i] * g[3 * i + j] * gm[b][j] } }
+            for i in 0..<6 { for j in 0..<6 { v[6 * a + b] += bt[a][i] * d[6 * i + j] * bt[b][j] } }
+        } }
+        for y in 0..<4 { for x in 0..<4 {
+            var winograd = 0.0, direct = 0.0
+            for i in 0..<6 { for j in 0..<6 { winograd += at[y][i] * u[6 * i + j] * v[6 * i + j] * at[x][j] } }
+            for i in 0..<3 { for j in 0..<3 { direct += d[6 * (y + i) + x + j] * g[3 * i + j] } }
+            XCTAssertEqual(winograd, direct, accuracy: 1e-12)
+        } }
+    }
+
+    /// The tile is chosen where it needs fewer multiplies, only with the AVX-512 transforms, and not
+    /// when switched off.
+    func testTileChoice() {
+        defer { WinogradConv.largeTiles = true; WinogradConv.allowWide = true }
+        func geometry(_ h: Int, _ w: Int) -> ConvGeometry {
+            ConvGeometry(input: [2, 16, h, w], weight: [16, 16, 3, 3], stride: (1, 1), padding: Padding2d(1, 1),
+                         dilation: (1, 1), groups: 1, op: "test")
+        }
+        XCTAssertEqual(WinogradConv.tiles(for: geometry(16, 16)), wide ? .four : .two)
+        XCTAssertEqual(WinogradConv.tiles(for: geometry(8, 9)), wide ? .four : .two)
+        // 6×6: nine 2×2 tiles (144 multiplies) against four 4×4 tiles that overhang (144).
+        XCTAssertEqual(WinogradConv.tiles(for: geometry(6, 6)), .two)
+        WinogradConv.largeTiles = false
+        XCTAssertEqual(WinogradConv.tiles(for: geometry(16, 16)), .two)
+        WinogradConv.largeTiles = true
+        WinogradConv.allowWide = false
+        XCTAssertEqual(WinogradConv.tiles(for: geometry(16, 16)), .two)
+    }
+
+    /// Each transform against the matrices in Float64, on planes whose tiles overhang the edges,
+    /// with padding 0 to 2, with fewer than sixteen tiles per plane (a vector spans samples, and
+    /// the last group of samples is partial) and with more.
+    func testTransforms() throws {
+        guard wide else {
+            return XCTAssertEqual(finch_winograd4_weight_transform(nil, 0, nil, 0, 0), 0, "no AVX-512, no F(4×4) kernels")
+        }
+        let planes: [(n: Int, h: Int, w: Int, padding: Padding2d)] = [
+            (5, 8, 8, Padding2d(1, 1)), (3, 7, 9, Padding2d(top: 2, bottom: 0, left: 0, right: 2)),
+            (2, 18, 13, Padding2d(top: 0, bottom: 1, left: 1, right: 2)), (1, 34, 17, Padding2d(1, 1)),
+        ]
+        var rng = TestRNG(91)
+        for (k, p) in planes.enumerated() {
+            let (n, c, cout) = (p.n, 3, 2)
+            let g = ConvGeometry(input: [n, c, p.h, p.w], weight: [cout, c, 3, 3], stride: (1, 1), padding: p.padding,
+                                 dilation: (1, 1), groups: 1, op: "test")
+            let th = (g.ho + 3) / 4, tw = (g.wo + 3) / 4, tiles = th * tw, cols = n * tiles
+            let chunk = WinogradConv.Chunk(n0: 0, nb: n, th: th, tw: tw, p: cols, vStride: c * cols + 3,
+                                           mStride: cout * cols + 5, kind: .four)
+            let x = (0..<(n * c * p.h * p.w)).map { _ in rng.uniform() }
+            func pixel(_ s: Int, _ ci: Int, _ r: Int, _ q: Int) -> Double {
+                r < 0 || r >= p.h || q < 0 || q >= p.w ? 0 : Double(x[((s * c + ci) * p.h + r) * p.w + q])
+            }
+            var v = [Float](repeating: .nan, count: 36 * chunk.vStride)
+            x.withUnsafeBufferPointer { xp in
+                v.withUnsafeMutableBufferPointer {
+                    WinogradConv.inputTransform(xp.baseAddress!, g, chunk, parallel: true, into: $0.baseAddress!)
+                }
+            }
+            for s in 0..<n { for ci in 0..<c { for ty in 0..<th { for tx in 0..<tw { for a in 0..<6 { for b in 0..<6 {
+                var acc = 0.0
+                for i in 0..<6 { for j in 0..<6 {
+                    acc += bt[a][i] * pixel(s, ci, 4 * ty - g.pt + i, 4 * tx - g.pl + j) * bt[b][j]
+                } }
+                let got = v[(6 * a + b) * chunk.vStride + ci * cols + s * tiles + ty * tw + tx]
+                XCTAssertEqual(Double(got), acc, accuracy: 2e-5 * (1 + abs(acc)), "plane \(k) input (\(s), \(ci), \(a), \(b))")
+            } } } } } }
+
+            let m = (0..<(36 * chunk.mStride)).map { _ in rng.uniform() }, bias = [Float(0.25), -0.5]
+            var y = [Float](repeating: .nan, count: n * cout * g.hw)
+            m.withUnsafeBufferPointer { mp in
+                bias.withUnsafeBufferPointer { bp in
+                    y.withUnsafeMutableBufferPointer {
+                        WinogradConv.outputTransform(mp.baseAddress!, g, chunk, bias: bp.baseAddress!, epilogue: .none,
+                                                     parallel: true, into: $0.baseAddress!)
+                    }
+                }
+            }
+            for s in 0..<n { for co in 0..<cout { for oy in 0..<g.ho { for ox in 0..<g.wo {
+                let t = s * tiles + (oy / 4) * tw + ox / 4
+                var acc = Double(bias[co])
+                for i in 0..<6 { for j in 0..<6 {
+                    acc += at[oy % 4][i] * Double(m[(6 * i + j) * chunk.mStride + co * cols + t]) * at[ox % 4][j]
+                } }
+                let got = y[((s * cout + co) * g.ho + oy) * g.wo + ox]
+                XCTAssertEqual(Double(got), acc, accuracy: 1e-5 * (1 + abs(acc)), "plane \(k) output (\(s), \(co), \(oy), \(ox))")
+            } } } }
+
+            let dy = (0..<(n * cout * g.hw)).map { _ in rng.uniform() }
+            var mt = [Float](repeating: .nan, count: 36 * chunk.mStride)
+            dy.withUnsafeBufferPointer { dp in
+                mt.withUnsafeMutableBufferPointer {
+                    WinogradConv.gradientTransform(dp.baseAddress!, g, chunk, parallel: true, into: $0.baseAddress!)
+                }
+            }
+            for s in 0..<n { for co in 0..<cout { for ty in 0..<th { for tx in 0..<tw { for a in 0..<6 { for b in 0..<6 {
+                var acc = 0.0
+                for i in 0..<4 where 4 * ty + i < g.ho { for j in 0..<4 where 4 * tx + j < g.wo {
+                    acc += at[i][a] * Double(dy[((s * cout + co) * g.ho + 4 * ty + i) * g.wo + 4 * tx + j]) * at[j][b]
+                } }
+                let got = mt[(6 * a + b) * chunk.mStride + co * cols + s * tiles + ty * tw + tx]
+                XCTAssertEqual(Double(got), acc, accuracy: 1e-5 * (1 + abs(acc)), "plane \(k) gradient (\(s), \(co), \(a), \(b))")
+            } } } } } }
+        }
+
+        // Weights and their gradient: 37 filters (two vectors of sixteen and a partial one).
+        let filters = 37, w = (0..<(filters * 9)).map { _ in rng.uniform() }
+        var u = [Float](repeating: .nan, count: 36 * filters)
+        w.withUnsafeBufferPointer { wp in
+            u.withUnsafeMutableBufferPointer {
+                WinogradConv.transformWeights(wp.baseAddress!, cout: filters, cin: 1, into: $0.baseAddress!, .four)
+            }
+        }
+        let du = (0..<(36 * filters)).map { _ in rng.uniform() }
+        var dw = [Float](repeating: .nan, count: 9 * filters)
+        du.withUnsafeBufferPointer { dp in
+            dw.withUnsafeMutableBufferPointer {
+                WinogradConv.weightGradientFromTransformed(dp.baseAddress!, cout: filters, cin: 1, into: $0.baseAddress!,
+                                                           .four)
+            }
+        }
+        for f in 0..<filters {
+            for a in 0..<6 { for b in 0..<6 {
+                var acc = 0.0
+                for i in 0..<3 { for j in 0..<3 { acc += gm[a][i] * Double(w[f * 9 + 3 * i + j]) * gm[b][j] } }
+                XCTAssertEqual(Double(u[(6 * a + b) * filters + f]), acc, accuracy: 1e-6, "filter \(f) U[\(a), \(b)]")
+            } }
+            for i in 0..<3 { for j in 0..<3 {
+                var acc = 0.0
+                for a in 0..<6 { for b in 0..<6 { acc += gm[a][i] * Double(du[(6 * a + b) * filters + f]) * gm[b][j] } }
+                XCTAssertEqual(Double(dw[f * 9 + 3 * i + j]), acc, accuracy: 1e-5, "filter \(f) dW[\(i), \(j)]")
+            } }
+        }
+    }
+
+    /// Whole convolutions through F(4×4, 3×3): forward against the Float64 definition and all
+    /// gradients by finite differences, through sample chunks with split GEMMs and through blocks
+    /// per thread; then 64 channels on a 16×16 map, whose error is bounded against Float64.
+    func testConvolution() throws {
+        let saved = (WinogradConv.minimumChannels, WinogradConv.minimumPlane, WinogradConv.blockBudget,
+                     WinogradConv.minimumBlockTiles, WinogradConv.budget)
+        defer {
+            (WinogradConv.minimumChannels, WinogradConv.minimumPlane, WinogradConv.blockBudget,
+             WinogradConv.minimumBlockTiles, WinogradConv.budget) = saved
+        }
+        WinogradConv.minimumChannels = 1
+        WinogradConv.minimumPlane = 1
+        WinogradConv.budget = 36 * 7 * 4  // a sample or two per chunk
+        let cases: [(n: Int, c: Int, h: Int, w: Int, cout: Int, padding: Padding2d)] = [
+            (5, 3, 8, 8, 2, Padding2d(1, 1)),
+            (2, 2, 9, 11, 3, Padding2d(top: 0, bottom: 2, left: 2, right: 1)),
+            (3, 2, 12, 7, 2, Padding2d(top: 1, bottom: 0, left: 0, right: 1)),
+        ]
+        for blocks in [false, true] {
+            WinogradConv.blockBudget = 1
+            WinogradConv.minimumBlockTiles = blocks ? 1 : Int.max
+            for (k, cfg) in cases.enumerated() {
+                let g = ConvGeometry(input: [cfg.n, cfg.c, cfg.h, cfg.w], weight: [cfg.cout, cfg.c, 3, 3],
+                                     stride: (1, 1), padding: cfg.padding, dilation: (1, 1), groups: 1, op: "test")
+                XCTAssertEqual(WinogradConv.tiles(for: g), wide ? .four : .two)
+                XCTAssertEqual(WinogradConv.blockSamples(g) != nil, blocks && cfg.n >= Parallel.threads)
+                var rng = TestRNG(92 + UInt64(k))
+                let x = rng.tensor([cfg.n, cfg.c, cfg.h, cfg.w]), w = rng.tensor([cfg.cout, cfg.c, 3, 3])
+                let b = rng.tensor([cfg.cout])
+                let y = conv2d(x, weight: w, bias: b, padding: cfg.padding)
+                let ref = naiveConv2d(x, w, b, stride: (1, 1), padding: cfg.padding, dilation: (1, 1), groups: 1)
+                XCTAssertEqual(y.shape, ref.shape)
+                assertClose(y.scalars, ref.values, atol: 2e-5, rtol: 2e-5)
+                assertGradients([x, w, b]) { t in
+                    conv2d(t[0], weight: t[1], bias: t[2], padding: cfg.padding)
+                }
+            }
+        }
+
+        // Realistic size: 64 input channels on a 16×16 map. The error against Float64 stays within
+        // a few units of 10⁻⁶ of the outputs' scale (about 4.6 here: 576 products of uniform(−1, 1) pairs).
+        WinogradConv.minimumBlockTiles = saved.3
+        WinogradConv.blockBudget = saved.2
+        WinogradConv.budget = saved.4
+        var rng = TestRNG(95)
+        let (c, cout, side) = (64, 8, 16)
+        let x = rng.tensor([1, c, side, side], requiresGrad: false), w = rng.tensor([cout, c, 3, 3], requiresGrad: false)
+        let xs = x.scalars, ws = w.scalars
+        var ref = [Double](repeating: 0, count: cout * side * side)
+        for co in 0..<cout { for ci in 0..<c { for i in 0..<3 { for j in 0..<3 {
+            let weight = Double(ws[((co * c + ci) * 3 + i) * 3 + j])
+            for oy in 0..<side where oy + i - 1 >= 0 && oy + i - 1 < side {
+                for ox in 0..<side where ox + j - 1 >= 0 && ox + j - 1 < side {
+                    ref[(co * side + oy) * side + ox] += weight * Double(xs[(ci * side + oy + i - 1) * side + ox + j - 1])
+                }
+            }
+        } } } }
+        func maxError(_ large: Bool) -> Double {
+            WinogradConv.largeTiles = large
+            defer { WinogradConv.largeTiles = true }
+            let y = conv2d(x, weight: w, padding: (1, 1)).scalars
+            return zip(y, ref).map { abs(Double($0) - Double($1)) }.max()!
+        }
+        let four = maxError(true), two = maxError(false)
+        XCTAssertLessThan(four, 1e-4, "F(4×4) error \(four)")
+        XCTAssertLessThan(two, 2e-5, "F(2×2) error \(two)")
+        print("64 channels, 16×16: largest error F(4×4) \(four), F(2×2) \(two)")
+    }
+}
