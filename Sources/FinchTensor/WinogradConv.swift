@@ -23,7 +23,9 @@ enum WinogradConv {
     static var minimumChannels = 16
 
     /// Output planes smaller than this stay on im2col: with few tiles per weight, transforming
-    /// the weights on every call costs more than the multiplies saved.
+    /// the weights on every call costs more than the multiplies saved. ResNet18's 4×4 planes
+    /// (512 channels, batch 32) measured 56.8 img/s training on im2col, 56.7 with F(2×2) and 47.9
+    /// with F(4×4), whose 36 transformed weight matrices take 38 MB (medians of four, two threads).
     static var minimumPlane = 64
 
     static func applies(to g: ConvGeometry) -> Bool {
