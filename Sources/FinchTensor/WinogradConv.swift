@@ -51,13 +51,20 @@ enum WinogradConv {
     /// When false, F(4×4, 3×3) is never chosen (tests, and A/B runs with FINCH_WINOGRAD=2).
     static var largeTiles = ProcessInfoLite.environment("FINCH_WINOGRAD") != "2"
 
-    /// F(4×4, 3×3) where it needs fewer multiplies than F(2×2, 3×3) counting the tiles that
-    /// overhang the plane (36 per 4×4 tile against 16 per 2×2 tile), and the AVX-512 transforms
-    /// exist (it has no Swift kernels).
+    /// What each transformed weight costs a call besides its multiplies (the transform, and
+    /// streaming the weights through the GEMMs), in multiplies. With 64, ResNet18's convolutions
+    /// at 128 px take F(4×4) at batch 32, where it measured 15% faster than F(2×2) in training and
+    /// evaluation alike, and F(2×2) on 8×8 planes at batch 8 and on 16×16 and 8×8 at batch 1,
+    /// where F(4×4) everywhere measured 2% and 15% slower in evaluation.
+    static var weightCost = 64
+
+    /// F(4×4, 3×3) where it costs less than F(2×2, 3×3): per weight, a multiply for each tile
+    /// of the batch (tiles that overhang the plane included) plus `weightCost`, 36 transformed
+    /// weights against 16. Only where the AVX-512 transforms exist (it has no Swift kernels).
     static func tiles(for g: ConvGeometry) -> Tiles {
         guard largeTiles, allowWide, Parallel.kernelISA == "avx512", offsetsFit(g) else { return .two }
-        let four = 36 * ((g.ho + 3) / 4) * ((g.wo + 3) / 4), two = 16 * ((g.ho + 1) / 2) * ((g.wo + 1) / 2)
-        return four < two ? .four : .two
+        func cost(_ m: Int, _ count: Int) -> Int { count * (g.n * ((g.ho + m - 1) / m) * ((g.wo + m - 1) / m) + weightCost) }
+        return cost(4, 36) < cost(2, 16) ? .four : .two
     }
 
     /// Rows and columns of output tiles, tiles per sample, and samples per chunk so that the

@@ -14,6 +14,8 @@ final class ConvActivationTests: XCTestCase {
         var stride = (1, 1), padding = Padding2d.zero, groups = 1, bias = true
         /// `ConvKernels.bandBudget` for the case (the default keeps small shapes out of the bands).
         var bandBudget = 1 << 18
+        /// `WinogradConv.largeTiles` for the case.
+        var largeTiles = true
         /// Which path the geometry must take, so a change of thresholds cannot silently skip one.
         let takes: (ConvGeometry) -> Bool
     }
@@ -37,9 +39,14 @@ final class ConvActivationTests: XCTestCase {
         Case(name: "pointwise on small planes", input: [2, 5, 4, 4], weight: [19, 5, 1, 1], bias: false) {
             SmallPlanePointwiseConv.applies(to: $0)
         },
-        Case(name: "Winograd", input: [2, 16, 8, 9], weight: [16, 16, 3, 3], padding: Padding2d(1, 1)) {
+        // F(4×4) where the AVX-512 transforms are selected (the test sets `weightCost` to 0 so a
+        // batch of two takes it), else F(2×2); and F(2×2) on both.
+        Case(name: "Winograd F(4×4)", input: [2, 16, 8, 9], weight: [16, 16, 3, 3], padding: Padding2d(1, 1)) {
             WinogradConv.applies(to: $0)
+                && (WinogradConv.tiles(for: $0) == .four) == (WinogradConv.allowWide && Parallel.kernelISA == "avx512")
         },
+        Case(name: "Winograd F(2×2)", input: [2, 16, 8, 9], weight: [16, 16, 3, 3], padding: Padding2d(1, 1),
+             largeTiles: false) { WinogradConv.applies(to: $0) && WinogradConv.tiles(for: $0) == .two },
         Case(name: "depthwise rows", input: [2, 4, 5, 20], weight: [4, 1, 3, 3], padding: Padding2d(1, 1),
              groups: 4) { $0.isDepthwise && !DepthwiseConvChannelTiles.applies(to: $0) },
         Case(name: "depthwise channel tiles", input: [2, 19, 6, 5], weight: [19, 1, 3, 3], stride: (2, 2),
@@ -56,8 +63,12 @@ final class ConvActivationTests: XCTestCase {
     func testEveryPathAppliesBiasAndActivation() {
         let native = String(cString: finch_kernels_isa())
         let savedBudget = ConvKernels.columnBudget, savedBand = ConvKernels.bandBudget, savedThreads = Parallel.threads
+        let savedWeightCost = WinogradConv.weightCost
         Parallel.setThreads(2)
+        WinogradConv.weightCost = 0
         defer {
+            WinogradConv.weightCost = savedWeightCost
+            WinogradConv.largeTiles = true
             _ = finch_kernels_use(native)
             ConvKernels.columnBudget = savedBudget
             ConvKernels.bandBudget = savedBand
@@ -73,6 +84,7 @@ final class ConvActivationTests: XCTestCase {
             ConvKernels.columnBudget = budget
             for (k, c) in cases.enumerated() {
                 ConvKernels.bandBudget = c.bandBudget
+                WinogradConv.largeTiles = c.largeTiles
                 var rng = TestRNG(UInt64(40 + k))
                 let x = rng.tensor(c.input), w = rng.tensor(c.weight)
                 let b = c.bias ? rng.tensor([c.weight[0]]) : nil

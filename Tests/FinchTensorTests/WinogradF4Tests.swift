@@ -32,23 +32,25 @@ final class WinogradF4Tests: XCTestCase {
         } }
     }
 
-    /// The tile is chosen where it needs fewer multiplies, only with the AVX-512 transforms, and not
-    /// when switched off.
+    /// The tile is chosen where it costs less, only with the AVX-512 transforms, and not when
+    /// switched off.
     func testTileChoice() {
         defer { WinogradConv.largeTiles = true; WinogradConv.allowWide = true }
-        func geometry(_ h: Int, _ w: Int) -> ConvGeometry {
-            ConvGeometry(input: [2, 16, h, w], weight: [16, 16, 3, 3], stride: (1, 1), padding: Padding2d(1, 1),
+        func geometry(_ n: Int, _ h: Int, _ w: Int) -> ConvGeometry {
+            ConvGeometry(input: [n, 16, h, w], weight: [16, 16, 3, 3], stride: (1, 1), padding: Padding2d(1, 1),
                          dilation: (1, 1), groups: 1, op: "test")
         }
-        XCTAssertEqual(WinogradConv.tiles(for: geometry(16, 16)), wide ? .four : .two)
-        XCTAssertEqual(WinogradConv.tiles(for: geometry(8, 9)), wide ? .four : .two)
+        XCTAssertEqual(WinogradConv.tiles(for: geometry(32, 16, 16)), wide ? .four : .two)
+        XCTAssertEqual(WinogradConv.tiles(for: geometry(32, 8, 9)), wide ? .four : .two)
+        // Batch 1 on 8×8: 16 tiles of 2×2 against 4 of 4×4 do not pay for the larger weight transform.
+        XCTAssertEqual(WinogradConv.tiles(for: geometry(1, 8, 8)), .two)
         // 6×6: nine 2×2 tiles (144 multiplies) against four 4×4 tiles that overhang (144).
-        XCTAssertEqual(WinogradConv.tiles(for: geometry(6, 6)), .two)
+        XCTAssertEqual(WinogradConv.tiles(for: geometry(32, 6, 6)), .two)
         WinogradConv.largeTiles = false
-        XCTAssertEqual(WinogradConv.tiles(for: geometry(16, 16)), .two)
+        XCTAssertEqual(WinogradConv.tiles(for: geometry(32, 16, 16)), .two)
         WinogradConv.largeTiles = true
         WinogradConv.allowWide = false
-        XCTAssertEqual(WinogradConv.tiles(for: geometry(16, 16)), .two)
+        XCTAssertEqual(WinogradConv.tiles(for: geometry(32, 16, 16)), .two)
     }
 
     /// Each transform against the matrices in Float64, on planes whose tiles overhang the edges,
@@ -161,13 +163,14 @@ final class WinogradF4Tests: XCTestCase {
     /// per thread; then 64 channels on a 16×16 map, whose error is bounded against Float64.
     func testConvolution() throws {
         let saved = (WinogradConv.minimumChannels, WinogradConv.minimumPlane, WinogradConv.blockBudget,
-                     WinogradConv.minimumBlockTiles, WinogradConv.budget)
+                     WinogradConv.minimumBlockTiles, WinogradConv.budget, WinogradConv.weightCost)
         defer {
             (WinogradConv.minimumChannels, WinogradConv.minimumPlane, WinogradConv.blockBudget,
-             WinogradConv.minimumBlockTiles, WinogradConv.budget) = saved
+             WinogradConv.minimumBlockTiles, WinogradConv.budget, WinogradConv.weightCost) = saved
         }
         WinogradConv.minimumChannels = 1
         WinogradConv.minimumPlane = 1
+        WinogradConv.weightCost = 0  // small batches take F(4×4) too
         WinogradConv.budget = 36 * 7 * 4  // a sample or two per chunk
         let cases: [(n: Int, c: Int, h: Int, w: Int, cout: Int, padding: Padding2d)] = [
             (5, 3, 8, 8, 2, Padding2d(1, 1)),
