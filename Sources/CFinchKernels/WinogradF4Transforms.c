@@ -124,31 +124,32 @@ static inline __mmask16 inside(__mmask16 keep, __m512i v, long offset, long limi
            _mm512_cmplt_epi32_mask(at, _mm512_set1_epi32((int)limit));
 }
 
-// The `size` × `size` block at each lane's corner, gathered straight from the planes (masked lanes
-// outside the plane read nothing and give zero), with `rows` applied to each row and then to each
-// column of the result (the same callable for both: the transforms are Bᵀ·d·B and A·dY·Aᵀ).
-#define GATHER_TRANSFORM(size, outs, apply)                                                              \
-    do {                                                                                                  \
-        __mmask16 in_row[size], in_col[size];                                                             \
-        for (long i = 0; i < size; i++) {                                                                 \
-            in_row[i] = inside(keep, top, i, h);                                                          \
-            in_col[i] = inside(keep, left, i, w);                                                         \
-        }                                                                                                 \
-        V t[size][outs];                                                                                  \
-        for (long i = 0; i < size; i++) {                                                                 \
-            V d[size];                                                                                    \
-            for (long j = 0; j < size; j++)                                                               \
-                d[j] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), in_row[i] & in_col[j], base,         \
-                                                x + i * w + j, 4);                                        \
-            apply(d, t[i]);                                                                               \
-        }                                                                                                 \
-        for (long j = 0; j < outs; j++) {                                                                 \
-            V column[size], out[outs];                                                                    \
-            for (long i = 0; i < size; i++) column[i] = t[i][j];                                          \
-            apply(column, out);                                                                           \
-            for (long k = 0; k < outs; k++) _mm512_mask_storeu_ps(dst + (outs * k + j) * stride + f0, keep, out[k]); \
-        }                                                                                                 \
-    } while (0)
+// The transformed block of sixteen tiles f0 … f0 + 15: for the input (size 6) Bᵀ·d·B of each 6×6
+// block, for the output gradient (size 4) A·dY·Aᵀ of each 4×4 block, both to 6×6. Elements are
+// gathered straight from the planes, masked where they fall outside (those read nothing and count
+// as zero). Rows are transformed first, then the columns of the result.
+__attribute__((target("avx512f"), always_inline))
+static inline void gather_transform(const float *x, long h, long w, __mmask16 keep, __m512i top, __m512i left,
+                                    __m512i base, float *dst, long stride, long f0, const long size) {
+    __mmask16 in_row[6], in_col[6];
+    for (long i = 0; i < size; i++) {
+        in_row[i] = inside(keep, top, i, h);
+        in_col[i] = inside(keep, left, i, w);
+    }
+    V t[6][6];
+    for (long i = 0; i < size; i++) {
+        V d[6];
+        for (long j = 0; j < size; j++)
+            d[j] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), in_row[i] & in_col[j], base, x + i * w + j, 4);
+        if (size == 6) bt6(d, t[i]); else a6(d, t[i]);
+    }
+    for (long j = 0; j < 6; j++) {
+        V column[6], out[6];
+        for (long i = 0; i < size; i++) column[i] = t[i][j];
+        if (size == 6) bt6(column, out); else a6(column, out);
+        for (long k = 0; k < 6; k++) _mm512_mask_storeu_ps(dst + (6 * k + j) * stride + f0, keep, out[k]);
+    }
+}
 
 __attribute__((target("avx512f")))
 static void input_transform(const float *x, long sample_stride, long samples, long h, long w, long pt, long pl,
@@ -159,7 +160,7 @@ static void input_transform(const float *x, long sample_stride, long samples, lo
         __mmask16 keep = first_lanes(total - f0);
         __m512i top, left, base;
         tile_corners(&walk, total - f0, th, tw, sample_stride, w, pt, pl, &top, &left, &base);
-        GATHER_TRANSFORM(6, 6, bt6);
+        gather_transform(x, h, w, keep, top, left, base, dst, stride, f0, 6);
     }
 }
 
@@ -172,7 +173,7 @@ static void gradient_transform(const float *x, long sample_stride, long samples,
         __mmask16 keep = first_lanes(total - f0);
         __m512i top, left, base;
         tile_corners(&walk, total - f0, th, tw, sample_stride, w, 0, 0, &top, &left, &base);
-        GATHER_TRANSFORM(4, 6, a6);
+        gather_transform(x, h, w, keep, top, left, base, dst, stride, f0, 4);
     }
 }
 

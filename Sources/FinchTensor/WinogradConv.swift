@@ -69,7 +69,7 @@ enum WinogradConv {
 
     /// Rows and columns of output tiles, tiles per sample, and samples per chunk so that the
     /// input-side and output-side transformed buffers (`kind.count` values per tile and channel) fit `budget`.
-    static func tiling(_ g: ConvGeometry, _ kind: Tiles = .two) -> (th: Int, tw: Int, tiles: Int, samples: Int) {
+    static func tiling(_ g: ConvGeometry, _ kind: Tiles) -> (th: Int, tw: Int, tiles: Int, samples: Int) {
         let th = (g.ho + kind.m - 1) / kind.m, tw = (g.wo + kind.m - 1) / kind.m, tiles = th * tw
         let perSample = kind.count * (g.c + g.cout) * tiles
         return (th, tw, tiles, Swift.max(1, Swift.min(g.n, budget / Swift.max(perSample, 1))))
@@ -533,7 +533,7 @@ enum WinogradConv {
 
     /// dW[co, ci] = Gᵀ·dU[co, ci]·G (3×3 from 4×4), the adjoint of `transformWeights`.
     static func weightGradientFromTransformed(_ du: UnsafePointer<Float>, cout: Int, cin: Int,
-                                              into dw: UnsafeMutablePointer<Float>, _ kind: Tiles = .two) {
+                                              into dw: UnsafeMutablePointer<Float>, _ kind: Tiles) {
         if kind == .four { return weightGradientFromTransformed4(du, cout: cout, cin: cin, into: dw) }
         let plane = cout * cin
         Parallel.forEach(plane, grain: 256) { range in
