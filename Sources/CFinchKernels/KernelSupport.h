@@ -21,6 +21,13 @@ static inline __mmask16 span_mask(long start, long limit, long count) {
     if (hi <= lo) return 0;
     return (__mmask16)(first_lanes(hi) & ~first_lanes(lo));
 }
+
+/// 0, 9, 18, …, 135: lane k's offset to filter k of sixteen consecutive 3×3 filters.
+__attribute__((target("avx512f")))
+static inline __m512i filter_offsets(void) {
+    return _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                              _mm512_set1_epi32(9));
+}
 #endif
 
 #endif

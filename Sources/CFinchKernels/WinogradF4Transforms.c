@@ -182,6 +182,7 @@ static void output_transform(const float *src, long stride, long samples, long t
                              long sample_stride, float bias, float *out) {
     long total = samples * th * tw;
     const __m512i pairs_low = _mm512_set_epi32(23, 22, 21, 20, 7, 6, 5, 4, 19, 18, 17, 16, 3, 2, 1, 0);
+    const __m512i pairs_high = _mm512_add_epi32(pairs_low, _mm512_set1_epi32(8));
     const V b = SET1(bias);
     long s = 0, ty = 0, tx = 0;
     float rows[4][16] __attribute__((aligned(64)));
@@ -210,8 +211,8 @@ static void output_transform(const float *src, long stride, long samples, long t
             V q0 = _mm512_shuffle_ps(u0, u2, 0x44), q1 = _mm512_shuffle_ps(u0, u2, 0xEE);
             V q2 = _mm512_shuffle_ps(u1, u3, 0x44), q3 = _mm512_shuffle_ps(u1, u3, 0xEE);
             V p01 = _mm512_permutex2var_ps(q0, pairs_low, q1), p23 = _mm512_permutex2var_ps(q2, pairs_low, q3);
-            V p01h = _mm512_permutex2var_ps(q0, _mm512_add_epi32(pairs_low, _mm512_set1_epi32(8)), q1);
-            V p23h = _mm512_permutex2var_ps(q2, _mm512_add_epi32(pairs_low, _mm512_set1_epi32(8)), q3);
+            V p01h = _mm512_permutex2var_ps(q0, pairs_high, q1);
+            V p23h = _mm512_permutex2var_ps(q2, pairs_high, q3);
             _mm512_store_ps(rows[0], _mm512_shuffle_f32x4(p01, p23, 0x44));
             _mm512_store_ps(rows[1], _mm512_shuffle_f32x4(p01, p23, 0xEE));
             _mm512_store_ps(rows[2], _mm512_shuffle_f32x4(p01h, p23h, 0x44));
@@ -243,8 +244,7 @@ static void output_transform(const float *src, long stride, long samples, long t
 // U[ξ][p] = (G·g·Gᵀ)[ξ] for filters begin..<end, sixteen per vector, gathered nine floats apart.
 __attribute__((target("avx512f")))
 static void weight_transform(const float *w, long plane, float *u, long begin, long end) {
-    const __m512i offsets = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                               _mm512_set1_epi32(9));
+    const __m512i offsets = filter_offsets();
     for (long p = begin; p < end; p += 16) {
         __mmask16 keep = first_lanes(end - p);
         V t[3][6];
@@ -265,8 +265,7 @@ static void weight_transform(const float *w, long plane, float *u, long begin, l
 // dW[p] = Gᵀ·dU[p]·G for filters begin..<end, scattered nine floats apart.
 __attribute__((target("avx512f")))
 static void weight_gradient(const float *du, long plane, float *dw, long begin, long end) {
-    const __m512i offsets = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                               _mm512_set1_epi32(9));
+    const __m512i offsets = filter_offsets();
     for (long p = begin; p < end; p += 16) {
         __mmask16 keep = first_lanes(end - p);
         V t[6][3];

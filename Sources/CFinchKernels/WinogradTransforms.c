@@ -231,8 +231,7 @@ static void output_transform16(const float *src, long stride, long th, long tw, 
 // Swift kernel's order of operations.
 __attribute__((target("avx512f")))
 static void weight_transform16(const float *w, long plane, float *u, long begin, long end) {
-    const __m512i offsets = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                               _mm512_set1_epi32(9));
+    const __m512i offsets = filter_offsets();
     const __m512 half = _mm512_set1_ps(0.5f);
     for (long p = begin; p < end; p += 16) {
         long left = end - p;

@@ -82,14 +82,23 @@ final class WinogradF4Tests: XCTestCase {
                     WinogradConv.inputTransform(xp.baseAddress!, g, chunk, parallel: true, into: $0.baseAddress!)
                 }
             }
-            for s in 0..<n { for ci in 0..<c { for ty in 0..<th { for tx in 0..<tw { for a in 0..<6 { for b in 0..<6 {
-                var acc = 0.0
-                for i in 0..<6 { for j in 0..<6 {
-                    acc += bt[a][i] * pixel(s, ci, 4 * ty - g.pt + i, 4 * tx - g.pl + j) * bt[b][j]
-                } }
-                let got = v[(6 * a + b) * chunk.vStride + ci * cols + s * tiles + ty * tw + tx]
-                XCTAssertEqual(Double(got), acc, accuracy: 2e-5 * (1 + abs(acc)), "plane \(k) input (\(s), \(ci), \(a), \(b))")
-            } } } } } }
+            // Every element of a transformed buffer [36, channels, (s, tile)] against L·block·Rᵀ in Float64.
+            func checkTiles(_ got: [Float], stride: Int, channels: Int, size: Int, accuracy: Double, _ what: String,
+                            left: (Int, Int) -> Double, block: (_ s: Int, _ ch: Int, _ row: Int, _ col: Int) -> Double) {
+                for s in 0..<n { for ch in 0..<channels { for ty in 0..<th { for tx in 0..<tw {
+                    for a in 0..<6 { for b in 0..<6 {
+                        var acc = 0.0
+                        for i in 0..<size { for j in 0..<size {
+                            acc += left(a, i) * block(s, ch, 4 * ty + i, 4 * tx + j) * left(b, j)
+                        } }
+                        let value = got[(6 * a + b) * stride + ch * cols + s * tiles + ty * tw + tx]
+                        XCTAssertEqual(Double(value), acc, accuracy: accuracy * (1 + abs(acc)),
+                                       "plane \(k) \(what) (\(s), \(ch), \(a), \(b))")
+                    } }
+                } } } }
+            }
+            checkTiles(v, stride: chunk.vStride, channels: c, size: 6, accuracy: 2e-5, "input",
+                       left: { bt[$0][$1] }, block: { pixel($0, $1, $2 - g.pt, $3 - g.pl) })
 
             let m = (0..<(36 * chunk.mStride)).map { _ in rng.uniform() }, bias = [Float(0.25), -0.5]
             var y = [Float](repeating: .nan, count: n * cout * g.hw)
@@ -118,14 +127,10 @@ final class WinogradF4Tests: XCTestCase {
                     WinogradConv.gradientTransform(dp.baseAddress!, g, chunk, parallel: true, into: $0.baseAddress!)
                 }
             }
-            for s in 0..<n { for co in 0..<cout { for ty in 0..<th { for tx in 0..<tw { for a in 0..<6 { for b in 0..<6 {
-                var acc = 0.0
-                for i in 0..<4 where 4 * ty + i < g.ho { for j in 0..<4 where 4 * tx + j < g.wo {
-                    acc += at[i][a] * Double(dy[((s * cout + co) * g.ho + 4 * ty + i) * g.wo + 4 * tx + j]) * at[j][b]
-                } }
-                let got = mt[(6 * a + b) * chunk.mStride + co * cols + s * tiles + ty * tw + tx]
-                XCTAssertEqual(Double(got), acc, accuracy: 1e-5 * (1 + abs(acc)), "plane \(k) gradient (\(s), \(co), \(a), \(b))")
-            } } } } } }
+            checkTiles(mt, stride: chunk.mStride, channels: cout, size: 4, accuracy: 1e-5, "gradient",
+                       left: { at[$1][$0] }, block: { s, co, r, q in
+                           r < g.ho && q < g.wo ? Double(dy[((s * cout + co) * g.ho + r) * g.wo + q]) : 0
+                       })
         }
 
         // Weights and their gradient: 37 filters (two vectors of sixteen and a partial one).
