@@ -19,6 +19,9 @@ public final class DataLoader: @unchecked Sendable {
     /// (photos decode at uneven cost); 0 decodes on the caller's thread with no prefetch.
     /// Results do not depend on it: every image draws from its own stream.
     public var workers: Int = 2
+    /// Budgets for each image decoded (pixels, file size, JPEG scans); a config's
+    /// `data.max_image_pixels` belongs here.
+    public var imageLimits: ImageLimits = .standard
     private let lock = NSLock()
     private var skipped: [String] = []
 
@@ -48,6 +51,9 @@ public final class DataLoader: @unchecked Sendable {
 
     /// Builds batch `b` of `epoch` from the epoch's order.
     public func batch(_ b: Int, of order: [Int], epoch: Int) throws -> (images: Tensor, labels: [Int]) {
+        // A handful of comparisons; the transform's settable fields may have changed since batches().
+        try transform.validate()
+        let limits = imageLimits
         let idx = Array(order[(b * batchSize)..<min(order.count, (b + 1) * batchSize)])
         let s = transform.size
         let images = Tensor(uninitializedShape: [idx.count, 3, s, s])
@@ -68,7 +74,8 @@ public final class DataLoader: @unchecked Sendable {
                         // crop and jitter (as each __getitem__ call gets in PyTorch).
                         var rng = RandomGenerator(seed: self.seed).derived(stream: UInt64(epoch) << 32 | UInt64(b * self.batchSize + k))
                         do {
-                            let im = try ImageDecoder.decode(contentsOf: self.samples[sampleIndex].url, targetShortSide: self.transform.decodeShortSide)
+                            let im = try ImageDecoder.decode(contentsOf: self.samples[sampleIndex].url, targetShortSide: self.transform.decodeShortSide,
+                                                          limits: limits)
                             self.transform.apply(im, rng: &rng, into: base + k * 3 * s * s)
                         } catch {
                             errs[k] = error
@@ -93,6 +100,7 @@ public final class DataLoader: @unchecked Sendable {
     /// The epoch's batches from `start`, one prepared ahead on a background queue.
     public func batches(epoch: Int, startingAt start: Int = 0) throws -> AnyIterator<Result<(images: Tensor, labels: [Int]), Error>> {
         lock.lock(); skipped = []; lock.unlock()
+        try transform.validate()
         let order = try sampler.indices(count: samples.count, epoch: epoch, seed: seed)
         let count = batchCount
         let queue = DispatchQueue(label: "finch.loader")

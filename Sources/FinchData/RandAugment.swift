@@ -50,27 +50,36 @@ public struct RandAugment: Sendable, Equatable {
     public init(ops: [Op] = RandAugment.standardOps) { self.ops = ops }
 
     /// Parses a timm RandAugment string; anything else is an error naming the section at fault.
+    /// The values are then range-checked by `validate()` (m in [0, mmax], n ≤ 16, finite mstd ≥ 0…).
     public init(config: String) throws {
-        let parts = config.split(separator: "-").map(String.init)
+        let parts = config.split(separator: "-", omittingEmptySubsequences: false).map(String.init)
         guard parts.first == "rand" else {
             throw AugmentConfigError(config: config, reason: "only RandAugment strings ('rand-m9-mstd0.5-inc1') are supported")
         }
         var increasing = false
         self.init()
         for p in parts.dropFirst() {
+            guard !p.isEmpty else { throw AugmentConfigError(config: config, reason: "empty section (two '-' in a row or a trailing '-')") }
             guard let split = p.firstIndex(where: { $0.isNumber || $0 == "." }) else {
                 throw AugmentConfigError(config: config, reason: "section '\(p)' has no value")
             }
             let key = String(p[..<split]), text = String(p[split...])
-            guard let v = Double(text) else { throw AugmentConfigError(config: config, reason: "section '\(p)': '\(text)' is not a number") }
+            guard let v = Double(text), v.isFinite else {
+                throw AugmentConfigError(config: config, reason: "section '\(p)': '\(text)' is not a finite number")
+            }
             switch key {
             case "m": magnitude = v
             case "n":
                 guard v >= 0, v == v.rounded() else { throw AugmentConfigError(config: config, reason: "n must be a whole number ≥ 0") }
+                guard v <= Double(Self.maxLayers) else {
+                    throw AugmentConfigError(config: config, reason: "n \(text) is more than \(Self.maxLayers) ops per image")
+                }
                 layers = Int(v)
             case "mstd": magnitudeStd = v > 100 ? .infinity : v
             case "mmax": magnitudeMax = v
-            case "inc": increasing = v != 0
+            case "inc":
+                guard v == 0 || v == 1 else { throw AugmentConfigError(config: config, reason: "inc must be 0 or 1") }
+                increasing = v != 0
             case "p":
                 guard (0...1).contains(v) else { throw AugmentConfigError(config: config, reason: "p must be in [0, 1]") }
                 probability = v
@@ -79,6 +88,9 @@ public struct RandAugment: Sendable, Equatable {
             }
         }
         ops = increasing ? Self.increasingOps : Self.standardOps
+        do { try validate() } catch let e as DataParameterError {
+            throw AugmentConfigError(config: config, reason: "\(e.parameter.replacingOccurrences(of: "auto_augment ", with: "")) = \(e.value): \(e.reason)")
+        }
     }
 
     public func apply(_ image: Image, rng: inout RandomGenerator) -> Image {

@@ -15,10 +15,12 @@ public struct RandomErasing: Sendable, Equatable {
     public var maxArea = 1.0 / 3.0
     public var minAspect = 0.3
 
+    /// Values are kept as given (a `re_count` of 0 is not quietly made 1); `validate()` checks them
+    /// and `ImageTransform.validate()` calls it.
     public init(probability: Double, mode: Mode = .pixel, maxCount: Int = 1) {
         self.probability = probability
         self.mode = mode
-        self.maxCount = max(1, maxCount)
+        self.maxCount = maxCount
     }
 
     /// Erases boxes in place; returns the boxes (x, y, w, h) for tests and logs.
@@ -26,6 +28,7 @@ public struct RandomErasing: Sendable, Equatable {
     public func apply(to image: UnsafeMutablePointer<Float>, channels: Int, height H: Int, width W: Int,
                       rng: inout RandomGenerator) -> [(x: Int, y: Int, w: Int, h: Int)] {
         guard probability > 0, rng.nextDouble() <= probability else { return [] }
+        precondition(maxCount >= 1, "RandomErasing: re_count \(maxCount) < 1 (call validate() first)")
         let count = maxCount == 1 ? 1 : 1 + rng.nextInt(below: maxCount)
         let area = Double(H * W)
         let logAspect = (log(minAspect), log(1 / minAspect))

@@ -31,8 +31,9 @@ public struct ImageTransform: Sendable {
     /// stays indistinguishable from that when the pipeline still shrinks the result at least 2×.
     /// So: twice the short side of the smallest random crop (training), twice the resize target (eval).
     public var decodeShortSide: Int {
-        guard training else { return 2 * Int((Double(size) / cropPct).rounded(.down)) }
-        return scale.0 > 0 ? Int((2 * Double(size) / scale.0.squareRoot()).rounded(.up)) : Int(Int32.max)
+        // Capped so that a tiny scale or crop_pct (refused by validate()) cannot trap in Int(_:).
+        let target = training ? 2 * Double(size) / scale.0.squareRoot() : 2 * (Double(size) / cropPct).rounded(.down)
+        return target > 0 && target < Double(Int32.max) ? Int(target.rounded(.up)) : Int(Int32.max)
     }
 
     /// Applies the pipeline and writes normalised RGB planes to `out` (3·size·size floats).
