@@ -58,13 +58,13 @@ public struct ImageFolder: Sendable {
         var info = stat()
         guard stat(path, &info) == 0 else {
             let code = errno
-            throw DatasetError(path: path, reason: code == ENOENT ? "image does not exist (a dangling link?)"
+            throw DatasetError(path: path, reason: code == ENOENT ? "not found (or a dangling link)"
                                : "cannot stat the image: \(String(cString: strerror(code)))")
         }
         guard info.st_mode & S_IFMT == S_IFREG else {
             throw DatasetError(path: path, reason: "is a \(fileKind(info.st_mode)), not an image file")
         }
-        guard access(path, R_OK) == 0 else { throw DatasetError(path: path, reason: "image is not readable (permission denied)") }
+        guard access(path, R_OK) == 0 else { throw DatasetError(path: path, reason: "not readable (permission denied)") }
     }
 
     static func fileKind(_ mode: mode_t) -> String {

@@ -37,7 +37,7 @@ extension ImageFolder {
             guard !fields[0].contains("\0") else { throw DatasetError(path: at, reason: "the path contains a NUL character") }
             let file = fields[0].hasPrefix("/") ? URL(fileURLWithPath: fields[0]) : folder.appendingPathComponent(fields[0])
             do { try Self.requireImageFile(file.path) } catch let e as DatasetError {
-                throw DatasetError(path: at, reason: "image '\(fields[0])': \(e.reason)")
+                throw DatasetError(path: at, reason: "image '\(fields[0])' \(e.reason)")
             }
             rows.append((file, fields[1], n + 1))
         }
@@ -59,7 +59,7 @@ extension ImageFolder {
         if let fixed {
             guard Set(fixed).count == fixed.count else { throw DatasetError(path: url.path, reason: "the given class list repeats a class") }
             for r in rows where !fixed.contains(r.label) {
-                throw DatasetError(path: "\(url.path):\(r.line)", reason: "label '\(r.label)' is not one of the \(fixed.count) classes (\(fixed.prefix(20).joined(separator: ", "))\(fixed.count > 20 ? ", …" : ""))")
+                throw DatasetError(path: "\(url.path):\(r.line)", reason: "label '\(r.label)' is not one of the classes (\(fixed.prefix(20).joined(separator: ", "))\(fixed.count > 20 ? ", …" : ""))")
             }
             classes = fixed
         } else if names.allSatisfy({ Int($0) != nil }) {
