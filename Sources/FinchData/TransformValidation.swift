@@ -88,7 +88,10 @@ extension RandAugment {
             throw fail("mmax", magnitudeMax, "must be in [0, \(Self.maxMagnitude)]")
         }
         guard magnitude.isFinite, magnitude >= 0, magnitude <= magnitudeMax else {
-            throw fail("m", magnitude, "must be in [0, mmax = \(magnitudeMax)] (timm clips every draw to mmax)")
+            // Int(_:) only of a value known to be small: the message must not trap on m = 1e300.
+            let hint = magnitude > magnitudeMax && magnitude <= Self.maxMagnitude
+                ? ": timm would clip every draw to mmax (raise mmax, e.g. mmax\(Int(magnitude.rounded(.up))), to mean it)" : ""
+            throw fail("m", magnitude, "must be in [0, mmax = \(magnitudeMax)]\(hint)")
         }
         guard magnitudeStd == .infinity || (magnitudeStd.isFinite && magnitudeStd >= 0) else {
             throw fail("mstd", magnitudeStd, "must be a finite number ≥ 0 (or > 100 for uniform magnitudes)")

@@ -30,6 +30,12 @@ final class TransformParameterTests: XCTestCase {
         var set = RandAugment()
         set.magnitudeStd = .nan
         assertRefused(try set.validate(), "mstd")
+        for m in [Double.nan, 1e300, -1] {
+            set = RandAugment()
+            set.magnitude = m
+            assertRefused(try set.validate(), "auto_augment m = ")
+        }
+        assertRefused(try RandAugment(config: "rand-m12"), "mmax12")
         set = RandAugment()
         set.layers = -1
         assertRefused(try set.validate(), "auto_augment n = -1")
