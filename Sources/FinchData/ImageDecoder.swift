@@ -165,11 +165,19 @@ public enum ImageDecoder {
         // Read with alpha and drop it afterwards, as PIL's convert("RGB") does (no compositing).
         image.format = UInt32(PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA)   // PNG_FORMAT_RGBA
         let w = Int(image.width), h = Int(image.height)
-        do { try checkPixels(width: w, height: h, name: name, limits: limits) } catch {
+        let rgbaBytes: Int
+        do {
+            try checkPixels(width: w, height: h, name: name, limits: limits)
+            // A caller's budget may be as large as Int.max; the byte count is checked on its own.
+            guard let n = checkedByteCount(shape: [h, w], elementSize: 4) else {
+                throw ImageDecodingError(file: name, reason: "\(w)×\(h) RGBA pixels overflow a byte count")
+            }
+            rgbaBytes = n
+        } catch {
             png_image_free(&image)
             throw error
         }
-        var rgba = [UInt8](repeating: 0, count: w * h * 4)
+        var rgba = [UInt8](repeating: 0, count: rgbaBytes)
         let done = rgba.withUnsafeMutableBytes { png_image_finish_read(&image, nil, $0.baseAddress, 0, nil) }
         guard done != 0 else {
             let message = withUnsafeBytes(of: image.message) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }

@@ -22,11 +22,14 @@ public struct ImageLimits: Sendable, Equatable {
 
     public static let standard = ImageLimits(checked: defaultMaxPixels, defaultMaxFileBytes, defaultMaxJPEGScans)
 
-    /// Throws when a budget is below 1 (a budget of zero would refuse every image).
+    /// Throws when a budget is below 1 (a budget of zero would refuse every image) or above its
+    /// ceiling: 2³¹ pixels (8 GiB of RGBA), 4 GiB files, 100,000 scans. A budget is a promise that
+    /// the allocation it allows can be made.
     public init(maxPixels: Int = defaultMaxPixels, maxFileBytes: Int = defaultMaxFileBytes,
                 maxJPEGScans: Int = defaultMaxJPEGScans) throws {
-        for (name, v) in [("max_image_pixels", maxPixels), ("max_image_bytes", maxFileBytes), ("max_jpeg_scans", maxJPEGScans)] where v < 1 {
-            throw DataParameterError(parameter: name, value: "\(v)", reason: "must be at least 1")
+        for (name, v, ceiling) in [("max_image_pixels", maxPixels, 1 << 31), ("max_image_bytes", maxFileBytes, 1 << 32),
+                                   ("max_jpeg_scans", maxJPEGScans, 100_000)] where !(1...ceiling).contains(v) {
+            throw DataParameterError(parameter: name, value: "\(v)", reason: "must be between 1 and \(ceiling)")
         }
         self.init(checked: maxPixels, maxFileBytes, maxJPEGScans)
     }

@@ -53,12 +53,15 @@ final class ImageBudgetTests: XCTestCase {
         XCTAssertLessThan(bytes.count, 5000)
         let file = dir.appendingPathComponent("bomb.png")
         try Data(bytes).write(to: file)
+        func peakRSS() -> Int { var u = rusage(); getrusage(RUSAGE_SELF, &u); return u.ru_maxrss }   // KiB on Linux
+        let peak = peakRSS()
         let start = Date()
         XCTAssertThrowsError(try ImageDecoder.decode(contentsOf: file)) { e in
             let m = "\(e)"
             XCTAssertTrue(m.contains(file.path) && m.contains("30000×30000") && m.contains("budget of 89478485"), m)
         }
         XCTAssertLessThan(Date().timeIntervalSince(start), 1.0)
+        XCTAssertLessThan(peakRSS() - peak, 64 << 10, "peak memory grew by more than 64 MiB")
     }
 
     func testPixelBudgetIsConfigurable() throws {
@@ -71,6 +74,8 @@ final class ImageBudgetTests: XCTestCase {
         }
         XCTAssertThrowsError(try ImageLimits(maxPixels: 0)) { XCTAssertTrue("\($0)".contains("max_image_pixels")) }
         XCTAssertThrowsError(try ImageLimits(maxJPEGScans: -1)) { XCTAssertTrue("\($0)".contains("max_jpeg_scans")) }
+        XCTAssertThrowsError(try ImageLimits(maxPixels: Int.max)) { XCTAssertTrue("\($0)".contains("max_image_pixels = \(Int.max)")) }
+        XCTAssertThrowsError(try ImageLimits(maxFileBytes: 1 << 40)) { XCTAssertTrue("\($0)".contains("max_image_bytes")) }
         XCTAssertEqual(ImageLimits.standard.maxPixels, 89_478_485)
     }
 
