@@ -53,7 +53,7 @@ final class ImageBudgetTests: XCTestCase {
         XCTAssertLessThan(bytes.count, 5000)
         let file = dir.appendingPathComponent("bomb.png")
         try Data(bytes).write(to: file)
-        func peakRSS() -> Int { var u = rusage(); getrusage(RUSAGE_SELF, &u); return u.ru_maxrss }   // KiB on Linux
+        func peakRSS() -> Int { var u = rusage(); getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u); return u.ru_maxrss }   // KiB on Linux
         let peak = peakRSS()
         let start = Date()
         XCTAssertThrowsError(try ImageDecoder.decode(contentsOf: file)) { e in
