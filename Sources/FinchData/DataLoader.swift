@@ -54,7 +54,14 @@ public final class DataLoader: @unchecked Sendable {
         // A handful of comparisons; the transform's settable fields may have changed since batches().
         try transform.validate()
         let limits = imageLimits
+        // Public, so its arguments are checked rather than trusted to come from batches().
+        guard b >= 0, b < (order.count + batchSize - 1) / batchSize else {
+            throw DataParameterError(parameter: "batch index", value: "\(b)", reason: "the epoch's order of \(order.count) has \((order.count + batchSize - 1) / batchSize) batches")
+        }
         let idx = Array(order[(b * batchSize)..<min(order.count, (b + 1) * batchSize)])
+        if let bad = idx.first(where: { !samples.indices.contains($0) }) {
+            throw DataParameterError(parameter: "sample index", value: "\(bad)", reason: "the loader has \(samples.count) samples")
+        }
         let s = transform.size
         let images = Tensor(uninitializedShape: [idx.count, 3, s, s])
         let base = images.basePointer

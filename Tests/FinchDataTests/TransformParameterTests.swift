@@ -94,6 +94,10 @@ final class TransformParameterTests: XCTestCase {
                                 dropLast: false, seed: 1)
         loader.workers = 0
         XCTAssertNoThrow(try loader.batch(0, of: [0], epoch: 0))
+        assertRefused(try loader.batch(1, of: [0], epoch: 0), "batch index = 1")
+        assertRefused(try loader.batch(-1, of: [0], epoch: 0), "batch index = -1")
+        assertRefused(try loader.batch(0, of: [3], epoch: 0), "sample index = 3")
+        assertRefused(try loader.batches(epoch: 0, startingAt: -2).next()!.get(), "batch index = -2")
         loader.imageLimits = try ImageLimits(maxPixels: 10)
         assertRefused(try loader.batch(0, of: [0], epoch: 0), "rgb.png", "6×4", "budget of 10")
     }
