@@ -204,6 +204,7 @@ public enum ModelInference {
     /// Top-k classes with softmax probabilities for each image (decoded and preprocessed as in evaluation).
     public static func predict(_ m: DeployableModel, images: [URL], topK: Int = 5, batch: Int = 16) throws -> [Prediction] {
         let t = m.evalTransform
+        try t.validate()   // crop_pct, mean/std come from a bundle's metadata: refuse bad ones before Int(_:) traps
         var rng = RandomGenerator(seed: 0)
         var out: [Prediction] = []
         let k = min(topK, m.model.numClasses)

@@ -1,0 +1,18 @@
+import XCTest
+import Foundation
+import FinchNN
+@testable import FinchTrain
+
+/// Preprocessing read from a model bundle is validated before the first image: a crop_pct of 0
+/// used to reach Int(infinity) in the eval resize and trap.
+final class PredictTransformTests: XCTestCase {
+    func testBadBundlePreprocessingIsAnError() throws {
+        let model = try ModelRegistry.create("mobilenetv3_small_100", numClasses: 2)
+        let image = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../Fixtures/images/rgb.png").standardized
+        for (cropPct, std, message) in [(0.0, [Float](repeating: 0.2, count: 3), "crop_pct = 0.0"), (0.9, [0.2, 0, 0.2], "std = ")] {
+            let m = DeployableModel(model: model, classes: ["a", "b"], resolution: 32, cropPct: cropPct, interpolation: "bicubic",
+                                    mean: [0.5, 0.5, 0.5], std: std, epoch: nil)
+            XCTAssertThrowsError(try ModelInference.predict(m, images: [image])) { XCTAssertTrue("\($0)".contains(message), "\($0)") }
+        }
+    }
+}
