@@ -10,6 +10,9 @@ public enum TrainingError: Error, CustomStringConvertible {
     /// A parameter, optimizer moment or EMA weight holds NaN/inf (e.g. a finite loss with an
     /// overflowing gradient); found before it could reach a checkpoint.
     case nonFiniteState(epoch: Int, step: Int, what: String)
+    /// Writing a checkpoint failed (disk full, permissions…); files are replaced atomically, so
+    /// every checkpoint written before is unchanged.
+    case checkpointWriteFailed(file: String, reason: String)
     case invalid(String)
 
     public var description: String {
@@ -18,6 +21,8 @@ public enum TrainingError: Error, CustomStringConvertible {
             return "training stopped: the loss became \(v.isNaN ? "NaN" : String(v)) at epoch \(e + 1), global step \(s); the last good checkpoint is kept"
         case .nonFiniteState(let e, let s, let w):
             return "training stopped: \(w) became NaN or infinite in epoch \(e + 1), by global step \(s); the last good checkpoint is kept"
+        case .checkpointWriteFailed(let f, let r):
+            return "training stopped: could not write the checkpoint \(f) (\(r)); the checkpoints written before it are unchanged"
         case .invalid(let m): return m
         }
     }
@@ -406,6 +411,8 @@ public final class Trainer {
         } catch CheckpointError.nonFinite(_, let what) {
             // At an epoch boundary `epoch` already names the next one.
             throw TrainingError.nonFiniteState(epoch: stepInEpoch == 0 ? max(epoch - 1, 0) : epoch, step: globalStep, what: what)
+        } catch {
+            throw TrainingError.checkpointWriteFailed(file: url.path, reason: "\(error)")
         }
     }
 

@@ -384,7 +384,10 @@ final class TrainerTests: XCTestCase {
             let t = try makeTrainer(try config(epochs: 3))
             let log = try RunLog(directory: dir.appendingPathComponent("run"), configYAML: t.config.resolvedYAML, classes: ["red", "green", "blue"])
             t.callbacks.append(log)
-            XCTAssertThrowsError(try t.fit(), blocked) { XCTAssertTrue("\($0)".contains(blocked), "\($0)") }
+            XCTAssertThrowsError(try t.fit(), blocked) {
+                XCTAssertTrue("\($0)".hasPrefix("training stopped: could not write the checkpoint \(dir.appendingPathComponent(blocked).path) ("), "\($0)")
+                XCTAssertTrue("\($0)".hasSuffix("); the checkpoints written before it are unchanged"), "\($0)")
+            }
             let last = dir.appendingPathComponent("last.h5")
             if blocked == "best.h5" {
                 // Epoch 1 always improves on nothing, so its best.h5 write fails before last.h5.
