@@ -89,7 +89,7 @@ public struct Checkpoint {
     /// good checkpoint with one that can only produce NaN.
     public static func firstNonFinite(model: Module, optimizer: Optimizer?, ema: ModelEma?) -> String? {
         for (name, value) in model.stateDict() {
-            if case .float(let t) = value, !t.allFinite { return "model parameter \(name)" }
+            if case .float(let t) = value, !finite(t) { return "model parameter \(name)" }
         }
         if let optimizer {
             for g in optimizer.groups {
@@ -97,18 +97,18 @@ public struct Checkpoint {
                     switch optimizer {
                     case let a as AdamW:
                         guard let s = a.state(for: p) else { continue }
-                        if !s.expAvg.allFinite { return "AdamW exp_avg of \(name)" }
-                        if !s.expAvgSq.allFinite { return "AdamW exp_avg_sq of \(name)" }
-                        if let m = s.maxExpAvgSq, !m.allFinite { return "AdamW max_exp_avg_sq of \(name)" }
+                        if !finite(s.expAvg) { return "AdamW exp_avg of \(name)" }
+                        if !finite(s.expAvgSq) { return "AdamW exp_avg_sq of \(name)" }
+                        if let m = s.maxExpAvgSq, !finite(m) { return "AdamW max_exp_avg_sq of \(name)" }
                     case let s as SGD:
-                        if let b = s.momentumBuffer(for: p), !b.allFinite { return "SGD momentum buffer of \(name)" }
+                        if let b = s.momentumBuffer(for: p), !finite(b) { return "SGD momentum buffer of \(name)" }
                     default: break
                     }
                 }
             }
         }
         for (name, value) in ema?.entries ?? [] {
-            if case .float(let t) = value, !t.allFinite { return "EMA weight \(name)" }
+            if case .float(let t) = value, !finite(t) { return "EMA weight \(name)" }
         }
         return nil
     }
@@ -163,6 +163,17 @@ public struct Checkpoint {
             }
         default:
             try o.setAttribute("type", .string(String(describing: type(of: optimizer))))
+        }
+    }
+
+    /// No NaN or ±inf among the elements.
+    static func finite(_ t: Tensor) -> Bool {
+        t.withContiguousBuffer { b in
+            // An exponent of all ones marks inf and NaN; a branch-free maximum over the masked
+            // exponents keeps the loop vectorisable on multi-million-element tensors.
+            var worst: UInt32 = 0
+            for v in b { worst = Swift.max(worst, v.bitPattern & 0x7f80_0000) }
+            return worst != 0x7f80_0000
         }
     }
 
@@ -360,18 +371,5 @@ enum MetricName {
     static func decodeLegacy(_ stored: String) -> String {
         guard let i = stored.firstIndex(of: ":") else { return stored }
         return stored.replacingCharacters(in: i...i, with: "/")
-    }
-}
-
-extension Tensor {
-    /// No NaN or ±inf among the elements.
-    var allFinite: Bool {
-        withContiguousBuffer { b in
-            // An exponent of all ones marks inf and NaN; a branch-free maximum over the masked
-            // exponents keeps the loop vectorisable on multi-million-element tensors.
-            var worst: UInt32 = 0
-            for v in b { worst = Swift.max(worst, v.bitPattern & 0x7f80_0000) }
-            return worst != 0x7f80_0000
-        }
     }
 }
