@@ -16,7 +16,9 @@ import FinchIO
 ///     /scheduler              attrs: last_t, plateau_best, plateau_bad_epochs, plateau_cooldown
 ///     /rng/<stream>           uint64 state words stored as int64 bit patterns
 ///     /ema/<name>             the averaged state dict (when EMA is on)
-///     /metrics/<name>         float64 history, one value per epoch ("val/top1" stored as "val:top1")
+///     /metrics/<name>         float64 history, one value per epoch; attr name_encoding = "percent":
+///                             "/" and "%" in a metric name are stored as %2F and %25 ("val/top1" is
+///                             "val%2Ftop1"). Files without the attribute used ":" for the first "/".
 public struct Checkpoint {
     public static let format = "finch-checkpoint"
     public static let version: Int64 = 1
@@ -45,7 +47,11 @@ public struct Checkpoint {
     // MARK: Writing
 
     /// Writes atomically (temporary file, fsync, rename): a crash never leaves a partial `url`.
+    /// A state holding NaN or ±inf is refused before anything is written.
     public func write(to url: URL, model: Module, optimizer: Optimizer?, scheduler: Scheduler?, ema: ModelEma?) throws {
+        if let bad = Self.firstNonFinite(model: model, optimizer: optimizer, ema: ema) {
+            throw CheckpointError.nonFinite(file: url.path, what: bad)
+        }
         try HDF5File.writeAtomically(to: url) { root in
             try root.setAttribute("format", .string(Self.format))
             try root.setAttribute("version", .int64(Self.version))
@@ -70,11 +76,41 @@ public struct Checkpoint {
                 try root.write("rng/\(name)", int64s: words.map { Int64(bitPattern: $0) })
             }
             if let ema { try Self.writeState(ema.entries, to: root, prefix: "ema") }
+            let m = try root.createGroup("metrics")
+            try m.setAttribute("name_encoding", .string(MetricName.encodingName))
             for (name, values) in metrics.sorted(by: { $0.key < $1.key }) {
-                // HDF5 names cannot hold "/": metric "val/top1" is stored as "val:top1".
-                try root.write("metrics/\(name.replacingOccurrences(of: "/", with: ":"))", doubles: values)
+                try m.write(MetricName.encode(name), doubles: values)
             }
         }
+    }
+
+    /// Finds the first tensor holding NaN or ±inf among everything a checkpoint stores: model
+    /// state, optimizer moments or momentum, EMA weights. Writing such a state would replace a
+    /// good checkpoint with one that can only produce NaN.
+    public static func firstNonFinite(model: Module, optimizer: Optimizer?, ema: ModelEma?) -> String? {
+        for (name, value) in model.stateDict() {
+            if case .float(let t) = value, !finite(t) { return "model parameter \(name)" }
+        }
+        if let optimizer {
+            for g in optimizer.groups {
+                for (name, p) in g.parameters {
+                    switch optimizer {
+                    case let a as AdamW:
+                        guard let s = a.state(for: p) else { continue }
+                        if !finite(s.expAvg) { return "AdamW exp_avg of \(name)" }
+                        if !finite(s.expAvgSq) { return "AdamW exp_avg_sq of \(name)" }
+                        if let m = s.maxExpAvgSq, !finite(m) { return "AdamW max_exp_avg_sq of \(name)" }
+                    case let s as SGD:
+                        if let b = s.momentumBuffer(for: p), !finite(b) { return "SGD momentum buffer of \(name)" }
+                    default: break
+                    }
+                }
+            }
+        }
+        for (name, value) in ema?.entries ?? [] {
+            if case .float(let t) = value, !finite(t) { return "EMA weight \(name)" }
+        }
+        return nil
     }
 
     static func writeState(_ entries: [(name: String, value: StateValue)], to root: HDF5Group, prefix: String) throws {
@@ -130,6 +166,17 @@ public struct Checkpoint {
         }
     }
 
+    /// No NaN or ±inf among the elements.
+    static func finite(_ t: Tensor) -> Bool {
+        t.withContiguousBuffer { b in
+            // An exponent of all ones marks inf and NaN; a branch-free maximum over the masked
+            // exponents keeps the loop vectorisable on multi-million-element tensors.
+            var worst: UInt32 = 0
+            for v in b { worst = Swift.max(worst, v.bitPattern & 0x7f80_0000) }
+            return worst != 0x7f80_0000
+        }
+    }
+
     // MARK: Reading
 
     /// Reads the header and bookkeeping; `restore` puts the tensors back into live objects.
@@ -139,27 +186,48 @@ public struct Checkpoint {
         guard case .string(let f)? = try? r.attribute("format"), f == format else {
             throw CheckpointError.notACheckpoint(file: url.path)
         }
-        func int(_ k: String) throws -> Int {
-            guard case .int64(let v) = try r.attribute(k) else { throw CheckpointError.corrupt(file: url.path, key: k) }
+        func count(_ k: String) throws -> Int {
+            guard case .int64(let v) = try r.attribute(k), v >= 0 else { throw CheckpointError.corrupt(file: url.path, key: k) }
             return Int(v)
         }
-        guard case .double(let best) = try r.attribute("best_metric"),
-              case .string(let model) = try r.attribute("model") else {
-            throw CheckpointError.corrupt(file: url.path, key: "best_metric/model")
+        // ±inf is the "nothing monitored yet" start; NaN would make every later comparison false.
+        guard case .double(let best) = try r.attribute("best_metric"), !best.isNaN else {
+            throw CheckpointError.corrupt(file: url.path, key: "best_metric")
+        }
+        guard case .string(let model) = try r.attribute("model") else {
+            throw CheckpointError.corrupt(file: url.path, key: "model")
         }
         var classes: [String] = []
         if case .strings(let c)? = try? r.attribute("classes") { classes = c }
         var metrics: [String: [Double]] = [:]
         if r.isGroup("metrics") {
             let g = try r.group("metrics")
-            for n in try g.memberNames() { metrics[n.replacingOccurrences(of: ":", with: "/")] = try g.readDoubles(n) }
+            let encoding: String?
+            switch try? g.attribute("name_encoding") {
+            case nil: encoding = nil
+            case .string(let e)?: encoding = e
+            default: throw CheckpointError.corrupt(file: url.path, key: "/metrics attribute name_encoding")
+            }
+            for n in try g.memberNames() {
+                let name: String
+                switch encoding {
+                case nil: name = MetricName.decodeLegacy(n)
+                case MetricName.encodingName?:
+                    guard let d = MetricName.decode(n) else { throw CheckpointError.corrupt(file: url.path, key: "/metrics/\(n) (bad %-escape in the name)") }
+                    name = d
+                case let e?:
+                    throw CheckpointError.mismatch(file: url.path, what: "metric names use encoding '\(e)', this Finch reads '\(MetricName.encodingName)'")
+                }
+                guard metrics[name] == nil else { throw CheckpointError.corrupt(file: url.path, key: "/metrics/\(n) (a second entry for \(name))") }
+                metrics[name] = try g.readDoubles(n)
+            }
         }
         var rng: [String: [UInt64]] = [:]
         if r.isGroup("rng") {
             let g = try r.group("rng")
             for n in try g.memberNames() { rng[n] = try g.readInt64s(n).map { UInt64(bitPattern: $0) } }
         }
-        return Checkpoint(epoch: try int("epoch"), globalStep: try int("global_step"), bestMetric: best, modelName: model,
+        return Checkpoint(epoch: try count("epoch"), globalStep: try count("global_step"), bestMetric: best, modelName: model,
                           classes: classes, configYAML: (try? r.readString("config")) ?? "", metrics: metrics, rngStates: rng)
     }
 
@@ -179,7 +247,18 @@ public struct Checkpoint {
                 guard case .strings(let names) = try gg.attribute("params"), names == g.parameters.map(\.name) else {
                     throw CheckpointError.mismatch(file: url.path, what: "parameters of optimizer group \(i) ('\(g.name)') differ from the checkpoint's")
                 }
-                if case .double(let lr) = try gg.attribute("lr") { g.lr = Float(lr) }
+                if case .double(let lr) = try gg.attribute("lr") {
+                    guard lr.isFinite, lr >= 0 else { throw CheckpointError.corrupt(file: url.path, key: "/optimizer/\(key) attribute lr (\(lr))") }
+                    g.lr = Float(lr)
+                }
+            }
+            // The optimizers take a wrongly shaped moment as a programming error; from a file it is a mismatch.
+            func moment(_ g: HDF5Group, _ dataset: String, of name: String, like p: Tensor) throws -> Tensor {
+                let t = try g.readTensor(dataset)
+                guard t.shape == p.shape else {
+                    throw CheckpointError.mismatch(file: url.path, what: "/optimizer/state/\(name)/\(dataset) has shape \(t.shape), the parameter \(p.shape)")
+                }
+                return t
             }
             let stateGroup = o.isGroup("state") ? try o.group("state") : nil
             for name in (try stateGroup?.memberNames()) ?? [] {
@@ -187,10 +266,12 @@ public struct Checkpoint {
                 switch optimizer {
                 case let a as AdamW:
                     guard case .int64(let step) = try sg.attribute("step") else { continue }
-                    a.restoreState(for: p, step: Int(step), expAvg: try sg.readTensor("exp_avg"), expAvgSq: try sg.readTensor("exp_avg_sq"),
-                                   maxExpAvgSq: sg.isDataset("max_exp_avg_sq") ? try sg.readTensor("max_exp_avg_sq") : nil)
+                    guard step >= 0 else { throw CheckpointError.corrupt(file: url.path, key: "/optimizer/state/\(name) attribute step (\(step))") }
+                    let m = try moment(sg, "exp_avg", of: name, like: p), v = try moment(sg, "exp_avg_sq", of: name, like: p)
+                    a.restoreState(for: p, step: Int(step), expAvg: m, expAvgSq: v,
+                                   maxExpAvgSq: sg.isDataset("max_exp_avg_sq") ? try moment(sg, "max_exp_avg_sq", of: name, like: p) : nil)
                 case let s as SGD:
-                    s.restoreMomentumBuffer(for: p, try sg.readTensor("momentum_buffer"))
+                    s.restoreMomentumBuffer(for: p, try moment(sg, "momentum_buffer", of: name, like: p))
                 default: break
                 }
             }
@@ -200,6 +281,9 @@ public struct Checkpoint {
             guard case .int64(let t) = try g.attribute("last_t"), case .double(let best) = try g.attribute("plateau_best"),
                   case .int64(let bad) = try g.attribute("plateau_bad_epochs"), case .int64(let cool) = try g.attribute("plateau_cooldown") else {
                 throw CheckpointError.corrupt(file: url.path, key: "scheduler")
+            }
+            guard t >= -1, bad >= 0, cool >= 0, !best.isNaN else {
+                throw CheckpointError.corrupt(file: url.path, key: "/scheduler (last_t \(t), plateau_best \(best), plateau_bad_epochs \(bad), plateau_cooldown \(cool))")
             }
             scheduler.restore(lastT: Int(t), plateauBest: best, plateauBadEpochs: Int(bad), plateauCooldown: Int(cool))
             // A plateau schedule's lrs live in the groups, restored above; others recompute theirs.
@@ -229,12 +313,63 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     case notACheckpoint(file: String)
     case corrupt(file: String, key: String)
     case mismatch(file: String, what: String)
+    case nonFinite(file: String, what: String)
 
     public var description: String {
         switch self {
+        case .nonFinite(let f, let w): return "\(f): not written, \(w) holds NaN or infinity"
         case .notACheckpoint(let f): return "\(f): not a Finch checkpoint (no format=\"finch-checkpoint\" attribute)"
         case .corrupt(let f, let k): return "\(f): checkpoint entry \(k) is missing or malformed"
         case .mismatch(let f, let w): return "\(f): \(w)"
         }
+    }
+}
+
+/// Metric names as HDF5 link names. A link name cannot hold "/", and names such as
+/// "lr/decay:classifier" hold both the separator and ":", so the mapping escapes "%" and "/" as
+/// %25 / %2F (and a leading "." so "." and ".." stay ordinary names): reversible, collision-free.
+enum MetricName {
+    static let encodingName = "percent"
+
+    static func encode(_ name: String) -> String {
+        var out = ""
+        for (i, c) in name.unicodeScalars.enumerated() {
+            switch c {
+            case "%": out += "%25"
+            case "/": out += "%2F"
+            case "." where i == 0: out += "%2E"
+            case "\0": out += "%00"
+            default: out.unicodeScalars.append(c)
+            }
+        }
+        return out
+    }
+
+    /// nil when an escape is malformed.
+    static func decode(_ stored: String) -> String? {
+        var bytes: [UInt8] = []
+        var it = Array(stored.utf8)[...]
+        while let b = it.popFirst() {
+            guard b == UInt8(ascii: "%") else { bytes.append(b); continue }
+            guard let hi = it.popFirst().flatMap(hexValue), let lo = it.popFirst().flatMap(hexValue) else { return nil }
+            bytes.append(hi << 4 | lo)
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    private static func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+        default: return nil
+        }
+    }
+
+    /// Files before the encoding attribute stored "/" as ":". Every name the trainer writes has
+    /// at most one "/" and it comes first ("lr/decay:classifier"), so only the first ":" is one.
+    static func decodeLegacy(_ stored: String) -> String {
+        guard let i = stored.firstIndex(of: ":") else { return stored }
+        return stored.replacingCharacters(in: i...i, with: "/")
     }
 }

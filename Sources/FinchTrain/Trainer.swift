@@ -7,12 +7,22 @@ import FinchIO
 
 public enum TrainingError: Error, CustomStringConvertible {
     case nonFiniteLoss(epoch: Int, step: Int, value: Float)
+    /// A parameter, optimizer moment or EMA weight holds NaN/inf (e.g. a finite loss with an
+    /// overflowing gradient); found before it could reach a checkpoint.
+    case nonFiniteState(epoch: Int, step: Int, what: String)
+    /// Writing a checkpoint failed (disk full, permissions…); files are replaced atomically, so
+    /// every checkpoint written before is unchanged.
+    case checkpointWriteFailed(file: String, reason: String)
     case invalid(String)
 
     public var description: String {
         switch self {
         case .nonFiniteLoss(let e, let s, let v):
             return "training stopped: the loss became \(v.isNaN ? "NaN" : String(v)) at epoch \(e + 1), global step \(s); the last good checkpoint is kept"
+        case .nonFiniteState(let e, let s, let w):
+            return "training stopped: \(w) became NaN or infinite in epoch \(e + 1), by global step \(s); the last good checkpoint is kept"
+        case .checkpointWriteFailed(let f, let r):
+            return "training stopped: could not write the checkpoint \(f) (\(r)); the checkpoints written before it are unchanged"
         case .invalid(let m): return m
         }
     }
@@ -66,7 +76,6 @@ public final class Trainer {
     public private(set) var records: [EpochRecord] = []
     public private(set) var bestMetric: Double
     public private(set) var bestEpoch = -1
-    private var epochsWithoutImprovement = 0
     private var fineTuneApplied: String = ""
 
     /// Set from a signal handler: finish the step, checkpoint, stop.
@@ -239,6 +248,9 @@ public final class Trainer {
                           eta: elapsed / Double(max(stepInEpoch, 1)) * Double(batches - stepInEpoch))
             if Trainer.stopRequest.load(ordering: .relaxed) && stepInEpoch < batches { return nil }
         }
+        // A finite loss does not rule out an overflowing gradient; poisoned weights would make the
+        // evaluation below meaningless (NaN logits still have an arg-max) and the checkpoints useless.
+        try requireFiniteState()
         let trainSeconds = Date().timeIntervalSince(trainStart)
         var values: [String: Double] = [
             "train/loss": seen > 0 ? lossSum / Double(seen) : .nan,
@@ -268,13 +280,16 @@ public final class Trainer {
         values["epoch_seconds"] = Date().timeIntervalSince(started)
         let record = EpochRecord(epoch: epoch, values: values, perClassAccuracy: perClass, confusion: confusion)
         records.append(record)
-        for (k, v) in values { history[k, default: Array(repeating: .nan, count: records.count - 1)].append(v) }
-        for k in history.keys where history[k]!.count < records.count { history[k]!.append(.nan) }
+        // History rows are epochs since the start of training, which after a resume is more than
+        // `records` (this process's epochs): a new key is padded to the rows before this epoch.
+        for (k, v) in values { history[k, default: Array(repeating: .nan, count: record.epoch)].append(v) }
+        for k in history.keys where history[k]!.count < record.epoch + 1 { history[k]!.append(.nan) }
 
         epoch += 1
         stepInEpoch = 0
-        let monitored = values[config.checkpoint.monitor]
-        scheduler?.step(epoch: epoch, metric: monitored)
+        let monitored = Self.trustedValue(config.checkpoint.monitor, in: values)
+        // An untrustworthy value is a bad epoch for a plateau schedule, an absent one no epoch at all.
+        scheduler?.step(epoch: epoch, metric: values[config.checkpoint.monitor].map { _ in monitored ?? .nan })
         let improved = monitored.map { config.checkpoint.mode == "max" ? $0 > bestMetric : $0 < bestMetric } ?? false
         if improved, let monitored {
             bestMetric = monitored
@@ -299,14 +314,37 @@ public final class Trainer {
         ema?.update(from: model, step: globalStep)
     }
 
+    /// Counted over the whole history, not this process's epochs, so a resumed run keeps its
+    /// count; an epoch whose monitored value cannot be trusted counts as no improvement.
     func shouldStopEarly(_ record: EpochRecord) -> Bool {
-        guard let es = config.earlyStopping, let v = record.values[es.monitor] else { return false }
-        let best = (records.dropLast().compactMap { $0.values[es.monitor] }).reduce(es.mode == "max" ? -Double.infinity : .infinity) {
-            es.mode == "max" ? max($0, $1) : min($0, $1)
+        guard let es = config.earlyStopping, let series = history[es.monitor] else { return false }
+        let lossKey = Self.lossKey(for: es.monitor)
+        let losses = lossKey.flatMap { history[$0] }
+        var best: Double? = nil, without = 0
+        for (row, v) in series.enumerated() {
+            var values = [es.monitor: v]
+            if let lossKey, let losses, row < losses.count { values[lossKey] = losses[row] }
+            guard let v = Self.trustedValue(es.monitor, in: values) else { without += 1; continue }
+            let improved = best.map { es.mode == "max" ? v > $0 + es.minDelta : v < $0 - es.minDelta } ?? true
+            without = improved ? 0 : without + 1
+            best = best.map { es.mode == "max" ? max($0, v) : min($0, v) } ?? v
         }
-        let improved = es.mode == "max" ? v > best + es.minDelta : v < best - es.minDelta
-        epochsWithoutImprovement = improved ? 0 : epochsWithoutImprovement + 1
-        return epochsWithoutImprovement >= es.patience
+        return without >= es.patience
+    }
+
+    /// The loss of the pass that produced `metric` ("val/loss" for "val/top1"), if it has one.
+    static func lossKey(for metric: String) -> String? {
+        guard let slash = metric.firstIndex(of: "/") else { return nil }
+        let key = metric[..<slash] + "/loss"
+        return key == metric ? nil : String(key)
+    }
+
+    /// The monitored value when it can count: finite, and from a pass whose loss was finite
+    /// (a NaN input gives NaN logits, whose arg-max still yields a finite, meaningless accuracy).
+    static func trustedValue(_ metric: String, in values: [String: Double]) -> Double? {
+        guard let v = values[metric], v.isFinite else { return nil }
+        if let k = lossKey(for: metric), let loss = values[k], !loss.isFinite { return nil }
+        return v
     }
 
     /// Eval-mode pass with plain cross-entropy (timm's validate), no gradient recording.
@@ -355,20 +393,38 @@ public final class Trainer {
                    classes: trainData.classes, configYAML: config.resolvedYAML, metrics: history, rngStates: randomStates)
     }
 
+    /// Stops the run when anything a checkpoint would hold is NaN or infinite.
+    func requireFiniteState() throws {
+        if let bad = Checkpoint.firstNonFinite(model: model, optimizer: optimizer, ema: ema) {
+            throw TrainingError.nonFiniteState(epoch: epoch, step: globalStep, what: bad)
+        }
+    }
+
+    /// Writes the current state; a state holding NaN or infinity is refused (nothing is written)
+    /// and stops the run with `TrainingError.nonFiniteState`.
     public func writeCheckpoint(to url: URL) throws {
         var c = checkpoint()
         c.metrics["_trainer/step_in_epoch"] = [Double(stepInEpoch)]
         c.metrics["_trainer/best_epoch"] = [Double(bestEpoch)]
-        try c.write(to: url, model: model, optimizer: optimizer, scheduler: scheduler, ema: ema)
+        do {
+            try c.write(to: url, model: model, optimizer: optimizer, scheduler: scheduler, ema: ema)
+        } catch CheckpointError.nonFinite(_, let what) {
+            // At an epoch boundary `epoch` already names the next one.
+            throw TrainingError.nonFiniteState(epoch: stepInEpoch == 0 ? max(epoch - 1, 0) : epoch, step: globalStep, what: what)
+        } catch {
+            throw TrainingError.checkpointWriteFailed(file: url.path, reason: "\(error)")
+        }
     }
 
+    /// best.h5 and epoch-N.h5 first, last.h5 last: last.h5 is what a resume starts from, so it
+    /// is written only once the files it refers to (its best epoch) exist. A failed write throws
+    /// and nothing after it is written; each file is replaced atomically, so the previous one stays.
     func saveCheckpoints(improved: Bool) throws {
         guard let dir = checkpointDirectory else { return }
-        let last = dir.appendingPathComponent("last.h5")
-        if epoch % config.checkpoint.every == 0 || epoch == totalEpochs { try writeCheckpoint(to: last) }
         if improved { try writeCheckpoint(to: dir.appendingPathComponent("best.h5")) }
+        if config.checkpoint.keep > 0 { try writeCheckpoint(to: dir.appendingPathComponent("epoch-\(epoch).h5")) }
+        if epoch % config.checkpoint.every == 0 || epoch == totalEpochs { try writeCheckpoint(to: dir.appendingPathComponent("last.h5")) }
         if config.checkpoint.keep > 0 {
-            try writeCheckpoint(to: dir.appendingPathComponent("epoch-\(epoch).h5"))
             let fm = FileManager.default
             let old = (try? fm.contentsOfDirectory(atPath: dir.path)) ?? []
             let epochs = old.compactMap { n -> Int? in
@@ -380,21 +436,47 @@ public final class Trainer {
     }
 
     /// Continues from a checkpoint written by this trainer's config: weights, optimizer, schedule,
-    /// EMA, random streams, history, and the position inside the epoch.
+    /// EMA, random streams, history, and the position inside the epoch. The file's bookkeeping is
+    /// checked against this run (model, classes, batches per epoch) before anything is changed.
     public func resume(from url: URL) throws {
+        _ = try InputFile.requireRegular(url.path, what: "checkpoint")
         let c = try Checkpoint.read(url)
         guard c.modelName == model.modelName else {
             throw CheckpointError.mismatch(file: url.path, what: "checkpoint is for \(c.modelName), the config builds \(model.modelName)")
         }
+        guard c.classes.isEmpty || c.classes == trainData.classes else {
+            throw CheckpointError.mismatch(file: url.path, what: "checkpoint classes \(c.classes) differ from the dataset's \(trainData.classes)")
+        }
+        func counter(_ key: String, default d: Int, in range: ClosedRange<Int>) throws -> Int {
+            guard let values = c.metrics[key] else { return d }
+            guard values.count == 1, let v = values.first, v.isFinite, v == v.rounded(), let n = Int(exactly: v), range.contains(n) else {
+                throw CheckpointError.corrupt(file: url.path, key: "/metrics \(key) = \(values) (expected one whole number in \(range))")
+            }
+            return n
+        }
+        // A mid-epoch position only means something with the same batches per epoch.
+        let step = try counter("_trainer/step_in_epoch", default: 0, in: 0...max(trainData.batchCount - 1, 0))
+        let best = try counter("_trainer/best_epoch", default: -1, in: -1...max(c.epoch - 1, -1))
+        var restoredHistory: [String: [Double]] = [:]
+        for (key, series) in c.metrics where !key.hasPrefix("_trainer") {
+            guard series.count <= c.epoch else {
+                throw CheckpointError.corrupt(file: url.path, key: "/metrics \(key) (\(series.count) values for \(c.epoch) epochs)")
+            }
+            // Checkpoints written after an earlier resume could miss the first rows of keys that
+            // appeared after it; the missing rows are the earliest.
+            restoredHistory[key] = Array(repeating: .nan, count: c.epoch - series.count) + series
+        }
+        let dropout = try c.rngStates["dropout"].map { try RandomGenerator(state: $0) }
+
         epoch = c.epoch
         globalStep = c.globalStep
         bestMetric = c.bestMetric
         applyFineTuning(forEpoch: epoch)
         try Checkpoint.restore(from: url, model: model, optimizer: optimizer, scheduler: scheduler, ema: ema)
-        stepInEpoch = Int(c.metrics["_trainer/step_in_epoch"]?.first ?? 0)
-        bestEpoch = Int(c.metrics["_trainer/best_epoch"]?.first ?? -1)
-        history = c.metrics.filter { !$0.key.hasPrefix("_trainer") }
-        if let s = c.rngStates["dropout"] { model.randomSource.generator = try RandomGenerator(state: s) }
+        stepInEpoch = step
+        bestEpoch = best
+        history = restoredHistory
+        if let dropout { model.randomSource.generator = dropout }
         if let s = c.rngStates["mixup"], let mixer { try mixer.restoreRandomState(s) }
     }
 }

@@ -30,7 +30,10 @@ public struct TrainingSetup {
     public let runDirectory: URL
     public let checkpointDirectory: URL
 
-    public init(config c: TrainConfig, baseDirectory: URL = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)) throws {
+    /// With `resume`, the trainer continues from that checkpoint; it is checked against the run
+    /// before any output folder is created, so a bad one leaves nothing behind.
+    public init(config c: TrainConfig, baseDirectory: URL = URL(fileURLWithPath: FileManager.default.currentDirectoryPath),
+                resume: URL? = nil) throws {
         config = c
         func path(_ p: String) -> URL { p.hasPrefix("/") ? URL(fileURLWithPath: p) : baseDirectory.appendingPathComponent(p) }
         // Data: root/train + root/val, or a stratified split of root.
@@ -146,17 +149,9 @@ public struct TrainingSetup {
             throw ConfigError(file: c.source, key: "mixup.cutmix_minmax", message: "\(mm) must be two fractions 0 < min < max ≤ 1")
         }
 
-        // Output folders, checked writable now rather than after the first epoch.
+        try ExperimentName.validate(c.experiment, source: c.source)
         runDirectory = RunLog.newRunDirectory(root: path(c.outputRoot).path, experiment: c.experiment)
         checkpointDirectory = path(c.checkpointRoot).appendingPathComponent(c.experiment)
-        for dir in [runDirectory, checkpointDirectory] {
-            do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
-                throw ConfigError(file: c.source, key: dir == runDirectory ? "output" : "checkpoints", message: "cannot create \(dir.path): \(error.localizedDescription)")
-            }
-            guard FileManager.default.isWritableFile(atPath: dir.path) else {
-                throw ConfigError(file: c.source, key: "output", message: "\(dir.path) is not writable")
-            }
-        }
         var emaModel: ImageClassifier? = nil
         if c.ema?.evaluate == true { emaModel = try ModelRegistry.create(c.model.name, numClasses: numClasses) }
         // Seeded from the run seed on a stream of its own, so mixing does not shift the loader's draws.
@@ -165,6 +160,17 @@ public struct TrainingSetup {
         trainer = try Trainer(config: c, model: model, train: LoaderBatchSource(loader: trainLoader, classes: classes),
                               val: LoaderBatchSource(loader: valLoader, classes: classes), teacher: teacher, mixer: mixer,
                               emaModel: emaModel)
+        if let resume { try trainer.resume(from: resume) }
+
+        // Output folders, checked writable now rather than after the first epoch.
+        for dir in [runDirectory, checkpointDirectory] {
+            do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
+                throw ConfigError(file: c.source, key: dir == runDirectory ? "output" : "checkpoints", message: "cannot create \(dir.path): \(error.localizedDescription)")
+            }
+            guard FileManager.default.isWritableFile(atPath: dir.path) else {
+                throw ConfigError(file: c.source, key: "output", message: "\(dir.path) is not writable")
+            }
+        }
         trainer.checkpointDirectory = checkpointDirectory
         trainer.runDirectory = runDirectory
         trainer.callbacks.append(try RunLog(directory: runDirectory, configYAML: c.resolvedYAML, classes: classes))

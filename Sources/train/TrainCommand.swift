@@ -16,10 +16,9 @@ struct TrainCommand: ParsableCommand {
     mutating func run() throws {
         do {
             let cfg = try TrainConfig.load(URL(fileURLWithPath: config), overrides: overrides)
-            let setup = try TrainingSetup(config: cfg)
+            let setup = try TrainingSetup(config: cfg, resume: resume.map { URL(fileURLWithPath: $0) })
             let trainer = setup.trainer
             if let resume {
-                try trainer.resume(from: URL(fileURLWithPath: resume))
                 print("resumed from \(resume) at epoch \(trainer.epoch + 1), step \(trainer.globalStep)")
             }
             installStopHandlers()

@@ -114,4 +114,142 @@ final class CheckpointTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("no /ema"))
         }
     }
+
+    /// Metric names holding "/", ":" and "%" in every combination come back as written; the
+    /// layer-decay names "lr/decay:classifier" and "lr:decay/classifier" no longer collide.
+    func testMetricNamesWithSlashesColonsAndPercentsRoundTrip() throws {
+        let run = Run(sgd: false)
+        run.step(1)
+        let names = ["lr/decay:classifier", "lr:decay/classifier", "lr/decay/classifier", "lr:decay:classifier", "val/top1",
+                     "val:top1", "a%2Fb", "a/b", "50%", "%", ".", "..", ".hidden", "epoch_seconds", "_trainer/step_in_epoch", "é/ü:ß"]
+        var metrics: [String: [Double]] = [:]
+        for (i, n) in names.enumerated() { metrics[n] = [Double(i), Double(i) + 0.5] }
+        let url = dir.appendingPathComponent("names.h5")
+        try Checkpoint(epoch: 2, globalStep: 1, bestMetric: 0, modelName: "smallnet", classes: [], configYAML: "", metrics: metrics)
+            .write(to: url, model: run.model, optimizer: run.optimizer, scheduler: nil, ema: nil)
+        XCTAssertEqual(try Checkpoint.read(url).metrics, metrics)
+        // And stay readable to h5py/h5dump users: "/" is the only character that changes in common names.
+        XCTAssertTrue(try HDF5File(reading: url).root.group("metrics").memberNames().contains("lr%2Fdecay:classifier"))
+        for bad in ["", "x%", "x%2", "x%zz", "x%+1"] { XCTAssertNil(MetricName.decode(bad == "" ? "%" : bad), bad) }
+    }
+
+    /// Checkpoints written before the encoding attribute stored the first "/" as ":"; they still
+    /// read back with the names the trainer used ("lr/decay:classifier", not "lr/decay/classifier").
+    func testLegacyColonMetricNamesStillRead() throws {
+        let url = dir.appendingPathComponent("legacy.h5")
+        try HDF5File.writeAtomically(to: url) { root in
+            try Self.header(root)
+            for n in ["lr:decay:classifier", "val:top1", "epoch_seconds", "_trainer:step_in_epoch"] {
+                try root.write("metrics/\(n)", doubles: [1, 2])
+            }
+        }
+        XCTAssertEqual(Set(try Checkpoint.read(url).metrics.keys), ["lr/decay:classifier", "val/top1", "epoch_seconds", "_trainer/step_in_epoch"])
+    }
+
+    /// A file whose escapes are malformed, or whose names decode to the same metric twice, is
+    /// refused with the entry named.
+    func testMalformedMetricNamesAreRefused() throws {
+        for members in [["bad%2"], ["a%2Fb", "a%2fb"], ["x%ZZ"]] {
+            let url = dir.appendingPathComponent("m.h5")
+            try HDF5File.writeAtomically(to: url) { root in
+                try Self.header(root)
+                let g = try root.createGroup("metrics")
+                try g.setAttribute("name_encoding", .string("percent"))
+                for n in members { try g.write(n, doubles: [1]) }
+            }
+            XCTAssertThrowsError(try Checkpoint.read(url), "\(members)") {
+                XCTAssertTrue("\($0)".contains("/metrics/"), "\($0)")
+            }
+        }
+    }
+
+    /// The bookkeeping attributes of a crafted file: negative counters and a NaN best metric
+    /// (which would make every later comparison false) are refused by name.
+    func testCraftedHeaderValuesAreRefused() throws {
+        for (key, value) in [("epoch", HDF5AttributeValue.int64(-1)), ("global_step", .int64(-5)), ("best_metric", .double(.nan))] {
+            let url = dir.appendingPathComponent("h.h5")
+            try HDF5File.writeAtomically(to: url) { root in
+                try Self.header(root)
+                try root.setAttribute(key, value)
+            }
+            XCTAssertThrowsError(try Checkpoint.read(url), key) {
+                XCTAssertEqual($0 as? CheckpointError, .corrupt(file: url.path, key: key))
+            }
+        }
+    }
+
+    /// Optimizer entries from a file are checked before they reach the optimizer (whose shape
+    /// check is a precondition): a wrongly shaped moment and a negative learning rate are errors.
+    func testCraftedOptimizerEntriesAreErrorsNotCrashes() throws {
+        let run = Run(sgd: false)
+        run.step(1)
+        func craft(lr: Double, momentShape: [Int]) throws -> URL {
+            let url = dir.appendingPathComponent("o.h5")
+            try HDF5File.writeAtomically(to: url) { root in
+                try Self.header(root)
+                try Checkpoint.writeState(run.model.stateDict(), to: root, prefix: "model")
+                let o = try root.createGroup("optimizer")
+                for (i, g) in run.optimizer.groups.enumerated() {
+                    let gg = try o.createGroup("groups/\(i)")
+                    try gg.setAttribute("params", .strings(g.parameters.map(\.name)))
+                    try gg.setAttribute("lr", .double(lr))
+                }
+                let sg = try o.createGroup("state/head.weight")
+                try sg.setAttribute("step", .int64(1))
+                try sg.write("exp_avg", tensor: .zeros(momentShape))
+                try sg.write("exp_avg_sq", tensor: .zeros(momentShape))
+            }
+            return url
+        }
+        let fresh = Run(sgd: false)
+        let wrongShape = try craft(lr: 0.01, momentShape: [2])
+        XCTAssertThrowsError(try Checkpoint.restore(from: wrongShape, model: fresh.model, optimizer: fresh.optimizer, scheduler: nil, ema: nil)) {
+            XCTAssertTrue("\($0)".contains("/optimizer/state/head.weight/exp_avg has shape [2]"), "\($0)")
+        }
+        let negative = try craft(lr: -1, momentShape: [3, 4])
+        XCTAssertThrowsError(try Checkpoint.restore(from: negative, model: fresh.model, optimizer: fresh.optimizer, scheduler: nil, ema: nil)) {
+            XCTAssertTrue("\($0)".contains("attribute lr (-1.0)"), "\($0)")
+        }
+        XCTAssertNoThrow(try Checkpoint.restore(from: try craft(lr: 0.01, momentShape: [3, 4]), model: fresh.model,
+                                                optimizer: fresh.optimizer, scheduler: nil, ema: nil))
+    }
+
+    /// NaN or infinity anywhere in the state (weights, AdamW moments, SGD momentum, EMA) is
+    /// refused before the file is touched: the previous checkpoint at that path stays as it was.
+    func testNonFiniteStateIsNeverWritten() throws {
+        for sgd in [false, true] {
+            let run = Run(sgd: sgd)
+            run.step(1)
+            let url = dir.appendingPathComponent("finite-\(sgd).h5")
+            let ck = Checkpoint(epoch: 1, globalStep: 1, bestMetric: 0, modelName: "smallnet", classes: [], configYAML: "")
+            try ck.write(to: url, model: run.model, optimizer: run.optimizer, scheduler: nil, ema: run.ema)
+            let before = try Data(contentsOf: url)
+            let head = run.model.head.weight
+            let moment = sgd ? (run.optimizer as! SGD).momentumBuffer(for: head)! : (run.optimizer as! AdamW).state(for: head)!.expAvgSq
+            guard case .float(let emaHead)? = run.ema.entries.first(where: { $0.name == "head.weight" })?.value else { return XCTFail() }
+            for (tensor, value, expected) in [(head, Float.nan, "model parameter head.weight"),
+                                              (moment, .infinity, sgd ? "SGD momentum buffer of head.weight" : "AdamW exp_avg_sq of head.weight"),
+                                              (emaHead, -.infinity, "EMA weight head.weight")] {
+                let saved = tensor.basePointer[1]
+                tensor.basePointer[1] = value
+                XCTAssertThrowsError(try ck.write(to: url, model: run.model, optimizer: run.optimizer, scheduler: nil, ema: run.ema)) {
+                    XCTAssertEqual($0 as? CheckpointError, .nonFinite(file: url.path, what: expected))
+                }
+                tensor.basePointer[1] = saved
+                XCTAssertEqual(try Data(contentsOf: url), before, expected)
+            }
+            let leftovers = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".tmp") }
+            XCTAssertEqual(leftovers, [])
+        }
+    }
+
+    /// The attributes `Checkpoint.read` requires, for hand-made files.
+    static func header(_ root: HDF5Group) throws {
+        try root.setAttribute("format", .string(Checkpoint.format))
+        try root.setAttribute("version", .int64(1))
+        try root.setAttribute("epoch", .int64(2))
+        try root.setAttribute("global_step", .int64(4))
+        try root.setAttribute("best_metric", .double(0.5))
+        try root.setAttribute("model", .string("smallnet"))
+    }
 }

@@ -22,14 +22,15 @@ final class TrainProcessTests: XCTestCase {
     }
     override func tearDownWithError() throws { if let base { try? FileManager.default.removeItem(at: base) } }
 
-    func writeConfig(epochs: Int, extra: String = "") throws -> String {
+    func writeConfig(epochs: Int, warmupEpochs: Int = 1, extra: String = "",
+                     optimizer: String = "{name: adamw, lr: 1.0e-3, weight_decay: 0.05}") throws -> String {
         let text = """
         experiment: proc
         seed: 7
         data: {root: data, image_size: 32, batch_size: 2, workers: 2, drop_last: true}
         model: {name: mobilenetv3_small_100, drop_rate: 0.2}
-        optimizer: {name: adamw, lr: 1.0e-3, weight_decay: 0.05}
-        schedule: {name: cosine, epochs: \(epochs), warmup_epochs: 1}
+        optimizer: \(optimizer)
+        schedule: {name: cosine, epochs: \(epochs), warmup_epochs: \(warmupEpochs)}
         mixup: {mixup_alpha: 0.8, cutmix_alpha: 1.0, label_smoothing: 0.1}
         \(extra)
         """
@@ -143,5 +144,44 @@ final class TrainProcessTests: XCTestCase {
             checked += 1
         }
         XCTAssertEqual(checked, 6)
+    }
+
+    /// The README's resume command (`--set schedule.epochs=N+1 --resume …/last.h5`) with the kind
+    /// of parameter groups the flowers config makes: layer decay plus per-prefix rates give metric
+    /// names such as "lr/layer_0_decay:conv_stem", which used to collide in the checkpoint after
+    /// the resumed epoch ("create dataset failed for '/metrics/lr:…'") and lose it.
+    func testReadmeResumeCommandWithLayerDecayGroups() throws {
+        let cfg = try writeConfig(epochs: 1, warmupEpochs: 0, optimizer: """
+            {name: adamw, lr: 1.0e-3, weight_decay: 0.05, layer_decay: 0.75, layer_lr: {conv_stem: 1.0e-5}, layer_lr_multiplier: {classifier: 10}}
+            """)
+        try run(["--config", cfg])
+        let last = base.appendingPathComponent("Checkpoints/proc/last.h5")
+        let first = try Checkpoint.read(last)
+        let colonNames = first.metrics.keys.filter { $0.hasPrefix("lr/") && $0.contains(":") }
+        XCTAssertFalse(colonNames.isEmpty, "expected per-prefix groups among \(first.metrics.keys.sorted())")
+        let resumed = try run(["--config", cfg, "--set", "schedule.epochs=2", "--resume", "Checkpoints/proc/last.h5"])
+        XCTAssertTrue(resumed.output.contains("resumed from Checkpoints/proc/last.h5 at epoch 2"), resumed.output)
+        let second = try Checkpoint.read(last)
+        XCTAssertEqual(second.epoch, 2)
+        XCTAssertEqual(second.metrics["train/loss"]?.count, 2)
+        for name in first.metrics.keys where !name.hasPrefix("_trainer") {
+            XCTAssertEqual(second.metrics[name]?.count, 2, name)
+            XCTAssertEqual(second.metrics[name]?.first, first.metrics[name]?.first, name)
+        }
+        for name in colonNames { XCTAssertTrue(second.metrics[name]!.allSatisfy(\.isFinite), name) }
+    }
+
+    /// A bad `--resume` fails before the run starts and leaves no run or checkpoint folder.
+    func testBadResumeLeavesNoFolders() throws {
+        let cfg = try writeConfig(epochs: 1, warmupEpochs: 0)
+        try "junk".write(to: base.appendingPathComponent("junk.h5"), atomically: true, encoding: .utf8)
+        for (file, expected) in [("missing.h5", "does not exist"), ("junk.h5", "not an HDF5 file")] {
+            let r = try run(["--config", cfg, "--resume", file], expectStatus: nil)
+            XCTAssertNotEqual(r.status, 0, r.output)
+            XCTAssertTrue(r.output.contains(expected), r.output)
+            for folder in ["Experiments", "Checkpoints"] {
+                XCTAssertFalse(FileManager.default.fileExists(atPath: base.appendingPathComponent(folder).path), "\(file): \(folder) created")
+            }
+        }
     }
 }

@@ -54,7 +54,8 @@ final class TrainerTests: XCTestCase {
         return (x, labels)
     }
 
-    func config(_ extra: String = "", epochs: Int = 4, mixup: String = "{label_smoothing: 0.1}") throws -> TrainConfig {
+    func config(_ extra: String = "", epochs: Int = 4, mixup: String = "{label_smoothing: 0.1}",
+                checkpoint: String = "{keep: 2}") throws -> TrainConfig {
         try TrainConfig.parse("""
         experiment: tiny
         seed: 3
@@ -63,7 +64,7 @@ final class TrainerTests: XCTestCase {
         optimizer: {name: adamw, lr: 0.01, weight_decay: 0.01}
         schedule: {name: cosine, epochs: \(epochs), warmup_epochs: 1, warmup_lr: 0.001}
         mixup: \(mixup)
-        checkpoint: {keep: 2}
+        checkpoint: \(checkpoint)
         \(extra)
         """, source: "test.yaml")
     }
@@ -203,5 +204,202 @@ final class TrainerTests: XCTestCase {
         let y = Distillation.renormalize(Tensor(repeating: 1, shape: [1, 3, 1, 1]), from: ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),
                                          to: ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]))
         XCTAssertEqual(y.scalars[0], (1 * 0.5 + 0.5 - 0.485) / 0.229, accuracy: 1e-5)
+    }
+
+    /// Every float in every checkpoint file in `dir`, by file and dataset, must be finite.
+    func assertAllCheckpointsFinite(file: StaticString = #filePath, line: UInt = #line) throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".h5") }
+        XCTAssertFalse(files.isEmpty, file: file, line: line)
+        for f in files {
+            let h = try HDF5File(reading: dir.appendingPathComponent(f))
+            func walk(_ g: HDF5Group, _ prefix: String) throws {
+                for n in try g.memberNames() {
+                    if g.isGroup(n) { try walk(try g.group(n), prefix + n + "/"); continue }
+                    guard try g.datasetTypeName(n).hasPrefix("float32") else { continue }
+                    XCTAssertTrue(try g.readTensor(n).scalars.allSatisfy(\.isFinite), "\(f): \(prefix)\(n)", file: file, line: line)
+                }
+            }
+            for top in ["model", "optimizer", "ema"] where h.root.isGroup(top) { try walk(try h.root.group(top), top + "/") }
+        }
+    }
+
+    func floats(_ m: Module) -> [String: [Float]] {
+        var out: [String: [Float]] = [:]
+        for (n, v) in m.stateDict() { if case .float(let t) = v { out[n] = t.scalars } }
+        return out
+    }
+
+    /// A weight poisoned by the last step of epoch 2 (a finite loss, so the per-step loss check
+    /// cannot see it): the run stops before evaluating or writing, every checkpoint on disk is
+    /// finite, and last.h5 is exactly the state after epoch 1.
+    func testPoisonedWeightNeverReachesACheckpoint() throws {
+        let t = try makeTrainer(try config(epochs: 3))
+        final class Poison: TrainerCallback {
+            var afterEpoch1: [String: [Float]] = [:]
+            let snapshot: (Trainer) -> [String: [Float]]
+            init(_ s: @escaping (Trainer) -> [String: [Float]]) { snapshot = s }
+            func trainerDidFinishStep(_ trainer: Trainer, loss: Float) {
+                if trainer.globalStep == 12 { (trainer.model as! TinyClassifier).classifier.weight.basePointer[0] = .nan }
+            }
+            func trainerDidFinishEpoch(_ trainer: Trainer, record: EpochRecord) {
+                if record.epoch == 0 { afterEpoch1 = snapshot(trainer) }
+            }
+        }
+        let poison = Poison { [unowned self] in self.floats($0.model) }
+        t.callbacks.append(poison)
+        XCTAssertEqual(t.trainData.batchCount, 6)
+        XCTAssertThrowsError(try t.fit()) { e in
+            XCTAssertEqual("\(e)", "training stopped: model parameter classifier.weight became NaN or infinite in epoch 2, by global step 12; the last good checkpoint is kept")
+        }
+        XCTAssertEqual(t.records.count, 1, "the poisoned epoch is neither evaluated nor recorded")
+        try assertAllCheckpointsFinite()
+        let last = dir.appendingPathComponent("last.h5")
+        XCTAssertEqual(try Checkpoint.read(last).epoch, 1)
+        let fresh = TinyClassifier(numClasses: 3)
+        try Checkpoint.restore(from: last, model: fresh, optimizer: nil, scheduler: nil, ema: nil)
+        XCTAssertEqual(floats(fresh), poison.afterEpoch1)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("epoch-2.h5").path))
+    }
+
+    /// With a checkpoint after every step, a poisoned AdamW moment turns the weights to NaN in
+    /// the next update (the loss of that step is still finite); that step is not written and
+    /// last.h5 stays at the step before.
+    func testPoisonedOptimizerStateIsNotCheckpointedMidEpoch() throws {
+        let t = try makeTrainer(try config(epochs: 3, checkpoint: "{every_steps: 1, keep: 0}"))
+        final class Poison: TrainerCallback {
+            func trainerDidFinishStep(_ trainer: Trainer, loss: Float) {
+                guard trainer.globalStep == 8, let a = trainer.optimizer as? AdamW else { return }
+                a.state(for: (trainer.model as! TinyClassifier).classifier.weight)!.expAvg.basePointer[0] = .nan
+            }
+        }
+        t.callbacks.append(Poison())
+        XCTAssertThrowsError(try t.fit()) { e in
+            XCTAssertTrue("\(e)".contains("became NaN or infinite in epoch 2, by global step 9; the last good checkpoint is kept"), "\(e)")
+        }
+        try assertAllCheckpointsFinite()
+        XCTAssertEqual(try Checkpoint.read(dir.appendingPathComponent("last.h5")).globalStep, 8)
+    }
+
+    /// Validation images far outside any normalised range overflow to infinite and NaN logits
+    /// (NaN images alone would be zeroed by the ReLU), whose arg-max still makes a finite top-1:
+    /// that value must not count as an improvement (no best.h5), and early stopping counts the
+    /// epoch as one without improvement.
+    func testNonFiniteValidationNeverCountsAsImprovement() throws {
+        final class NaNFirstPass: BatchSource {
+            let inner: BatchSource
+            var passes = 0
+            init(_ inner: BatchSource) { self.inner = inner }
+            var classes: [String] { inner.classes }
+            var batchCount: Int { inner.batchCount }
+            func batches(epoch: Int, startingAt start: Int) throws -> AnyIterator<Result<Batch, Error>> {
+                passes += 1
+                let it = try inner.batches(epoch: epoch, startingAt: start), poison = passes == 1
+                return AnyIterator {
+                    it.next().map { r in r.map { b in
+                        guard poison else { return b }
+                        return Batch(images: Tensor(repeating: 3e38, shape: b.images.shape), labels: b.labels)
+                    } }
+                }
+            }
+        }
+        for mode in ["max", "min"] {
+            try? FileManager.default.removeItem(at: dir.appendingPathComponent("best.h5"))
+            let c = try config(epochs: 2, checkpoint: "{keep: 0, monitor: val/top1, mode: \(mode)}")
+            let model = TinyClassifier(numClasses: 3)
+            var rng = RandomGenerator(seed: 11)
+            model.initializeWeights(using: &rng)
+            let (x, y) = data(48, seed: 1), (vx, vy) = data(24, seed: 2)
+            let classes = ["red", "green", "blue"]
+            let t = try Trainer(config: c, model: model, train: InMemoryBatches(images: x, labels: y, classes: classes, batchSize: 8, shuffleSeed: 5),
+                                val: NaNFirstPass(InMemoryBatches(images: vx, labels: vy, classes: classes, batchSize: 8)))
+            t.progress = ProgressReporter(isTerminal: false)
+            t.checkpointDirectory = dir
+            final class AfterFirst: TrainerCallback {
+                var best = 0, hadBestFile = true, record: EpochRecord?
+                let dir: URL
+                init(_ d: URL) { dir = d }
+                func trainerDidFinishEpoch(_ trainer: Trainer, record: EpochRecord) {
+                    guard record.epoch == 0 else { return }
+                    best = trainer.bestEpoch
+                    hadBestFile = FileManager.default.fileExists(atPath: dir.appendingPathComponent("best.h5").path)
+                    self.record = record
+                }
+            }
+            let probe = AfterFirst(dir)
+            t.callbacks.append(probe)
+            try t.fit()
+            XCTAssertFalse(probe.record!.values["val/loss"]!.isFinite, mode)
+            XCTAssertTrue(probe.record!.values["val/top1"]!.isFinite, "the hazard: a finite top-1 from NaN logits (\(mode))")
+            XCTAssertEqual(probe.best, -1, mode)
+            XCTAssertFalse(probe.hadBestFile, mode)
+            XCTAssertEqual(t.bestEpoch, 1, "the first trustworthy epoch is the best so far (\(mode))")
+        }
+
+        // Early stopping: the NaN epoch is one without improvement, so patience 1 ends the run there.
+        let c = try config("early_stopping: {monitor: val/top1, patience: 1}", epochs: 4)
+        let model = TinyClassifier(numClasses: 3)
+        var rng = RandomGenerator(seed: 11)
+        model.initializeWeights(using: &rng)
+        let (x, y) = data(48, seed: 1), (vx, vy) = data(24, seed: 2)
+        let classes = ["red", "green", "blue"]
+        let t = try Trainer(config: c, model: model, train: InMemoryBatches(images: x, labels: y, classes: classes, batchSize: 8, shuffleSeed: 5),
+                            val: NaNFirstPass(InMemoryBatches(images: vx, labels: vy, classes: classes, batchSize: 8)))
+        t.progress = ProgressReporter(isTerminal: false)
+        XCTAssertEqual(try t.fit().count, 1)
+    }
+
+    /// Early stopping counts over the whole history, so a resumed run stops where the straight
+    /// run stops. The learning rate is the monitored value because it is exactly reproducible:
+    /// it rises for two epochs (warmup, then the cosine peak) and falls after.
+    func testEarlyStoppingCountsAcrossAResume() throws {
+        let extra = "early_stopping: {monitor: lr/decay, mode: max, patience: 2}"
+        let straight = try makeTrainer(try config(extra, epochs: 6))
+        straight.checkpointDirectory = nil
+        try straight.fit()
+        XCTAssertEqual(straight.epoch, 4, "epochs 3 and 4 lower the rate")
+
+        let half = try makeTrainer(try config(extra, epochs: 6))
+        final class StopAfter3: TrainerCallback {
+            func trainerDidFinishEpoch(_ trainer: Trainer, record: EpochRecord) {
+                if record.epoch == 2 { Trainer.stopRequest.store(true, ordering: .relaxed) }
+            }
+        }
+        half.callbacks.append(StopAfter3())
+        try half.fit()
+        Trainer.stopRequest.store(false, ordering: .relaxed)
+        XCTAssertEqual(half.epoch, 3)
+        let resumed = try makeTrainer(try config(extra, epochs: 6))
+        try resumed.resume(from: dir.appendingPathComponent("last.h5"))
+        try resumed.fit()
+        XCTAssertEqual(resumed.epoch, 4)
+    }
+
+    /// A checkpoint write that fails (here: the destination is a folder) stops the run with the
+    /// file named; last.h5 is written after best.h5 and epoch-N.h5, so it still holds the
+    /// previous epoch, and no run files are written for the failed epoch.
+    func testFailedCheckpointWriteKeepsThePreviousLastAndWritesNothingAfter() throws {
+        for blocked in ["epoch-2.h5", "best.h5"] {
+            try? FileManager.default.removeItem(at: dir)
+            try FileManager.default.createDirectory(at: dir.appendingPathComponent(blocked + "/occupied"), withIntermediateDirectories: true)
+            let t = try makeTrainer(try config(epochs: 3))
+            let log = try RunLog(directory: dir.appendingPathComponent("run"), configYAML: t.config.resolvedYAML, classes: ["red", "green", "blue"])
+            t.callbacks.append(log)
+            XCTAssertThrowsError(try t.fit(), blocked) {
+                XCTAssertTrue("\($0)".hasPrefix("training stopped: could not write the checkpoint \(dir.appendingPathComponent(blocked).path) ("), "\($0)")
+                XCTAssertTrue("\($0)".hasSuffix("); the checkpoints written before it are unchanged"), "\($0)")
+            }
+            let last = dir.appendingPathComponent("last.h5")
+            if blocked == "best.h5" {
+                // Epoch 1 always improves on nothing, so its best.h5 write fails before last.h5.
+                XCTAssertFalse(FileManager.default.fileExists(atPath: last.path))
+                XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("run/metrics.jsonl").path))
+            } else {
+                XCTAssertEqual(try Checkpoint.read(last).epoch, 1)
+                let jsonl = try String(contentsOf: dir.appendingPathComponent("run/metrics.jsonl"), encoding: .utf8)
+                XCTAssertEqual(jsonl.split(separator: "\n").count, 1)
+            }
+            let leftovers = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".tmp") }
+            XCTAssertEqual(leftovers, [], blocked)
+        }
     }
 }
