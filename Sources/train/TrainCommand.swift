@@ -16,7 +16,7 @@ struct TrainCommand: ParsableCommand {
     mutating func run() throws {
         do {
             let cfg = try TrainConfig.load(URL(fileURLWithPath: config), overrides: overrides)
-            let setup = try TrainingSetup(config: cfg)
+            let setup = try TrainingSetup(config: cfg, resume: resume.map { URL(fileURLWithPath: $0) })
             let trainer = setup.trainer
             if let resume {
                 try trainer.resume(from: URL(fileURLWithPath: resume))
