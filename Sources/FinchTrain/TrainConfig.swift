@@ -329,6 +329,27 @@ extension TrainConfig {
         if finetune.mode == "partial" && finetune.unfreeze.isEmpty {
             throw fail("finetune.unfreeze", "partial fine-tuning needs the prefixes to train, e.g. [blocks.5, conv_head]")
         }
+        // Keys that only one setting of another key uses: given with any other, they would do nothing.
+        if optimizer.name != "adamw" {
+            if optimizer.betas != nil { throw fail("optimizer.betas", "only adamw uses betas (optimizer.name is \(optimizer.name))") }
+            if optimizer.eps != nil { throw fail("optimizer.eps", "only adamw uses eps (optimizer.name is \(optimizer.name))") }
+        }
+        if data.numSamples != nil && data.sampler != "weighted" {
+            throw fail("data.num_samples", "applies to sampler: weighted only (data.sampler is \(data.sampler))")
+        }
+        if data.valList != nil && data.trainList == nil {
+            throw fail("data.val_list", "is used with data.train_list; for folders set data.val_split")
+        }
+        if !finetune.unfreeze.isEmpty && finetune.mode != "partial" {
+            throw fail("finetune.unfreeze", "applies to mode: partial only (finetune.mode is \(finetune.mode))")
+        }
+        if let u = finetune.unfreezeAtEpoch {
+            if finetune.mode == "partial" {
+                throw fail("finetune.unfreeze_at_epoch", "trains the head, then everything: it replaces mode: partial; use one of the two")
+            }
+            let total = schedule.epochs + (schedule.warmupPrefix ? schedule.warmupEpochs : 0)
+            if u >= total { throw fail("finetune.unfreeze_at_epoch", "\(u) is not before the run's end (\(total) epochs): the backbone would never train") }
+        }
         if let aa = data.autoAugment {
             // FinchData's own parser, so a bad magnitude or op count fails now, not when the loader starts.
             do { _ = try RandAugment(config: aa) } catch { throw fail("data.auto_augment", "\(error)") }

@@ -167,3 +167,21 @@ final class ConfigBoundaryTests: XCTestCase {
     }
 
 }
+
+extension ConfigBoundaryTests {
+    /// A key that only acts with one setting of another key is refused with any other setting.
+    func testKeysThatWouldDoNothingAreRefused() {
+        let cases: [(String, String)] = [
+            ("optimizer: {name: sgd, betas: [0.9, 0.99]}", "'optimizer.betas': only adamw uses betas (optimizer.name is sgd)"),
+            ("optimizer: {name: momentum, eps: 1.0e-6}", "'optimizer.eps': only adamw uses eps"),
+            ("finetune: {mode: full, unfreeze: [blocks.5]}", "'finetune.unfreeze': applies to mode: partial only (finetune.mode is full)"),
+            ("finetune: {mode: partial, unfreeze: [blocks.5], unfreeze_at_epoch: 2}", "'finetune.unfreeze_at_epoch': trains the head, then everything"),
+            ("finetune: {unfreeze_at_epoch: 300}", "'finetune.unfreeze_at_epoch': 300 is not before the run's end (300 epochs)"),
+        ]
+        for (extra, expected) in cases { assertRefused(text("", extra), expected) }
+        assertRefused("data: {root: d, num_samples: 100}\nmodel: {name: m}\n", "'data.num_samples': applies to sampler: weighted only")
+        assertRefused("data: {root: d, val_list: v.csv}\nmodel: {name: m}\n", "'data.val_list': is used with data.train_list")
+        XCTAssertNoThrow(try TrainConfig.parse("data: {root: d, sampler: weighted, num_samples: 100}\nmodel: {name: m}\noptimizer: {name: adamw, betas: [0.9, 0.99]}\n",
+                                               source: "c"))
+    }
+}
