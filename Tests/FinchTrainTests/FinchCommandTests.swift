@@ -87,6 +87,7 @@ final class FinchCommandTests: XCTestCase {
             ("finch", ["bench", "model", "--model", "mobilenetv3_small_100", "--resolution", "99999"], "--resolution must be in 16…4096, got 99999"),
             ("finch", ["bench", "data", "--data", "data", "--batch=-1"], "--batch must be in 1…65536, got -1"),
             ("finch", ["bench", "data", "--data", "data", "--epochs", "0"], "--epochs must be in 1…1000, got 0"),
+            ("finch", ["inspect", "x.h5", "--max", "0"], "--max must be in 1…1000000, got 0"),
             ("train", ["--config", "cli.yaml", "--set", "optimizer..lr=1"], "'optimizer..lr': empty key in the path"),
             ("train", ["--config", "cli.yaml", "--set", "data.image_size=0"], "'data.image_size': must be ≥ 8, got 0"),
             ("train", ["--config", "cli.yaml", "--set", "optimzer.lr=1"], "'optimzer': unknown key (did you mean 'optimizer'?)"),
