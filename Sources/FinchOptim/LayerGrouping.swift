@@ -5,6 +5,8 @@ import FinchNN
 public struct LayerGroupMatcher: Sendable {
     /// One pattern of a group: matched at the start of the name (Python's `re.match`); numbers
     /// captured by the pattern order the layers; `mergeWithPrevious` is timm's MATCH_PREV_GROUP.
+    /// `@unchecked`: `Regex<AnyRegexOutput>` is not marked Sendable only because its captures are
+    /// untyped; the regex is immutable once built and matching it from several threads is safe.
     public struct Rule: @unchecked Sendable {
         public let group: Int
         public let pattern: String
