@@ -25,6 +25,9 @@ final class ConfigReader {
     private let mapping: [String: Node]
     private var asked: [String] = []
     private(set) var resolved: [(String, Node)] = []
+    /// Full key paths given with a value other than the default (sections included), so a
+    /// setting that cannot act in this config is refused rather than ignored.
+    private(set) var changed: Set<String> = []
 
     init(file: String, path: String, node: Node?) throws {
         self.file = file
@@ -59,6 +62,7 @@ final class ConfigReader {
     func string(_ name: String, _ fallback: String) throws -> String {
         guard let v = value(name) else { resolved.append((name, Node(fallback))); return fallback }
         guard case .scalar(let s) = v else { throw typeError(name, "a string", v) }
+        if s.string != fallback { changed.insert(key(name)) }
         resolved.append((name, Node(s.string)))
         return s.string
     }
@@ -86,6 +90,7 @@ final class ConfigReader {
         guard let i = v.int, v.scalar?.string.contains(".") != true else { throw typeError(name, "an integer", v) }
         if let min, i < min { throw ConfigError(file: file, key: key(name), message: "must be ≥ \(min), got \(i)") }
         if let max, i > max { throw ConfigError(file: file, key: key(name), message: "must be ≤ \(max), got \(i)") }
+        if i != fallback { changed.insert(key(name)) }
         resolved.append((name, Node(String(i))))
         return i
     }
@@ -100,6 +105,7 @@ final class ConfigReader {
         guard let v = value(name) else { resolved.append((name, Node(Self.format(fallback)))); return fallback }
         guard let d = Self.number(v) else { throw typeError(name, "a number", v) }
         try check(d, name, range)
+        if d != fallback { changed.insert(key(name)) }
         resolved.append((name, Node(Self.format(d))))
         return d
     }
@@ -129,6 +135,7 @@ final class ConfigReader {
     func bool(_ name: String, _ fallback: Bool) throws -> Bool {
         guard let v = value(name) else { resolved.append((name, Node(fallback ? "true" : "false"))); return fallback }
         guard let b = v.bool else { throw typeError(name, "true or false", v) }
+        if b != fallback { changed.insert(key(name)) }
         resolved.append((name, Node(b ? "true" : "false")))
         return b
     }
@@ -152,6 +159,7 @@ final class ConfigReader {
                                   message: "lower bound \(Self.format(ds[i - 1])) is above upper \(Self.format(ds[i]))")
             }
         }
+        if ds != fallback { changed.insert(key(name)) }
         resolved.append((name, Self.list(ds.map(Self.format))))
         return ds
     }
@@ -170,6 +178,7 @@ final class ConfigReader {
             if let max, i > max { throw ConfigError(file: file, key: key(name), message: "items must be ≤ \(max), got \(i)") }
             return i
         }
+        if xs != fallback { changed.insert(key(name)) }
         resolved.append((name, Self.list(xs.map(String.init))))
         return xs
     }
@@ -208,6 +217,7 @@ final class ConfigReader {
         let r = try ConfigReader(file: file, path: key(name), node: mapping[name])
         let value = try body(r)
         try r.finish()
+        changed.formUnion(r.changed)
         resolved.append((name, r.resolvedNode))
         return value
     }

@@ -160,6 +160,8 @@ public struct TrainConfig {
     public private(set) var resolvedYAML: String = ""
     /// Where it was read from (for messages).
     public private(set) var source: String = ""
+    /// Keys given with a non-default value (full paths), for refusing settings that cannot act.
+    var changedKeys: Set<String> = []
 }
 
 extension TrainConfig {
@@ -188,6 +190,7 @@ extension TrainConfig {
         let r = try ConfigReader(file: source, path: "", node: node)
         var c = try read(r, defaultExperiment: defaultExperiment)
         try r.finish()
+        c.changedKeys = r.changed
         try c.validate(source: source)
         try c.resolveMonitors(source: source)
         c.source = source
@@ -349,6 +352,29 @@ extension TrainConfig {
             }
             let total = schedule.epochs + (schedule.warmupPrefix ? schedule.warmupEpochs : 0)
             if u >= total { throw fail("finetune.unfreeze_at_epoch", "\(u) is not before the run's end (\(total) epochs): the backbone would never train") }
+        }
+        // A non-default value that the rest of the config leaves without effect (the written-back
+        // config holds every default, so only values a user changed count).
+        func inert(_ key: String, unless active: Bool, _ why: String) throws {
+            if !active && changedKeys.contains(key) { throw fail(key, "has no effect here: \(why)") }
+        }
+        let schedules = "schedule.name is \(schedule.name)"
+        try inert("optimizer.momentum", unless: optimizer.name != "adamw", "adamw has no momentum (optimizer.betas plays that part)")
+        try inert("optimizer.clip_mode", unless: optimizer.clipGrad != nil, "no optimizer.clip_grad is set")
+        for k in ["lr_base", "lr_base_size", "lr_base_scale"] {
+            try inert("optimizer.\(k)", unless: optimizer.lr == nil, "optimizer.lr is set, and \(k) only derives a rate when it is not")
+        }
+        try inert("schedule.decay_epochs", unless: schedule.name == "step", "only the step schedule uses it (\(schedules))")
+        try inert("schedule.decay_milestones", unless: schedule.name == "multistep", "only the multistep schedule uses it (\(schedules))")
+        try inert("schedule.decay_rate", unless: ["step", "multistep", "plateau"].contains(schedule.name),
+                  "only the step, multistep and plateau schedules use it (\(schedules))")
+        try inert("schedule.patience_epochs", unless: schedule.name == "plateau", "only the plateau schedule uses it (\(schedules))")
+        try inert("schedule.warmup_lr", unless: schedule.warmupEpochs > 0, "schedule.warmup_epochs is 0")
+        try inert("data.re_mode", unless: data.reProb > 0, "random erasing is off (data.re_prob is 0)")
+        try inert("data.re_count", unless: data.reProb > 0, "random erasing is off (data.re_prob is 0)")
+        try inert("data.color_jitter", unless: data.autoAugment == nil, "data.auto_augment replaces colour jitter, as in timm")
+        if let d = distill {
+            try inert("distill.temperature", unless: d.kind == "soft", "hard distillation uses the teacher's argmax, not a temperature")
         }
         if let aa = data.autoAugment {
             // FinchData's own parser, so a bad magnitude or op count fails now, not when the loader starts.

@@ -177,10 +177,26 @@ extension ConfigBoundaryTests {
             ("finetune: {mode: full, unfreeze: [blocks.5]}", "'finetune.unfreeze': applies to mode: partial only (finetune.mode is full)"),
             ("finetune: {mode: partial, unfreeze: [blocks.5], unfreeze_at_epoch: 2}", "'finetune.unfreeze_at_epoch': trains the head, then everything"),
             ("finetune: {unfreeze_at_epoch: 300}", "'finetune.unfreeze_at_epoch': 300 is not before the run's end (300 epochs)"),
+            ("optimizer: {name: adamw, momentum: 0.95}", "'optimizer.momentum': has no effect here: adamw has no momentum"),
+            ("optimizer: {clip_mode: value}", "'optimizer.clip_mode': has no effect here: no optimizer.clip_grad is set"),
+            ("optimizer: {lr: 0.01, lr_base: 0.5}", "'optimizer.lr_base': has no effect here: optimizer.lr is set"),
+            ("schedule: {name: cosine, decay_epochs: 30}", "'schedule.decay_epochs': has no effect here: only the step schedule uses it (schedule.name is cosine)"),
+            ("schedule: {name: step, decay_milestones: [10, 20]}", "'schedule.decay_milestones': has no effect here"),
+            ("schedule: {name: cosine, decay_rate: 0.5}", "'schedule.decay_rate': has no effect here"),
+            ("schedule: {name: step, patience_epochs: 3}", "'schedule.patience_epochs': has no effect here"),
+            ("schedule: {warmup_epochs: 0, warmup_lr: 0.001}", "'schedule.warmup_lr': has no effect here: schedule.warmup_epochs is 0"),
+            ("distill: {teacher: {name: t, checkpoint: t.h5}, kind: hard, temperature: 2}", "'distill.temperature': has no effect here"),
         ]
         for (extra, expected) in cases { assertRefused(text("", extra), expected) }
         assertRefused("data: {root: d, num_samples: 100}\nmodel: {name: m}\n", "'data.num_samples': applies to sampler: weighted only")
         assertRefused("data: {root: d, val_list: v.csv}\nmodel: {name: m}\n", "'data.val_list': is used with data.train_list")
+        assertRefused("data: {root: d, re_count: 3}\nmodel: {name: m}\n", "'data.re_count': has no effect here: random erasing is off")
+        assertRefused("data: {root: d, re_mode: const}\nmodel: {name: m}\n", "'data.re_mode': has no effect here")
+        assertRefused("data: {root: d, auto_augment: rand-m9, color_jitter: 0.3}\nmodel: {name: m}\n", "'data.color_jitter': has no effect here")
+        // The written-back config holds every default and reads back: only changed values count.
+        let active = try? TrainConfig.parse("data: {root: d, re_prob: 0.25, re_count: 2}\nmodel: {name: m}\nschedule: {name: step, decay_epochs: 30, decay_rate: 0.5}\n", source: "c")
+        XCTAssertEqual(active?.schedule.decayEpochs, 30)
+        XCTAssertNoThrow(try TrainConfig.parse(try XCTUnwrap(active).resolvedYAML, source: "resolved"))
         XCTAssertNoThrow(try TrainConfig.parse("data: {root: d, sampler: weighted, num_samples: 100}\nmodel: {name: m}\noptimizer: {name: adamw, betas: [0.9, 0.99]}\n",
                                                source: "c"))
     }
