@@ -5,11 +5,26 @@ import FinchNN
 public struct LayerGroupMatcher: Sendable {
     /// One pattern of a group: matched at the start of the name (Python's `re.match`); numbers
     /// captured by the pattern order the layers; `mergeWithPrevious` is timm's MATCH_PREV_GROUP.
-    public struct Rule: Sendable {
+    /// `@unchecked`: `Regex<AnyRegexOutput>` is not marked Sendable only because its captures are
+    /// untyped; the regex is immutable once built and matching it from several threads is safe.
+    public struct Rule: @unchecked Sendable {
         public let group: Int
         public let pattern: String
         public let mergeWithPrevious: Bool
-        public init(group: Int, _ pattern: String, mergeWithPrevious: Bool = false) {
+        /// Compiled once, when the rule is made, so a bad pattern is an error there and matching cannot fail.
+        let regex: Regex<AnyRegexOutput>
+
+        /// A rule from a pattern string (Swift regex syntax, which covers timm's patterns).
+        public init(group: Int, _ pattern: String, mergeWithPrevious: Bool = false) throws {
+            do { regex = try Regex(pattern) } catch { throw LayerGroupMatcherError(pattern: pattern, reason: "\(error)") }
+            self.group = group
+            self.pattern = pattern
+            self.mergeWithPrevious = mergeWithPrevious
+        }
+
+        /// A rule from a regex literal, checked by the compiler.
+        init<Output>(group: Int, _ regex: Regex<Output>, _ pattern: String, mergeWithPrevious: Bool = false) {
+            self.regex = Regex(regex)
             self.group = group
             self.pattern = pattern
             self.mergeWithPrevious = mergeWithPrevious
@@ -22,18 +37,22 @@ public struct LayerGroupMatcher: Sendable {
     /// The fine-grained (per block) matcher timm defines for the family of `modelName`.
     public static func forModel(_ modelName: String) -> LayerGroupMatcher? {
         if modelName.hasPrefix("mobilenetv3") {
-            return LayerGroupMatcher([Rule(group: 0, #"^conv_stem|bn1"#), Rule(group: 1, #"^blocks\.(\d+)\.(\d+)"#)])
+            return LayerGroupMatcher([Rule(group: 0, #/^conv_stem|bn1/#, "^conv_stem|bn1"),
+                                      Rule(group: 1, #/^blocks\.(\d+)\.(\d+)/#, #"^blocks\.(\d+)\.(\d+)"#)])
         }
         if modelName.contains("efficientnet") {
-            return LayerGroupMatcher([Rule(group: 0, #"^conv_stem|bn1"#), Rule(group: 1, #"^blocks\.(\d+)\.(\d+)"#),
-                                      Rule(group: 1, #"conv_head|bn2"#, mergeWithPrevious: true)])
+            return LayerGroupMatcher([Rule(group: 0, #/^conv_stem|bn1/#, "^conv_stem|bn1"),
+                                      Rule(group: 1, #/^blocks\.(\d+)\.(\d+)/#, #"^blocks\.(\d+)\.(\d+)"#),
+                                      Rule(group: 1, #/conv_head|bn2/#, "conv_head|bn2", mergeWithPrevious: true)])
         }
         if modelName.hasPrefix("mobilevit") {
-            return LayerGroupMatcher([Rule(group: 0, #"^stem"#), Rule(group: 1, #"^stages\.(\d+)\.(\d+)"#),
-                                      Rule(group: 1, #"^final_conv"#, mergeWithPrevious: true)])
+            return LayerGroupMatcher([Rule(group: 0, #/^stem/#, "^stem"),
+                                      Rule(group: 1, #/^stages\.(\d+)\.(\d+)/#, #"^stages\.(\d+)\.(\d+)"#),
+                                      Rule(group: 1, #/^final_conv/#, "^final_conv", mergeWithPrevious: true)])
         }
         if modelName.hasPrefix("resnet") {
-            return LayerGroupMatcher([Rule(group: 0, #"^conv1|bn1|maxpool"#), Rule(group: 1, #"^layer(\d+)\.(\d+)"#)])
+            return LayerGroupMatcher([Rule(group: 0, #/^conv1|bn1|maxpool/#, "^conv1|bn1|maxpool"),
+                                      Rule(group: 1, #/^layer(\d+)\.(\d+)/#, #"^layer(\d+)\.(\d+)"#)])
         }
         return nil
     }
@@ -42,10 +61,9 @@ public struct LayerGroupMatcher: Sendable {
 
     /// Layer id per parameter name, and the number of layers. Unmatched names (heads) sort last.
     public func layerIds(_ names: [String]) -> (ids: [String: Int], count: Int) {
-        let compiled = rules.map { (rule: $0, regex: try! Regex($0.pattern)) }
         func key(_ name: String) -> [Double] {
-            for (rule, regex) in compiled {
-                guard let m = try? regex.prefixMatch(in: name) else { continue }
+            for rule in rules {
+                guard let m = try? rule.regex.prefixMatch(in: name) else { continue }
                 var k: [Double] = [Double(rule.group)]
                 for i in 1..<m.output.count {
                     if let s = m.output[i].substring, let v = Double(s) { k.append(v) }
@@ -69,4 +87,11 @@ public struct LayerGroupMatcher: Sendable {
         }
         return (ids, lid + 1)
     }
+}
+
+/// A layer-grouping pattern that is not a valid regular expression.
+public struct LayerGroupMatcherError: Error, CustomStringConvertible {
+    public let pattern: String
+    public let reason: String
+    public var description: String { "layer grouping pattern '\(pattern)' is not a valid regular expression: \(reason)" }
 }

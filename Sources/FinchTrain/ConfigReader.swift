@@ -25,6 +25,9 @@ final class ConfigReader {
     private let mapping: [String: Node]
     private var asked: [String] = []
     private(set) var resolved: [(String, Node)] = []
+    /// Full key paths given with a value other than the default (sections included), so a
+    /// setting that cannot act in this config is refused rather than ignored.
+    private(set) var changed: Set<String> = []
 
     init(file: String, path: String, node: Node?) throws {
         self.file = file
@@ -59,6 +62,7 @@ final class ConfigReader {
     func string(_ name: String, _ fallback: String) throws -> String {
         guard let v = value(name) else { resolved.append((name, Node(fallback))); return fallback }
         guard case .scalar(let s) = v else { throw typeError(name, "a string", v) }
+        if s.string != fallback { changed.insert(key(name)) }
         resolved.append((name, Node(s.string)))
         return s.string
     }
@@ -79,42 +83,66 @@ final class ConfigReader {
         return s
     }
 
-    func int(_ name: String, _ fallback: Int, min: Int? = nil) throws -> Int {
+    /// Integers are bounded on both sides: a config value ends up in allocations, loop counts and
+    /// `Int(Double)` conversions, where an absurd size is a hang or a crash instead of a message.
+    func int(_ name: String, _ fallback: Int, min: Int? = nil, max: Int? = nil) throws -> Int {
         guard let v = value(name) else { resolved.append((name, Node(String(fallback)))); return fallback }
         guard let i = v.int, v.scalar?.string.contains(".") != true else { throw typeError(name, "an integer", v) }
         if let min, i < min { throw ConfigError(file: file, key: key(name), message: "must be ≥ \(min), got \(i)") }
+        if let max, i > max { throw ConfigError(file: file, key: key(name), message: "must be ≤ \(max), got \(i)") }
+        if i != fallback { changed.insert(key(name)) }
         resolved.append((name, Node(String(i))))
         return i
     }
 
-    func optionalInt(_ name: String, min: Int? = nil) throws -> Int? {
+    func optionalInt(_ name: String, min: Int? = nil, max: Int? = nil) throws -> Int? {
         guard mapping[name].map({ $0.null == nil }) ?? false else { _ = value(name); resolved.append((name, Node("null", Tag(.null)))); return nil }
-        return try int(name, 0, min: min)
+        return try int(name, 0, min: min, max: max)
     }
 
-    func double(_ name: String, _ fallback: Double, range: ClosedRange<Double>? = nil) throws -> Double {
+    /// Every number must be finite (YAML spells NaN and infinity `.nan` and `.inf`) and inside `range`.
+    func double(_ name: String, _ fallback: Double, range: NumberRange? = nil) throws -> Double {
         guard let v = value(name) else { resolved.append((name, Node(Self.format(fallback)))); return fallback }
         guard let d = Self.number(v) else { throw typeError(name, "a number", v) }
-        if let range, !range.contains(d) {
-            throw ConfigError(file: file, key: key(name), message: "must be in [\(Self.format(range.lowerBound)), \(Self.format(range.upperBound))], got \(Self.format(d))")
-        }
+        try check(d, name, range)
+        if d != fallback { changed.insert(key(name)) }
         resolved.append((name, Node(Self.format(d))))
         return d
     }
 
-    func optionalDouble(_ name: String, range: ClosedRange<Double>? = nil) throws -> Double? {
+    func double(_ name: String, _ fallback: Double, range: ClosedRange<Double>) throws -> Double {
+        try double(name, fallback, range: NumberRange(range))
+    }
+
+    func optionalDouble(_ name: String, range: NumberRange? = nil) throws -> Double? {
         guard mapping[name].map({ $0.null == nil }) ?? false else { _ = value(name); resolved.append((name, Node("null", Tag(.null)))); return nil }
         return try double(name, 0, range: range)
+    }
+
+    func optionalDouble(_ name: String, range: ClosedRange<Double>) throws -> Double? {
+        try optionalDouble(name, range: NumberRange(range))
+    }
+
+    private func check(_ d: Double, _ name: String, _ range: NumberRange?, item: String = "") throws {
+        guard d.isFinite else {
+            throw ConfigError(file: file, key: key(name), message: "\(item)must be a finite number, got \(Self.format(d))")
+        }
+        if let range, !range.contains(d) {
+            throw ConfigError(file: file, key: key(name), message: "\(item)must be \(range), got \(Self.format(d))")
+        }
     }
 
     func bool(_ name: String, _ fallback: Bool) throws -> Bool {
         guard let v = value(name) else { resolved.append((name, Node(fallback ? "true" : "false"))); return fallback }
         guard let b = v.bool else { throw typeError(name, "true or false", v) }
+        if b != fallback { changed.insert(key(name)) }
         resolved.append((name, Node(b ? "true" : "false")))
         return b
     }
 
-    func doubles(_ name: String, _ fallback: [Double], count: Int? = nil) throws -> [Double] {
+    /// A list of numbers, each finite and inside `each`; `ordered` asks for lo ≤ hi (a `[lo, hi]` pair).
+    func doubles(_ name: String, _ fallback: [Double], count: Int? = nil, each: NumberRange? = nil,
+                 ordered: Bool = false) throws -> [Double] {
         guard let v = value(name) else { resolved.append((name, Self.list(fallback.map(Self.format)))); return fallback }
         guard case .sequence(let seq) = v else { throw typeError(name, "a list of numbers", v) }
         let ds = try seq.map { n -> Double in
@@ -124,22 +152,33 @@ final class ConfigReader {
         if let count, ds.count != count {
             throw ConfigError(file: file, key: key(name), message: "expected \(count) numbers, found \(ds.count)")
         }
+        for (i, d) in ds.enumerated() { try check(d, name, each, item: "item \(i + 1) ") }
+        if ordered {
+            for i in 1..<Swift.max(1, ds.count) where ds[i - 1] > ds[i] {
+                throw ConfigError(file: file, key: key(name),
+                                  message: "lower bound \(Self.format(ds[i - 1])) is above upper \(Self.format(ds[i]))")
+            }
+        }
+        if ds != fallback { changed.insert(key(name)) }
         resolved.append((name, Self.list(ds.map(Self.format))))
         return ds
     }
 
-    func optionalDoubles(_ name: String, count: Int? = nil) throws -> [Double]? {
+    func optionalDoubles(_ name: String, count: Int? = nil, each: NumberRange? = nil, ordered: Bool = false) throws -> [Double]? {
         guard mapping[name].map({ $0.null == nil }) ?? false else { _ = value(name); resolved.append((name, Node("null", Tag(.null)))); return nil }
-        return try doubles(name, [], count: count)
+        return try doubles(name, [], count: count, each: each, ordered: ordered)
     }
 
-    func ints(_ name: String, _ fallback: [Int]) throws -> [Int] {
+    func ints(_ name: String, _ fallback: [Int], min: Int? = nil, max: Int? = nil) throws -> [Int] {
         guard let v = value(name) else { resolved.append((name, Self.list(fallback.map(String.init)))); return fallback }
         guard case .sequence(let seq) = v else { throw typeError(name, "a list of integers", v) }
         let xs = try seq.map { n -> Int in
-            guard let i = n.int else { throw typeError(name, "a list of integers", v) }
+            guard let i = n.int, n.scalar?.string.contains(".") != true else { throw typeError(name, "a list of integers", v) }
+            if let min, i < min { throw ConfigError(file: file, key: key(name), message: "items must be ≥ \(min), got \(i)") }
+            if let max, i > max { throw ConfigError(file: file, key: key(name), message: "items must be ≤ \(max), got \(i)") }
             return i
         }
+        if xs != fallback { changed.insert(key(name)) }
         resolved.append((name, Self.list(xs.map(String.init))))
         return xs
     }
@@ -157,11 +196,16 @@ final class ConfigReader {
     }
 
     /// A mapping from free-form names (module prefixes) to numbers, e.g. `layer_lr: {conv_stem: 1e-5}`.
-    func numberMap(_ name: String) throws -> [(String, Double)] {
+    /// `whole` asks for integers (counts).
+    func numberMap(_ name: String, each: NumberRange? = nil, whole: Bool = false) throws -> [(String, Double)] {
         guard let v = value(name) else { resolved.append((name, Node([(Node, Node)]()))); return [] }
         guard case .mapping(let m) = v else { throw typeError(name, "a mapping of names to numbers", v) }
         let pairs = try m.map { k, n -> (String, Double) in
             guard let ks = k.string, let d = Self.number(n) else { throw typeError(name, "a mapping of names to numbers", v) }
+            try check(d, name, each, item: "'\(ks)' ")
+            if whole && d != d.rounded() {
+                throw ConfigError(file: file, key: key(name), message: "'\(ks)' must be a whole number, got \(Self.format(d))")
+            }
             return (ks, d)
         }
         resolved.append((name, Node(pairs.map { (Node($0.0), Node(Self.format($0.1))) })))
@@ -173,6 +217,7 @@ final class ConfigReader {
         let r = try ConfigReader(file: file, path: key(name), node: mapping[name])
         let value = try body(r)
         try r.finish()
+        changed.formUnion(r.changed)
         resolved.append((name, r.resolvedNode))
         return value
     }
@@ -213,6 +258,45 @@ final class ConfigReader {
         case .mapping: return "a mapping"
         case .sequence: return "a list"
         default: return "a YAML alias"
+        }
+    }
+}
+
+/// Where a config number may lie: each end closed or open, either end unbounded. Its description
+/// reads as the rule a user has to meet ("in (0, 1]", "> 0").
+struct NumberRange: CustomStringConvertible {
+    var lower: Double = -.infinity, upper: Double = .infinity
+    var lowerOpen = false, upperOpen = false
+
+    init(_ r: ClosedRange<Double>) { lower = r.lowerBound; upper = r.upperBound }
+    init(lower: Double = -.infinity, upper: Double = .infinity, lowerOpen: Bool = false, upperOpen: Bool = false) {
+        (self.lower, self.upper, self.lowerOpen, self.upperOpen) = (lower, upper, lowerOpen, upperOpen)
+    }
+
+    /// [a, b]
+    static func closed(_ a: Double, _ b: Double) -> NumberRange { NumberRange(lower: a, upper: b) }
+    /// (a, b]
+    static func aboveUpTo(_ a: Double, _ b: Double) -> NumberRange { NumberRange(lower: a, upper: b, lowerOpen: true) }
+    /// [a, b)
+    static func fromBelow(_ a: Double, _ b: Double) -> NumberRange { NumberRange(lower: a, upper: b, upperOpen: true) }
+    /// (a, b)
+    static func open(_ a: Double, _ b: Double) -> NumberRange { NumberRange(lower: a, upper: b, lowerOpen: true, upperOpen: true) }
+    /// > a
+    static func above(_ a: Double) -> NumberRange { NumberRange(lower: a, lowerOpen: true) }
+    /// ≥ a
+    static func atLeast(_ a: Double) -> NumberRange { NumberRange(lower: a) }
+
+    func contains(_ d: Double) -> Bool {
+        (lowerOpen ? d > lower : d >= lower) && (upperOpen ? d < upper : d <= upper)
+    }
+
+    var description: String {
+        let f = ConfigReader.format
+        switch (lower.isFinite, upper.isFinite) {
+        case (true, true): return "in \(lowerOpen ? "(" : "[")\(f(lower)), \(f(upper))\(upperOpen ? ")" : "]")"
+        case (true, false): return "\(lowerOpen ? ">" : "≥") \(f(lower))"
+        case (false, true): return "\(upperOpen ? "<" : "≤") \(f(upper))"
+        case (false, false): return "a finite number"
         }
     }
 }

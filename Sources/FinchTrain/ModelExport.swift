@@ -45,6 +45,12 @@ public enum ModelExportError: Error, CustomStringConvertible {
     case needsModelName(file: String)
     case wrongArchitecture(file: String, model: String, detail: String)
     case unwritable(path: String, reason: String)
+    /// The file and what the command line or config says about the model disagree.
+    case mismatch(file: String, field: String, recorded: String, given: String)
+    /// A preprocessing field read from a file's metadata is out of range.
+    case badMetadata(file: String, field: String, value: String, expected: String)
+    /// A count or size handed to inference is out of range.
+    case invalidArgument(name: String, value: Int, expected: String)
 
     public var description: String {
         switch self {
@@ -56,6 +62,12 @@ public enum ModelExportError: Error, CustomStringConvertible {
             return "\(file): these weights do not fit \(model): \(detail)"
         case .unwritable(let path, let reason):
             return "\(path): cannot write the export: \(reason)"
+        case .mismatch(let file, let field, let recorded, let given):
+            return "\(file): \(field) is \(recorded) in the file but \(given)"
+        case .badMetadata(let file, let field, let value, let expected):
+            return "\(file): metadata '\(field)' is \(value); expected \(expected)"
+        case .invalidArgument(let name, let value, let expected):
+            return "\(name) must be \(expected), got \(value)"
         }
     }
 }
@@ -75,7 +87,25 @@ public enum ModelExport {
                 // Weights still load; only the preprocessing falls back to the model's defaults.
                 FileHandle.standardError.write(Data("warning: \(error); using \(ck.modelName)'s default preprocessing\n".utf8))
             }
-            let name = modelName ?? ck.modelName
+            // What the caller says must agree with what the checkpoint records, and the checkpoint's
+            // own config with its header: otherwise weights load into the wrong head or model.
+            if let modelName, modelName != ck.modelName {
+                throw ModelExportError.mismatch(file: path, field: "the model", recorded: ck.modelName, given: "--model says \(modelName)")
+            }
+            if let numClasses, !ck.classes.isEmpty, numClasses != ck.classes.count {
+                throw ModelExportError.mismatch(file: path, field: "the class count", recorded: "\(ck.classes.count) (\(ck.classes.joined(separator: ", ")))",
+                                                given: "--num-classes says \(numClasses)")
+            }
+            if let config {
+                if config.model.name != ck.modelName {
+                    throw ModelExportError.mismatch(file: path, field: "the model", recorded: ck.modelName, given: "its config's model.name says \(config.model.name)")
+                }
+                if let k = config.model.numClasses, !ck.classes.isEmpty, k != ck.classes.count {
+                    throw ModelExportError.mismatch(file: path, field: "the class count", recorded: String(ck.classes.count),
+                                                    given: "its config's model.num_classes says \(k)")
+                }
+            }
+            let name = ck.modelName
             let k = numClasses ?? (ck.classes.isEmpty ? nil : ck.classes.count)
             var state = try WeightsFile.read(url).state
             if ema {
@@ -91,20 +121,49 @@ public enum ModelExport {
         }
         let (state, meta) = try WeightsFile.read(url)
         guard let name = modelName ?? meta["model"] else { throw ModelExportError.needsModelName(file: path) }
-        let model = try build(name, numClasses: numClasses ?? meta["num_classes"].flatMap { Int($0) }, state: state, file: path)
+        if let modelName, let recorded = meta["model"], recorded != modelName {
+            throw ModelExportError.mismatch(file: path, field: "the model", recorded: recorded, given: "--model says \(modelName)")
+        }
+        // Metadata is file content: every field is checked like any other input, never guessed around.
+        func bad(_ field: String, _ expected: String) -> ModelExportError {
+            .badMetadata(file: path, field: field, value: "'\(meta[field] ?? "")'", expected: expected)
+        }
+        func int(_ field: String, _ range: ClosedRange<Int>) throws -> Int? {
+            guard let s = meta[field] else { return nil }
+            guard let v = Int(s), range.contains(v) else { throw bad(field, "an integer in \(range.lowerBound)…\(range.upperBound)") }
+            return v
+        }
+        let recordedClasses = try int("num_classes", 1...TrainConfig.Limits.classes)
+        if let numClasses, let recordedClasses, numClasses != recordedClasses {
+            throw ModelExportError.mismatch(file: path, field: "the class count", recorded: String(recordedClasses), given: "--num-classes says \(numClasses)")
+        }
+        let model = try build(name, numClasses: numClasses ?? recordedClasses, state: state, file: path)
         let pc = model.pretrainedConfig
-        func floats(_ key: String) -> [Float]? {
-            guard let s = meta[key], let a = try? JSONSerialization.jsonObject(with: Data(s.utf8)) as? [Double], a.count == 3 else { return nil }
+        func floats(_ key: String, _ valid: (Double) -> Bool) throws -> [Float]? {
+            guard let s = meta[key] else { return nil }
+            guard let a = try? JSONSerialization.jsonObject(with: Data(s.utf8)) as? [Double], a.count == 3, a.allSatisfy(valid) else {
+                throw bad(key, "a JSON list of 3 finite numbers\(key == "std" ? " above 0" : "")")
+            }
             return a.map(Float.init)
         }
         var classes = (0..<model.numClasses).map(String.init)
-        if let s = meta["classes"], let a = try? JSONSerialization.jsonObject(with: Data(s.utf8)) as? [String], a.count == model.numClasses {
+        if let s = meta["classes"] {
+            guard let a = try? JSONSerialization.jsonObject(with: Data(s.utf8)) as? [String] else { throw bad("classes", "a JSON list of strings") }
+            guard a.count == model.numClasses else {
+                throw ModelExportError.mismatch(file: path, field: "the class count", recorded: "\(model.numClasses) (the head's outputs)",
+                                                given: "its metadata lists \(a.count) classes")
+            }
             classes = a
         }
-        return DeployableModel(model: model, classes: classes, resolution: meta["resolution"].flatMap { Int($0) } ?? pc.inputSize,
-                               cropPct: meta["crop_pct"].flatMap { Double($0) } ?? Double(pc.cropPct),
-                               interpolation: meta["interpolation"] ?? pc.interpolation, mean: floats("mean") ?? pc.mean,
-                               std: floats("std") ?? pc.std, epoch: nil)
+        var cropPct = Double(pc.cropPct)
+        if let s = meta["crop_pct"] {
+            guard let v = Double(s), v > 0 && v <= 1 else { throw bad("crop_pct", "a number in (0, 1]") }
+            cropPct = v
+        }
+        let resolution = try int("resolution", TrainConfig.Limits.minImageSize...TrainConfig.Limits.maxImageSize) ?? pc.inputSize
+        return DeployableModel(model: model, classes: classes, resolution: resolution, cropPct: cropPct,
+                               interpolation: meta["interpolation"] ?? pc.interpolation, mean: try floats("mean") { $0.isFinite } ?? pc.mean,
+                               std: try floats("std") { $0.isFinite && $0 > 0 } ?? pc.std, epoch: nil)
     }
 
     static func readGroup(_ url: URL, _ group: String) throws -> [String: StateValue] {
@@ -203,11 +262,15 @@ public enum ModelInference {
 
     /// Top-k classes with softmax probabilities for each image (decoded and preprocessed as in evaluation).
     public static func predict(_ m: DeployableModel, images: [URL], topK: Int = 5, batch: Int = 16) throws -> [Prediction] {
+        guard (1...m.model.numClasses).contains(topK) else {
+            throw ModelExportError.invalidArgument(name: "--top-k", value: topK, expected: "in 1…\(m.model.numClasses) (the model's classes)")
+        }
+        try checkBatch(batch)
         let t = m.evalTransform
         try t.validate()   // crop_pct, mean/std come from a bundle's metadata: refuse bad ones before Int(_:) traps
         var rng = RandomGenerator(seed: 0)
         var out: [Prediction] = []
-        let k = min(topK, m.model.numClasses)
+        let k = topK
         for start in stride(from: 0, to: images.count, by: batch) {
             let part = Array(images[start..<min(images.count, start + batch)])
             let x = Tensor(uninitializedShape: [part.count, 3, m.resolution, m.resolution])
@@ -230,6 +293,8 @@ public enum ModelInference {
     /// inputs to another engine).
     public static func evaluate(_ m: DeployableModel, data root: URL, batch: Int = 32, workers: Int = 2,
                                 onBatch: ((Tensor, Tensor, [Int]) -> Void)? = nil) throws -> ClassificationMetrics {
+        try checkBatch(batch)
+        try checkWorkers(workers)
         let valRoot = FileManager.default.fileExists(atPath: root.appendingPathComponent("val").path) ? root.appendingPathComponent("val") : root
         let folder = try ImageFolder(root: valRoot)
         guard folder.classes == m.classes else {
@@ -248,5 +313,19 @@ public enum ModelInference {
             onBatch?(x, logits, labels)
         }
         return metrics
+    }
+}
+
+extension ModelInference {
+    static func checkBatch(_ batch: Int) throws {
+        guard (1...TrainConfig.Limits.batchSize).contains(batch) else {
+            throw ModelExportError.invalidArgument(name: "--batch", value: batch, expected: "in 1…\(TrainConfig.Limits.batchSize)")
+        }
+    }
+
+    static func checkWorkers(_ workers: Int) throws {
+        guard (0...TrainConfig.Limits.workers).contains(workers) else {
+            throw ModelExportError.invalidArgument(name: "--workers", value: workers, expected: "in 0…\(TrainConfig.Limits.workers)")
+        }
     }
 }

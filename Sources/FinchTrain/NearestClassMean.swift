@@ -21,6 +21,12 @@ public enum NearestClassMean {
     /// evaluation transform at `resolution` (default: the model's).
     public static func run(_ m: DeployableModel, data root: URL, resolution: Int? = nil, batch: Int = 32,
                            workers: Int = 2) throws -> Result {
+        try ModelInference.checkBatch(batch)
+        try ModelInference.checkWorkers(workers)
+        if let resolution, !(TrainConfig.Limits.minImageSize...TrainConfig.Limits.maxImageSize).contains(resolution) {
+            throw ModelExportError.invalidArgument(name: "--resolution", value: resolution,
+                                                   expected: "in \(TrainConfig.Limits.minImageSize)…\(TrainConfig.Limits.maxImageSize)")
+        }
         let start = Date()
         let trainRoot = root.appendingPathComponent("train"), valRoot = root.appendingPathComponent("val")
         let train = try ImageFolder(root: trainRoot), val = try ImageFolder(root: valRoot)

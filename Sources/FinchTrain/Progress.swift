@@ -32,3 +32,40 @@ public final class ProgressReporter {
         return t >= 3600 ? String(format: "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60) : String(format: "%d:%02d", t / 60, t % 60)
     }
 }
+
+/// `log_interval` when stdout is not a terminal (a log file, CI, `nohup`): the bar is not drawn
+/// there, so every `interval` batches one plain line with the position, the mean loss since the
+/// last line, the largest group learning rate and the throughput.
+public final class StepLog: TrainerCallback {
+    public let interval: Int
+    private let write: (String) -> Void
+    private var lossSum: Double = 0
+    private var losses = 0
+    private var since = Date()
+
+    public init(interval: Int, write: @escaping (String) -> Void = { print($0); fflush(stdout) }) {
+        precondition(interval >= 1, "StepLog: interval \(interval) must be at least 1")
+        self.interval = interval
+        self.write = write
+    }
+
+    public func trainerDidFinishStep(_ trainer: Trainer, loss: Float) {
+        lossSum += Double(loss)
+        losses += 1
+        guard trainer.stepInEpoch % interval == 0 else { return }
+        let now = Date()
+        let rate = Double(losses * trainer.config.data.batchSize) / max(now.timeIntervalSince(since), 1e-9)
+        let lr = trainer.optimizer.groups.map { Double($0.lr) }.max() ?? 0
+        write(String(format: "epoch %d/%d step %d/%d (global %d) loss %.4f lr %.2e %.0f img/s", trainer.epoch + 1, trainer.totalEpochs,
+                     trainer.stepInEpoch, trainer.trainData.batchCount, trainer.globalStep, lossSum / Double(losses), lr, rate))
+        lossSum = 0
+        losses = 0
+        since = now
+    }
+
+    public func trainerDidFinishEpoch(_ trainer: Trainer, record: EpochRecord) {
+        lossSum = 0
+        losses = 0
+        since = Date()
+    }
+}

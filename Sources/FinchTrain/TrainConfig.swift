@@ -1,5 +1,6 @@
 import Foundation
 import Yams
+import FinchData
 
 /// The training recipe, section by section as in the design notes. Defaults are timm's
 /// `train.py` defaults (its option names in comments) unless a note says why Finch differs.
@@ -159,6 +160,8 @@ public struct TrainConfig {
     public private(set) var resolvedYAML: String = ""
     /// Where it was read from (for messages).
     public private(set) var source: String = ""
+    /// Keys given with a non-default value (full paths), for refusing settings that cannot act.
+    var changedKeys: Set<String> = []
 }
 
 extension TrainConfig {
@@ -187,7 +190,9 @@ extension TrainConfig {
         let r = try ConfigReader(file: source, path: "", node: node)
         var c = try read(r, defaultExperiment: defaultExperiment)
         try r.finish()
+        c.changedKeys = r.changed
         try c.validate(source: source)
+        try c.resolveMonitors(source: source)
         c.source = source
         c.resolvedYAML = (try? Yams.serialize(node: r.resolvedNode)) ?? ""
         return c
@@ -198,8 +203,16 @@ extension TrainConfig {
         guard let eq = o.firstIndex(of: "="), eq != o.startIndex else {
             throw ConfigError(file: "--set", key: o, message: "expected key.path=value")
         }
-        let path = o[..<eq].split(separator: ".").map(String.init)
+        let keyText = String(o[..<eq])
+        let path = keyText.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        if let bad = path.first(where: { $0.isEmpty || $0.contains(where: { $0.isWhitespace }) }) {
+            throw ConfigError(file: "--set", key: keyText, message: bad.isEmpty ? "empty key in the path (expected key.path=value, e.g. optimizer.lr=1e-4)"
+                              : "'\(bad)' contains spaces (expected key.path=value, e.g. optimizer.lr=1e-4)")
+        }
         let valueText = String(o[o.index(after: eq)...])
+        if valueText.trimmingCharacters(in: .whitespaces).isEmpty {
+            throw ConfigError(file: "--set", key: keyText, message: "has no value (write \(keyText)=null for the default)")
+        }
         let value: Node
         do { value = try Yams.compose(yaml: valueText) ?? Node("null", Tag(.null)) } catch {
             throw ConfigError(file: "--set", key: String(o[..<eq]), message: "value '\(valueText)' is not valid YAML")
@@ -223,69 +236,73 @@ extension TrainConfig {
 
     private static func read(_ r: ConfigReader, defaultExperiment: String) throws -> TrainConfig {
         let experiment = try r.string("experiment", defaultExperiment)
-        let seed = try r.int("seed", 42, min: 0)
+        let seed = try r.int("seed", 42, min: 0, max: Limits.seed)
         let outputRoot = try r.string("output", "Experiments/runs")
         let checkpointRoot = try r.string("checkpoints", "Checkpoints")
-        let logInterval = try r.int("log_interval", 50, min: 1)
+        let logInterval = try r.int("log_interval", 50, min: 1, max: Limits.steps)
         let data = try r.section("data") { d in
             Data(root: try d.string("root", ""), trainSplit: try d.string("train_split", "train"),
-                 valSplit: try d.string("val_split", "val"), valFraction: try d.double("val_fraction", 0.15, range: 0...0.9),
-                 imageSize: try d.optionalInt("image_size", min: 8), batchSize: try d.int("batch_size", 128, min: 1),
-                 workers: try d.int("workers", 2, min: 0),
+                 valSplit: try d.string("val_split", "val"), valFraction: try d.double("val_fraction", 0.15, range: .aboveUpTo(0, 0.9)),
+                 imageSize: try d.optionalInt("image_size", min: Limits.minImageSize, max: Limits.maxImageSize),
+                 batchSize: try d.int("batch_size", 128, min: 1, max: Limits.batchSize),
+                 workers: try d.int("workers", 2, min: 0, max: Limits.workers),
                  sampler: try d.choice("sampler", "random", ["random", "sequential", "weighted"]),
-                 numSamples: try d.optionalInt("num_samples", min: 1), replacement: try d.bool("replacement", true),
+                 numSamples: try d.optionalInt("num_samples", min: 1, max: Limits.samples), replacement: try d.bool("replacement", true),
                  dropLast: try d.bool("drop_last", true),
                  hflip: try d.double("hflip", 0.5, range: 0...1), vflip: try d.double("vflip", 0, range: 0...1),
-                 scale: try d.doubles("scale", [0.08, 1.0], count: 2), ratio: try d.doubles("ratio", [3.0 / 4.0, 4.0 / 3.0], count: 2),
+                 scale: try d.doubles("scale", [0.08, 1.0], count: 2, each: .aboveUpTo(0, 1), ordered: true),
+                 ratio: try d.doubles("ratio", [3.0 / 4.0, 4.0 / 3.0], count: 2, each: .aboveUpTo(0, 100), ordered: true),
                  colorJitter: try d.double("color_jitter", 0.4, range: 0...10), autoAugment: try d.optionalString("auto_augment"),
                  interpolation: try d.choice("interpolation", "bicubic", ["bilinear", "bicubic", "random"]),
-                 cropPct: try d.optionalDouble("crop_pct", range: 0.05...1), mean: try d.optionalDoubles("mean", count: 3),
-                 std: try d.optionalDoubles("std", count: 3), reProb: try d.double("re_prob", 0, range: 0...1),
-                 reMode: try d.choice("re_mode", "pixel", ["pixel", "const", "rand"]), reCount: try d.int("re_count", 1, min: 1),
+                 cropPct: try d.optionalDouble("crop_pct", range: .aboveUpTo(0, 1)), mean: try d.optionalDoubles("mean", count: 3, each: Limits.mean),
+                 std: try d.optionalDoubles("std", count: 3, each: Limits.std), reProb: try d.double("re_prob", 0, range: 0...1),
+                 reMode: try d.choice("re_mode", "pixel", ["pixel", "const", "rand"]), reCount: try d.int("re_count", 1, min: 1, max: 100),
                  onBadImage: try d.choice("on_bad_image", "error", ["error", "skip"]),
-                 classLimits: try d.numberMap("class_limits"),
+                 classLimits: try d.numberMap("class_limits", each: .closed(1, Double(Limits.samples)), whole: true),
                  trainList: try d.optionalString("train_list"), valList: try d.optionalString("val_list"))
         }
         let model = try r.section("model") { m in
-            Model(name: try m.string("name", ""), numClasses: try m.optionalInt("num_classes", min: 1),
-                  pretrained: try m.optionalString("pretrained"), dropRate: try m.double("drop_rate", 0, range: 0...0.99),
-                  dropPathRate: try m.double("drop_path_rate", 0, range: 0...0.99),
+            Model(name: try m.string("name", ""), numClasses: try m.optionalInt("num_classes", min: 1, max: Limits.classes),
+                  pretrained: try m.optionalString("pretrained"), dropRate: try m.double("drop_rate", 0, range: .fromBelow(0, 1)),
+                  dropPathRate: try m.double("drop_path_rate", 0, range: .fromBelow(0, 1)),
                   headInit: try m.choice("head_init", "timm", ["timm", "zeros"]))
         }
         let finetune = try r.section("finetune") { f in
             Finetune(mode: try f.choice("mode", "full", ["full", "head", "partial"]), unfreeze: try f.strings("unfreeze", []),
-                     freezeBN: try f.bool("freeze_bn", false), unfreezeAtEpoch: try f.optionalInt("unfreeze_at_epoch", min: 0))
+                     freezeBN: try f.bool("freeze_bn", false), unfreezeAtEpoch: try f.optionalInt("unfreeze_at_epoch", min: 0, max: Limits.epochs))
         }
         let optimizer = try r.section("optimizer") { o in
             Optimizer(name: try o.choice("name", "sgd", ["sgd", "momentum", "adamw"]), lr: try o.optionalDouble("lr", range: 0...10),
-                      lrBase: try o.double("lr_base", 0.1, range: 0...10), lrBaseSize: try o.int("lr_base_size", 256, min: 1),
+                      lrBase: try o.double("lr_base", 0.1, range: 0...10), lrBaseSize: try o.int("lr_base_size", 256, min: 1, max: Limits.batchSize),
                       lrBaseScale: try o.choice("lr_base_scale", "", ["", "linear", "sqrt"]),
                       weightDecay: try o.double("weight_decay", 2e-5, range: 0...10), momentum: try o.double("momentum", 0.9, range: 0...0.9999),
-                      betas: try o.optionalDoubles("betas", count: 2), eps: try o.optionalDouble("eps", range: 0...1),
-                      layerDecay: try o.optionalDouble("layer_decay", range: 0...1), layerDecayMinScale: try o.double("layer_decay_min_scale", 0, range: 0...1),
-                      layerLR: try o.numberMap("layer_lr"), layerLRMultiplier: try o.numberMap("layer_lr_multiplier"),
-                      clipGrad: try o.optionalDouble("clip_grad", range: 0...1e6), clipMode: try o.choice("clip_mode", "norm", ["norm", "value"]),
-                      accumulationSteps: try o.int("accumulation_steps", 1, min: 1))
+                      betas: try o.optionalDoubles("betas", count: 2, each: .fromBelow(0, 1)), eps: try o.optionalDouble("eps", range: .aboveUpTo(0, 1)),
+                      layerDecay: try o.optionalDouble("layer_decay", range: .aboveUpTo(0, 1)), layerDecayMinScale: try o.double("layer_decay_min_scale", 0, range: 0...1),
+                      layerLR: try o.numberMap("layer_lr", each: .closed(0, 10)), layerLRMultiplier: try o.numberMap("layer_lr_multiplier", each: .closed(0, 1000)),
+                      clipGrad: try o.optionalDouble("clip_grad", range: .aboveUpTo(0, 1e6)), clipMode: try o.choice("clip_mode", "norm", ["norm", "value"]),
+                      accumulationSteps: try o.int("accumulation_steps", 1, min: 1, max: 1024))
         }
         let schedule = try r.section("schedule") { s in
             Schedule(name: try s.choice("name", "cosine", ["cosine", "step", "multistep", "plateau", "constant", "none"]),
-                     epochs: try s.int("epochs", 300, min: 1), warmupEpochs: try s.int("warmup_epochs", 5, min: 0),
+                     epochs: try s.int("epochs", 300, min: 1, max: Limits.epochs), warmupEpochs: try s.int("warmup_epochs", 5, min: 0, max: Limits.epochs),
                      warmupLR: try s.double("warmup_lr", 1e-5, range: 0...10), minLR: try s.double("min_lr", 0, range: 0...10),
-                     decayEpochs: try s.int("decay_epochs", 90, min: 1), decayMilestones: try s.ints("decay_milestones", [90, 180, 270]),
-                     decayRate: try s.double("decay_rate", 0.1, range: 0...1), patienceEpochs: try s.int("patience_epochs", 10, min: 0),
+                     decayEpochs: try s.int("decay_epochs", 90, min: 1, max: Limits.epochs),
+                     decayMilestones: try s.ints("decay_milestones", [90, 180, 270], min: 1, max: Limits.epochs),
+                     decayRate: try s.double("decay_rate", 0.1, range: .aboveUpTo(0, 1)), patienceEpochs: try s.int("patience_epochs", 10, min: 0, max: Limits.epochs),
                      warmupPrefix: try s.bool("warmup_prefix", false), onUpdates: try s.bool("on_updates", false))
         }
         let mixup = try r.section("mixup") { m in
             Mixup(mixupAlpha: try m.double("mixup_alpha", 0, range: 0...100), cutmixAlpha: try m.double("cutmix_alpha", 0, range: 0...100),
-                  cutmixMinMax: try m.optionalDoubles("cutmix_minmax", count: 2), prob: try m.double("prob", 1, range: 0...1),
+                  cutmixMinMax: try m.optionalDoubles("cutmix_minmax", count: 2, each: .aboveUpTo(0, 1), ordered: true), prob: try m.double("prob", 1, range: 0...1),
                   switchProb: try m.double("switch_prob", 0.5, range: 0...1), mode: try m.choice("mode", "batch", ["batch", "pair", "elem"]),
-                  correctLam: try m.bool("correct_lam", true), labelSmoothing: try m.double("label_smoothing", 0.1, range: 0...1))
+                  correctLam: try m.bool("correct_lam", true), labelSmoothing: try m.double("label_smoothing", 0.1, range: .fromBelow(0, 1)))
         }
         let distill = try r.optionalSection("distill") { d in
             Distill(teacher: try d.section("teacher") { t in
                         Teacher(name: try t.string("name", ""), checkpoint: try t.string("checkpoint", ""),
-                                numClasses: try t.optionalInt("num_classes", min: 1), imageSize: try t.optionalInt("image_size", min: 8),
-                                mean: try t.optionalDoubles("mean", count: 3), std: try t.optionalDoubles("std", count: 3))
+                                numClasses: try t.optionalInt("num_classes", min: 1, max: Limits.classes),
+                                imageSize: try t.optionalInt("image_size", min: Limits.minImageSize, max: Limits.maxImageSize),
+                                mean: try t.optionalDoubles("mean", count: 3, each: Limits.mean), std: try t.optionalDoubles("std", count: 3, each: Limits.std))
                     },
                     alpha: try d.double("alpha", 0.5, range: 0...1), temperature: try d.double("temperature", 4, range: 0.01...100),
                     kind: try d.choice("kind", "soft", ["soft", "hard"]))
@@ -294,13 +311,13 @@ extension TrainConfig {
             Ema(decay: try e.double("decay", 0.9998, range: 0...1), warmup: try e.bool("warmup", false), evaluate: try e.bool("evaluate", true))
         }
         let checkpoint = try r.section("checkpoint") { c in
-            Checkpointing(every: try c.int("every", 1, min: 1), everySteps: try c.optionalInt("every_steps", min: 1),
-                          keep: try c.int("keep", 10, min: 0), monitor: try c.string("monitor", "val/top1"),
-                          mode: try c.choice("mode", "max", ["max", "min"]))
+            Checkpointing(every: try c.int("every", 1, min: 1, max: Limits.epochs), everySteps: try c.optionalInt("every_steps", min: 1, max: Limits.steps),
+                          keep: try c.int("keep", 10, min: 0, max: Limits.epochs), monitor: try c.string("monitor", "val/top1"),
+                          mode: try c.choice("mode", "auto", ["auto", "max", "min"]))
         }
         let earlyStopping = try r.optionalSection("early_stopping") { e in
-            EarlyStopping(monitor: try e.string("monitor", "val/top1"), patience: try e.int("patience", 10, min: 1),
-                          mode: try e.choice("mode", "max", ["max", "min"]), minDelta: try e.double("min_delta", 0, range: 0...1e9))
+            EarlyStopping(monitor: try e.string("monitor", "val/top1"), patience: try e.int("patience", 10, min: 1, max: Limits.epochs),
+                          mode: try e.choice("mode", "auto", ["auto", "max", "min"]), minDelta: try e.double("min_delta", 0, range: 0...1e9))
         }
         return TrainConfig(experiment: experiment, seed: seed, outputRoot: outputRoot, checkpointRoot: checkpointRoot,
                            logInterval: logInterval, data: data, model: model, finetune: finetune, optimizer: optimizer,
@@ -315,8 +332,60 @@ extension TrainConfig {
         if finetune.mode == "partial" && finetune.unfreeze.isEmpty {
             throw fail("finetune.unfreeze", "partial fine-tuning needs the prefixes to train, e.g. [blocks.5, conv_head]")
         }
-        if data.scale[0] > data.scale[1] { throw fail("data.scale", "lower bound \(data.scale[0]) is above upper \(data.scale[1])") }
-        if data.ratio[0] > data.ratio[1] { throw fail("data.ratio", "lower bound \(data.ratio[0]) is above upper \(data.ratio[1])") }
+        // Keys that only one setting of another key uses: given with any other, they would do nothing.
+        if optimizer.name != "adamw" {
+            if optimizer.betas != nil { throw fail("optimizer.betas", "only adamw uses betas (optimizer.name is \(optimizer.name))") }
+            if optimizer.eps != nil { throw fail("optimizer.eps", "only adamw uses eps (optimizer.name is \(optimizer.name))") }
+        }
+        if data.numSamples != nil && data.sampler != "weighted" {
+            throw fail("data.num_samples", "applies to sampler: weighted only (data.sampler is \(data.sampler))")
+        }
+        if data.valList != nil && data.trainList == nil {
+            throw fail("data.val_list", "is used with data.train_list; for folders set data.val_split")
+        }
+        if !finetune.unfreeze.isEmpty && finetune.mode != "partial" {
+            throw fail("finetune.unfreeze", "applies to mode: partial only (finetune.mode is \(finetune.mode))")
+        }
+        if let u = finetune.unfreezeAtEpoch {
+            if finetune.mode == "partial" {
+                throw fail("finetune.unfreeze_at_epoch", "trains the head, then everything: it replaces mode: partial; use one of the two")
+            }
+            let total = schedule.epochs + (schedule.warmupPrefix ? schedule.warmupEpochs : 0)
+            if u >= total { throw fail("finetune.unfreeze_at_epoch", "\(u) is not before the run's end (\(total) epochs): the backbone would never train") }
+        }
+        // A non-default value that the rest of the config leaves without effect (the written-back
+        // config holds every default, so only values a user changed count).
+        func inert(_ key: String, unless active: Bool, _ why: String) throws {
+            if !active && changedKeys.contains(key) { throw fail(key, "has no effect here: \(why)") }
+        }
+        let schedules = "schedule.name is \(schedule.name)"
+        try inert("optimizer.momentum", unless: optimizer.name != "adamw", "adamw has no momentum (optimizer.betas plays that part)")
+        try inert("optimizer.clip_mode", unless: optimizer.clipGrad != nil, "no optimizer.clip_grad is set")
+        for k in ["lr_base", "lr_base_size", "lr_base_scale"] {
+            try inert("optimizer.\(k)", unless: optimizer.lr == nil, "optimizer.lr is set, and \(k) only derives a rate when it is not")
+        }
+        try inert("schedule.decay_epochs", unless: schedule.name == "step", "only the step schedule uses it (\(schedules))")
+        try inert("schedule.decay_milestones", unless: schedule.name == "multistep", "only the multistep schedule uses it (\(schedules))")
+        try inert("schedule.decay_rate", unless: ["step", "multistep", "plateau"].contains(schedule.name),
+                  "only the step, multistep and plateau schedules use it (\(schedules))")
+        try inert("schedule.patience_epochs", unless: schedule.name == "plateau", "only the plateau schedule uses it (\(schedules))")
+        try inert("schedule.warmup_lr", unless: schedule.warmupEpochs > 0, "schedule.warmup_epochs is 0")
+        try inert("data.re_mode", unless: data.reProb > 0, "random erasing is off (data.re_prob is 0)")
+        try inert("data.re_count", unless: data.reProb > 0, "random erasing is off (data.re_prob is 0)")
+        try inert("data.color_jitter", unless: data.autoAugment == nil, "data.auto_augment replaces colour jitter, as in timm")
+        if let d = distill {
+            try inert("distill.temperature", unless: d.kind == "soft", "hard distillation uses the teacher's argmax, not a temperature")
+        }
+        if let aa = data.autoAugment {
+            // FinchData's own parser, so a bad magnitude or op count fails now, not when the loader starts.
+            do { _ = try RandAugment(config: aa) } catch { throw fail("data.auto_augment", "\(error)") }
+        }
+        if schedule.name == "multistep", zip(schedule.decayMilestones, schedule.decayMilestones.dropFirst()).contains(where: { $0 >= $1 }) {
+            throw fail("schedule.decay_milestones", "\(schedule.decayMilestones) must be increasing epochs")
+        }
+        if let t = distill?.teacher, let k = t.numClasses, let s = model.numClasses, k != s {
+            throw fail("distill.teacher.num_classes", "the teacher has \(k) classes but the student (model.num_classes) has \(s); distillation compares the two outputs class by class")
+        }
         if let d = distill {
             if d.teacher.name.isEmpty { throw fail("distill.teacher.name", "is required") }
             if d.teacher.checkpoint.isEmpty { throw fail("distill.teacher.checkpoint", "is required (the teacher's weights)") }
@@ -324,6 +393,22 @@ extension TrainConfig {
         if schedule.warmupEpochs >= schedule.epochs && !schedule.warmupPrefix && schedule.name != "none" {
             throw fail("schedule.warmup_epochs", "\(schedule.warmupEpochs) warmup epochs leave no training in \(schedule.epochs) epochs")
         }
+    }
+
+    /// Bounds on config numbers beyond which a value is a typo or an attack, not a recipe.
+    public enum Limits {
+        public static let minImageSize = 8
+        public static let maxImageSize = 4096
+        public static let batchSize = 65_536
+        public static let workers = 256
+        public static let samples = 1_000_000_000
+        public static let classes = 100_000
+        public static let epochs = 100_000
+        public static let steps = 1_000_000_000
+        public static let seed = Int(UInt32.max)
+        /// Per-channel normalisation in timm's units: images scaled to [0, 1] (not 0–255 pixel values).
+        static let mean = NumberRange.closed(0, 1)
+        static let std = NumberRange.aboveUpTo(0, 1)
     }
 
     /// timm's rule when `lr` is not given: lr_base × global batch / lr_base_size, with square-root

@@ -220,7 +220,8 @@ public final class Trainer {
             var loss = targets.map { Loss.softTargetCrossEntropy(logits, targets: $0) }
                 ?? Loss.crossEntropy(logits, labels: batch.labels, labelSmoothing: smoothing)
             if let teacher, let d = config.distill {
-                let tl = noGrad { teacher(Distillation.renormalize(images, from: studentNormalization, to: teacherNormalization)) }
+                let tl = noGrad { teacher(Distillation.teacherInput(images, from: studentNormalization, to: teacherNormalization,
+                                                                    imageSize: d.teacher.imageSize)) }
                 loss = Distillation.loss(task: loss, student: logits, teacher: tl, kind: Distillation.Kind(rawValue: d.kind) ?? .soft,
                                          alpha: Float(d.alpha), temperature: Float(d.temperature))
             }

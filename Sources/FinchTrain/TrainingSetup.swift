@@ -31,7 +31,8 @@ public struct TrainingSetup {
     public let checkpointDirectory: URL
 
     /// With `resume`, the trainer continues from that checkpoint; it is checked against the run
-    /// before any output folder is created, so a bad one leaves nothing behind.
+    /// (model, classes, batches per epoch) before any output folder is created, so a bad one leaves
+    /// nothing behind.
     public init(config c: TrainConfig, baseDirectory: URL = URL(fileURLWithPath: FileManager.default.currentDirectoryPath),
                 resume: URL? = nil) throws {
         config = c
@@ -87,15 +88,34 @@ public struct TrainingSetup {
             }
         }
         model.setRandomSource(RandomSource(RandomGenerator(seed: UInt64(c.seed)).derived(stream: 7)))
+        // Prefixes that match no parameter would silently train everything at the base rate.
+        let parameterNames = model.namedParameters().map(\.name)
+        try Self.checkPrefixes(c.optimizer.layerLR.map(\.0), key: "optimizer.layer_lr", names: parameterNames, model: c.model.name, source: c.source)
+        try Self.checkPrefixes(c.optimizer.layerLRMultiplier.map(\.0), key: "optimizer.layer_lr_multiplier", names: parameterNames,
+                               model: c.model.name, source: c.source)
+        try Self.checkPrefixes(c.finetune.unfreeze, key: "finetune.unfreeze", names: parameterNames, model: c.model.name, source: c.source)
 
         // Teacher from the registry and its weights (safetensors, HDF5 weights or a Finch checkpoint).
         var teacher: ImageClassifier? = nil
         if let d = c.distill {
+            let teacherClasses = d.teacher.numClasses ?? numClasses
+            // KL(teacher ‖ student) compares the two outputs class by class: a 1000-class teacher
+            // with a 5-class student has no meaning (and once trained to a loss of −5·10³⁰).
+            guard teacherClasses == numClasses else {
+                throw ConfigError(file: c.source, key: "distill.teacher.num_classes",
+                                  message: "the teacher has \(teacherClasses) classes but the student has \(numClasses) (\(classes.joined(separator: ", "))); distil from a teacher fine-tuned on the same classes")
+            }
+            let weights = path(d.teacher.checkpoint)
             do {
-                let t = try ModelRegistry.create(d.teacher.name, numClasses: d.teacher.numClasses ?? numClasses)
-                try t.loadPretrained(path(d.teacher.checkpoint), replaceHead: false)
+                let t = try ModelRegistry.create(d.teacher.name, numClasses: teacherClasses)
+                try t.loadPretrained(weights, replaceHead: false)
                 teacher = t
             } catch { throw ConfigError(file: c.source, key: "distill.teacher", message: "\(error)") }
+            // A Finch checkpoint names its classes: they must be the dataset's, in the same order.
+            if let ck = try? Checkpoint.read(weights), !ck.classes.isEmpty, ck.classes != classes {
+                throw ConfigError(file: c.source, key: "distill.teacher.checkpoint",
+                                  message: "\(weights.path) was trained on classes \(ck.classes), the dataset has \(classes)")
+            }
         }
 
         // Transforms: the model's preprocessing unless the config overrides it.
@@ -145,8 +165,9 @@ public struct TrainingSetup {
         guard trainLoader.batchCount > 0 else {
             throw ConfigError(file: c.source, key: "data.batch_size", message: "\(c.data.batchSize) is larger than the \(train.count) training images (with drop_last)")
         }
-        if let mm = c.mixup.cutmixMinMax, !(0 < mm[0] && mm[0] < mm[1] && mm[1] <= 1) {
-            throw ConfigError(file: c.source, key: "mixup.cutmix_minmax", message: "\(mm) must be two fractions 0 < min < max ≤ 1")
+
+        if let t = teacher, let d = c.distill {
+            try Self.checkTeacherOutput(t, imageSize: d.teacher.imageSize ?? size, numClasses: numClasses, source: c.source)
         }
 
         try ExperimentName.validate(c.experiment, source: c.source)
@@ -174,5 +195,39 @@ public struct TrainingSetup {
         trainer.checkpointDirectory = checkpointDirectory
         trainer.runDirectory = runDirectory
         trainer.callbacks.append(try RunLog(directory: runDirectory, configYAML: c.resolvedYAML, classes: classes))
+        if !trainer.progress.isTerminal { trainer.callbacks.append(StepLog(interval: c.logInterval)) }
+    }
+
+    /// Each prefix must name at least one parameter (`Module.matches`: the name itself or a dotted
+    /// prefix of it); the error lists the nearest module paths.
+    static func checkPrefixes(_ prefixes: [String], key: String, names: [String], model: String, source: String) throws {
+        for p in prefixes where !names.contains(where: { Module.matches($0, prefixes: [p]) }) {
+            var paths = Set<String>()
+            for n in names {
+                let parts = n.split(separator: ".")
+                for i in 1...parts.count { paths.insert(parts[..<i].joined(separator: ".")) }
+            }
+            let target = p.lowercased()
+            let scored: [(path: String, distance: Int)] = paths.map { ($0, editDistance(target, $0.lowercased())) }
+            let ranked = scored.sorted { a, b in a.distance != b.distance ? a.distance < b.distance : a.path < b.path }
+            let close = ranked.prefix(3).map(\.path)
+            var modules: [String] = []
+            for n in names {
+                let top = String(n.prefix { $0 != "." })
+                if !modules.contains(top) { modules.append(top) }
+            }
+            throw ConfigError(file: source, key: key, message: "'\(p)' matches no parameter of \(model); closest: \(close.joined(separator: ", ")); top-level modules: \(modules.joined(separator: ", "))")
+        }
+    }
+
+    /// One forward of the teacher at its input size before the first step: its output must be
+    /// one score per student class.
+    static func checkTeacherOutput(_ t: ImageClassifier, imageSize: Int, numClasses: Int, source: String) throws {
+        // Eval mode, so the probe leaves BatchNorm's running statistics alone.
+        t.eval()
+        let out = noGrad { t(Tensor.zeros([1, 3, imageSize, imageSize])) }
+        guard out.shape == [1, numClasses] else {
+            throw ConfigError(file: source, key: "distill.teacher", message: "at \(imageSize) px the teacher outputs shape \(out.shape), the student needs [N, \(numClasses)]")
+        }
     }
 }

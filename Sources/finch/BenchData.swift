@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import FinchTensor
 import FinchData
+import FinchTrain
 
 /// Loader throughput on real photos: JPEG/PNG decode, timm's train (or eval) transform and
 /// batching into [N,3,S,S], with no model, so the figure is what the loader can feed a trainer.
@@ -19,6 +20,14 @@ struct BenchData: ParsableCommand {
     @Flag(help: "The eval transform (resize + centre crop) instead of the train one.") var eval = false
     @Option(help: "timm RandAugment string for the train transform, e.g. rand-m9-mstd0.5-inc1.") var autoAugment: String?
     @Option(help: "Passes over the data; the first one is reported separately (cold file cache).") var epochs: Int = 2
+
+    func validate() throws {
+        try checkOption("resolution", resolution, OptionRange.resolution)
+        try checkOption("workers", workers, OptionRange.workers)
+        try checkOption("batch", batch, OptionRange.batch)
+        if let images { try checkOption("images", images, 1...TrainConfig.Limits.samples) }
+        try checkOption("epochs", epochs, 1...1000)
+    }
 
     mutating func run() throws {
         var root = URL(fileURLWithPath: data)

@@ -43,10 +43,16 @@ struct BenchModel: ParsableCommand {
     @Flag(help: "Skip the eval measurement.")
     var trainOnly = false
 
+    func validate() throws {
+        try checkOption("batch", batch, OptionRange.batch)
+        try checkOption("resolution", resolution, 16...TrainConfig.Limits.maxImageSize)
+        try checkOption("threads", threads, OptionRange.threads)
+        try checkOption("steps", steps, OptionRange.steps)
+        try checkOption("warmup", warmup, 0...OptionRange.steps.upperBound)
+        try checkOption("num-classes", numClasses, OptionRange.classes)
+    }
+
     mutating func run() throws {
-        guard batch > 0, resolution >= 16, threads > 0, steps > 0, warmup >= 0 else {
-            throw ValidationError("--batch, --threads and --steps must be positive, --resolution at least 16, --warmup not negative")
-        }
         guard let mode = FineTuning.Mode(rawValue: finetune), mode != .partial else { throw ValidationError("--finetune is full or head, not \(finetune)") }
         Parallel.setThreads(threads)
         let net = try ModelRegistry.create(model, numClasses: numClasses, seed: 0)

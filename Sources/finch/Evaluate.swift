@@ -32,6 +32,10 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Write the preprocessed inputs, logits and labels as safetensors here (to run the same inputs through another engine).")
     var saveOutputs: String?
 
+    func validate() throws {
+        try checkOption("batch", batch, OptionRange.batch)
+    }
+
     mutating func run() throws {
         let m = try ModelExport.load(URL(fileURLWithPath: checkpoint), modelName: model, ema: ema)
         let start = Date()

@@ -36,6 +36,10 @@ struct Export: ParsableCommand {
     @Option(help: "Validation data (ImageFolder root) to measure what --half or --fold-bn changes.")
     var data: String?
 
+    func validate() throws {
+        if let numClasses { try checkOption("num-classes", numClasses, OptionRange.classes) }
+    }
+
     mutating func run() throws {
         guard let fmt = ModelExport.Format(rawValue: format.lowercased()) else { throw ModelExportError.unknownFormat(format) }
         if foldBn && fmt != .onnx { throw ValidationError("--fold-bn applies to --format onnx only") }

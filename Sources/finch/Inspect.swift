@@ -9,6 +9,8 @@ struct Inspect: ParsableCommand {
     @Argument(help: "The file to inspect.") var file: String
     @Option(help: "How many tensors to list.") var max: Int = 40
 
+    func validate() throws { try checkOption("max", max, 1...1_000_000) }
+
     mutating func run() throws {
         guard FileManager.default.isReadableFile(atPath: file) else {
             throw ValidationError("cannot read \(file)")

@@ -30,6 +30,12 @@ struct NearestClassMeanCommand: ParsableCommand {
     @Option(help: "Write the result as JSON here (the shape of train's summary.json).")
     var json: String?
 
+    func validate() throws {
+        if let resolution { try checkOption("resolution", resolution, OptionRange.resolution) }
+        try checkOption("batch", batch, OptionRange.batch)
+        try checkOption("workers", workers, OptionRange.workers)
+    }
+
     mutating func run() throws {
         let m = try ModelExport.load(URL(fileURLWithPath: weights), modelName: model)
         let r = try NearestClassMean.run(m, data: URL(fileURLWithPath: data), resolution: resolution, batch: batch, workers: workers)

@@ -20,6 +20,11 @@ struct Predict: ParsableCommand {
     @Flag(help: "One JSON document on stdout.")
     var json = false
 
+    func validate() throws {
+        // The upper end (the model's class count) is checked once the model is loaded.
+        try checkOption("top-k", topK, 1...TrainConfig.Limits.classes)
+    }
+
     mutating func run() throws {
         guard !images.isEmpty else { throw ValidationError("give at least one image") }
         let m = try ModelExport.load(URL(fileURLWithPath: checkpoint), modelName: model)

@@ -69,4 +69,50 @@ final class FinchCommandTests: XCTestCase {
         XCTAssertEqual(ncm["epochs_run"] as? Int, 0)
         XCTAssertEqual(ncm["parameters"] as? Int, m.model.parameterCount - 1024 * 2 - 2, "the head is not counted")
     }
+
+    /// Nonsense numbers on the command line or in `--set` stop the command before any work, with
+    /// the usage exit code (64) and a message naming the option and the value.
+    func testBadOptionsExitWithAMessage() throws {
+        try "experiment: cli\ndata: {root: data, image_size: 32, batch_size: 2}\nmodel: {name: mobilenetv3_small_100}\n"
+            .write(to: base.appendingPathComponent("cli.yaml"), atomically: true, encoding: .utf8)
+        let cases: [(String, [String], String)] = [
+            ("finch", ["predict", "--checkpoint", "x.h5", "--top-k", "0", "a.jpg"], "--top-k must be in 1…100000, got 0"),
+            ("finch", ["evaluate", "--checkpoint", "x.h5", "--data", "data", "--batch", "0"], "--batch must be in 1…65536, got 0"),
+            ("finch", ["evaluate", "--checkpoint", "x.h5", "--data", "data", "--batch", "10000000"], "--batch must be in 1…65536, got 10000000"),
+            ("finch", ["ncm", "--weights", "x.h5", "--data", "data", "--resolution", "0"], "--resolution must be in 8…4096, got 0"),
+            ("finch", ["ncm", "--weights", "x.h5", "--data", "data", "--workers=-1"], "--workers must be in 0…256, got -1"),
+            ("finch", ["export", "--checkpoint", "x.h5", "--format", "onnx", "--output", "o.onnx", "--num-classes", "0"], "--num-classes must be in 1…100000, got 0"),
+            ("finch", ["bench", "model", "--model", "mobilenetv3_small_100", "--threads", "0"], "--threads must be in 1…256, got 0"),
+            ("finch", ["bench", "model", "--model", "mobilenetv3_small_100", "--steps", "0"], "--steps must be in 1…1000000, got 0"),
+            ("finch", ["bench", "model", "--model", "mobilenetv3_small_100", "--resolution", "99999"], "--resolution must be in 16…4096, got 99999"),
+            ("finch", ["bench", "data", "--data", "data", "--batch=-1"], "--batch must be in 1…65536, got -1"),
+            ("finch", ["bench", "data", "--data", "data", "--epochs", "0"], "--epochs must be in 1…1000, got 0"),
+            ("finch", ["inspect", "x.h5", "--max", "0"], "--max must be in 1…1000000, got 0"),
+            ("train", ["--config", "cli.yaml", "--set", "optimizer..lr=1"], "'optimizer..lr': empty key in the path"),
+            ("train", ["--config", "cli.yaml", "--set", "data.image_size=0"], "'data.image_size': must be ≥ 8, got 0"),
+            ("train", ["--config", "cli.yaml", "--set", "optimzer.lr=1"], "'optimzer': unknown key (did you mean 'optimizer'?)"),
+            ("train", ["--config", "cli.yaml", "--set", "checkpoint.monitor=val_acuracy"], "(did you mean 'val/top1'?)"),
+        ]
+        for (binary, args, expected) in cases {
+            let r = ChildProcess.run(binaries.appendingPathComponent(binary), args, in: base)
+            XCTAssertEqual(r.status, 64, "\(binary) \(args.joined(separator: " ")):\n\(r.output)")
+            XCTAssertTrue(r.output.contains(expected), "\(binary) \(args.joined(separator: " ")):\n\(r.output)\nexpected: \(expected)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: base.appendingPathComponent("Experiments").path), "no run folder for a refused config")
+    }
+
+    /// Off a terminal, `log_interval` gives one plain line every that many batches.
+    func testLogIntervalPrintsStepLinesOffATerminal() throws {
+        try """
+        experiment: log
+        log_interval: 1
+        data: {root: data, image_size: 32, batch_size: 2, workers: 0}
+        model: {name: mobilenetv3_small_100}
+        optimizer: {name: adamw, lr: 1.0e-3}
+        schedule: {name: constant, epochs: 1, warmup_epochs: 0}
+        """.write(to: base.appendingPathComponent("log.yaml"), atomically: true, encoding: .utf8)
+        let out = try run("train", ["--config", "log.yaml"])
+        for step in 1...3 { XCTAssertTrue(out.contains("epoch 1/1 step \(step)/3 (global \(step)) loss "), out) }
+        XCTAssertTrue(out.contains("lr 1.00e-03"), out)
+    }
 }
