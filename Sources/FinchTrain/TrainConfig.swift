@@ -36,6 +36,11 @@ public struct TrainConfig {
         /// CSV `path,label` lists instead of folders (paths relative to the list file).
         public var trainList: String?
         public var valList: String?
+        /// Decoding budgets (FinchData's `ImageLimits`): an image declaring more pixels, a file
+        /// larger than this, or a JPEG with more scans is refused before it is decoded.
+        public var maxImagePixels: Int             // Pillow's Image.MAX_IMAGE_PIXELS, 89,478,485
+        public var maxImageBytes: Int
+        public var maxJPEGScans: Int
     }
 
     public struct Model {
@@ -256,10 +261,13 @@ extension TrainConfig {
                  interpolation: try d.choice("interpolation", "bicubic", ["bilinear", "bicubic", "random"]),
                  cropPct: try d.optionalDouble("crop_pct", range: .aboveUpTo(0, 1)), mean: try d.optionalDoubles("mean", count: 3, each: Limits.mean),
                  std: try d.optionalDoubles("std", count: 3, each: Limits.std), reProb: try d.double("re_prob", 0, range: 0...1),
-                 reMode: try d.choice("re_mode", "pixel", ["pixel", "const", "rand"]), reCount: try d.int("re_count", 1, min: 1, max: 100),
+                 reMode: try d.choice("re_mode", "pixel", ["pixel", "const", "rand"]), reCount: try d.int("re_count", 1, min: 1, max: 64),
                  onBadImage: try d.choice("on_bad_image", "error", ["error", "skip"]),
                  classLimits: try d.numberMap("class_limits", each: .closed(1, Double(Limits.samples)), whole: true),
-                 trainList: try d.optionalString("train_list"), valList: try d.optionalString("val_list"))
+                 trainList: try d.optionalString("train_list"), valList: try d.optionalString("val_list"),
+                 maxImagePixels: try d.int("max_image_pixels", ImageLimits.defaultMaxPixels, min: 1, max: 1 << 31),
+                 maxImageBytes: try d.int("max_image_bytes", ImageLimits.defaultMaxFileBytes, min: 1, max: 1 << 32),
+                 maxJPEGScans: try d.int("max_jpeg_scans", ImageLimits.defaultMaxJPEGScans, min: 1, max: 100_000))
         }
         let model = try r.section("model") { m in
             Model(name: try m.string("name", ""), numClasses: try m.optionalInt("num_classes", min: 1, max: Limits.classes),

@@ -162,6 +162,15 @@ public struct TrainingSetup {
                                    dropLast: false, seed: seed, skipBadImages: c.data.onBadImage == "skip")
         trainLoader.workers = c.data.workers
         valLoader.workers = c.data.workers
+        // The config's ranges were checked when it was read; these are FinchData's own checks of
+        // the combined transform, run now so a bad value stops the run before any folder is made.
+        let limits = try ImageLimits(maxPixels: c.data.maxImagePixels, maxFileBytes: c.data.maxImageBytes,
+                                     maxJPEGScans: c.data.maxJPEGScans)
+        trainLoader.imageLimits = limits
+        valLoader.imageLimits = limits
+        try trainT.validate()
+        try evalT.validate()
+        try sampler.validate(count: train.count)
         guard trainLoader.batchCount > 0 else {
             throw ConfigError(file: c.source, key: "data.batch_size", message: "\(c.data.batchSize) is larger than the \(train.count) training images (with drop_last)")
         }

@@ -47,6 +47,17 @@ final class SetupChecksTests: XCTestCase {
         return url
     }
 
+    /// `data.max_image_pixels` reaches the loaders: a budget below the tiny images' size refuses
+    /// them with the key's name, and the default decodes them.
+    func testImageBudgetFromTheConfigReachesTheLoaders() throws {
+        let small = try TrainingSetup(config: try TrainConfig.parse(yaml().replacingOccurrences(of: "batch_size: 2}", with: "batch_size: 2, max_image_pixels: 16}"),
+                                                                    source: "s.yaml"), baseDirectory: base)
+        XCTAssertEqual(small.trainer.trainData.batchCount > 0, true)
+        XCTAssertThrowsError(try small.trainer.fit()) { e in
+            XCTAssertTrue("\(e)".contains("more than the budget of 16"), "\(e)")
+        }
+    }
+
     func testLayerRatePrefixesMustNameParameters() throws {
         assertSetupFails(yaml(optimizer: "{name: adamw, lr: 1.0e-3, layer_lr: {conv_stm: 1.0e-5}}"),
                          "'optimizer.layer_lr': 'conv_stm' matches no parameter of mobilenetv3_small_100; closest: conv_stem")
