@@ -310,9 +310,10 @@ struct Unpickler {
                     objects[i] = .call(f, a, state: state)
                 }
             case 0x51: pushObject(.persistent(try pop()))              // BINPERSID
-            case 0x71: memo[Int(try uint(1))] = try top()              // BINPUT
-            case 0x72: memo[Int(try uint(4))] = try top()              // LONG_BINPUT
-            case 0x94: memo[memo.count] = try top()                    // MEMOIZE
+            case 0x71, 0x72:                                           // BINPUT, LONG_BINPUT
+                let v = try top()
+                memo[Int(try uint(op == 0x71 ? 1 : 4))] = v
+            case 0x94: let v = try top(); memo[memo.count] = v         // MEMOIZE
             case 0x68, 0x6A:                                           // BINGET, LONG_BINGET
                 let k = Int(try uint(op == 0x68 ? 1 : 4))
                 guard let v = memo[k] else { throw fail("memo \(k) read before it was written (byte \(offset))") }
