@@ -18,6 +18,8 @@ final class MappedFile: @unchecked Sendable {
     /// Start of the bytes; nil only for an empty file, which cannot be mapped.
     let base: UnsafeRawPointer?
     let size: Int
+    /// True when the bytes are a private copy (from memory, not a file) to deallocate.
+    private let owned: Bool
 
     /// Opens through `InputFile.openRegular`, so a directory, FIFO or device is refused before
     /// anything blocks or maps; those refusals and open/stat failures are `InputFileError`s
@@ -26,6 +28,7 @@ final class MappedFile: @unchecked Sendable {
         let (fd, size) = try InputFile.openRegular(path, what: what)
         defer { close(fd) }
         self.size = size
+        owned = false
         if size == 0 {
             base = nil
             return
@@ -37,8 +40,21 @@ final class MappedFile: @unchecked Sendable {
         base = UnsafeRawPointer(mapped)
     }
 
+    /// A copy of `bytes` standing in for a file, so every reader can also parse memory (fuzzing,
+    /// archives inside archives) through the same checked code.
+    init(copying bytes: UnsafeRawBufferPointer) {
+        size = bytes.count
+        owned = true
+        guard let source = bytes.baseAddress, size > 0 else { base = nil; return }
+        let copy = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
+        copy.copyMemory(from: source, byteCount: size)
+        base = UnsafeRawPointer(copy)
+    }
+
     deinit {
-        if let base { munmap(UnsafeMutableRawPointer(mutating: base), size) }
+        guard let base else { return }
+        if owned { UnsafeMutableRawPointer(mutating: base).deallocate() }
+        else { munmap(UnsafeMutableRawPointer(mutating: base), size) }
     }
 
     /// The mapped bytes in `range`, which callers have already checked lies within the file.

@@ -35,6 +35,15 @@ public struct SafeTensorsFile: Sendable {
         names = header.entries.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
     }
 
+    /// The same validation over bytes in memory (a copy is kept); `name` stands for the path in messages.
+    public init(bytes: Data, name: String) throws {
+        path = name
+        mapping = bytes.withUnsafeBytes { MappedFile(copying: $0) }
+        header = try SafeTensorsHeader(file: mapping, path: path)
+        metadata = header.metadata
+        names = header.entries.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+    }
+
     public var count: Int { names.count }
 
     public func contains(_ name: String) -> Bool { header.entries[name] != nil }

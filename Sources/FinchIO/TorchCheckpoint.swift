@@ -52,33 +52,46 @@ public enum TorchCheckpoint {
         do { head = try fileHead(url.path, count: 4, what: "PyTorch file") } catch let e as InputFileError {
             throw TorchFileError(file: url.path, reason: inputFileReason(e))
         }
+        try checkSignature(head, file: url.path)
+        return try read(try ZipArchive(url: url))
+    }
+
+    /// The same from bytes in memory; `name` stands for the path in messages.
+    public static func read(bytes: Data, name: String) throws -> [(name: String, value: StateValue)] {
+        try checkSignature(Array(bytes.prefix(4)), file: name)
+        return try read(try ZipArchive(bytes: bytes, name: name))
+    }
+
+    static func checkSignature(_ head: [UInt8], file: String) throws {
         guard head == [0x50, 0x4B, 0x03, 0x04] else {
             if head.first == 0x80 {
-                throw TorchFileError(file: url.path, reason: "legacy (pre-1.6) torch.save format; re-save it with torch.save(obj, path) in a current PyTorch")
+                throw TorchFileError(file: file, reason: "legacy (pre-1.6) torch.save format; re-save it with torch.save(obj, path) in a current PyTorch")
             }
-            throw TorchFileError(file: url.path, reason: "not a PyTorch .pth/.pt file (no ZIP signature)")
+            throw TorchFileError(file: file, reason: "not a PyTorch .pth/.pt file (no ZIP signature)")
         }
-        let zip = try ZipArchive(url: url)
+    }
+
+    static func read(_ zip: ZipArchive) throws -> [(name: String, value: StateValue)] {
         guard let pkl = zip.names.first(where: { $0.hasSuffix("/data.pkl") || $0 == "data.pkl" }) else {
-            throw TorchFileError(file: url.path, reason: "ZIP archive without data.pkl: not written by torch.save")
+            throw TorchFileError(file: zip.path, reason: "ZIP archive without data.pkl: not written by torch.save")
         }
         let prefix = String(pkl.dropLast("data.pkl".count))
         if let order = zip.entries[prefix + "byteorder"], order.size > 0, String(decoding: try zip.member(prefix + "byteorder"), as: UTF8.self) != "little" {
-            throw TorchFileError(file: url.path, reason: "big-endian tensors are not supported")
+            throw TorchFileError(file: zip.path, reason: "big-endian tensors are not supported")
         }
         let pickle = try zip.member(pkl)
-        var vm = Unpickler(pickle, file: url.path + "/" + pkl)
+        var vm = Unpickler(pickle, file: zip.path + "/" + pkl)
         let graph = try vm.load()
         var seen = Set<Int>()
         guard let dict = stateDict(in: graph.root, graph, depth: 0, seen: &seen) else {
-            throw TorchFileError(file: url.path, reason: "no dictionary of tensors found (top level or under \(nestedKeys.joined(separator: ", ")))")
+            throw TorchFileError(file: zip.path, reason: "no dictionary of tensors found (top level or under \(nestedKeys.joined(separator: ", ")))")
         }
-        var reader = TensorReader(graph: graph, zip: zip, archivePrefix: prefix, file: url.path,
+        var reader = TensorReader(graph: graph, zip: zip, archivePrefix: prefix, file: zip.path,
                                   visitsLeft: pickle.count + 64,
                                   decodeBudget: min(zip.size, Int.max / 8) * decodeBudgetPerFileByte + decodeBudgetSlack)
         var out: [(name: String, value: StateValue)] = []
         try reader.flatten(dict, prefix: "", depth: 0, into: &out)
-        guard !out.isEmpty else { throw TorchFileError(file: url.path, reason: "the state dict holds no tensors") }
+        guard !out.isEmpty else { throw TorchFileError(file: zip.path, reason: "the state dict holds no tensors") }
         if out.allSatisfy({ $0.name.hasPrefix("module.") }) {
             out = out.map { (String($0.name.dropFirst("module.".count)), $0.value) }
         }

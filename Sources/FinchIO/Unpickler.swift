@@ -322,7 +322,7 @@ struct Unpickler {
             case 0x31: _ = try popMark()                               // POP_MARK
             case 0x32: push(try top())                                 // DUP
             default:
-                throw fail(String(format: "opcode 0x%02X at byte %d is not supported (only state dicts of tensors are read)", op, offset - 1))
+                throw fail(String(format: "opcode 0x%02X at byte %ld is not supported (only state dicts of tensors are read)", op, offset - 1))
             }
         }
     }

@@ -42,6 +42,13 @@ struct ZipArchive {
         try readDirectory()
     }
 
+    /// An archive in memory (a copy is kept); `name` stands for the path in messages.
+    init(bytes: Data, name: String) throws {
+        path = name
+        file = bytes.withUnsafeBytes { MappedFile(copying: $0) }
+        try readDirectory()
+    }
+
     var size: Int { file.size }
     func fail(_ reason: String) -> TorchFileError { TorchFileError(file: path, reason: reason) }
 

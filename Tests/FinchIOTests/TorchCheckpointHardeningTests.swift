@@ -169,3 +169,31 @@ final class TorchCheckpointHardeningTests: TemporaryDirectoryTestCase {
         }
     }
 }
+
+/// The from-bytes entry points (for fuzzing) run the same checks as the file readers.
+final class InMemoryReaderTests: XCTestCase {
+    func testBytesAreReadAndRefusedLikeFiles() throws {
+        let good = torchZip(pickle: stateDictPickle([CraftedTensor(name: "w", elements: 6, size: [3], stride: [2])]),
+                            storages: ["0": floatBytes((0..<6).map(Float.init))])
+        guard case .float(let w)? = try TorchCheckpoint.read(bytes: Data(good.bytes), name: "mem.pth").first?.value else { return XCTFail() }
+        XCTAssertEqual(w.scalars, [0, 2, 4])
+        let bad = torchZip(pickle: stateDictPickle([CraftedTensor(name: "w", elements: 6, size: [-1], stride: [1])]),
+                           storages: ["0": floatBytes((0..<6).map(Float.init))])
+        XCTAssertThrowsError(try TorchCheckpoint.read(bytes: Data(bad.bytes), name: "mem.pth")) {
+            XCTAssertEqual("\($0)", "mem.pth: tensor 'w': size [-1]: dimension 0 is negative")
+        }
+        XCTAssertThrowsError(try TorchCheckpoint.read(bytes: Data(), name: "empty")) {
+            XCTAssertEqual("\($0)", "empty: not a PyTorch .pth/.pt file (no ZIP signature)")
+        }
+
+        var st = Data()
+        let header = Array(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#.utf8)
+        withUnsafeBytes(of: UInt64(header.count).littleEndian) { st.append(contentsOf: $0) }
+        st.append(contentsOf: header)
+        st.append(Data(floatBytes([1.5, -2])))
+        XCTAssertEqual(try SafeTensorsFile(bytes: st, name: "mem.safetensors").tensor("a").scalars, [1.5, -2])
+        XCTAssertThrowsError(try SafeTensorsFile(bytes: st.dropLast(), name: "mem.safetensors")) {
+            XCTAssertEqual($0 as? SafeTensorsError, .dataPastEnd(file: "mem.safetensors", key: "a", end: 8, bufferSize: 7))
+        }
+    }
+}
