@@ -1,5 +1,6 @@
 import XCTest
 import Foundation
+import FinchTensor
 @testable import FinchIO
 
 /// Hostile pickles: deep nesting, shared and repeated objects, huge lengths, broken stacks,
@@ -121,5 +122,33 @@ final class UnpicklerHardeningTests: XCTestCase {
         var ok = PickleBytes()
         ok.global("torch", "HalfStorage"); ok.global("argparse", "Namespace"); ok.op(0x86); ok.stop()
         XCTAssertNoThrow(try load(ok.bytes))
+    }
+}
+
+/// Random opcode soup: every stream ends in a graph or a `TorchFileError`, never a trap.
+final class UnpicklerRandomOpcodeTests: XCTestCase {
+    func testRandomOpcodeStreamsNeverCrash() {
+        // Opcodes the reader knows, plus a few it does not, each with argument bytes to follow.
+        let opcodes: [UInt8] = [0x80, 0x95, 0x2E, 0x28, 0x4E, 0x88, 0x89, 0x4A, 0x4B, 0x4D, 0x8A, 0x47, 0x58, 0x54, 0x8C, 0x55,
+                                0x8D, 0x42, 0x43, 0x8E, 0x29, 0x85, 0x86, 0x87, 0x74, 0x5D, 0x6C, 0x61, 0x65, 0x7D, 0x64, 0x73,
+                                0x75, 0x8F, 0x90, 0x91, 0x63, 0x93, 0x52, 0x81, 0x62, 0x51, 0x71, 0x72, 0x94, 0x68, 0x6A, 0x30,
+                                0x31, 0x32, 0x69, 0x8B]
+        var rng = RandomGenerator(seed: 11)
+        var loaded = 0
+        // FINCH_PICKLE_TRIALS raises the count for a longer soak (300,000 ran clean).
+        for trial in 0..<(Int(ProcessInfo.processInfo.environment["FINCH_PICKLE_TRIALS"] ?? "") ?? 4000) {
+            var bytes: [UInt8] = [0x80, 2]
+            for _ in 0..<(1 + rng.nextInt(below: 40)) {
+                bytes.append(opcodes[rng.nextInt(below: opcodes.count)])
+                for _ in 0..<rng.nextInt(below: 3) { bytes.append([0, 1, 2, 0xFF, 0x0A][rng.nextInt(below: 5)]) }
+                if rng.nextInt(below: 8) == 0 { bytes += Array("torch\nFloatStorage\n".utf8) }
+            }
+            if rng.nextInt(below: 2) == 0 { bytes.append(0x2E) }
+            var vm = Unpickler(Data(bytes), file: "soup")
+            do { _ = try vm.load(); loaded += 1 } catch {
+                XCTAssertTrue(error is TorchFileError && "\(error)".hasPrefix("soup: pickle: "), "trial \(trial): \(error)")
+            }
+        }
+        XCTAssertGreaterThan(loaded, 0)
     }
 }
