@@ -227,7 +227,7 @@ struct Unpickler {
 
     mutating func global(_ module: String, _ name: String) throws -> PickleValue {
         guard Self.isAllowed(module: module, name: name) else {
-            throw fail("global '\(module).\(name)' at byte \(offset) is not one a state dict or checkpoint uses; refused")
+            throw fail("global '\(module).\(name)' at byte \(offset) is not one a state dict or checkpoint uses; refused (re-save just the weights: torch.save(model.state_dict(), path))")
         }
         return .global(module: module, name: name)
     }
