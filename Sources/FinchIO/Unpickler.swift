@@ -6,7 +6,8 @@ import Foundation
 /// times through the memo is stored once, as in Python.
 enum PickleValue: Equatable {
     case none, bool(Bool), int(Int), float(Double), string(String), bytes(Data)
-    case global(module: String, name: String)
+    /// Boxed, so that the common cases keep every stack slot and container element at 24 bytes.
+    indirect case global(module: String, name: String)
     /// Index into `PickleGraph.objects`.
     case object(Int)
 
@@ -47,8 +48,9 @@ enum PickleObject {
     case tuple([PickleValue])
     case list([PickleValue])
     case dict(PickleDict)
-    /// `callable(*args)` recorded, not performed; `state` from BUILD.
-    case call(PickleValue, [PickleValue], state: PickleValue?)
+    /// `callable(*args)` recorded, not performed; `state` from BUILD. Boxed, so the object table
+    /// costs 32 bytes an entry whatever the pickle builds.
+    indirect case call(PickleValue, [PickleValue], state: PickleValue?)
     /// A persistent id (torch's storages), resolved by the caller.
     case persistent(PickleValue)
 }
@@ -87,7 +89,8 @@ struct Unpickler {
     var stack: [PickleValue] = []
     var marks: [Int] = []
     var memo: [Int: PickleValue] = [:]
-    var objects: [PickleObject] = []
+    /// Entry 0 is the one empty tuple every EMPTY_TUPLE shares (tuples never change).
+    var objects: [PickleObject] = [.tuple([])]
 
     init(_ bytes: Data, file: String) {
         self.bytes = bytes
@@ -264,7 +267,7 @@ struct Unpickler {
             case 0x42: push(.bytes(try take(try length(4))))           // BINBYTES
             case 0x43: push(.bytes(try take(try length(1))))           // SHORT_BINBYTES
             case 0x8E: push(.bytes(try take(try length(8))))           // BINBYTES8
-            case 0x29: pushObject(.tuple([]))                          // EMPTY_TUPLE
+            case 0x29: push(.object(0))                                // EMPTY_TUPLE
             case 0x85: pushObject(.tuple([try pop()]))                 // TUPLE1
             case 0x86: let b = try pop(), a = try pop(); pushObject(.tuple([a, b]))           // TUPLE2
             case 0x87: let c = try pop(), b = try pop(), a = try pop(); pushObject(.tuple([a, b, c]))  // TUPLE3

@@ -43,7 +43,7 @@ final class UnpicklerHardeningTests: XCTestCase {
         for _ in 0..<100_000 { lists.op(0x6C) }         // LIST
         lists.stop()
         g = try load(lists.bytes)
-        XCTAssertEqual(g.objects.count, 100_000)
+        XCTAssertEqual(g.objects.count, 100_001)          // the lists and the shared empty tuple
     }
 
     /// a = [x, x]; b = [a, a]; … 60 levels: the objects are shared, never expanded.
@@ -150,5 +150,14 @@ final class UnpicklerRandomOpcodeTests: XCTestCase {
             }
         }
         XCTAssertGreaterThan(loaded, 0)
+    }
+}
+
+final class PickleLayoutTests: XCTestCase {
+    /// Memory per opcode is what bounds a hostile pickle's footprint (a few dozen bytes per byte
+    /// of input); these sizes keep it there.
+    func testStackSlotsAndObjectsStaySmall() {
+        XCTAssertLessThanOrEqual(MemoryLayout<PickleValue>.stride, 24)
+        XCTAssertLessThanOrEqual(MemoryLayout<PickleObject>.stride, 32)
     }
 }
