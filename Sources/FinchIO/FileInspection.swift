@@ -5,6 +5,8 @@ import SwiftProtobuf
 /// A human-readable listing of a weights, checkpoint or ONNX file (`finch inspect`).
 public enum FileInspection {
     public static func describe(_ url: URL, maxTensors: Int = 40) throws -> String {
+        // `prefix` traps on a negative count; a negative limit lists nothing.
+        let maxTensors = max(0, maxTensors)
         let ext = url.pathExtension.lowercased()
         if ext == "onnx" { return try describeONNX(url, maxTensors: maxTensors) }
         switch try WeightsFile.format(of: url) {

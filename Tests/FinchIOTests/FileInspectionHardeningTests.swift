@@ -1,5 +1,6 @@
 import XCTest
 import Foundation
+import FinchTensor
 @testable import FinchIO
 
 /// `finch inspect` on hostile ONNX files: dims are counted in checked arithmetic.
@@ -25,5 +26,13 @@ final class FileInspectionHardeningTests: TemporaryDirectoryTestCase {
         let url = file("ok.onnx")
         try m.serializedData().write(to: url)
         XCTAssertTrue(try FileInspection.describe(url).contains("initializers: 2 tensors, 24 elements"))
+    }
+
+    func testANegativeTensorLimitListsNothingInsteadOfTrapping() throws {
+        let url = file("w.safetensors")
+        try writeSafeTensors(["a": Tensor(zeros: [2]), "b": Tensor(zeros: [3])], to: url)
+        let text = try FileInspection.describe(url, maxTensors: -1)
+        XCTAssertTrue(text.contains("2 tensors") && text.contains("… 2 more"), text)
+        XCTAssertFalse(text.contains("  a  F32"), text)
     }
 }
