@@ -41,6 +41,8 @@ public enum TorchCheckpoint {
     /// is normal, and a pickle repeating one storage a million times is refused.
     static let decodeBudgetPerFileByte = 4
     static let decodeBudgetSlack = 1 << 20
+    /// Bytes in a dotted tensor name (real ones are under 200).
+    static let maxNameLength = 4096
     /// `_rebuild_parameter` wrappers around one tensor.
     static let maxParameterWrapping = 8
 
@@ -148,6 +150,11 @@ struct TensorReader {
                 throw TorchFileError(file: file, reason: "the pickle refers to the same entries over and over (more entries than its bytes could hold); refused")
             }
             guard let key = k.string ?? k.int.map(String.init) else { continue }
+            // Names are built by joining keys level by level; a cap keeps long keys in a cyclic
+            // pickle from growing quadratically in memory.
+            guard prefix.utf8.count + key.utf8.count <= TorchCheckpoint.maxNameLength else {
+                throw TorchFileError(file: file, reason: "tensor name '\((prefix + key.prefix(100)).prefix(100))…' is longer than \(TorchCheckpoint.maxNameLength) bytes")
+            }
             let name = prefix + key
             if TorchCheckpoint.isTensor(v, graph) {
                 out.append((name, try tensor(v, name: name)))

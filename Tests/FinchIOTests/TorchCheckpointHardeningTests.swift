@@ -142,6 +142,20 @@ final class TorchCheckpointHardeningTests: TemporaryDirectoryTestCase {
         }
     }
 
+    /// A megabyte-long key in a dict that contains itself would build names of 64 MB and more.
+    func testOverlongNamesAreRefused() throws {
+        var p = PickleBytes()
+        p.emptyDict(); p.put(0)
+        p.string("w"); p.tensor(storage: "0", elements: 6, offset: 0, size: [6], stride: [1]); p.setItem()
+        p.string(String(repeating: "k", count: 1 << 20)); p.get(0); p.setItem()
+        p.stop()
+        let url = try write(torchZip(pickle: p.bytes, storages: ["0": floatBytes((0..<6).map(Float.init))]))
+        XCTAssertThrowsError(try TorchCheckpoint.read(url)) {
+            XCTAssertTrue("\($0)".hasPrefix("\(url.path): tensor name 'kkk"), "\(String("\($0)".prefix(300)))")
+            XCTAssertTrue("\($0)".hasSuffix("…' is longer than 4096 bytes"), "\(String("\($0)".suffix(300)))")
+        }
+    }
+
     func testDirectoriesAndFIFOsAreRefusedWithoutBlocking() throws {
         let fifo = file("weights.pth")
         XCTAssertEqual(mkfifo(fifo.path, 0o600), 0)
