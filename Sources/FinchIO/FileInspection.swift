@@ -1,9 +1,12 @@
 import Foundation
+import FinchTensor
 import SwiftProtobuf
 
 /// A human-readable listing of a weights, checkpoint or ONNX file (`finch inspect`).
 public enum FileInspection {
     public static func describe(_ url: URL, maxTensors: Int = 40) throws -> String {
+        // `prefix` traps on a negative count; a negative limit lists nothing.
+        let maxTensors = max(0, maxTensors)
         let ext = url.pathExtension.lowercased()
         if ext == "onnx" { return try describeONNX(url, maxTensors: maxTensors) }
         switch try WeightsFile.format(of: url) {
@@ -43,7 +46,7 @@ public enum FileInspection {
         }
         lines.append("tensors:")
         for name in f.names.prefix(maxTensors) {
-            let i = f.info(name)!
+            guard let i = f.info(name) else { continue }
             lines.append("  \(name)  \(i.dtype.rawValue)  \(i.shape)")
         }
         if f.count > maxTensors { lines.append("  … \(f.count - maxTensors) more") }
@@ -90,7 +93,8 @@ public enum FileInspection {
     }
 
     static func describeONNX(_ url: URL, maxTensors: Int) throws -> String {
-        let data = try Data(contentsOf: url)
+        // Protobuf messages are limited to 2 GiB, so a larger file is not a model we can parse.
+        let data = Data(try InputFile.read(url.path, what: "ONNX model", limit: Int(Int32.max)))
         let m: Onnx_ModelProto
         do { m = try Onnx_ModelProto(serializedBytes: data) } catch {
             throw ONNXInspectionError.notONNX(file: url.path, reason: "\(error)")
@@ -102,7 +106,15 @@ public enum FileInspection {
         }
         for i in m.graph.input { lines.append("input  \(i.name) [\(dims(i))]") }
         for o in m.graph.output { lines.append("output \(o.name) [\(dims(o))]") }
-        let params = m.graph.initializer.reduce(0) { $0 + Int($1.dims.reduce(1, *)) }
+        // Dims are whatever the file says: negative or overflowing products are reported, not multiplied.
+        var params = 0
+        for t in m.graph.initializer {
+            let dims = t.dims.compactMap { Int(exactly: $0) }
+            guard dims.count == t.dims.count, let n = checkedByteCount(shape: dims, elementSize: 1) else {
+                throw ONNXInspectionError.notONNX(file: url.path, reason: "initializer '\(t.name.prefix(200))' has dims \(t.dims.prefix(16)), which are negative or too large")
+            }
+            params = params.addingReportingOverflow(n).overflow ? Int.max : params + n
+        }
         lines.append("initializers: \(m.graph.initializer.count) tensors, \(params) elements")
         var ops: [String: Int] = [:]
         for n in m.graph.node { ops[n.opType, default: 0] += 1 }

@@ -1,5 +1,6 @@
 import Foundation
 import FinchNN
+import FinchTensor
 
 /// Renaming another codebase's state-dict keys to timm's, from a small rule file:
 ///
@@ -16,12 +17,18 @@ public struct KeyMapping {
     public var drops: [NSRegularExpression] = []
     public var byPosition = false
 
+    /// A rule file is a few lines; anything this large is the wrong file.
+    static let maxFileSize = 1 << 20
+
     public init() {}
 
     public init(contentsOf url: URL) throws {
-        let text: String
-        do { text = try String(contentsOf: url, encoding: .utf8) } catch {
-            throw TorchFileError(file: url.path, reason: "cannot read the mapping file (\(error.localizedDescription))")
+        let bytes: [UInt8]
+        do { bytes = try InputFile.read(url.path, what: "key-mapping file", limit: Self.maxFileSize) } catch let e as InputFileError {
+            throw TorchFileError(file: url.path, reason: "cannot read the mapping file (\(inputFileReason(e)))")
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw TorchFileError(file: url.path, reason: "the mapping file is not UTF-8 text")
         }
         try self.init(text: text, file: url.path)
     }

@@ -27,7 +27,18 @@ public struct SafeTensorsFile: Sendable {
 
     public init(contentsOf url: URL) throws {
         path = url.path
-        mapping = try MappedFile(path: path)
+        do { mapping = try MappedFile(path: path, what: "safetensors file") } catch let e as InputFileError {
+            throw SafeTensorsError.unreadable(file: path, reason: inputFileReason(e))
+        }
+        header = try SafeTensorsHeader(file: mapping, path: path)
+        metadata = header.metadata
+        names = header.entries.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+    }
+
+    /// The same validation over bytes in memory (a copy is kept); `name` stands for the path in messages.
+    public init(bytes: Data, name: String) throws {
+        path = name
+        mapping = bytes.withUnsafeBytes { MappedFile(copying: $0) }
         header = try SafeTensorsHeader(file: mapping, path: path)
         metadata = header.metadata
         names = header.entries.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }

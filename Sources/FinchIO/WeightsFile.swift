@@ -7,12 +7,9 @@ public enum WeightsFile {
     public enum Format: String, Sendable { case safetensors, hdf5, torch }
 
     public static func format(of url: URL) throws -> Format {
-        // Sniff content, not the extension: HDF5 files start with "\x89HDF\r\n\x1a\n".
-        guard let h = FileHandle(forReadingAtPath: url.path) else {
-            throw HDF5Error.cannotOpen(file: url.path, reason: FileManager.default.fileExists(atPath: url.path) ? "unreadable" : "no such file")
-        }
-        defer { try? h.close() }
-        let head = h.readData(ofLength: 8)
+        // Sniff content, not the extension: HDF5 files start with "\x89HDF\r\n\x1a\n". A missing
+        // path, a directory, FIFO or device is an `InputFileError` here, before any reader opens it.
+        let head = Data(try fileHead(url.path, count: 8, what: "weights file"))
         if head == Data([0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]) { return .hdf5 }
         if head.prefix(4) == Data([0x50, 0x4B, 0x03, 0x04]) || head.first == 0x80 { return .torch }
         return .safetensors

@@ -1,5 +1,10 @@
 import ArgumentParser
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import FinchTensor
 import FinchNN
 import FinchIO
@@ -22,6 +27,26 @@ struct Import: ParsableCommand {
     @Option(help: "Classifier size, when it differs from the model's default of 1000.") var numClasses: Int?
     @Option(help: "Key-mapping rule file.") var map: String?
 
+    mutating func validate() throws {
+        if let n = numClasses, !(1...1_000_000).contains(n) {
+            throw ValidationError("--num-classes must be between 1 and 1000000, got \(n)")
+        }
+        if Self.sameFile(file, output) {
+            throw ValidationError("--output \(output) is the input file itself; choose another path so the source is kept")
+        }
+    }
+
+    /// Whether two paths name one file: equal after resolving symlinks, or (when both exist) the
+    /// same device and inode, which also catches hard links and bind mounts.
+    static func sameFile(_ a: String, _ b: String) -> Bool {
+        let ua = URL(fileURLWithPath: a).resolvingSymlinksInPath().standardizedFileURL
+        let ub = URL(fileURLWithPath: b).resolvingSymlinksInPath().standardizedFileURL
+        if ua.path == ub.path { return true }
+        var sa = stat(), sb = stat()
+        guard stat(a, &sa) == 0, stat(b, &sb) == 0 else { return false }
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
+    }
+
     mutating func run() throws {
         let src = URL(fileURLWithPath: file)
         let tensors: [(name: String, value: StateValue)]
@@ -30,7 +55,11 @@ struct Import: ParsableCommand {
         let mapping = try map.map { try KeyMapping(contentsOf: URL(fileURLWithPath: $0)) } ?? KeyMapping()
         var net: ImageClassifier? = nil
         if let model {
-            let classes = numClasses ?? tensors.first { $0.name == "classifier.weight" || $0.name == "fc.weight" || $0.name == "head.fc.weight" }?.value.shape.first ?? 1000
+            let head = tensors.first { $0.name == "classifier.weight" || $0.name == "fc.weight" || $0.name == "head.fc.weight" }
+            let classes = numClasses ?? head?.value.shape.first ?? 1000
+            guard classes >= 1 else {
+                throw ValidationError("\(file): '\(head?.name ?? "")' has \(classes) rows, so the class count cannot come from it; pass --num-classes")
+            }
             net = try ModelRegistry.create(model, numClasses: classes)
         }
         let mapped = try mapping.apply(to: tensors, model: net, file: file)

@@ -278,7 +278,7 @@ final class SafeTensorsCorruptionTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(path, missing.path)
         XCTAssertTrue(reason.contains("No such file"), reason)
 
-        guard case .unreadable(_, "not a regular file")? = assertSafeTensorsError(try SafeTensorsFile(contentsOf: directory))
+        guard case .unreadable(_, "not a regular file (it is a directory)")? = assertSafeTensorsError(try SafeTensorsFile(contentsOf: directory))
         else { return XCTFail() }
 
         let empty = file("empty.safetensors")

@@ -107,10 +107,13 @@ final class TorchCheckpointTests: XCTestCase {
         let text = tmp.appendingPathComponent("notes.pth")
         try Data("hello".utf8).write(to: text)
         XCTAssertThrowsError(try TorchCheckpoint.read(text)) { XCTAssertTrue("\($0)".contains("notes.pth: not a PyTorch"), "\($0)") }
-        // A pickle that would call arbitrary code is data here: an unknown callable is never run,
-        // and without tensors the file is refused.
+        // A pickle that would call arbitrary code names a global outside the allow-list: refused
+        // by name, and nothing is ever called either way. An allowed callable stays inert data.
         var evil = Unpickler(Data([0x80, 0x02, 0x63] + Array("os\nsystem\n".utf8) + [0x58, 4, 0, 0, 0] + Array("true".utf8) + [0x85, 0x52, 0x2E]), file: "evil")
-        guard case .call(.global("os", "system"), let args, _) = try evil.load() else { return XCTFail("not kept as data") }
+        XCTAssertThrowsError(try evil.load()) { XCTAssertTrue("\($0)".contains("evil: pickle: global 'os.system'"), "\($0)") }
+        var inert = Unpickler(Data([0x80, 0x02, 0x63] + Array("collections\nOrderedDict\n".utf8) + [0x58, 4, 0, 0, 0] + Array("true".utf8) + [0x85, 0x52, 0x2E]), file: "inert")
+        let graph = try inert.load()
+        guard case .call(.global("collections", "OrderedDict"), let args, _)? = graph.object(graph.root) else { return XCTFail("not kept as data") }
         XCTAssertEqual(args.first?.string, "true")
     }
 }
