@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import FinchIO
+import FinchTensor
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -9,10 +10,13 @@ struct Inspect: ParsableCommand {
     @Argument(help: "The file to inspect.") var file: String
     @Option(help: "How many tensors to list.") var max: Int = 40
 
+    func validate() throws {
+        guard max >= 0 else { throw ValidationError("--max must be 0 or more, got \(max)") }
+    }
+
     mutating func run() throws {
-        guard FileManager.default.isReadableFile(atPath: file) else {
-            throw ValidationError("cannot read \(file)")
-        }
+        // A directory, FIFO or device is refused here without blocking, before any reader opens it.
+        try InputFile.requireRegular(file, what: "file to inspect")
         print(try FileInspection.describe(URL(fileURLWithPath: file), maxTensors: max))
     }
 }
