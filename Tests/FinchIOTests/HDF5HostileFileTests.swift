@@ -36,6 +36,7 @@ final class HDF5HostileFileTests: XCTestCase {
             f.attrs["fixed"] = np.bytes_("resnet18")
             m = f.create_group("model")
             m.create_dataset("huge", shape=(2**31, 2**31), dtype="f4", chunks=(1, 1))
+            m.create_dataset("big", shape=(2**20, 2**20), dtype="f4", chunks=(1, 1))
             m.create_dataset("ints", data=np.arange(6, dtype="i4").reshape(2, 3))
             m.create_dataset("pairs", data=np.zeros(3, dtype=[("a", "i4"), ("b", "f4")]))
             m.create_dataset("ragged", data=np.array([np.arange(2), np.arange(3)], dtype=object), dtype=h5py.vlen_dtype("i8"))
@@ -64,6 +65,8 @@ final class HDF5HostileFileTests: XCTestCase {
         // (2^31)² float32s: the byte count overflows Int; it must not reach libhdf5 as a buffer size.
         expect(try m.readTensor("huge"), "/model/huge", "malformed")
         expect(try m.shape("huge"), "/model/huge")
+        // 4 TiB that Int can count, but not in a file of a few kilobytes: refused before allocating.
+        expect(try m.readTensor("big"), "/model/big", "needs 4398046511104 bytes, more than the file's")
         expect(try m.readTensor("ints"), "/model/ints", "int32 dataset, expected a float dataset")
         expect(try m.readDoubles("ints"), "/model/ints", "expected a float dataset")
         expect(try m.readTensor("pairs"), "/model/pairs", "compound")
@@ -89,17 +92,18 @@ final class HDF5HostileFileTests: XCTestCase {
     /// the empty attribute, nothing from libhdf5 on stderr, and no hang on the external link.
     func testInspectReportsInsteadOfPrintingGarbage() throws {
         guard let url = try craft() else { return }
-        XCTAssertThrowsError(try FileInspection.describe(url)) { XCTAssertTrue("\($0)".contains("/model/huge"), "\($0)") }
+        // The first oversized dataset in name order is /model/big.
+        XCTAssertThrowsError(try FileInspection.describe(url)) { XCTAssertTrue("\($0)".contains("'/model/big' is malformed"), "\($0)") }
         let r = ChildProcess.run(finch, ["inspect", url.path])
         XCTAssertEqual(r.status, 1, r.output)
-        XCTAssertTrue(r.output.contains("/model/huge") && r.output.contains("malformed"), r.output)
+        XCTAssertTrue(r.output.contains("'/model/big' is malformed") && r.output.contains("more than the file's"), r.output)
         XCTAssertFalse(r.output.contains("HDF5-DIAG"), r.output)
 
         // Without the bad datasets the listing completes and says the empty attribute has no value.
         let script = """
         import sys, h5py
         with h5py.File(sys.argv[1], "a") as f:
-            for n in ["huge", "pairs", "ragged", "nothing", "soft", "outside"]: del f["model"][n]
+            for n in ["huge", "big", "pairs", "ragged", "nothing", "soft", "outside"]: del f["model"][n]
             del f["config"]
         """
         XCTAssertEqual(PythonTools.run(["-c", script, url.path]).status, 0)

@@ -85,6 +85,12 @@ final class HDF5IntegrityTests: XCTestCase {
         XCTAssertThrowsError(try FileInspection.describe(url)) {
             XCTAssertTrue("\($0)".contains("'/model/head.weight' is corrupted"), "\($0)")
         }
+        // The command says so too, with nothing from libhdf5 on stderr and a clean exit status.
+        let finch = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/debug/finch").standardized
+        let cli = ChildProcess.run(finch, ["inspect", url.path])
+        XCTAssertEqual(cli.status, 1, cli.output)
+        XCTAssertTrue(cli.output.contains("'/model/head.weight' is corrupted, its checksum does not match"), cli.output)
+        XCTAssertFalse(cli.output.contains("HDF5"), cli.output)
     }
 
     /// A flipped bit in an object header (where attributes, scalar datasets and the chunk index
