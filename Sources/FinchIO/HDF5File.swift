@@ -172,8 +172,9 @@ public final class HDF5File {
         guard H5Pset_fapl_core(fapl, 16 << 20, false) >= 0 else {
             throw HDF5Error.cannotCreate(file: path, reason: "cannot select libhdf5's in-memory driver")
         }
-        // The name only identifies the image inside libhdf5; nothing is created under it.
-        let id = H5Fcreate("\(destination).\(getpid()).in-memory", finch_h5f_acc_trunc(), finch_h5p_default(), fapl)
+        // The name only identifies the image inside libhdf5 (unique, so two writes of one
+        // destination never meet there); nothing is created under it.
+        let id = H5Fcreate("\(destination).\(UInt64.random(in: .min ... .max)).in-memory", finch_h5f_acc_trunc(), finch_h5p_default(), fapl)
         guard id >= 0 else { throw HDF5Error.cannotCreate(file: path, reason: hdf5ErrorMessages().first ?? "libhdf5 failed") }
         handle = HDF5Handle(id, close: H5Fclose)
     }
@@ -700,10 +701,13 @@ public struct HDF5Group {
         defer { withExtendedLifetime(d) {} }
         let layout = try checkedLayout(d, name)
         let stored = HDF5Handle(H5Dget_type(d.id), close: H5Tclose)
-        if H5Tdetect_class(stored.id, H5T_VLEN) > 0 || H5Tis_variable_str(stored.id) > 0 {
-            if layout.typeClass == H5T_STRING, layout.count == 1 { _ = try readString(name) }
+        if layout.typeClass == H5T_STRING, H5Tis_variable_str(stored.id) > 0 {
+            if layout.count == 1 { _ = try readString(name) }
             return false
         }
+        // Types that may hold variable-length parts (compound, array, vlen) would make libhdf5
+        // allocate memory per element; Finch writes none of them, so they are not read here.
+        guard [H5T_FLOAT, H5T_INTEGER, H5T_STRING].contains(layout.typeClass) else { return false }
         guard let bytes = checkedByteCount(shape: layout.shape, elementSize: layout.elementSize), bytes > 0 else { return layout.checksummed }
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 16)
         defer { buffer.deallocate() }
