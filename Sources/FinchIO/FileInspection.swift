@@ -86,11 +86,13 @@ public enum FileInspection {
             let names = try g.memberNames()
             // Each count is bounded by the file's size, but their sum is added with a check too.
             var params = 0
-            for n in names where try g.datasetTypeName(n).hasPrefix("float") {
+            for n in names where try g.isDataset(n) && g.datasetTypeName(n).hasPrefix("float") {
                 params = params.addingReportingOverflow(try g.shape(n).reduce(1, *)).partialValue
             }
             lines.append("model: \(names.count) tensors, \(params) float elements")
-            for n in names.prefix(maxTensors) { lines.append("  \(printable(n))  \(try g.datasetTypeName(n))  \(try g.shape(n))") }
+            for n in names.prefix(maxTensors) {
+                lines.append("  \(printable(n))  " + (g.isDataset(n) ? "\(try g.datasetTypeName(n))  \(try g.shape(n))" : "(not a dataset)"))
+            }
             if names.count > maxTensors { lines.append("  … \(names.count - maxTensors) more") }
         }
         for top in try r.memberNames() where top != "model" && top != "metrics" {

@@ -44,6 +44,7 @@ final class HDF5HostileFileTests: XCTestCase {
             m.create_dataset("nothing", data=h5py.Empty("f4"))
             m["soft"] = h5py.SoftLink("/model/half")
             m["outside"] = h5py.ExternalLink(sys.argv[2], "/x")
+            m["loop"] = m                # a hard link to its own group: a cycle
             f.create_dataset("config", data=["a", "b"], dtype=h5py.string_dtype())
             f.create_dataset("fixed_config", data=np.bytes_("seed: 1"))
         """
@@ -86,6 +87,9 @@ final class HDF5HostileFileTests: XCTestCase {
         XCTAssertEqual(try f.root.readString("fixed_config"), "seed: 1")
         XCTAssertEqual(try m.readTensor("half").scalars, [1.5, -2.0])
         XCTAssertEqual(try m.readInt64s("ints"), [0, 1, 2, 3, 4, 5])
+        // The cycle is real, yet opening (which walks every object header) finished.
+        XCTAssertTrue(m.isGroup("loop/loop/loop"))
+        expect(try m.readTensor("loop"), "/model/loop", "is a group, expected a dataset")
     }
 
     /// `finch inspect` on the crafted file: a clean error (the huge dataset), no value printed for
@@ -110,7 +114,8 @@ final class HDF5HostileFileTests: XCTestCase {
         let text = try FileInspection.describe(url)
         XCTAssertTrue(text.contains("@epoch = (no value: it has a null dataspace"), text)
         XCTAssertTrue(text.contains("@pair = (a 8-byte compound attribute, not shown)"), text)
-        XCTAssertTrue(text.contains("model: 2 tensors"), text)
+        XCTAssertTrue(text.contains("model: 3 tensors"), text)
+        XCTAssertTrue(text.contains("  loop  (not a dataset)"), text)
     }
 
     func testDirectoriesAndFIFOsAreRefusedBeforeLibhdf5() throws {
