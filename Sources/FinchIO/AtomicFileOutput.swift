@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -34,16 +35,11 @@ final class AtomicFileOutput {
 
     private init(destination: String) throws {
         self.destination = destination
-        let slash = destination.lastIndex(of: "/")
-        let directory = slash.map { String(destination[...$0]) } ?? ""
-        let name = slash.map { String(destination[destination.index(after: $0)...]) } ?? destination
-        // pid and a random tag keep concurrent writers of the same destination apart; O_EXCL
-        // makes sure we never adopt someone else's file.
+        // O_EXCL makes sure we never adopt someone else's file.
         var path = ""
         var descriptor: Int32 = -1
         for _ in 0..<8 {
-            let tag = String(UInt32.random(in: .min ... .max), radix: 16)
-            path = "\(directory).\(name).\(getpid()).\(tag).tmp"
+            path = temporaryFilePath(for: destination)
             descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
             if descriptor >= 0 || errno != EEXIST { break }
         }
@@ -137,4 +133,60 @@ private func systemWrite(_ fd: Int32, _ pointer: UnsafeRawPointer, _ count: Int)
     #else
     return Darwin.write(fd, pointer, count)
     #endif
+}
+
+/// A fresh temporary name next to `destination`: `.<name>.<pid>.<hex tag>.tmp`. The pid and a
+/// random tag keep concurrent writers of one destination apart; the pid also lets
+/// `removeStaleTemporaryFiles` tell a dead writer's leftovers from a live writer's file.
+func temporaryFilePath(for destination: String) -> String {
+    let slash = destination.lastIndex(of: "/")
+    let directory = slash.map { String(destination[...$0]) } ?? ""
+    let name = slash.map { String(destination[destination.index(after: $0)...]) } ?? destination
+    let tag = String(UInt32.random(in: .min ... .max), radix: 16)
+    return "\(directory).\(name).\(getpid()).\(tag).tmp"
+}
+
+/// The pid in a name made by `temporaryPath`, or nil when `fileName` is not one of Finch's
+/// temporary files. (Finch versions before this one wrote HDF5 tags in decimal; decimal digits
+/// are hex digits, so those match too.)
+func temporaryFileWriter(_ fileName: String) -> pid_t? {
+    guard fileName.hasPrefix("."), fileName.hasSuffix(".tmp") else { return nil }
+    let parts = fileName.dropFirst().dropLast(4).split(separator: ".", omittingEmptySubsequences: false)
+    guard parts.count >= 3 else { return nil }
+    let name = parts.dropLast(2), pidText = parts[parts.count - 2], tag = parts[parts.count - 1]
+    guard !name.joined(separator: ".").isEmpty,
+          (1...10).contains(tag.count), tag.allSatisfy({ $0.isHexDigit }),
+          (1...10).contains(pidText.count), pidText.allSatisfy({ $0.isASCII && $0.isNumber }),
+          let pid = pid_t(pidText), pid > 0 else { return nil }
+    return pid
+}
+
+/// Removes the temporary files that writes killed before their rename left in `directory`
+/// (Finch's own `.<name>.<pid>.<tag>.tmp` pattern, see `temporaryFilePath`, regular files only) and returns them.
+///
+/// A file is stale when its writer's pid is not a live process here *and* it has not been
+/// modified for two minutes. The pid alone is not enough: a writer in another pid namespace
+/// (a container) or on another host sharing the folder has a pid that looks dead from here,
+/// but a live writer keeps modifying its file. A reused pid only makes a leftover stay until a
+/// later call; this process's own files are never touched.
+public func removeStaleTemporaryFiles(in directory: URL) -> [URL] {
+    removeStaleTemporaryFiles(in: directory, quietFor: 120, now: Date())
+}
+
+func removeStaleTemporaryFiles(in directory: URL, quietFor minimumAge: TimeInterval, now: Date) -> [URL] {
+    guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return [] }
+    var removed: [URL] = []
+    for name in names.sorted() {
+        guard let pid = temporaryFileWriter(name), pid != getpid() else { continue }
+        // kill(pid, 0) fails with ESRCH only when no such process exists (EPERM: it exists).
+        if kill(pid, 0) == 0 || errno != ESRCH { continue }
+        let url = directory.appendingPathComponent(name)
+        // attributesOfItem does not follow symlinks: a link named like ours is left alone.
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: url.path),
+              attributes[.type] as? FileAttributeType == .typeRegular,
+              let modified = attributes[.modificationDate] as? Date,
+              now.timeIntervalSince(modified) >= minimumAge else { continue }
+        if unlink(url.path) == 0 { removed.append(url) }
+    }
+    return removed
 }

@@ -53,40 +53,63 @@ public enum FileInspection {
         return lines.joined(separator: "\n")
     }
 
+    /// Every dataset is read once so a checksum mismatch is reported (naming the dataset)
+    /// instead of a listing that looks fine; attributes without a readable value are shown as
+    /// such rather than as whatever memory followed them.
     static func describeHDF5(_ url: URL, maxTensors: Int) throws -> String {
         let file = try HDF5File(reading: url)
         let r = file.root
+        let checked = try r.verifyData()
         var lines: [String] = []
         let isCheckpoint = (try? r.attribute("format")) == .string("finch-checkpoint")
         lines.append("\(url.lastPathComponent): HDF5" + (isCheckpoint ? " Finch checkpoint" : ""))
+        lines.append("checksums: \(checked.checksummed) of \(checked.datasets) datasets carry one, all verified"
+                     + (checked.checksummed < checked.datasets ? " (the others are unprotected: empty, scalar, string or written by an older Finch)" : ""))
         for a in r.attributeNames().sorted() {
-            lines.append("  @\(a) = \(render(try r.attribute(a)))")
+            let value: String
+            do { value = render(try r.attribute(a)) } catch let e as HDF5Error {
+                switch e {
+                case .malformed(_, _, let reason): value = "(no value: \(reason))"
+                case .wrongKind(_, _, _, let found): value = "(\(found), not shown)"
+                default: throw e
+                }
+            }
+            lines.append("  @\(printable(a)) = \(value)")
         }
         if isCheckpoint, r.isGroup("metrics") {
             let g = try r.group("metrics")
             lines.append("metrics (per epoch):")
             for n in try g.memberNames() {
                 let v = try g.readDoubles(n)
-                lines.append("  \(n): " + v.suffix(10).map { String(format: "%.4g", $0) }.joined(separator: " ") + (v.count > 10 ? " (last 10 of \(v.count))" : ""))
+                lines.append("  \(printable(n)): " + v.suffix(10).map { String(format: "%.4g", $0) }.joined(separator: " ") + (v.count > 10 ? " (last 10 of \(v.count))" : ""))
             }
         }
         if r.isGroup("model") {
             let g = try r.group("model")
             let names = try g.memberNames()
+            // Each count is bounded by the file's size, but their sum is added with a check too.
             var params = 0
-            for n in names where try g.datasetTypeName(n).hasPrefix("float") { params += try g.shape(n).reduce(1, *) }
+            for n in names where try g.isDataset(n) && g.datasetTypeName(n).hasPrefix("float") {
+                params = params.addingReportingOverflow(try g.shape(n).reduce(1, *)).partialValue
+            }
             lines.append("model: \(names.count) tensors, \(params) float elements")
-            for n in names.prefix(maxTensors) { lines.append("  \(n)  \(try g.datasetTypeName(n))  \(try g.shape(n))") }
+            for n in names.prefix(maxTensors) {
+                lines.append("  \(printable(n))  " + (g.isDataset(n) ? "\(try g.datasetTypeName(n))  \(try g.shape(n))" : "(not a dataset)"))
+            }
             if names.count > maxTensors { lines.append("  … \(names.count - maxTensors) more") }
         }
         for top in try r.memberNames() where top != "model" && top != "metrics" {
             if r.isGroup(top) {
-                lines.append("/\(top): \(try r.group(top).memberNames().count) members")
+                lines.append("/\(printable(top)): \(try r.group(top).memberNames().count) members")
             } else if top == "config", isCheckpoint {
                 lines.append("config:")
-                for l in try r.readString("config").split(separator: "\n", omittingEmptySubsequences: false).prefix(80) { lines.append("  \(l)") }
+                for l in try r.readString("config").split(separator: "\n", omittingEmptySubsequences: false).prefix(80) {
+                    lines.append("  \(printable(String(l.prefix(400))))")
+                }
+            } else if r.isDataset(top) {
+                lines.append("/\(printable(top)): \(try r.datasetTypeName(top)) \(try r.shape(top))")
             } else {
-                lines.append("/\(top): \(try r.datasetTypeName(top)) \(try r.shape(top))")
+                lines.append("/\(printable(top)): a link, not followed")
             }
         }
         return lines.joined(separator: "\n")
@@ -128,13 +151,23 @@ public enum FileInspection {
 
     static func render(_ v: HDF5AttributeValue) -> String {
         switch v {
-        case .string(let s): return "\"\(s.prefix(120))\""
-        case .strings(let s): return "[" + s.prefix(12).joined(separator: ", ") + (s.count > 12 ? ", … (\(s.count))" : "") + "]"
+        case .string(let s): return "\"\(printable(String(s.prefix(120))))\""
+        case .strings(let s):
+            return "[" + s.prefix(12).map { printable(String($0.prefix(120))) }.joined(separator: ", ") + (s.count > 12 ? ", … (\(s.count))" : "") + "]"
         case .double(let d): return String(d)
-        case .doubles(let d): return d.prefix(12).map { String($0) }.joined(separator: ", ")
+        case .doubles(let d): return d.prefix(12).map { String($0) }.joined(separator: ", ") + (d.count > 12 ? ", … (\(d.count))" : "")
         case .int64(let i): return String(i)
-        case .int64s(let i): return i.prefix(12).map { String($0) }.joined(separator: ", ")
+        case .int64s(let i): return i.prefix(12).map { String($0) }.joined(separator: ", ") + (i.count > 12 ? ", … (\(i.count))" : "")
         }
+    }
+
+    /// Text from a file with control characters escaped, so a crafted name cannot move the
+    /// cursor or rewrite the terminal.
+    static func printable(_ s: String) -> String {
+        guard s.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { return s }
+        return s.unicodeScalars.map { c in
+            c.properties.generalCategory == .control ? "\\u{\(String(c.value, radix: 16))}" : String(c)
+        }.joined()
     }
 }
 

@@ -201,6 +201,11 @@ public struct TrainingSetup {
                 throw ConfigError(file: c.source, key: "output", message: "\(dir.path) is not writable")
             }
         }
+        // A write killed before its rename (kill -9, power loss) leaves a temporary file behind;
+        // the next run of the experiment removes what a dead writer left there.
+        for stale in removeStaleTemporaryFiles(in: checkpointDirectory) {
+            print("removed \(stale.path), left by an interrupted checkpoint write")
+        }
         trainer.checkpointDirectory = checkpointDirectory
         trainer.runDirectory = runDirectory
         trainer.callbacks.append(try RunLog(directory: runDirectory, configYAML: c.resolvedYAML, classes: classes))

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import FinchIO
+import FinchTensor
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -12,9 +13,8 @@ struct Inspect: ParsableCommand {
     func validate() throws { try checkOption("max", max, 1...1_000_000) }
 
     mutating func run() throws {
-        guard FileManager.default.isReadableFile(atPath: file) else {
-            throw ValidationError("cannot read \(file)")
-        }
+        // A directory, FIFO or device is refused here without blocking, before any reader opens it.
+        try InputFile.requireRegular(file, what: "file to inspect")
         print(try FileInspection.describe(URL(fileURLWithPath: file), maxTensors: max))
     }
 }

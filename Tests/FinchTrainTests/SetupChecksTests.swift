@@ -58,6 +58,24 @@ final class SetupChecksTests: XCTestCase {
         }
     }
 
+    /// A checkpoint write killed before its rename leaves `.last.h5.<pid>.<tag>.tmp`; the next run
+    /// of the experiment removes it (its writer is dead and it is old), and keeps everything else.
+    func testNextRunRemovesTemporaryFilesOfKilledWrites() throws {
+        let dir = base.appendingPathComponent("Checkpoints/tiny")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        // Pids above /proc/sys/kernel/pid_max (at most 2^22) never belong to a live process.
+        let stale = dir.appendingPathComponent(".last.h5.\(1 << 23).1f2e.tmp")
+        let fresh = dir.appendingPathComponent(".best.h5.\(1 << 23).abc.tmp")
+        let other = dir.appendingPathComponent("notes.tmp")
+        for f in [stale, fresh, other] { try Data(repeating: 7, count: 100).write(to: f) }
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -3600)], ofItemAtPath: stale.path)
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -3600)], ofItemAtPath: other.path)
+        _ = try TrainingSetup(config: try TrainConfig.parse(yaml(), source: "s.yaml"), baseDirectory: base)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: stale.path))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: fresh.path), "a recently written file may belong to a live writer elsewhere")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: other.path))
+    }
+
     func testLayerRatePrefixesMustNameParameters() throws {
         assertSetupFails(yaml(optimizer: "{name: adamw, lr: 1.0e-3, layer_lr: {conv_stm: 1.0e-5}}"),
                          "'optimizer.layer_lr': 'conv_stm' matches no parameter of mobilenetv3_small_100; closest: conv_stem")
