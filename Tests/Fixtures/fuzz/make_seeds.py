@@ -42,7 +42,7 @@ copy("pth", os.path.join(FIX, "pth/legacy.pth"), "refused-legacy.pth")
 # HDF5: a Finch checkpoint's layout (root attributes, config, model, metrics, rng, optimizer)
 # and a plain weights file.
 vstr = h5py.string_dtype("utf-8")
-with h5py.File(out("hdf5", "checkpoint.h5"), "w") as f:
+def checkpoint(f):
     f.attrs.create("format", "finch-checkpoint", dtype=vstr)
     f.attrs["version"] = np.int64(1)
     f.attrs["epoch"] = np.int64(2)
@@ -67,6 +67,11 @@ with h5py.File(out("hdf5", "checkpoint.h5"), "w") as f:
     s = f.create_group("optimizer/state/classifier.bias")
     s.attrs["step"] = np.int64(30)
     s.create_dataset("exp_avg", data=np.zeros(2, dtype=np.float32))
+# The oldest file format (h5py's default), and the newest, whose metadata carries checksums.
+with h5py.File(out("hdf5", "checkpoint.h5"), "w") as f:
+    checkpoint(f)
+with h5py.File(out("hdf5", "checkpoint-latest.h5"), "w", libver="latest") as f:
+    checkpoint(f)
 # Weights only: read by inspect and WeightsFile, refused as a checkpoint.
 with h5py.File(out("hdf5", "refused-weights-only.h5"), "w") as f:
     f.attrs.create("arch", "tiny", dtype=vstr)

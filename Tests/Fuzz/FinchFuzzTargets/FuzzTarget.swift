@@ -32,7 +32,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .safetensors: try Self.safetensors(try FuzzInputFile.write(bytes, ext: fileExtension))
         case .pth: try Self.pth(try FuzzInputFile.write(bytes, ext: fileExtension))
         case .hdf5: try Self.hdf5(try FuzzInputFile.write(bytes, ext: fileExtension))
-        case .png, .jpeg: try Self.image(bytes, name: "fuzz.\(fileExtension)")
+        case .png: try Self.image(PNGChecksums.fixed(bytes), name: "fuzz.png")
+        case .jpeg: try Self.image(bytes, name: "fuzz.jpg")
         case .config: try Self.config(bytes)
         }
     }
@@ -103,5 +104,37 @@ enum FuzzInputFile {
             .appendingPathComponent("finch-fuzz-\(getpid()).\(ext)")
         try bytes.write(to: url, options: .atomic)
         return url
+    }
+}
+
+/// libpng rejects a chunk whose CRC does not match, so almost every mutation of a PNG would die
+/// at the first checksum; recomputing them lets the fuzzer reach the header and pixel code.
+enum PNGChecksums {
+    static let table: [UInt32] = (0..<256).map { n -> UInt32 in
+        var c = UInt32(n)
+        for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+        return c
+    }
+
+    static func crc(_ bytes: ArraySlice<UInt8>) -> UInt32 {
+        var c: UInt32 = 0xFFFF_FFFF
+        for b in bytes { c = table[Int((c ^ UInt32(b)) & 0xFF)] ^ (c >> 8) }
+        return c ^ 0xFFFF_FFFF
+    }
+
+    static func fixed(_ data: Data) -> Data {
+        var b = [UInt8](data)
+        var i = 8
+        // Chunk: 4-byte big-endian length, 4-byte type, data, 4-byte CRC over type and data.
+        while i + 12 <= b.count {
+            let length = Int(b[i]) << 24 | Int(b[i + 1]) << 16 | Int(b[i + 2]) << 8 | Int(b[i + 3])
+            let end = i + 8 + length
+            guard length <= b.count, end + 4 <= b.count else { break }
+            let c = crc(b[(i + 4)..<end])
+            b[end] = UInt8(c >> 24); b[end + 1] = UInt8(c >> 16 & 0xFF)
+            b[end + 2] = UInt8(c >> 8 & 0xFF); b[end + 3] = UInt8(c & 0xFF)
+            i = end + 4
+        }
+        return Data(b)
     }
 }
