@@ -70,8 +70,10 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         var firstError: Error?
         for target in [nil, 32] as [Int?] {
             do {
+                // Image's initializer checks the byte count; the ends are read so ASan sees
+                // the buffer, without a sum over megapixels that would read as a hang.
                 let image = try ImageDecoder.decode(data: bytes, name: name, targetShortSide: target)
-                _ = image.pixels.reduce(0 as UInt64) { $0 &+ UInt64($1) }
+                _ = (image.pixels.first ?? 0) &+ (image.pixels.last ?? 0)
             } catch { if firstError == nil { firstError = error } }
         }
         if let firstError { throw firstError }
