@@ -83,7 +83,7 @@ let package = Package(
         .testTarget(name: "FinchIOTests", dependencies: ["FinchIO", "FinchTensor", "FinchTestSupport"]),
         .testTarget(name: "FinchTrainTests", dependencies: ["FinchTrain", "FinchTestSupport"]),
         .testTarget(name: "FinchParityTests", dependencies: ["FinchIO", "FinchNN", "FinchTensor"]),
-        .testTarget(name: "FinchFuzzTests", dependencies: ["FinchFuzzTargets", "FinchTestSupport"]),
+        .testTarget(name: "FinchFuzzTests", dependencies: ["FinchFuzzTargets"]),
     ],
     swiftLanguageModes: [.v5]
 )
