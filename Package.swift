@@ -68,6 +68,11 @@ let package = Package(
         ]),
         // An example of scripting experiments against the library (Experiments/README.md).
         .executableTarget(name: "lr-sweep", dependencies: ["FinchTrain"], path: "Experiments/LRSweep"),
+        // Fuzz targets (Tests/Fuzz/README.md): the readers of outside input driven by bytes. `.ci/fuzz`
+        // builds finch-fuzz with libFuzzer and ASan from the command line; plainly built, it replays files.
+        .target(name: "FinchFuzzTargets", dependencies: ["FinchTensor", "FinchNN", "FinchData", "FinchIO", "FinchTrain"],
+                path: "Tests/Fuzz/FinchFuzzTargets"),
+        .executableTarget(name: "finch-fuzz", dependencies: ["FinchFuzzTargets"], path: "Tests/Fuzz/finch-fuzz"),
 
         .testTarget(name: "FinchTensorTests",
                     dependencies: ["FinchTensor", "CFinchKernels", "COpenBLAS", "CHDF5", "CPNG", "CJPEG"]),
@@ -78,6 +83,7 @@ let package = Package(
         .testTarget(name: "FinchIOTests", dependencies: ["FinchIO", "FinchTensor", "FinchTestSupport"]),
         .testTarget(name: "FinchTrainTests", dependencies: ["FinchTrain", "FinchTestSupport"]),
         .testTarget(name: "FinchParityTests", dependencies: ["FinchIO", "FinchNN", "FinchTensor"]),
+        .testTarget(name: "FinchFuzzTests", dependencies: ["FinchFuzzTargets"]),
     ],
     swiftLanguageModes: [.v5]
 )
