@@ -210,6 +210,11 @@ extension TrainConfig {
         }
         let keyText = String(o[..<eq])
         let path = keyText.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        // Sections nest three deep (distill.teacher.image_size); a path of thousands of parts would
+        // only recurse the stack away below.
+        guard path.count <= 8 else {
+            throw ConfigError(file: "--set", key: String(keyText.prefix(60)) + "…", message: "has \(path.count) parts; config keys have at most 8")
+        }
         if let bad = path.first(where: { $0.isEmpty || $0.contains(where: { $0.isWhitespace }) }) {
             throw ConfigError(file: "--set", key: keyText, message: bad.isEmpty ? "empty key in the path (expected key.path=value, e.g. optimizer.lr=1e-4)"
                               : "'\(bad)' contains spaces (expected key.path=value, e.g. optimizer.lr=1e-4)")
