@@ -103,6 +103,22 @@ final class HDF5StringChecksumTests: XCTestCase {
         }
     }
 
+    /// Attributes below the root (an optimizer group's parameter names) are checked by
+    /// `verifyData`, so `finch inspect` refuses damage there too, not only `--resume`.
+    func testAFlippedBitInANestedAttributeIsRefusedByVerifyData() throws {
+        let url = dir.appendingPathComponent("c.h5")
+        try HDF5File.writeAtomically(to: url) { root in
+            let g = try root.createGroup("optimizer/groups/0")
+            try g.setAttribute("params", .strings(["head.weight", "unique_param_marker.bias"]))
+        }
+        XCTAssertEqual(try HDF5File(reading: url).root.verifyData().datasets, 0)
+        try flipBit(in: url, inside: "unique_param_marker", at: 2)
+        assertCorrupted(try HDF5File(reading: url).root.verifyData(), url, "/optimizer/groups/0@params")
+        XCTAssertThrowsError(try FileInspection.describe(url)) {
+            XCTAssertTrue("\($0)".contains("'/optimizer/groups/0@params' is corrupted"), "\($0)")
+        }
+    }
+
     /// A checksum attribute that is not a 32-bit value is malformed, not silently ignored.
     func testAMalformedChecksumIsAnError() throws {
         let url = dir.appendingPathComponent("c.h5")
