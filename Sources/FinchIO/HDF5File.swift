@@ -433,6 +433,8 @@ public struct HDF5Group {
             return H5Dwrite(d, type, finch_h5s_all(), finch_h5s_all(), finch_h5p_default(), &ptr) >= 0
         }
         guard ok else { throw hdf5Failure(file: file.path, path: child(name), operation: "write") }
+        try HDF5Group(file: file, handle: dataset, path: child(name))
+            .setAttribute(Self.datasetStringChecksum, .int64(Int64(Self.stringChecksum([Array(string.utf8)]))))
         guard dataset.close() else { throw hdf5Failure(file: file.path, path: child(name), operation: "close dataset") }
     }
 
@@ -542,17 +544,24 @@ public struct HDF5Group {
             guard H5Dread(d.id, type.id, finch_h5s_all(), finch_h5s_all(), finch_h5p_default(), &ptr) >= 0 else {
                 throw hdf5Failure(file: file.path, path: child(name), operation: "read")
             }
-            guard let p = ptr else { return "" }
-            defer { H5free_memory(p) }
-            return String(cString: p)
+            let raw = ptr.map { p in Array(UnsafeRawBufferPointer(start: p, count: strlen(p))) } ?? []
+            if let p = ptr { H5free_memory(p) }
+            try verifyStringChecksum([raw], object: d, objectPath: child(name), checksumName: Self.datasetStringChecksum, at: child(name))
+            return String(decoding: raw, as: UTF8.self)
         }
         // Fixed length: the size was bounded by the file's size in checkedLayout.
         var raw = [UInt8](repeating: 0, count: layout.elementSize)
         guard H5Dread(d.id, stored.id, finch_h5s_all(), finch_h5s_all(), finch_h5p_default(), &raw) >= 0 else {
             throw hdf5Failure(file: file.path, path: child(name), operation: "read")
         }
-        return String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        let text = Array(raw.prefix { $0 != 0 })
+        try verifyStringChecksum([text], object: d, objectPath: child(name), checksumName: Self.datasetStringChecksum, at: child(name))
+        return String(decoding: text, as: UTF8.self)
     }
+
+    /// Whether the object has an attribute `name` (false also when the table cannot be read;
+    /// `attribute` then reports why).
+    public func hasAttribute(_ name: String) -> Bool { H5Aexists(handle.id, name) > 0 }
 
     /// Dtype class of a dataset: "float32", "int64", "string" or "other" (for `finch inspect`).
     public func datasetTypeName(_ name: String) throws -> String {
@@ -667,8 +676,9 @@ public struct HDF5Group {
 
     // MARK: Checking every dataset
 
-    /// Reads every dataset below this group (following hard links only, each object once), so
-    /// a checksum mismatch anywhere surfaces as `HDF5Error.corrupted` naming the dataset.
+    /// Reads every dataset below this group (following hard links only, each object once) and
+    /// every group's attributes, so a checksum mismatch anywhere (a string's CRC-32 included)
+    /// surfaces as `HDF5Error.corrupted` naming the object.
     /// Returns how many datasets there are and how many of them carry a checksum.
     public func verifyData() throws -> (datasets: Int, checksummed: Int) {
         var visited = Set<haddr_t>()
@@ -676,6 +686,13 @@ public struct HDF5Group {
         func visit(_ g: HDF5Group, depth: Int) throws {
             guard depth <= Self.maxDepth else {
                 throw HDF5Error.malformed(file: file.path, path: g.path, reason: "groups are nested more than \(Self.maxDepth) deep")
+            }
+            for a in g.attributeNames() {
+                // Only damage matters here; an attribute without a value or of another type is
+                // for its reader to refuse (`finch inspect` shows it as such).
+                do { _ = try g.attribute(a) } catch let e as HDF5Error {
+                    if case .corrupted = e { throw e }
+                }
             }
             for name in try g.memberNames() {
                 var info = H5O_info_t()
@@ -702,8 +719,9 @@ public struct HDF5Group {
         let layout = try checkedLayout(d, name)
         let stored = HDF5Handle(H5Dget_type(d.id), close: H5Tclose)
         if layout.typeClass == H5T_STRING, H5Tis_variable_str(stored.id) > 0 {
-            if layout.count == 1 { _ = try readString(name) }
-            return false
+            guard layout.count == 1 else { return false }
+            _ = try readString(name)
+            return H5Aexists(d.id, Self.datasetStringChecksum) > 0
         }
         // Types that may hold variable-length parts (compound, array, vlen) would make libhdf5
         // allocate memory per element; Finch writes none of them, so they are not read here.
@@ -766,6 +784,54 @@ public struct HDF5Group {
         }
         guard ok else { throw hdf5Failure(file: file.path, path: at, operation: "write attribute") }
         guard attribute.close() else { throw hdf5Failure(file: file.path, path: at, operation: "close attribute") }
+        let companion = name + Self.stringChecksumSuffix
+        switch value {
+        case .string(let s):
+            try setAttribute(companion, .int64(Int64(Self.stringChecksum([Array(s.utf8)]))))
+        case .strings(let ss):
+            try setAttribute(companion, .int64(Int64(Self.stringChecksum(ss.map { Array($0.utf8) }))))
+        default:
+            if H5Aexists(handle.id, companion) > 0, H5Adelete(handle.id, companion) < 0 {
+                throw hdf5Failure(file: file.path, path: path + "@" + companion, operation: "remove attribute")
+            }
+        }
+    }
+
+    // MARK: String checksums
+
+    /// A string attribute `name` has its CRC-32 in the integer attribute `name` + this suffix,
+    /// and a string dataset in its attribute `crc32`. The strings themselves live in HDF5's
+    /// global heap, which carries no checksum; the integers live in object headers or attribute
+    /// heaps, which do. Files without them (older Finch, other writers) are read unchecked.
+    public static let stringChecksumSuffix = ".crc32"
+    static let datasetStringChecksum = "crc32"
+
+    /// The CRC-32 of strings as HDF5 stores them: each up to its first NUL (a C string),
+    /// separated by a NUL so ["ab", "c"] and ["a", "bc"] differ.
+    static func stringChecksum(_ strings: [[UInt8]]) -> UInt32 {
+        var crc: UInt32 = 0
+        for (i, s) in strings.enumerated() {
+            if i > 0 { crc = CRC32.update(crc, [0]) }
+            crc = CRC32.update(crc, s.prefix { $0 != 0 })
+        }
+        return crc
+    }
+
+    /// Compares the stored bytes of a string value with its checksum attribute `checksumName`
+    /// on `object`, when there is one. `at` names the value for the error.
+    private func verifyStringChecksum(_ strings: [[UInt8]], object: HDF5Handle, objectPath: String,
+                                      checksumName: String, at: String) throws {
+        let exists = H5Aexists(object.id, checksumName)
+        guard exists >= 0 else { throw hdf5Failure(file: file.path, path: objectPath + "@" + checksumName, operation: "look up attribute") }
+        guard exists > 0 else { return }
+        let holder = HDF5Group(file: file, handle: object, path: objectPath)
+        guard case .int64(let stored) = try holder.attribute(checksumName), let expected = UInt32(exactly: stored) else {
+            throw HDF5Error.malformed(file: file.path, path: objectPath + "@" + checksumName, reason: "a string checksum must be one integer between 0 and 2^32-1")
+        }
+        let actual = Self.stringChecksum(strings)
+        guard actual == expected else {
+            throw HDF5Error.corrupted(file: file.path, path: at, detail: "its text has CRC-32 \(String(actual, radix: 16)), @\(checksumName) says \(String(expected, radix: 16))")
+        }
     }
 
     /// Attribute names; an object whose attribute table cannot be read has none listed (reading
@@ -773,11 +839,14 @@ public struct HDF5Group {
     public func attributeNames() -> [String] {
         var info = H5O_info_t()
         guard H5Oget_info2(handle.id, &info, UInt32(H5O_INFO_NUM_ATTRS)) >= 0, info.num_attrs <= UInt64(file.byteLimit) else { return [] }
-        return (0..<info.num_attrs).compactMap { i in
+        let names = (0..<info.num_attrs).compactMap { i in
             try? boundedName(what: "attribute \(i)") { buf, n in
                 H5Aget_name_by_idx(handle.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, buf, n, finch_h5p_default())
             }
         }
+        // A string's checksum is part of that string, not a value of its own.
+        let all = Set(names)
+        return names.filter { !($0.hasSuffix(Self.stringChecksumSuffix) && all.contains(String($0.dropLast(Self.stringChecksumSuffix.count)))) }
     }
 
     /// An attribute's value. One without a value (a null dataspace), of a type other than
@@ -819,14 +888,19 @@ public struct HDF5Group {
             let type = HDF5Handle(finch_h5t_variable_string_utf8(), close: H5Tclose)
             var ptrs = [UnsafeMutablePointer<CChar>?](repeating: nil, count: n)
             try ptrs.withUnsafeMutableBytes { try readInto(type.id, $0.baseAddress) }
-            let ss = ptrs.map { $0.map { String(cString: $0) } ?? "" }
+            // Raw bytes first: the checksum covers what is stored, before any UTF-8 repair.
+            let raw = ptrs.map { p in p.map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) } ?? [] }
             ptrs.forEach { if let p = $0 { H5free_memory(p) } }
+            try verifyStringChecksum(raw, object: handle, objectPath: path, checksumName: name + Self.stringChecksumSuffix, at: at)
+            let ss = raw.map { String(decoding: $0, as: UTF8.self) }
             return scalar ? .string(ss[0]) : .strings(ss)
         case H5T_STRING:
             // Fixed-length strings (as h5py writes numpy bytes): read raw and trim NULs.
             var raw = [UInt8](repeating: 0, count: bytes)
             try raw.withUnsafeMutableBytes { try readInto(t.id, $0.baseAddress) }
-            let ss = (0..<n).map { i in String(decoding: raw[(i * size)..<((i + 1) * size)].prefix { $0 != 0 }, as: UTF8.self) }
+            let parts = (0..<n).map { i in Array(raw[(i * size)..<((i + 1) * size)].prefix { $0 != 0 }) }
+            try verifyStringChecksum(parts, object: handle, objectPath: path, checksumName: name + Self.stringChecksumSuffix, at: at)
+            let ss = parts.map { String(decoding: $0, as: UTF8.self) }
             return scalar ? .string(ss[0]) : .strings(ss)
         default:
             throw HDF5Error.wrongKind(file: file.path, path: at, expected: "a number or string attribute",

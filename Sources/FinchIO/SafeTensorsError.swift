@@ -12,6 +12,9 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Equatable, Sendabl
     /// Header length runs past the end of the file.
     case headerPastEnd(file: String, length: UInt64, fileSize: Int)
     case headerNotUTF8(file: String)
+    /// More JSON items (values, keys) than the budget for the file's data size: refused before
+    /// parsing, since a parsed item costs hundreds of bytes however few it took in the file.
+    case headerTooComplex(file: String, limit: Int, dataSize: Int)
     case headerNotJSON(file: String, reason: String)
     /// Valid JSON, but not an object at the top level.
     case headerNotObject(file: String)
@@ -46,7 +49,7 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Equatable, Sendabl
     public var file: String {
         switch self {
         case .unreadable(let f, _), .fileTooShort(let f, _), .headerTooLarge(let f, _, _),
-             .headerPastEnd(let f, _, _), .headerNotUTF8(let f), .headerNotJSON(let f, _),
+             .headerPastEnd(let f, _, _), .headerNotUTF8(let f), .headerTooComplex(let f, _, _), .headerNotJSON(let f, _),
              .headerNotObject(let f), .invalidMetadata(let f, _, _), .invalidEntry(let f, _, _),
              .unknownDType(let f, _, _), .dataPastEnd(let f, _, _, _),
              .byteCountMismatch(let f, _, _, _, _, _), .overlappingData(let f, _, _),
@@ -69,6 +72,8 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Equatable, Sendabl
             return "safetensors: \(f) declares a \(length)-byte header but the file has only \(size) bytes (truncated or not a safetensors file)"
         case .headerNotUTF8(let f):
             return "safetensors: \(f): header is not valid UTF-8"
+        case .headerTooComplex(let f, let limit, let dataSize):
+            return "safetensors: \(f): header holds more than \(limit) JSON items, the budget for a file with \(dataSize) data bytes (corrupt or crafted; real headers need about 12 per tensor)"
         case .headerNotJSON(let f, let reason):
             return "safetensors: \(f): header is not valid JSON: \(reason)"
         case .headerNotObject(let f):

@@ -22,6 +22,19 @@ struct SafeTensorsHeader: Sendable {
     /// cannot make us allocate or parse gigabytes.
     static let maxLength = 100_000_000
 
+    /// Parsing costs memory per JSON item (JSONSerialization: about 370 bytes each, 70 times
+    /// the header's size for a header of small entries), so the items are counted first. Any
+    /// file may hold `baseItems` (about 5,000 tensors); more need a data byte each (a tensor
+    /// takes about 12 items and at least one byte per element), up to `maxItems` (about 40,000
+    /// tensors; 47,000 entries measured 90 MB and 2 s in a debug build). Real headers stay far below: timm's largest models
+    /// have under 1,000 tensors per file.
+    static let baseItems = 1 << 16
+    static let maxItems = 1 << 19
+    /// Deeper than any safetensors header (3 levels) by a margin; JSONSerialization recurses.
+    static let maxDepth = 64
+
+    static func itemBudget(dataSize: Int) -> Int { min(maxItems, baseItems + min(dataSize, maxItems)) }
+
     let metadata: [String: String]
     let entries: [String: SafeTensorsEntry]
     /// File offset of the data buffer (8 + header length).
@@ -41,7 +54,7 @@ struct SafeTensorsHeader: Sendable {
         dataStart = 8 + Int(length)
         dataSize = file.size - dataStart
 
-        let object = try Self.parseJSONObject(file.bytes(8..<dataStart), path: path)
+        let object = try Self.parseJSONObject(file.bytes(8..<dataStart), budget: Self.itemBudget(dataSize: dataSize), dataSize: dataSize, path: path)
 
         var metadata: [String: String] = [:]
         var entries: [String: SafeTensorsEntry] = [:]
@@ -62,13 +75,14 @@ struct SafeTensorsHeader: Sendable {
 
     // MARK: JSON
 
-    private static func parseJSONObject(_ bytes: UnsafeRawBufferPointer, path: String) throws -> [String: Any] {
+    private static func parseJSONObject(_ bytes: UnsafeRawBufferPointer, budget: Int, dataSize: Int, path: String) throws -> [String: Any] {
         // JSONSerialization guesses UTF-16/32 from zero bytes and skips byte-order marks; the
         // format is UTF-8 only, and a raw NUL is never valid JSON, so settle both up front.
         if bytes.contains(0) { throw SafeTensorsError.headerNotJSON(file: path, reason: "contains a NUL byte") }
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) {
             throw SafeTensorsError.headerNotJSON(file: path, reason: "starts with a byte-order mark")
         }
+        try checkComplexity(bytes, budget: budget, dataSize: dataSize, path: path)
         guard String(validating: bytes, as: UTF8.self) != nil else {
             throw SafeTensorsError.headerNotUTF8(file: path)
         }
@@ -81,6 +95,39 @@ struct SafeTensorsHeader: Sendable {
         }
         guard let object = parsed as? [String: Any] else { throw SafeTensorsError.headerNotObject(file: path) }
         return object
+    }
+
+    /// Counts JSON items without building any: every container opened, every `:` and `,`
+    /// outside strings (an object of n members has n colons and n - 1 commas). Stops at the
+    /// first item past `budget` or level past `maxDepth`; malformed JSON is left to the parser.
+    static func checkComplexity(_ bytes: UnsafeRawBufferPointer, budget: Int, dataSize: Int, path: String) throws {
+        var items = 0, depth = 0
+        var inString = false, escaped = false
+        for b in bytes {
+            if inString {
+                if escaped { escaped = false } else if b == UInt8(ascii: "\\") { escaped = true } else if b == UInt8(ascii: "\"") { inString = false }
+                continue
+            }
+            switch b {
+            case UInt8(ascii: "\""):
+                inString = true
+                continue
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                depth += 1
+                guard depth <= maxDepth else {
+                    throw SafeTensorsError.headerNotJSON(file: path, reason: "nested more than \(maxDepth) levels deep")
+                }
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                depth -= 1
+                continue
+            case UInt8(ascii: ":"), UInt8(ascii: ","):
+                break
+            default:
+                continue
+            }
+            items += 1
+            guard items <= budget else { throw SafeTensorsError.headerTooComplex(file: path, limit: budget, dataSize: dataSize) }
+        }
     }
 
     private static func parseMetadata(_ value: Any, path: String) throws -> [String: String] {

@@ -183,7 +183,13 @@ public struct Checkpoint {
     public static func read(_ url: URL) throws -> Checkpoint {
         let file = try HDF5File(reading: url)
         let r = file.root
-        guard case .string(let f)? = try? r.attribute("format"), f == format else {
+        // Damage is an error of its own, never "not a checkpoint".
+        let formatValue: HDF5AttributeValue?
+        do { formatValue = try r.attribute("format") } catch let e as HDF5Error {
+            if case .corrupted = e { throw e }
+            formatValue = nil
+        }
+        guard case .string(let f)? = formatValue, f == format else {
             throw CheckpointError.notACheckpoint(file: url.path)
         }
         func count(_ k: String) throws -> Int {
@@ -198,12 +204,18 @@ public struct Checkpoint {
             throw CheckpointError.corrupt(file: url.path, key: "model")
         }
         var classes: [String] = []
-        if case .strings(let c)? = try? r.attribute("classes") { classes = c }
+        if r.hasAttribute("classes") {
+            switch try r.attribute("classes") {
+            case .strings(let c): classes = c
+            case .string(let c): classes = [c]
+            default: throw CheckpointError.corrupt(file: url.path, key: "classes")
+            }
+        }
         var metrics: [String: [Double]] = [:]
         if r.isGroup("metrics") {
             let g = try r.group("metrics")
             let encoding: String?
-            switch try? g.attribute("name_encoding") {
+            switch try (g.hasAttribute("name_encoding") ? g.attribute("name_encoding") : nil) {
             case nil: encoding = nil
             case .string(let e)?: encoding = e
             default: throw CheckpointError.corrupt(file: url.path, key: "/metrics attribute name_encoding")
@@ -227,8 +239,10 @@ public struct Checkpoint {
             let g = try r.group("rng")
             for n in try g.memberNames() { rng[n] = try g.readInt64s(n).map { UInt64(bitPattern: $0) } }
         }
+        // Files from before the config was stored have none; one that is there must read back.
+        let config = try (r.contains("config") ? r.readString("config") : "")
         return Checkpoint(epoch: try count("epoch"), globalStep: try count("global_step"), bestMetric: best, modelName: model,
-                          classes: classes, configYAML: (try? r.readString("config")) ?? "", metrics: metrics, rngStates: rng)
+                          classes: classes, configYAML: config, metrics: metrics, rngStates: rng)
     }
 
     /// Loads model weights, optimizer moments and groups' learning rates, scheduler position and
