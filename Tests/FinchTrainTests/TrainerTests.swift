@@ -302,9 +302,10 @@ final class TrainerTests: XCTestCase {
                 }
             }
         }
-        for mode in ["max", "min"] {
+        // Both directions: an accuracy (max) and a loss (min); `mode: min` on an accuracy is refused by the config.
+        for (monitor, mode) in [("val/top1", "max"), ("val/loss", "min")] {
             try? FileManager.default.removeItem(at: dir.appendingPathComponent("best.h5"))
-            let c = try config(epochs: 2, checkpoint: "{keep: 0, monitor: val/top1, mode: \(mode)}")
+            let c = try config(epochs: 2, checkpoint: "{keep: 0, monitor: \(monitor), mode: \(mode)}")
             let model = TinyClassifier(numClasses: 3)
             var rng = RandomGenerator(seed: 11)
             model.initializeWeights(using: &rng)
