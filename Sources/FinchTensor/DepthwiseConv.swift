@@ -61,17 +61,17 @@ enum DepthwiseConv {
                     let avail = g.w - (real.lowerBound * 2 + ph - g.pl)
                     let out = dp + real.lowerBound
                     var q = 0
-                    while q + 4 <= real.count && 2 * q + 8 <= avail {
-                        let v = UnsafeRawPointer(first + 2 * q).loadUnaligned(as: SIMD8<Float>.self)
+                    while q &+ 4 <= real.count && 2 &* q &+ 8 <= avail {
+                        let v = UnsafeRawPointer(first + (2 &* q)).loadUnaligned(as: SIMD8<Float>.self)
                         UnsafeMutableRawPointer(out + q).storeBytes(of: v.evenHalf, as: SIMD4<Float>.self)
-                        q += 4
+                        q &+= 4
                     }
                     while q < real.count {
-                        out[q] = first[2 * q]
-                        q += 1
+                        out[q] = first[2 &* q]  // inside the input row (see above): no overflow
+                        q &+= 1
                     }
                 } else {
-                    for q in 0..<real.count { dp[real.lowerBound + q] = first[q * g.sw] }
+                    for q in 0..<real.count { dp[real.lowerBound &+ q] = first[q &* g.sw] }  // inside the row
                 }
                 (dp + real.upperBound).update(repeating: 0, count: p.lq - real.upperBound)
             }
@@ -92,7 +92,7 @@ enum DepthwiseConv {
                 if g.sw == 1 {
                     first.update(from: sp, count: real.count)
                 } else {
-                    for q in 0..<real.count { first[q * g.sw] = sp[q] }
+                    for q in 0..<real.count { first[q &* g.sw] = sp[q] }  // inside the row: no overflow
                 }
             }
         }
