@@ -38,24 +38,18 @@ let package = Package(
         .systemLibrary(name: "CMalloc"),
 
         .target(name: "CFinchKernels"),
-        .target(name: "FinchTensor", dependencies: ["COpenBLAS", "CMalloc", "CFinchKernels"],
-                swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+        .target(name: "FinchTensor", dependencies: ["COpenBLAS", "CMalloc", "CFinchKernels"]),
 
-        .target(name: "FinchNN", dependencies: ["FinchTensor"],
-                swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+        .target(name: "FinchNN", dependencies: ["FinchTensor"]),
 
-        .target(name: "FinchData", dependencies: ["FinchTensor", "CPNG", "CTurboJPEG"],
-                swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+        .target(name: "FinchData", dependencies: ["FinchTensor", "CPNG", "CTurboJPEG"]),
 
-        .target(name: "FinchOptim", dependencies: ["FinchTensor", "FinchNN"],
-                swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+        .target(name: "FinchOptim", dependencies: ["FinchTensor", "FinchNN"]),
         .target(name: "FinchIO", dependencies: ["FinchTensor", "FinchNN", "FinchOptim", "CHDF5",
-                                                .product(name: "SwiftProtobuf", package: "swift-protobuf")],
-                swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+                                                .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
 
         .target(name: "FinchTrain", dependencies: ["FinchTensor", "FinchNN", "FinchData", "FinchOptim", "FinchIO",
-                                                   .product(name: "Yams", package: "Yams")],
-                swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+                                                   .product(name: "Yams", package: "Yams")]),
 
         .executableTarget(name: "finch", dependencies: [
             "FinchTensor", "FinchNN", "FinchOptim", "FinchData", "FinchIO", "FinchTrain",

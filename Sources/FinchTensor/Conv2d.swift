@@ -51,6 +51,10 @@ public struct Padding2d: Equatable, Sendable, CustomStringConvertible {
 }
 
 /// Sizes of one convolution (or pooling) problem, checked once and shared by every kernel.
+///
+/// The products below are computed once, with overflow checks, together with the element counts
+/// of input, weight and output: an offset inside one of those tensors then fits in an Int, which
+/// lets kernels index their inner loops with wrapping `&*` and `&+` instead of checking each step.
 struct ConvGeometry {
     let n: Int, c: Int, h: Int, w: Int
     let cout: Int, kh: Int, kw: Int
@@ -61,13 +65,13 @@ struct ConvGeometry {
     let groups: Int
     let ho: Int, wo: Int
 
-    var cg: Int { c / groups }
-    var coutg: Int { cout / groups }
-    var khw: Int { kh * kw }
+    let cg: Int
+    let coutg: Int
+    let khw: Int
     /// Rows of one group's column matrix (= columns of its weight matrix).
-    var kg: Int { cg * kh * kw }
-    var hw: Int { ho * wo }
-    var inPlane: Int { h * w }
+    let kg: Int
+    let hw: Int
+    let inPlane: Int
 
     var isDepthwise: Bool { groups == c && cout == c }
     var isPointwise: Bool { kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0 && ho == h && wo == w }
@@ -88,6 +92,7 @@ struct ConvGeometry {
         precondition(p.top >= 0 && p.bottom >= 0 && p.left >= 0 && p.right >= 0,
                      "\(op): negative padding \(p)")
         precondition(wt[2] >= 1 && wt[3] >= 1, "\(op): empty kernel in weight \(wt)")
+        precondition(x.allSatisfy { $0 >= 0 } && wt[0] >= 0, "\(op): negative size in input \(x) or weight \(wt)")
         n = x[0]; c = x[1]; h = x[2]; w = x[3]
         cout = wt[0]; kh = wt[2]; kw = wt[3]
         sh = stride.0; sw = stride.1
@@ -96,16 +101,27 @@ struct ConvGeometry {
         self.groups = groups
         if let outputSize {
             // Pooling decides its own output size (ceil mode); the kernels only need it to be given.
+            precondition(outputSize.0 >= 0 && outputSize.1 >= 0, "\(op): negative output size \(outputSize)")
             (ho, wo) = outputSize
-            return
+        } else {
+            let spanH = h + p.top + p.bottom - dh * (kh - 1) - 1
+            let spanW = w + p.left + p.right - dw * (kw - 1) - 1
+            precondition(spanH >= 0 && spanW >= 0,
+                         "\(op): input \(x) with padding \(p) is smaller than the dilated kernel of weight \(wt) " +
+                         "(dilation \(dilation))")
+            ho = spanH / sh + 1
+            wo = spanW / sw + 1
         }
-        let spanH = h + p.top + p.bottom - dh * (kh - 1) - 1
-        let spanW = w + p.left + p.right - dw * (kw - 1) - 1
-        precondition(spanH >= 0 && spanW >= 0,
-                     "\(op): input \(x) with padding \(p) is smaller than the dilated kernel of weight \(wt) " +
-                     "(dilation \(dilation))")
-        ho = spanH / sh + 1
-        wo = spanW / sw + 1
+        cg = c / groups
+        coutg = cout / groups
+        khw = kh * kw
+        kg = cg * khw
+        hw = ho * wo
+        inPlane = h * w
+        // Checked products: they trap here, once, rather than wrap inside a kernel.
+        _ = n * c * inPlane
+        _ = n * cout * hw
+        _ = cout * kg
     }
 
     /// Output positions o in lo..<hi whose tap t reads a real (non-padding) input index o·s − p + t·d.

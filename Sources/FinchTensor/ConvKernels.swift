@@ -343,30 +343,32 @@ enum ConvKernels {
         let bandSize = band.count * g.wo, ld = nb * bandSize
         let units = g.c * g.khw * nb
         Parallel.forEach(units, grain: Swift.max(1, 8192 / Swift.max(bandSize, 1))) { range in
+            // Offsets stay inside the column buffer and the input, whose sizes were computed
+            // with checked arithmetic (ConvGeometry), so wrapping arithmetic cannot overflow.
             for u in range {
                 let r = u / nb, s = u % nb
                 let c = r / g.khw, i = (r % g.khw) / g.kw, j = r % g.kw
-                let dst = cols + r * ld + s * bandSize - band.lowerBound * g.wo
-                let plane = x + ((n0 + s) * g.c + c) * g.inPlane
+                let dst = cols + (r &* ld &+ s &* bandSize &- band.lowerBound &* g.wo)
+                let plane = x + (((n0 &+ s) &* g.c &+ c) &* g.inPlane)
                 let rows = rowR[i], span = colR[j]
-                let shift = j * g.dw - g.pl
+                let shift = j &* g.dw &- g.pl
                 for oh in band {
-                    let d = dst + oh * g.wo
+                    let d = dst + (oh &* g.wo)
                     guard rows.contains(oh) else {
                         d.update(repeating: 0, count: g.wo)
                         continue
                     }
-                    let src = plane + (oh * g.sh - g.pt + i * g.dh) * g.w
+                    let src = plane + ((oh &* g.sh &- g.pt &+ i &* g.dh) &* g.w)
                     if span.lowerBound > 0 { d.update(repeating: 0, count: span.lowerBound) }
                     if g.sw == 1 {
                         if !span.isEmpty {
-                            (d + span.lowerBound).update(from: src + span.lowerBound + shift, count: span.count)
+                            (d + span.lowerBound).update(from: src + (span.lowerBound &+ shift), count: span.count)
                         }
                     } else {
-                        for ow in span { d[ow] = src[ow * g.sw + shift] }
+                        for ow in span { d[ow] = src[ow &* g.sw &+ shift] }
                     }
                     if span.upperBound < g.wo {
-                        (d + span.upperBound).update(repeating: 0, count: g.wo - span.upperBound)
+                        (d + span.upperBound).update(repeating: 0, count: g.wo &- span.upperBound)
                     }
                 }
             }
@@ -380,21 +382,22 @@ enum ConvKernels {
         let rowR = g.rowRanges, colR = g.colRanges
         let ld = nb * g.hw
         Parallel.forEach(nb * g.c, grain: Swift.max(1, 4096 / Swift.max(g.hw * g.khw, 1))) { range in
+            // As in im2col, offsets stay inside buffers whose sizes were checked: wrapping arithmetic.
             for u in range {
                 let s = u / g.c, c = u % g.c
-                let plane = dx + ((n0 + s) * g.c + c) * g.inPlane
+                let plane = dx + (((n0 &+ s) &* g.c &+ c) &* g.inPlane)
                 for i in 0..<g.kh {
                     for j in 0..<g.kw {
-                        let src = cols + (c * g.khw + i * g.kw + j) * ld + s * g.hw
+                        let src = cols + ((c &* g.khw &+ i &* g.kw &+ j) &* ld &+ s &* g.hw)
                         let span = colR[j]
-                        let shift = j * g.dw - g.pl
+                        let shift = j &* g.dw &- g.pl
                         for oh in rowR[i] {
-                            let d = plane + (oh * g.sh - g.pt + i * g.dh) * g.w + shift
-                            let sr = src + oh * g.wo
+                            let d = plane + ((oh &* g.sh &- g.pt &+ i &* g.dh) &* g.w &+ shift)
+                            let sr = src + (oh &* g.wo)
                             if g.sw == 1 {
                                 for ow in span { d[ow] += sr[ow] }
                             } else {
-                                for ow in span { d[ow * g.sw] += sr[ow] }
+                                for ow in span { d[ow &* g.sw] += sr[ow] }
                             }
                         }
                     }

@@ -46,13 +46,16 @@ enum DepthwiseConv {
     }
 
     static func pack(_ src: UnsafePointer<Float>, _ g: ConvGeometry, _ p: Packing, into dst: UnsafeMutablePointer<Float>) {
+        // Per-phase offsets are computed (checked) once; per row, offsets stay inside the input
+        // plane and the packed plane, so the row loop uses wrapping arithmetic.
         for ph in 0..<g.sw {
             let real = p.realRange(phase: ph, g)
+            let lead = real.lowerBound * g.sw + ph - g.pl, phase = ph * p.lq, tail = p.lq - real.upperBound
             for r in 0..<g.h {
-                let s = src + r * g.w
-                let dp = dst + r * p.row + ph * p.lq
+                let s = src + (r &* g.w)
+                let dp = dst + (r &* p.row &+ phase)
                 dp.update(repeating: 0, count: real.lowerBound)
-                let first = s + (real.lowerBound * g.sw + ph - g.pl)
+                let first = s + lead
                 if g.sw == 1 {
                     (dp + real.lowerBound).update(from: first, count: real.count)
                 } else if g.sw == 2 {
@@ -61,19 +64,19 @@ enum DepthwiseConv {
                     let avail = g.w - (real.lowerBound * 2 + ph - g.pl)
                     let out = dp + real.lowerBound
                     var q = 0
-                    while q + 4 <= real.count && 2 * q + 8 <= avail {
-                        let v = UnsafeRawPointer(first + 2 * q).loadUnaligned(as: SIMD8<Float>.self)
+                    while q &+ 4 <= real.count && 2 &* q &+ 8 <= avail {
+                        let v = UnsafeRawPointer(first + (2 &* q)).loadUnaligned(as: SIMD8<Float>.self)
                         UnsafeMutableRawPointer(out + q).storeBytes(of: v.evenHalf, as: SIMD4<Float>.self)
-                        q += 4
+                        q &+= 4
                     }
                     while q < real.count {
-                        out[q] = first[2 * q]
-                        q += 1
+                        out[q] = first[2 &* q]  // inside the input row (see above): no overflow
+                        q &+= 1
                     }
                 } else {
-                    for q in 0..<real.count { dp[real.lowerBound + q] = first[q * g.sw] }
+                    for q in 0..<real.count { dp[real.lowerBound &+ q] = first[q &* g.sw] }  // inside the row
                 }
-                (dp + real.upperBound).update(repeating: 0, count: p.lq - real.upperBound)
+                (dp + real.upperBound).update(repeating: 0, count: tail)
             }
         }
     }
@@ -86,13 +89,15 @@ enum DepthwiseConv {
         }
         for ph in 0..<g.sw {
             let real = p.realRange(phase: ph, g)
+            // As in pack: per-phase offsets checked once, row offsets inside both planes.
+            let lead = real.lowerBound * g.sw + ph - g.pl, phase = ph * p.lq + real.lowerBound
             for r in 0..<g.h {
-                let s = src + r * p.row, d = dst + r * g.w
-                let first = d + (real.lowerBound * g.sw + ph - g.pl), sp = s + ph * p.lq + real.lowerBound
+                let s = src + (r &* p.row), d = dst + (r &* g.w)
+                let first = d + lead, sp = s + phase
                 if g.sw == 1 {
                     first.update(from: sp, count: real.count)
                 } else {
-                    for q in 0..<real.count { first[q * g.sw] = sp[q] }
+                    for q in 0..<real.count { first[q &* g.sw] = sp[q] }  // inside the row: no overflow
                 }
             }
         }

@@ -215,30 +215,46 @@ enum SoftmaxKernels {
         Parallel.forEach(outer * inner, grain: max(1, 4096 / max(r, 1))) { range in
             if inner == 1, finch_softmax_rows(src + range.lowerBound * r, dst + range.lowerBound * r, range.count, r,
                                               log ? 1 : 0) == 1 { return }
+            // Offsets stay inside the tensor, whose element count was computed with checked
+            // arithmetic: wrapping arithmetic cannot overflow. Contiguous rows (inner == 1) get
+            // loops of their own, which the compiler vectorises.
             for oi in range {
                 let o = oi / inner, i = oi % inner
-                let base = o * r * inner + i
+                let base = o &* r &* inner &+ i
+                let xr = src + base, yr = dst + base
                 var m: Float = -.infinity
-                for k in 0..<r { m = Swift.max(m, src[base + k * inner]) }
+                if inner == 1 {
+                    for k in 0..<r { m = Swift.max(m, xr[k]) }
+                } else {
+                    for k in 0..<r { m = Swift.max(m, xr[k &* inner]) }
+                }
                 if !m.isFinite { m = 0 }
                 var s: Float = 0
                 if inner == 1 {
                     // Rows are contiguous (the usual last-axis softmax): one vectorised exp pass.
-                    finch_exp_shifted(src + base, dst + base, r, m)
-                    s = ReduceKernels.sumContiguous(dst + base, r)
+                    finch_exp_shifted(xr, yr, r, m)
+                    s = ReduceKernels.sumContiguous(yr, r)
                 } else {
                     for k in 0..<r {
-                        let e = expf(src[base + k * inner] - m)
-                        dst[base + k * inner] = e
+                        let e = expf(xr[k &* inner] - m)
+                        yr[k &* inner] = e
                         s += e
                     }
                 }
                 if log {
                     let ls = logf(s) + m
-                    for k in 0..<r { dst[base + k * inner] = src[base + k * inner] - ls }
+                    if inner == 1 {
+                        for k in 0..<r { yr[k] = xr[k] - ls }
+                    } else {
+                        for k in 0..<r { yr[k &* inner] = xr[k &* inner] - ls }
+                    }
                 } else {
                     let inv = 1 / s
-                    for k in 0..<r { dst[base + k * inner] *= inv }
+                    if inner == 1 {
+                        for k in 0..<r { yr[k] *= inv }
+                    } else {
+                        for k in 0..<r { yr[k &* inner] *= inv }
+                    }
                 }
             }
         }

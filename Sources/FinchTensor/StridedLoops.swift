@@ -52,28 +52,45 @@ enum StridedLoop {
             }
             return
         }
-        Parallel.forEach(nRows, grain: max(1, grainElements / max(inner, 1))) { range in
-            var index = [Int](repeating: 0, count: outerShape.count)
-            var offsets = [Int](repeating: 0, count: k)
-            // Position the counters at the first row of this chunk.
-            var r = range.lowerBound
-            for d in stride(from: outerShape.count - 1, through: 0, by: -1) {
-                index[d] = r % outerShape[d]
-                r /= outerShape[d]
-                for j in 0..<k { offsets[j] += index[d] * strides[j][d] }
-            }
-            offsets.withUnsafeMutableBufferPointer { off in
-                for _ in range {
-                    body(UnsafePointer(off.baseAddress!), inner)
-                    // Odometer increment of the outer index.
-                    var d = outerShape.count - 1
-                    while d >= 0 {
-                        index[d] += 1
-                        for j in 0..<k { off[j] += strides[j][d] }
-                        if index[d] < outerShape[d] { break }
-                        for j in 0..<k { off[j] -= strides[j][d] * outerShape[d] }
-                        index[d] = 0
-                        d -= 1
+        // The odometer runs once per row, and rows can be a few elements long: it reads flat
+        // buffers, outer stride of operand j along axis d at [d·k + j], not nested arrays (a bounds
+        // check and an indirection per access). Offsets stay inside the operands, whose element
+        // counts were computed with checked arithmetic, so they use wrapping arithmetic.
+        let rank = outerShape.count
+        var flatStrides = [Int](repeating: 0, count: rank * k)
+        for d in 0..<rank { for j in 0..<k { flatStrides[d * k + j] = strides[j][d] } }
+        flatStrides.withUnsafeBufferPointer { fs in
+            outerShape.withUnsafeBufferPointer { os in
+                let st = fs.baseAddress, dims = os.baseAddress
+                Parallel.forEach(nRows, grain: max(1, grainElements / max(inner, 1))) { range in
+                    let index = UnsafeMutablePointer<Int>.allocate(capacity: max(rank, 1))
+                    let off = UnsafeMutablePointer<Int>.allocate(capacity: max(k, 1))
+                    defer {
+                        index.deallocate()
+                        off.deallocate()
+                    }
+                    off.initialize(repeating: 0, count: k)
+                    // Position the counters at the first row of this chunk.
+                    var r = range.lowerBound
+                    for d in stride(from: rank - 1, through: 0, by: -1) {
+                        index[d] = r % dims![d]
+                        r /= dims![d]
+                        for j in 0..<k { off[j] &+= index[d] &* st![d &* k &+ j] }
+                    }
+                    for _ in range {
+                        body(UnsafePointer(off), inner)
+                        // Odometer increment of the outer index.
+                        var d = rank &- 1
+                        while d >= 0 {
+                            index[d] &+= 1
+                            let sd = st! + (d &* k)
+                            for j in 0..<k { off[j] &+= sd[j] }
+                            if index[d] < dims![d] { break }
+                            let n = dims![d]
+                            for j in 0..<k { off[j] &-= sd[j] &* n }
+                            index[d] = 0
+                            d &-= 1
+                        }
                     }
                 }
             }
@@ -102,7 +119,7 @@ public enum Kernels {
             if ds == 1 && ss == 1 {
                 d.update(from: p, count: inner)
             } else {
-                for i in 0..<inner { d[i * ds] = p[i * ss] }
+                for i in 0..<inner { d[i &* ds] = p[i &* ss] }  // inside both views: no overflow
             }
         }
     }
@@ -121,7 +138,7 @@ public enum Kernels {
             if ds == 1 && ss == 1 {
                 for i in 0..<inner { d[i] += p[i] }
             } else {
-                for i in 0..<inner { d[i * ds] += p[i * ss] }
+                for i in 0..<inner { d[i &* ds] += p[i &* ss] }  // inside both views: no overflow
             }
         }
     }
@@ -174,7 +191,7 @@ public enum Kernels {
                 let v = pa[0]
                 for i in 0..<inner { o[i] = f(v, pb[i]) }
             } else {
-                for i in 0..<inner { o[i] = f(pa[i * sa], pb[i * sb]) }
+                for i in 0..<inner { o[i] = f(pa[i &* sa], pb[i &* sb]) }  // inside both views: no overflow
             }
         }
         return out

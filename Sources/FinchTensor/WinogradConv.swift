@@ -84,17 +84,20 @@ enum WinogradConv {
             if allowWide, finch_winograd_weight_transform(w, plane, u, range.lowerBound, range.upperBound) == 1 {
                 return
             }
+            // Offsets are below 16·plane, the size of U, computed with checked arithmetic by the
+            // caller's allocation: wrapping arithmetic cannot overflow.
             for p in range {
-                let g = w + p * 9
+                let g = w + (p &* 9)
                 // t = G·g (4×3), rows of G: (1,0,0), (½,½,½), (½,−½,½), (0,0,1); then U = t·Gᵀ.
                 let g0 = SIMD4<Float>(g[0], g[1], g[2], 0), g1 = SIMD4<Float>(g[3], g[4], g[5], 0)
                 let g2 = SIMD4<Float>(g[6], g[7], g[8], 0)
                 let t0 = g0, t1 = 0.5 * (g0 + g1 + g2), t2 = 0.5 * (g0 - g1 + g2), t3 = g2
                 @inline(__always) func emit(_ i: Int, _ r: SIMD4<Float>) {
-                    u[(4 * i + 0) * plane + p] = r[0]
-                    u[(4 * i + 1) * plane + p] = 0.5 * (r[0] + r[1] + r[2])
-                    u[(4 * i + 2) * plane + p] = 0.5 * (r[0] - r[1] + r[2])
-                    u[(4 * i + 3) * plane + p] = r[2]
+                    let o = u + (4 &* i &* plane &+ p)
+                    o[0] = r[0]
+                    o[plane] = 0.5 * (r[0] + r[1] + r[2])
+                    o[2 &* plane] = 0.5 * (r[0] - r[1] + r[2])
+                    o[3 &* plane] = r[2]
                 }
                 emit(0, t0)
                 emit(1, t1)
@@ -537,18 +540,21 @@ enum WinogradConv {
         if kind == .four { return weightGradientFromTransformed4(du, cout: cout, cin: cin, into: dw) }
         let plane = cout * cin
         Parallel.forEach(plane, grain: 256) { range in
+            // Offsets are below 16·plane and 9·plane, the sizes of dU and dW (checked when they
+            // were allocated): wrapping arithmetic cannot overflow.
             for q in range {
                 @inline(__always) func row(_ i: Int) -> SIMD4<Float> {
-                    SIMD4(du[(4 * i) * plane + q], du[(4 * i + 1) * plane + q], du[(4 * i + 2) * plane + q],
-                          du[(4 * i + 3) * plane + q])
+                    let r = du + (4 &* i &* plane &+ q)
+                    return SIMD4(r[0], r[plane], r[2 &* plane], r[3 &* plane])
                 }
                 let d0 = row(0), d1 = row(1), d2 = row(2), d3 = row(3)
                 // Gᵀ on rows, G's columns (1, ½, ½, 0), (0, ½, −½, 0), (0, ½, ½, 1); then on columns.
-                let out = dw + q * 9
+                let out = dw + (q &* 9)
                 @inline(__always) func emit(_ i: Int, _ r: SIMD4<Float>) {
-                    out[3 * i] = r[0] + 0.5 * (r[1] + r[2])
-                    out[3 * i + 1] = 0.5 * (r[1] - r[2])
-                    out[3 * i + 2] = 0.5 * (r[1] + r[2]) + r[3]
+                    let o = out + (3 &* i)
+                    o[0] = r[0] + 0.5 * (r[1] + r[2])
+                    o[1] = 0.5 * (r[1] - r[2])
+                    o[2] = 0.5 * (r[1] + r[2]) + r[3]
                 }
                 emit(0, d0 + 0.5 * (d1 + d2))
                 emit(1, 0.5 * (d1 - d2))
