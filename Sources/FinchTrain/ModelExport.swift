@@ -261,7 +261,9 @@ public enum ModelInference {
     }
 
     /// Top-k classes with softmax probabilities for each image (decoded and preprocessed as in evaluation).
-    public static func predict(_ m: DeployableModel, images: [URL], topK: Int = 5, batch: Int = 16) throws -> [Prediction] {
+    /// `topK` defaults to 5, or to every class of a model with fewer; more than the model's classes is an error.
+    public static func predict(_ m: DeployableModel, images: [URL], topK: Int? = nil, batch: Int = 16) throws -> [Prediction] {
+        let topK = topK ?? min(5, m.model.numClasses)
         guard (1...m.model.numClasses).contains(topK) else {
             throw ModelExportError.invalidArgument(name: "--top-k", value: topK, expected: "in 1…\(m.model.numClasses) (the model's classes)")
         }

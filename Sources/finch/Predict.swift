@@ -11,8 +11,8 @@ struct Predict: ParsableCommand {
     @Argument(help: "JPEG or PNG images.")
     var images: [String]
 
-    @Option(help: "Classes to list per image.")
-    var topK: Int = 5
+    @Option(help: "Classes to list per image (default: 5, or every class of a model with fewer).")
+    var topK: Int?
 
     @Option(help: "Model name, for weights files that do not record it.")
     var model: String?
@@ -22,7 +22,7 @@ struct Predict: ParsableCommand {
 
     func validate() throws {
         // The upper end (the model's class count) is checked once the model is loaded.
-        try checkOption("top-k", topK, 1...TrainConfig.Limits.classes)
+        if let topK { try checkOption("top-k", topK, 1...TrainConfig.Limits.classes) }
     }
 
     mutating func run() throws {

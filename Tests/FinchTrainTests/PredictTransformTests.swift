@@ -15,4 +15,18 @@ final class PredictTransformTests: XCTestCase {
             XCTAssertThrowsError(try ModelInference.predict(m, images: [image])) { XCTAssertTrue("\($0)".contains(message), "\($0)") }
         }
     }
+
+    /// The default top-k fits the model: 5, or every class of a model with fewer; an explicit
+    /// top-k above the class count is an error naming the option.
+    func testDefaultTopKFitsTheModelAndALargerOneIsRefused() throws {
+        let model = try ModelRegistry.create("mobilenetv3_small_100", numClasses: 2)
+        let image = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../Fixtures/images/rgb.png").standardized
+        let m = DeployableModel(model: model, classes: ["a", "b"], resolution: 32, cropPct: 0.875, interpolation: "bicubic",
+                                mean: [0.5, 0.5, 0.5], std: [0.2, 0.2, 0.2], epoch: nil)
+        let p = try ModelInference.predict(m, images: [image])
+        XCTAssertEqual(p.first?.top.count, 2)
+        XCTAssertThrowsError(try ModelInference.predict(m, images: [image], topK: 3)) {
+            XCTAssertTrue("\($0)".contains("--top-k must be in 1…2 (the model's classes), got 3"), "\($0)")
+        }
+    }
 }
