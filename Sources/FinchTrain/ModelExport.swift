@@ -270,6 +270,10 @@ public enum ModelInference {
         try checkBatch(batch)
         let t = m.evalTransform
         try t.validate()   // crop_pct, mean/std come from a bundle's metadata: refuse bad ones before Int(_:) traps
+        // Inference uses running statistics, whatever mode the caller's model was left in.
+        let wasTraining = m.model.isTraining
+        m.model.eval()
+        defer { m.model.train(wasTraining) }
         var rng = RandomGenerator(seed: 0)
         var out: [Prediction] = []
         let k = topK
@@ -297,6 +301,9 @@ public enum ModelInference {
                                 onBatch: ((Tensor, Tensor, [Int]) -> Void)? = nil) throws -> ClassificationMetrics {
         try checkBatch(batch)
         try checkWorkers(workers)
+        let wasTraining = m.model.isTraining
+        m.model.eval()
+        defer { m.model.train(wasTraining) }
         let valRoot = FileManager.default.fileExists(atPath: root.appendingPathComponent("val").path) ? root.appendingPathComponent("val") : root
         let folder = try ImageFolder(root: valRoot)
         guard folder.classes == m.classes else {

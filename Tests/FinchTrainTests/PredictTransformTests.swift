@@ -23,8 +23,11 @@ final class PredictTransformTests: XCTestCase {
         let image = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../Fixtures/images/rgb.png").standardized
         let m = DeployableModel(model: model, classes: ["a", "b"], resolution: 32, cropPct: 0.875, interpolation: "bicubic",
                                 mean: [0.5, 0.5, 0.5], std: [0.2, 0.2, 0.2], epoch: nil)
+        // A freshly built model is in training mode; prediction runs in evaluation mode and gives it back as it was.
+        XCTAssertTrue(model.isTraining)
         let p = try ModelInference.predict(m, images: [image])
         XCTAssertEqual(p.first?.top.count, 2)
+        XCTAssertTrue(model.isTraining)
         XCTAssertThrowsError(try ModelInference.predict(m, images: [image], topK: 3)) {
             XCTAssertTrue("\($0)".contains("--top-k must be in 1…2 (the model's classes), got 3"), "\($0)")
         }
