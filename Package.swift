@@ -38,6 +38,8 @@ let package = Package(
         .systemLibrary(name: "CMalloc"),
 
         .target(name: "CFinchKernels"),
+        // Reads an HDF5 file in a forked child before libhdf5 opens it in-process (HDF5Probe.c).
+        .target(name: "CFinchHDF5Probe", dependencies: ["CHDF5"]),
         .target(name: "FinchTensor", dependencies: ["COpenBLAS", "CMalloc", "CFinchKernels"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
 
@@ -49,7 +51,7 @@ let package = Package(
 
         .target(name: "FinchOptim", dependencies: ["FinchTensor", "FinchNN"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
-        .target(name: "FinchIO", dependencies: ["FinchTensor", "FinchNN", "FinchOptim", "CHDF5",
+        .target(name: "FinchIO", dependencies: ["FinchTensor", "FinchNN", "FinchOptim", "CHDF5", "CFinchHDF5Probe",
                                                 .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
 
