@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,6 +159,10 @@ static void child(const char *path, int64_t file_size, int64_t address_space_now
     if (address_space_now > 0 && address_space_now < INT64_MAX - budget) {
         limit_resource(RLIMIT_AS, (rlim_t)(address_space_now + budget), (rlim_t)(address_space_now + budget));
     }
+
+    // Freed and fresh heap memory gets a fixed junk pattern, so libhdf5's use of either (the
+    // crashes seen so far) fails the same way whatever the caller's heap held.
+    mallopt(M_PERTURB, 0x5a);
 
     if (mode == FINCH_HDF5_PROBE_MODE_SEGFAULT) raise(SIGSEGV);
     if (mode == FINCH_HDF5_PROBE_MODE_SPIN) for (volatile int spin = 0;; spin++) {}

@@ -26,7 +26,7 @@ enum HDF5Probe {
             case .ok, .refused: return nil
             case .crashed(let s): return "libhdf5 crashed (signal \(s), \(String(cString: strsignal(s)))) while a separate process read it"
             case .exited(let s): return "libhdf5 failed abnormally (exit status \(s)) while a separate process read it"
-            case .hung(let t): return "libhdf5 did not finish reading it in \(Int(t.rounded(.up))) s (it loops on some damaged files)"
+            case .hung(let t): return "libhdf5 did not finish reading it in \(Int(t.rounded())) s (it loops on some damaged files)"
             case .outOfMemory: return "libhdf5 ran out of memory reading it, far beyond what a file of its size needs"
             case .unavailable(let e): return "no process could be started to check it first (\(String(cString: strerror(e))))"
             }
@@ -61,7 +61,6 @@ enum HDF5Probe {
     enum Mode { case read, segfault, spin }
 
     static func run(path: String, size: Int, timeout: Double, mode: Mode = .read) -> Verdict {
-        let started = Date()
         let childMode: finch_hdf5_probe_mode
         switch mode {
         case .read: childMode = FINCH_HDF5_PROBE_MODE_NORMAL
@@ -73,7 +72,7 @@ enum HDF5Probe {
         case FINCH_HDF5_PROBE_OK: return .ok
         case FINCH_HDF5_PROBE_REFUSED: return .refused
         case FINCH_HDF5_PROBE_CRASHED: return r.detail > 0 ? .crashed(signal: r.detail) : .exited(status: -r.detail)
-        case FINCH_HDF5_PROBE_HUNG: return .hung(seconds: max(timeout, Date().timeIntervalSince(started)))
+        case FINCH_HDF5_PROBE_HUNG: return .hung(seconds: timeout)
         case FINCH_HDF5_PROBE_OUT_OF_MEMORY: return .outOfMemory
         default: return .unavailable(errno: r.detail)
         }
