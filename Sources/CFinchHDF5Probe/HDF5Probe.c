@@ -160,8 +160,8 @@ static void child(const char *path, int64_t file_size, int64_t address_space_now
         limit_resource(RLIMIT_AS, (rlim_t)(address_space_now + budget), (rlim_t)(address_space_now + budget));
     }
 
-    // Freed and fresh heap memory gets a fixed junk pattern, so libhdf5's use of either (the
-    // crashes seen so far) fails the same way whatever the caller's heap held.
+    // Freed and fresh heap memory gets a junk pattern, so libhdf5's use of either (the crashes
+    // seen so far) depends less on what the caller's heap happened to hold.
     mallopt(M_PERTURB, 0x5a);
 
     if (mode == FINCH_HDF5_PROBE_MODE_SEGFAULT) raise(SIGSEGV);
