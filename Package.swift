@@ -38,6 +38,8 @@ let package = Package(
         .systemLibrary(name: "CMalloc"),
 
         .target(name: "CFinchKernels"),
+        // Reads an HDF5 file in a forked child before libhdf5 opens it in-process (HDF5Probe.c).
+        .target(name: "CFinchHDF5Probe", dependencies: ["CHDF5"]),
         .target(name: "FinchTensor", dependencies: ["COpenBLAS", "CMalloc", "CFinchKernels"]),
 
         .target(name: "FinchNN", dependencies: ["FinchTensor"]),
@@ -45,7 +47,7 @@ let package = Package(
         .target(name: "FinchData", dependencies: ["FinchTensor", "CPNG", "CTurboJPEG"]),
 
         .target(name: "FinchOptim", dependencies: ["FinchTensor", "FinchNN"]),
-        .target(name: "FinchIO", dependencies: ["FinchTensor", "FinchNN", "FinchOptim", "CHDF5",
+        .target(name: "FinchIO", dependencies: ["FinchTensor", "FinchNN", "FinchOptim", "CHDF5", "CFinchHDF5Probe",
                                                 .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
 
         .target(name: "FinchTrain", dependencies: ["FinchTensor", "FinchNN", "FinchData", "FinchOptim", "FinchIO",

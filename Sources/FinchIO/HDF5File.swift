@@ -15,6 +15,8 @@ public enum HDF5Error: Error, CustomStringConvertible, Equatable {
     case malformed(file: String, path: String, reason: String)
     /// A checksum did not match: the bytes changed after they were written.
     case corrupted(file: String, path: String, detail: String)
+    /// libhdf5 itself crashed, hung or ran away on the file in a separate process (HDF5Probe).
+    case unsafe(file: String, reason: String)
 
     public var description: String {
         switch self {
@@ -27,6 +29,7 @@ public enum HDF5Error: Error, CustomStringConvertible, Equatable {
         case .malformed(let f, let p, let r): return "\(f): '\(p)' is malformed: \(r)"
         case .corrupted(let f, let p, let d):
             return "\(f): '\(p)' is corrupted, its checksum does not match (\(d)); the file was damaged after it was written"
+        case .unsafe(let f, let r): return "\(f): refused: \(r); the file is damaged or crafted"
         }
     }
 }
@@ -102,6 +105,7 @@ public final class HDF5File {
             }
         }
         guard H5Fis_hdf5(path) > 0 else { throw HDF5Error.cannotOpen(file: path, reason: "not an HDF5 file") }
+        try HDF5Probe.check(path: path, size: size)
         let id = H5Fopen(path, finch_h5f_acc_rdonly(), finch_h5p_default())
         guard id >= 0 else {
             let failure = hdf5Failure(file: path, path: "/", operation: "open")
