@@ -27,7 +27,7 @@ public final class DataLoader: @unchecked Sendable {
 
     public init(samples: [(url: URL, label: Int)], transform: ImageTransform, batchSize: Int, sampler: Sampler,
                 dropLast: Bool, seed: UInt64, skipBadImages: Bool = false) {
-        precondition(batchSize > 0, "DataLoader: batch size must be positive")
+        ensure(batchSize > 0, "DataLoader: batch size must be positive")
         self.samples = samples
         self.transform = transform
         self.batchSize = batchSize

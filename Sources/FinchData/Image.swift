@@ -1,3 +1,4 @@
+import FinchTensor
 /// A decoded 8-bit RGB image, row-major and interleaved (HWC), the form decoders produce and
 /// the geometric transforms work on before conversion to a normalised CHW tensor.
 public struct Image: Sendable, Equatable {
@@ -7,7 +8,7 @@ public struct Image: Sendable, Equatable {
     public var pixels: [UInt8]
 
     public init(width: Int, height: Int, pixels: [UInt8]) {
-        precondition(width > 0 && height > 0 && pixels.count == width * height * 3,
+        ensure(width > 0 && height > 0 && pixels.count == width * height * 3,
                      "Image: \(pixels.count) bytes for \(width)×\(height) RGB")
         self.width = width
         self.height = height

@@ -95,7 +95,7 @@ public struct ImageFolder: Sendable {
     /// Per class: shuffle with the seed, the first round(fraction·n) go to validation.
     /// `valFraction` is checked where the config is read; here a value outside [0, 1] is a bug.
     public func stratifiedSplit(valFraction: Double, seed: UInt64) -> (train: ImageFolder, val: ImageFolder) {
-        precondition(valFraction >= 0 && valFraction <= 1, "stratifiedSplit: val_fraction \(valFraction) is not in [0, 1]")
+        ensure(valFraction >= 0 && valFraction <= 1, "stratifiedSplit: val_fraction \(valFraction) is not in [0, 1]")
         var train: [(url: URL, label: Int)] = [], val: [(url: URL, label: Int)] = []
         for label in classes.indices {
             var items = samples.filter { $0.label == label }

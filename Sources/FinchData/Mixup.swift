@@ -134,7 +134,7 @@ public struct Mixup: Sendable {
     /// Mixes `images` [N, C, H, W] by `draws` (each sample with its mirror, read from the unmixed
     /// batch) and returns the mixed images and soft targets [N, numClasses].
     public func apply(_ draws: [Draw], images: Tensor, labels: [Int]) -> (images: Tensor, targets: Tensor) {
-        precondition(images.rank == 4 && images.shape[0] == labels.count && draws.count == labels.count,
+        ensure(images.rank == 4 && images.shape[0] == labels.count && draws.count == labels.count,
                      "Mixup: images \(images.shape), \(labels.count) labels, \(draws.count) draws")
         let n = labels.count, c = images.shape[1], h = images.shape[2], w = images.shape[3]
         let src = images.contiguous()
@@ -166,7 +166,7 @@ public struct Mixup: Sendable {
         let off = labelSmoothing / Double(k), on = 1 - labelSmoothing + off
         var t = [Float](repeating: 0, count: n * k)
         for i in 0..<n {
-            precondition(labels[i] >= 0 && labels[i] < k, "Mixup: label \(labels[i]) outside 0..<\(k)")
+            ensure(labels[i] >= 0 && labels[i] < k, "Mixup: label \(labels[i]) outside 0..<\(k)")
             let lam = lams[i], partner = labels[n - 1 - i]
             for cls in 0..<k {
                 let y1 = cls == labels[i] ? on : off, y2 = cls == partner ? on : off

@@ -28,7 +28,7 @@ public struct RandomErasing: Sendable, Equatable {
     public func apply(to image: UnsafeMutablePointer<Float>, channels: Int, height H: Int, width W: Int,
                       rng: inout RandomGenerator) -> [(x: Int, y: Int, w: Int, h: Int)] {
         guard probability > 0, rng.nextDouble() <= probability else { return [] }
-        precondition(maxCount >= 1, "RandomErasing: re_count \(maxCount) < 1 (call validate() first)")
+        ensure(maxCount >= 1, "RandomErasing: re_count \(maxCount) < 1 (call validate() first)")
         let count = maxCount == 1 ? 1 : 1 + rng.nextInt(below: maxCount)
         let area = Double(H * W)
         let logAspect = (log(minAspect), log(1 / minAspect))

@@ -1,3 +1,4 @@
+import FinchTensor
 // Turning a tensor's little-endian bytes into Float or Int64 elements.
 //
 // Tensor data sits at whatever offset the writer chose (the header length need not be a
@@ -14,7 +15,7 @@ extension UnsafeRawBufferPointer {
 /// exactly, rounding F64 and wide integers to nearest, BOOL as 0/1.
 func decodeFloats(_ bytes: UnsafeRawBufferPointer, dtype: SafeTensorsDType, count: Int,
                   into out: UnsafeMutablePointer<Float>) {
-    precondition(bytes.count == count * dtype.size, "decodeFloats: byte count checked by the header")
+    ensure(bytes.count == count * dtype.size, "decodeFloats: byte count checked by the header")
     switch dtype {
     case .f32:
         #if _endian(little)
@@ -57,7 +58,7 @@ func decodeFloats(_ bytes: UnsafeRawBufferPointer, dtype: SafeTensorsDType, coun
 /// The elements of an integer (or BOOL) tensor as Int64, or the index of the first U64 element
 /// that does not fit. Floating dtypes are the caller's error to report.
 func decodeIntegers(_ bytes: UnsafeRawBufferPointer, dtype: SafeTensorsDType, count: Int) -> Result<[Int64], IntegerOverflow> {
-    precondition(dtype.isInteger && bytes.count == count * dtype.size, "decodeIntegers: checked by the caller")
+    ensure(dtype.isInteger && bytes.count == count * dtype.size, "decodeIntegers: checked by the caller")
     var values = [Int64](repeating: 0, count: count)
     switch dtype {
     case .i64: for i in 0..<count { values[i] = bytes.element(i, as: Int64.self) }
@@ -75,7 +76,7 @@ func decodeIntegers(_ bytes: UnsafeRawBufferPointer, dtype: SafeTensorsDType, co
             values[i] = fitted
         }
     case .f64, .f32, .f16, .bf16, .f8e4m3, .f8e5m2:
-        preconditionFailure("decodeIntegers: floating dtype \(dtype)")
+        ensureFailed("decodeIntegers: floating dtype \(dtype)")
     }
     return .success(values)
 }

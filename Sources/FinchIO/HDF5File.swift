@@ -473,7 +473,7 @@ public struct HDF5Group {
     }
 
     private func writeRaw(_ name: String, type: hid_t, elementSize: Int, shape: [Int], count: Int, bytes: UnsafeRawPointer?) throws {
-        precondition(shape.count <= Self.maxRank && checkedByteCount(shape: shape, elementSize: 1) == count,
+        ensure(shape.count <= Self.maxRank && checkedByteCount(shape: shape, elementSize: 1) == count,
                      "HDF5 write \(name): \(count) values for shape \(shape)")
         var dims = shape.map { hsize_t($0) }
         let space = shape.isEmpty ? H5Screate(H5S_SCALAR) : H5Screate_simple(Int32(shape.count), &dims, nil)

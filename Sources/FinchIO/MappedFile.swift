@@ -61,7 +61,7 @@ final class MappedFile: @unchecked Sendable {
     func bytes(_ range: Range<Int>) -> UnsafeRawBufferPointer {
         // A range outside the mapping would read other memory; every caller validated it, so
         // failing here is a bug, not bad input.
-        precondition(range.lowerBound >= 0 && range.upperBound <= size, "MappedFile: range \(range) outside \(size) bytes")
+        ensure(range.lowerBound >= 0 && range.upperBound <= size, "MappedFile: range \(range) outside \(size) bytes")
         guard let base, !range.isEmpty else { return UnsafeRawBufferPointer(start: nil, count: 0) }
         return UnsafeRawBufferPointer(start: base + range.lowerBound, count: range.count)
     }

@@ -40,7 +40,7 @@ public struct ONNXExporter {
     }
 
     public func export(_ model: Module, inputShape chw: [Int], numClasses: Int, graphName: String = "finch") throws -> Onnx_ModelProto {
-        precondition(chw.count == 3, "ONNX export: input shape is [C, H, W], got \(chw)")
+        ensure(chw.count == 3, "ONNX export: input shape is [C, H, W], got \(chw)")
         let wasTraining = model.isTraining
         model.eval()
         defer { model.train(wasTraining) }

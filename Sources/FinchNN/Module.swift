@@ -19,7 +19,7 @@ public final class Int64Buffer {
     public var values: [Int64]
     public let shape: [Int]
     public init(_ values: [Int64], shape: [Int] = []) {
-        precondition(values.count == Shape.count(shape), "Int64Buffer: \(values.count) values for shape \(shape)")
+        ensure(values.count == Shape.count(shape), "Int64Buffer: \(values.count) values for shape \(shape)")
         self.values = values
         self.shape = shape
     }
@@ -44,7 +44,7 @@ open class Module {
 
     /// Forward pass. Subclasses override.
     open func callAsFunction(_ x: Tensor) -> Tensor {
-        preconditionFailure("\(type(of: self)) does not implement callAsFunction(_:)")
+        ensureFailed("\(type(of: self)) does not implement callAsFunction(_:)")
     }
 
     // MARK: Registration

@@ -26,8 +26,8 @@ public final class AdamW: Optimizer {
     public private(set) var state: [ObjectIdentifier: State] = [:]
 
     public init(groups: [ParamGroup], betas: (Float, Float) = (0.9, 0.999), eps: Float = 1e-8, amsgrad: Bool = false) {
-        precondition(betas.0 >= 0 && betas.0 < 1 && betas.1 >= 0 && betas.1 < 1, "AdamW: betas \(betas) not in [0, 1)")
-        precondition(eps >= 0, "AdamW: eps \(eps) is negative")
+        ensure(betas.0 >= 0 && betas.0 < 1 && betas.1 >= 0 && betas.1 < 1, "AdamW: betas \(betas) not in [0, 1)")
+        ensure(eps >= 0, "AdamW: eps \(eps) is negative")
         self.groups = groups
         self.betas = betas
         self.eps = eps
@@ -47,7 +47,7 @@ public final class AdamW: Optimizer {
     /// Restores one parameter's moments and step count (checkpoint resume).
     public func restoreState(for parameter: Tensor, step: Int, expAvg: Tensor, expAvgSq: Tensor,
                              maxExpAvgSq: Tensor? = nil) {
-        precondition(expAvg.shape == parameter.shape && expAvgSq.shape == parameter.shape,
+        ensure(expAvg.shape == parameter.shape && expAvgSq.shape == parameter.shape,
                      "AdamW: restored moments \(expAvg.shape) / \(expAvgSq.shape) for parameter \(parameter.shape)")
         let s = State(shape: parameter.shape, amsgrad: amsgrad)
         s.step = step
@@ -63,7 +63,7 @@ public final class AdamW: Optimizer {
             let lr = Double(group.lr), wd = Double(group.weightDecay)
             for (_, p) in group.parameters {
                 guard let g = p.grad else { continue }
-                precondition(g.shape == p.shape, "AdamW: gradient \(g.shape) for parameter \(p.shape)")
+                ensure(g.shape == p.shape, "AdamW: gradient \(g.shape) for parameter \(p.shape)")
                 let s = state[ObjectIdentifier(p)] ?? {
                     let s = State(shape: p.shape, amsgrad: amsgrad)
                     state[ObjectIdentifier(p)] = s

@@ -1,3 +1,4 @@
+import FinchTensor
 /// Gradient accumulation over `steps` micro-batches: scale each micro-batch loss by 1/steps and
 /// step the optimizer after the last one, so k batches of n equal one batch of k·n (for losses
 /// that average over the batch and models without batch statistics).
@@ -6,7 +7,7 @@ public struct GradientAccumulation: Sendable {
     public private(set) var position = 0
 
     public init(steps: Int) {
-        precondition(steps >= 1, "gradient accumulation: steps must be ≥ 1, got \(steps)")
+        ensure(steps >= 1, "gradient accumulation: steps must be ≥ 1, got \(steps)")
         self.steps = steps
     }
 

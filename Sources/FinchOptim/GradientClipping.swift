@@ -32,7 +32,7 @@ public enum GradientClipping {
 
     /// Clamps every gradient element into [−clip, clip].
     public static func clipValue(_ parameters: [Tensor], clip: Float) {
-        precondition(clip >= 0, "clip_grad_value: clip \(clip) is negative")
+        ensure(clip >= 0, "clip_grad_value: clip \(clip) is negative")
         for g in parameters.compactMap(\.grad) where g.isContiguous {
             let p = g.basePointer
             for i in 0..<g.count { p[i] = Swift.min(Swift.max(p[i], -clip), clip) }

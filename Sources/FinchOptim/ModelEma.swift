@@ -43,7 +43,7 @@ public final class ModelEma {
     public func update(from model: Module, step: Int? = nil) {
         let weight = Float(1 - decay(at: step))
         let current = model.stateDict()
-        precondition(current.count == entries.count, "ModelEma: the model's state dict changed shape")
+        ensure(current.count == entries.count, "ModelEma: the model's state dict changed shape")
         for i in entries.indices {
             switch (entries[i].value, current[i].value) {
             case (.float(let e), .float(let m)):
@@ -54,7 +54,7 @@ public final class ModelEma {
             case (_, .int64):
                 entries[i] = (entries[i].name, current[i].value)
             default:
-                preconditionFailure("ModelEma: entry \(entries[i].name) changed type")
+                ensureFailed("ModelEma: entry \(entries[i].name) changed type")
             }
         }
     }

@@ -10,7 +10,7 @@ public final class SGD: Optimizer {
     public private(set) var momentumBuffers: [ObjectIdentifier: Tensor] = [:]
 
     public init(groups: [ParamGroup], momentum: Float = 0, dampening: Float = 0, nesterov: Bool = false) {
-        precondition(!nesterov || (momentum > 0 && dampening == 0),
+        ensure(!nesterov || (momentum > 0 && dampening == 0),
                      "SGD: Nesterov momentum requires a momentum and zero dampening")
         self.groups = groups
         self.momentum = momentum
@@ -28,7 +28,7 @@ public final class SGD: Optimizer {
 
     /// Restores one parameter's momentum buffer (checkpoint resume).
     public func restoreMomentumBuffer(for parameter: Tensor, _ buffer: Tensor) {
-        precondition(buffer.shape == parameter.shape, "SGD: momentum buffer \(buffer.shape) for parameter \(parameter.shape)")
+        ensure(buffer.shape == parameter.shape, "SGD: momentum buffer \(buffer.shape) for parameter \(parameter.shape)")
         momentumBuffers[ObjectIdentifier(parameter)] = buffer.copy()
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import FinchTensor
 
 /// Learning-rate schedules with timm's semantics (`timm.scheduler`, built as its
 /// `create_scheduler_v2` does): warmup from `warmupLRInit` over `warmupT` steps, then the
@@ -41,7 +42,7 @@ public final class Scheduler {
 
     public init(kind: Kind, groups: [ParamGroup], tInitial: Int, lrMin: Double = 0, warmupT: Int = 0,
                 warmupLRInit: Double = 0, warmupPrefix: Bool = false, tInEpochs: Bool = true) {
-        precondition(tInitial > 0, "Scheduler: t_initial must be positive, got \(tInitial)")
+        ensure(tInitial > 0, "Scheduler: t_initial must be positive, got \(tInitial)")
         self.kind = kind
         self.groups = groups
         self.tInitial = tInitial

@@ -203,10 +203,10 @@ extension Kernels {
 /// the result equals `batchNorm2d(training: false)` followed by the activation, bit for bit.
 public func batchNormActivationInference(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: Tensor,
                                          runningVar: Tensor, eps: Float, activation: FusedActivation) -> Tensor {
-    precondition(x.rank >= 2, "batchNormActivationInference: input must be [N, C, *], got shape \(x.shape)")
+    ensure(x.rank >= 2, "batchNormActivationInference: input must be [N, C, *], got shape \(x.shape)")
     let n = x.shape[0], c = x.shape[1]
     let plane = Shape.count(Array(x.shape[2...]))
-    precondition(runningMean.shape == [c] && runningVar.shape == [c],
+    ensure(runningMean.shape == [c] && runningVar.shape == [c],
                  "batchNormActivationInference: running statistics of shape \(runningMean.shape) for input \(x.shape)")
     let xd = x.isContiguous ? x.detach() : x.copy()
     let rm = runningMean.contiguous(), rv = runningVar.contiguous()

@@ -36,14 +36,14 @@ extension Tensor {
     /// Reverse-mode sweep from this tensor. Without `gradient` the tensor must hold one element
     /// (a loss). Leaf gradients accumulate into `grad`; the graph is freed unless `retainGraph`.
     public func backward(_ gradient: Tensor? = nil, retainGraph: Bool = false) {
-        precondition(requiresGrad, "backward: tensor of shape \(shape) does not require grad")
+        ensure(requiresGrad, "backward: tensor of shape \(shape) does not require grad")
         let seed: Tensor
         if let gradient {
-            precondition(gradient.shape == shape,
+            ensure(gradient.shape == shape,
                          "backward: gradient of shape \(gradient.shape) for tensor of shape \(shape)")
             seed = gradient.detach()
         } else {
-            precondition(count == 1, "backward: implicit gradient needs a one-element tensor, got shape \(shape)")
+            ensure(count == 1, "backward: implicit gradient needs a one-element tensor, got shape \(shape)")
             seed = Tensor(repeating: 1, shape: shape)
         }
 
@@ -57,13 +57,13 @@ extension Tensor {
                     continue
                 }
                 guard let bw = fn.backward else {
-                    preconditionFailure("backward: the graph through '\(fn.name)' was already freed; " +
+                    ensureFailed("backward: the graph through '\(fn.name)' was already freed; " +
                                         "pass retainGraph: true to backward twice")
                 }
                 let inputGrads = bw(g)
                 for (input, ig) in zip(fn.inputs, inputGrads) {
                     guard input.requiresGrad, let ig else { continue }
-                    precondition(ig.shape == input.shape,
+                    ensure(ig.shape == input.shape,
                                  "backward of \(fn.name): gradient shape \(ig.shape) for input \(input.shape)")
                     let key = ObjectIdentifier(input)
                     if let existing = grads[key] {

@@ -37,7 +37,7 @@ public struct Padding2d: Equatable, Sendable, CustomStringConvertible {
     public static func tfSame(inputSize: (Int, Int), kernelSize: (Int, Int), stride: (Int, Int) = (1, 1),
                               dilation: (Int, Int) = (1, 1)) -> Padding2d {
         func split(_ n: Int, _ k: Int, _ s: Int, _ d: Int) -> (Int, Int) {
-            precondition(n >= 0 && k >= 1 && s >= 1 && d >= 1,
+            ensure(n >= 0 && k >= 1 && s >= 1 && d >= 1,
                          "tfSame: invalid size \(n), kernel \(k), stride \(s), dilation \(d)")
             let total = Swift.max(((n + s - 1) / s - 1) * s + (k - 1) * d + 1 - n, 0)
             return (total / 2, total - total / 2)
@@ -78,21 +78,21 @@ struct ConvGeometry {
 
     init(input x: [Int], weight wt: [Int], stride: (Int, Int), padding p: Padding2d,
          dilation: (Int, Int), groups: Int, op: String, outputSize: (Int, Int)? = nil) {
-        precondition(x.count == 4, "\(op): input must be [N, C, H, W], got shape \(x)")
-        precondition(wt.count == 4, "\(op): weight must be [Cout, Cin/groups, kh, kw], got shape \(wt)")
-        precondition(groups >= 1, "\(op): groups must be positive, got \(groups)")
-        precondition(x[1] % groups == 0 && wt[0] % groups == 0,
+        ensure(x.count == 4, "\(op): input must be [N, C, H, W], got shape \(x)")
+        ensure(wt.count == 4, "\(op): weight must be [Cout, Cin/groups, kh, kw], got shape \(wt)")
+        ensure(groups >= 1, "\(op): groups must be positive, got \(groups)")
+        ensure(x[1] % groups == 0 && wt[0] % groups == 0,
                      "\(op): groups \(groups) must divide input channels \(x[1]) and output channels \(wt[0]) " +
                      "(input \(x), weight \(wt))")
-        precondition(wt[1] * groups == x[1],
+        ensure(wt[1] * groups == x[1],
                      "\(op): weight \(wt) expects \(wt[1] * groups) input channels with groups \(groups), " +
                      "but input \(x) has \(x[1])")
-        precondition(stride.0 >= 1 && stride.1 >= 1, "\(op): stride \(stride) must be positive")
-        precondition(dilation.0 >= 1 && dilation.1 >= 1, "\(op): dilation \(dilation) must be positive")
-        precondition(p.top >= 0 && p.bottom >= 0 && p.left >= 0 && p.right >= 0,
+        ensure(stride.0 >= 1 && stride.1 >= 1, "\(op): stride \(stride) must be positive")
+        ensure(dilation.0 >= 1 && dilation.1 >= 1, "\(op): dilation \(dilation) must be positive")
+        ensure(p.top >= 0 && p.bottom >= 0 && p.left >= 0 && p.right >= 0,
                      "\(op): negative padding \(p)")
-        precondition(wt[2] >= 1 && wt[3] >= 1, "\(op): empty kernel in weight \(wt)")
-        precondition(x.allSatisfy { $0 >= 0 } && wt[0] >= 0, "\(op): negative size in input \(x) or weight \(wt)")
+        ensure(wt[2] >= 1 && wt[3] >= 1, "\(op): empty kernel in weight \(wt)")
+        ensure(x.allSatisfy { $0 >= 0 } && wt[0] >= 0, "\(op): negative size in input \(x) or weight \(wt)")
         n = x[0]; c = x[1]; h = x[2]; w = x[3]
         cout = wt[0]; kh = wt[2]; kw = wt[3]
         sh = stride.0; sw = stride.1
@@ -101,12 +101,12 @@ struct ConvGeometry {
         self.groups = groups
         if let outputSize {
             // Pooling decides its own output size (ceil mode); the kernels only need it to be given.
-            precondition(outputSize.0 >= 0 && outputSize.1 >= 0, "\(op): negative output size \(outputSize)")
+            ensure(outputSize.0 >= 0 && outputSize.1 >= 0, "\(op): negative output size \(outputSize)")
             (ho, wo) = outputSize
         } else {
             let spanH = h + p.top + p.bottom - dh * (kh - 1) - 1
             let spanW = w + p.left + p.right - dw * (kw - 1) - 1
-            precondition(spanH >= 0 && spanW >= 0,
+            ensure(spanH >= 0 && spanW >= 0,
                          "\(op): input \(x) with padding \(p) is smaller than the dilated kernel of weight \(wt) " +
                          "(dilation \(dilation))")
             ho = spanH / sh + 1
@@ -159,7 +159,7 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: (In
 /// the input size on each call and may be larger at the bottom/right.
 public func conv2dSame(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: (Int, Int) = (1, 1),
                        dilation: (Int, Int) = (1, 1), groups: Int = 1) -> Tensor {
-    precondition(x.rank == 4 && weight.rank == 4,
+    ensure(x.rank == 4 && weight.rank == 4,
                  "conv2dSame: input \(x.shape) and weight \(weight.shape) must both be rank 4")
     let pad = Padding2d.tfSame(inputSize: (x.shape[2], x.shape[3]), kernelSize: (weight.shape[2], weight.shape[3]),
                                stride: stride, dilation: dilation)
@@ -172,7 +172,7 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: (In
     let g = ConvGeometry(input: x.shape, weight: weight.shape, stride: stride, padding: padding,
                          dilation: dilation, groups: groups, op: "conv2d")
     if let bias {
-        precondition(bias.shape == [g.cout],
+        ensure(bias.shape == [g.cout],
                      "conv2d: bias of shape \(bias.shape) for weight \(weight.shape) (expected [\(g.cout)])")
     }
     // Dense, unrecorded data for the kernels; the tape still sees the caller's tensors.

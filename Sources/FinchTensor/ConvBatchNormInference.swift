@@ -14,7 +14,7 @@ public func conv2dBatchNormInference(_ x: Tensor, weight: Tensor, bias: Tensor?,
                                      bnWeight: Tensor?, bnBias: Tensor?, runningMean: Tensor, runningVar: Tensor,
                                      eps: Float, activation: FusedActivation, residual: Tensor? = nil) -> Tensor {
     let cout = weight.shape[0]
-    precondition(runningMean.shape == [cout] && runningVar.shape == [cout],
+    ensure(runningMean.shape == [cout] && runningVar.shape == [cout],
                  "conv2dBatchNormInference: running statistics of shape \(runningMean.shape) for weight \(weight.shape)")
     let rm = runningMean.contiguous(), rv = runningVar.contiguous()
     let gamma = bnWeight?.contiguous(), beta = bnBias?.contiguous()
@@ -31,7 +31,7 @@ public func conv2dBatchNormInference(_ x: Tensor, weight: Tensor, bias: Tensor?,
     let xd = x.isContiguous ? x.detach() : x.copy()
     let out = Tensor(uninitializedShape: [g.n, g.cout, g.ho, g.wo])
     if let residual {
-        precondition(residual.shape == out.shape,
+        ensure(residual.shape == out.shape,
                      "conv2dBatchNormInference: residual of shape \(residual.shape) for an output of shape \(out.shape)")
     }
     let rd = residual.map { $0.isContiguous ? $0.detach() : $0.copy() }

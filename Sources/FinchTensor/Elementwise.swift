@@ -12,7 +12,7 @@ extension Tensor {
     public func sumToShape(_ target: [Int]) -> Tensor {
         if shape == target { return self }
         let lead = rank - target.count
-        precondition(lead >= 0, "sumToShape: cannot reduce shape \(shape) to \(target)")
+        ensure(lead >= 0, "sumToShape: cannot reduce shape \(shape) to \(target)")
         var axes = Array(0..<lead)
         for (i, n) in target.enumerated() where n == 1 && shape[lead + i] != 1 { axes.append(lead + i) }
         let s = axes.isEmpty ? self : sum(axes: axes, keepDim: true)
@@ -158,7 +158,7 @@ extension Tensor {
 
     /// Clamps into [min, max]; like PyTorch, the gradient passes where min ≤ x ≤ max.
     public func clamp(min lo: Float = -.infinity, max hi: Float = .infinity) -> Tensor {
-        precondition(!(lo > hi), "clamp: min \(lo) is greater than max \(hi)")
+        ensure(!(lo > hi), "clamp: min \(lo) is greater than max \(hi)")
         let out = Kernels.map(self) { Swift.min(Swift.max($0, lo), hi) }
         let xd = detach()
         if OpTrace.active != nil { traceOp("Clip", [self, lo.isFinite ? traceConstant([lo], shape: []) : nil, hi.isFinite ? traceConstant([hi], shape: []) : nil], out) }

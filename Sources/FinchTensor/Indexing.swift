@@ -6,7 +6,7 @@ extension Tensor {
     public func indexSelect(axis: Int, indices: [Int]) -> Tensor {
         let a = Shape.axis(axis, rank: rank, op: "index_select", shape: shape)
         let n = shape[a]
-        for i in indices { precondition(i >= 0 && i < n, "index_select: index \(i) out of range for axis \(a) of shape \(shape)") }
+        for i in indices { ensure(i >= 0 && i < n, "index_select: index \(i) out of range for axis \(a) of shape \(shape)") }
         let xc = isContiguous ? self : copy()
         let outer = Shape.count(Array(shape[..<a])), inner = Shape.count(Array(shape[(a + 1)...]))
         var outShape = shape
@@ -38,11 +38,11 @@ extension Tensor {
     /// `indices` is row-major with shape `indexShape`, which matches x's shape off `axis`.
     public func gather(axis: Int, indices: [Int], indexShape: [Int]) -> Tensor {
         let a = Shape.axis(axis, rank: rank, op: "gather", shape: shape)
-        precondition(indexShape.count == rank && Shape.count(indexShape) == indices.count
+        ensure(indexShape.count == rank && Shape.count(indexShape) == indices.count
                      && (0..<rank).allSatisfy { $0 == a || indexShape[$0] == shape[$0] },
                      "gather: index shape \(indexShape) (\(indices.count) indices) does not fit shape \(shape) on axis \(a)")
         let n = shape[a], m = indexShape[a]
-        for i in indices { precondition(i >= 0 && i < n, "gather: index \(i) out of range for axis \(a) of shape \(shape)") }
+        for i in indices { ensure(i >= 0 && i < n, "gather: index \(i) out of range for axis \(a) of shape \(shape)") }
         let xc = isContiguous ? self : copy()
         let outer = Shape.count(Array(shape[..<a])), inner = Shape.count(Array(shape[(a + 1)...]))
         let out = Tensor(uninitializedShape: indexShape)
@@ -76,7 +76,7 @@ extension Tensor {
     public static func oneHot(_ labels: [Int], classes: Int) -> Tensor {
         let out = Tensor(zeros: [labels.count, classes])
         for (i, l) in labels.enumerated() {
-            precondition(l >= 0 && l < classes, "one_hot: label \(l) out of range for \(classes) classes")
+            ensure(l >= 0 && l < classes, "one_hot: label \(l) out of range for \(classes) classes")
             out.basePointer[i * classes + l] = 1
         }
         return out
@@ -86,7 +86,7 @@ extension Tensor {
     public func topk(_ k: Int, axis: Int = -1) -> (values: Tensor, indices: [Int]) {
         let a = Shape.axis(axis, rank: rank, op: "topk", shape: shape)
         let n = shape[a]
-        precondition(k >= 0 && k <= n, "topk: k = \(k) out of range for axis \(a) of shape \(shape)")
+        ensure(k >= 0 && k <= n, "topk: k = \(k) out of range for axis \(a) of shape \(shape)")
         let xc = noGrad { permuted(moveAxisLast(a)).contiguous() }
         let rows = xc.count / Swift.max(n, 1)
         var idx = [Int](repeating: 0, count: rows * k)

@@ -26,8 +26,8 @@ struct LinearTaps {
 
 /// Bilinear resize to `size` (height, width) with half-pixel centres (`align_corners=False`).
 public func interpolateBilinear(_ x: Tensor, size: (Int, Int)) -> Tensor {
-    precondition(x.rank == 4, "interpolateBilinear: input must be [N, C, H, W], got shape \(x.shape)")
-    precondition(size.0 >= 1 && size.1 >= 1, "interpolateBilinear: output size \(size) must be positive")
+    ensure(x.rank == 4, "interpolateBilinear: input must be [N, C, H, W], got shape \(x.shape)")
+    ensure(size.0 >= 1 && size.1 >= 1, "interpolateBilinear: output size \(size) must be positive")
     let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
     let (ho, wo) = size
     if ho == h && wo == w { return x }

@@ -6,7 +6,7 @@
 /// bias joins the sum first instead of last).
 public func linearInference(_ x: Tensor, weight: Tensor, bias: Tensor,
                             activation: FusedActivation = .identity) -> Tensor {
-    precondition(x.rank == 2 && weight.rank == 2 && x.shape[1] == weight.shape[1] && bias.shape == [weight.shape[0]],
+    ensure(x.rank == 2 && weight.rank == 2 && x.shape[1] == weight.shape[1] && bias.shape == [weight.shape[0]],
                  "linearInference: input \(x.shape), weight \(weight.shape), bias \(bias.shape)")
     let (m, k, n) = (x.shape[0], x.shape[1], weight.shape[0])
     let a = Gemm.operand(x), w = Gemm.operand(weight), b = bias.contiguous()

@@ -68,9 +68,9 @@ extension Tensor {
     public func matmul(_ other: Tensor) -> Tensor {
         if rank == 1 { return unsqueezed(axis: 0).matmul(other).squeezed(axis: -2) }
         if other.rank == 1 { return matmul(other.unsqueezed(axis: 1)).squeezed(axis: -1) }
-        precondition(rank >= 2 && other.rank >= 2, "matmul: shapes \(shape) and \(other.shape)")
+        ensure(rank >= 2 && other.rank >= 2, "matmul: shapes \(shape) and \(other.shape)")
         let m = shape[rank - 2], k = shape[rank - 1], n = other.shape[other.rank - 1]
-        precondition(other.shape[other.rank - 2] == k,
+        ensure(other.shape[other.rank - 2] == k,
                      "matmul: shapes \(shape) and \(other.shape) do not match (\(k) vs \(other.shape[other.rank - 2]))")
         let batchA = Array(shape.dropLast(2)), batchB = Array(other.shape.dropLast(2))
         let batch = Shape.broadcast(batchA, batchB, op: "matmul")

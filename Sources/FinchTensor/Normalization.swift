@@ -18,23 +18,23 @@ import CFinchKernels
 public func batchNorm2d(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: Tensor?, runningVar: Tensor?,
                         training: Bool, momentum: Float = 0.1, eps: Float = 1e-5,
                         activation: FusedActivation = .identity) -> Tensor {
-    precondition(x.rank >= 2, "batchNorm2d: input must be [N, C, *], got shape \(x.shape)")
+    ensure(x.rank >= 2, "batchNorm2d: input must be [N, C, *], got shape \(x.shape)")
     let n = x.shape[0], c = x.shape[1]
     let plane = Shape.count(Array(x.shape[2...]))
     let m = n * plane
     for (name, t) in [("weight", weight), ("bias", bias), ("runningMean", runningMean), ("runningVar", runningVar)] {
         if let t {
-            precondition(t.shape == [c], "batchNorm2d: \(name) of shape \(t.shape) for input \(x.shape) (expected [\(c)])")
+            ensure(t.shape == [c], "batchNorm2d: \(name) of shape \(t.shape) for input \(x.shape) (expected [\(c)])")
         }
     }
-    precondition((runningMean == nil) == (runningVar == nil),
+    ensure((runningMean == nil) == (runningVar == nil),
                  "batchNorm2d: pass both runningMean and runningVar or neither")
-    precondition(training || runningMean != nil, "batchNorm2d: evaluation mode needs running statistics")
-    precondition(!training || m > 1,
+    ensure(training || runningMean != nil, "batchNorm2d: evaluation mode needs running statistics")
+    ensure(!training || m > 1,
                  "batchNorm2d: expected more than 1 value per channel when training, got input of shape \(x.shape)")
 
     if training, let runningMean, let runningVar {
-        precondition(runningMean.isContiguous && runningVar.isContiguous,
+        ensure(runningMean.isContiguous && runningVar.isContiguous,
                      "batchNorm2d: running statistics must be contiguous to be updated in place")
     }
 
@@ -102,7 +102,7 @@ public func batchNorm2d(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean
     if let weight { inputs.append(weight) }
     if let bias { inputs.append(bias) }
     if OpTrace.active != nil && !training {
-        precondition(activation == .identity, "batchNorm2d: a fused activation cannot be traced; apply it separately")
+        ensure(activation == .identity, "batchNorm2d: a fused activation cannot be traced; apply it separately")
         traceOp("BatchNormalization", [x, weight ?? Tensor(repeating: 1, shape: [c]), bias ?? Tensor(zeros: [c]),
                                        runningMean ?? Tensor(zeros: [c]), runningVar ?? Tensor(repeating: 1, shape: [c])],
                 out, ["epsilon": .float(eps)])
@@ -224,11 +224,11 @@ enum BatchNormKernels {
 /// with the biased variance; weight and bias (if given) have shape `normalizedShape`.
 public func layerNorm(_ x: Tensor, normalizedShape: [Int], weight: Tensor?, bias: Tensor?, eps: Float = 1e-5) -> Tensor {
     let k = normalizedShape.count
-    precondition(k >= 1 && x.rank >= k && Array(x.shape.suffix(k)) == normalizedShape,
+    ensure(k >= 1 && x.rank >= k && Array(x.shape.suffix(k)) == normalizedShape,
                  "layerNorm: normalizedShape \(normalizedShape) is not the trailing shape of input \(x.shape)")
     for (name, t) in [("weight", weight), ("bias", bias)] {
         if let t {
-            precondition(t.shape == normalizedShape,
+            ensure(t.shape == normalizedShape,
                          "layerNorm: \(name) of shape \(t.shape) for normalizedShape \(normalizedShape)")
         }
     }

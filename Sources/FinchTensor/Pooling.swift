@@ -18,13 +18,13 @@ func floorDiv(_ a: Int, _ b: Int) -> Int {
 
 private func checkPool(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int),
                        dilation: (Int, Int), op: String) {
-    precondition(x.rank == 4, "\(op): input must be [N, C, H, W], got shape \(x.shape)")
-    precondition(kernel.0 >= 1 && kernel.1 >= 1, "\(op): kernel \(kernel) must be positive")
-    precondition(stride.0 >= 1 && stride.1 >= 1, "\(op): stride \(stride) must be positive")
-    precondition(dilation.0 >= 1 && dilation.1 >= 1, "\(op): dilation \(dilation) must be positive")
-    precondition(padding.0 >= 0 && padding.1 >= 0, "\(op): negative padding \(padding)")
+    ensure(x.rank == 4, "\(op): input must be [N, C, H, W], got shape \(x.shape)")
+    ensure(kernel.0 >= 1 && kernel.1 >= 1, "\(op): kernel \(kernel) must be positive")
+    ensure(stride.0 >= 1 && stride.1 >= 1, "\(op): stride \(stride) must be positive")
+    ensure(dilation.0 >= 1 && dilation.1 >= 1, "\(op): dilation \(dilation) must be positive")
+    ensure(padding.0 >= 0 && padding.1 >= 0, "\(op): negative padding \(padding)")
     // PyTorch's limit: padding at most half the (dilated) window, so every window sees real data.
-    precondition(2 * padding.0 <= (kernel.0 - 1) * dilation.0 + 1 && 2 * padding.1 <= (kernel.1 - 1) * dilation.1 + 1,
+    ensure(2 * padding.0 <= (kernel.0 - 1) * dilation.0 + 1 && 2 * padding.1 <= (kernel.1 - 1) * dilation.1 + 1,
                  "\(op): padding \(padding) must be at most half of the kernel \(kernel)")
 }
 
@@ -42,7 +42,7 @@ public func maxPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil
     let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
     let ho = poolOutputSize(h, kernel: kernel.0, stride: st.0, pad: padding.0, dilation: dilation.0, ceilMode: ceilMode)
     let wo = poolOutputSize(w, kernel: kernel.1, stride: st.1, pad: padding.1, dilation: dilation.1, ceilMode: ceilMode)
-    precondition(ho >= 1 && wo >= 1, "maxPool2d: output size \([ho, wo]) is empty for input \(x.shape) " +
+    ensure(ho >= 1 && wo >= 1, "maxPool2d: output size \([ho, wo]) is empty for input \(x.shape) " +
                  "with kernel \(kernel), stride \(st), padding \(padding), dilation \(dilation)")
     let g = ConvGeometry(input: [n, c, h, w], weight: [c, 1, kernel.0, kernel.1], stride: st,
                          padding: Padding2d(padding.0, padding.1), dilation: dilation, groups: c, op: "maxPool2d",
@@ -52,7 +52,7 @@ public func maxPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil
     // Argmax positions are only kept when a backward pass can need them.
     let keep = GradMode.isEnabled && x.requiresGrad
     var argmax = keep ? [Int32](repeating: 0, count: n * c * ho * wo) : []
-    precondition(h * w <= Int(Int32.max), "maxPool2d: plane \(h)×\(w) too large")
+    ensure(h * w <= Int(Int32.max), "maxPool2d: plane \(h)×\(w) too large")
     // Per output row/column, the taps that land on real input (padding never wins a −∞ max).
     func taps(_ out: Int, _ size: Int, _ k: Int, _ s: Int, _ p: Int, _ d: Int) -> [Range<Int>] {
         (0..<out).map { o in
@@ -61,7 +61,7 @@ public func maxPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil
         }
     }
     let rowTaps = taps(ho, h, g.kh, g.sh, g.pt, g.dh), colTaps = taps(wo, w, g.kw, g.sw, g.pl, g.dw)
-    precondition(!rowTaps.contains { $0.isEmpty } && !colTaps.contains { $0.isEmpty },
+    ensure(!rowTaps.contains { $0.isEmpty } && !colTaps.contains { $0.isEmpty },
                  "maxPool2d: a window of kernel \(kernel), stride \(st), padding \(padding), dilation \(dilation) " +
                  "misses every element of input \(x.shape)")
     // For each tap (j), the output columns whose window column j lands on real input.
@@ -184,7 +184,7 @@ public func avgPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil
     let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
     let ho = poolOutputSize(h, kernel: kernel.0, stride: st.0, pad: padding.0, dilation: 1, ceilMode: ceilMode)
     let wo = poolOutputSize(w, kernel: kernel.1, stride: st.1, pad: padding.1, dilation: 1, ceilMode: ceilMode)
-    precondition(ho >= 1 && wo >= 1, "avgPool2d: output size \([ho, wo]) is empty for input \(x.shape) " +
+    ensure(ho >= 1 && wo >= 1, "avgPool2d: output size \([ho, wo]) is empty for input \(x.shape) " +
                  "with kernel \(kernel), stride \(st), padding \(padding)")
 
     // Per output row/column: the real input range and the padded window length.
@@ -258,11 +258,11 @@ public func avgPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil
 /// input rows ⌊i·H/out⌋ ..< ⌈(i+1)·H/out⌉ (windows overlap when H is not a multiple of out).
 /// `outputSize: (1, 1)` is global average pooling and takes a vectorised fast path.
 public func adaptiveAvgPool2d(_ x: Tensor, outputSize: (Int, Int)) -> Tensor {
-    precondition(x.rank == 4, "adaptiveAvgPool2d: input must be [N, C, H, W], got shape \(x.shape)")
+    ensure(x.rank == 4, "adaptiveAvgPool2d: input must be [N, C, H, W], got shape \(x.shape)")
     let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
     let (ho, wo) = outputSize
-    precondition(ho >= 1 && wo >= 1, "adaptiveAvgPool2d: output size \(outputSize) must be positive")
-    precondition(h >= 1 && w >= 1, "adaptiveAvgPool2d: empty input plane in shape \(x.shape)")
+    ensure(ho >= 1 && wo >= 1, "adaptiveAvgPool2d: output size \(outputSize) must be positive")
+    ensure(h >= 1 && w >= 1, "adaptiveAvgPool2d: empty input plane in shape \(x.shape)")
     let xd = x.isContiguous ? x.detach() : x.copy()
     let out = Tensor(uninitializedShape: [n, c, ho, wo])
     let src = xd.basePointer, dst = out.basePointer

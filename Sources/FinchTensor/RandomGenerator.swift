@@ -187,14 +187,14 @@ public struct RandomGenerator: RandomNumberGenerator, Sendable, Equatable {
 
     /// Uniform in [low, high); returns `low` when low == high.
     public mutating func uniform(_ low: Float, _ high: Float) -> Float {
-        precondition(low <= high, "uniform: low (\(low)) must not exceed high (\(high))")
+        ensure(low <= high, "uniform: low (\(low)) must not exceed high (\(high))")
         return RandomGenerator.scaleUniform(nextFloat(), low, high)
     }
 
     /// Uniform integer in 0..<n, unbiased (Lemire 2019, multiply-shift with rejection).
     @inlinable
     public mutating func nextInt(below n: Int) -> Int {
-        precondition(n > 0, "nextInt(below:) needs n > 0, got \(n)")
+        ensure(n > 0, "nextInt(below:) needs n > 0, got \(n)")
         let bound = UInt64(n)
         var m = next().multipliedFullWidth(by: bound)
         if m.low < bound {
@@ -212,7 +212,7 @@ public struct RandomGenerator: RandomNumberGenerator, Sendable, Equatable {
     /// True with probability `p`. Always consumes exactly one draw, so the stream position
     /// after a call does not depend on `p`.
     public mutating func bernoulli(_ p: Double) -> Bool {
-        precondition(p >= 0 && p <= 1, "bernoulli: p must be in [0, 1], got \(p)")
+        ensure(p >= 0 && p <= 1, "bernoulli: p must be in [0, 1], got \(p)")
         return nextDouble() < p
     }
 
@@ -235,7 +235,7 @@ public struct RandomGenerator: RandomNumberGenerator, Sendable, Equatable {
     /// Normal(mean, std²). The pair's second variate is discarded rather than cached so that
     /// `state` fully describes the generator.
     public mutating func normal(mean: Double = 0, std: Double = 1) -> Double {
-        precondition(std >= 0, "normal: std must be non-negative, got \(std)")
+        ensure(std >= 0, "normal: std must be non-negative, got \(std)")
         return mean + std * standardNormalPair().0
     }
 
@@ -263,8 +263,8 @@ public struct RandomGenerator: RandomNumberGenerator, Sendable, Equatable {
     /// Gamma(a) = Gamma(a + 1) · U^(1/a). Tiny shapes can underflow to 0, which is the
     /// correctly rounded value; use `beta` for ratios of gammas.
     public mutating func gamma(shape: Double, scale: Double = 1) -> Double {
-        precondition(shape > 0 && shape.isFinite, "gamma: shape must be positive and finite, got \(shape)")
-        precondition(scale > 0 && scale.isFinite, "gamma: scale must be positive and finite, got \(scale)")
+        ensure(shape > 0 && shape.isFinite, "gamma: shape must be positive and finite, got \(shape)")
+        ensure(scale > 0 && scale.isFinite, "gamma: scale must be positive and finite, got \(scale)")
         if shape >= 1 { return scale * marsagliaTsang(shape) }
         let g = marsagliaTsang(shape + 1)
         let u = RandomGenerator.openUnitDouble(next())
@@ -284,8 +284,8 @@ public struct RandomGenerator: RandomNumberGenerator, Sendable, Equatable {
     /// 1 / (1 + exp(log Y - log X)) so that both gammas underflowing (small a, b) cannot give
     /// 0/0: the result is always in [0, 1] and never NaN.
     public mutating func beta(_ a: Double, _ b: Double) -> Double {
-        precondition(a > 0 && a.isFinite, "beta: a must be positive and finite, got \(a)")
-        precondition(b > 0 && b.isFinite, "beta: b must be positive and finite, got \(b)")
+        ensure(a > 0 && a.isFinite, "beta: a must be positive and finite, got \(a)")
+        ensure(b > 0 && b.isFinite, "beta: b must be positive and finite, got \(b)")
         let lx = logGamma(shape: a)
         let ly = logGamma(shape: b)
         return 1 / (1 + exp(ly - lx))
@@ -295,7 +295,7 @@ public struct RandomGenerator: RandomNumberGenerator, Sendable, Equatable {
 
     /// A uniformly random permutation of 0..<n (Fisher–Yates).
     public mutating func permutation(_ n: Int) -> [Int] {
-        precondition(n >= 0, "permutation: n must be non-negative, got \(n)")
+        ensure(n >= 0, "permutation: n must be non-negative, got \(n)")
         var p = Array(0..<n)
         shuffle(&p)
         return p
@@ -395,7 +395,7 @@ public struct RandomGenerator: RandomNumberGenerator, Sendable, Equatable {
 
     /// Fills with uniform values in [low, high); element i equals the i-th `uniform(low, high)`.
     public mutating func fillUniform(_ p: UnsafeMutableBufferPointer<Float>, low: Float, high: Float) {
-        precondition(low <= high, "fillUniform: low (\(low)) must not exceed high (\(high))")
+        ensure(low <= high, "fillUniform: low (\(low)) must not exceed high (\(high))")
         var g = self
         for i in p.indices {
             p[i] = RandomGenerator.scaleUniform(g.nextFloat(), low, high)
@@ -406,7 +406,7 @@ public struct RandomGenerator: RandomNumberGenerator, Sendable, Equatable {
     /// Fills with Normal(mean, std²) values, using both variates of each polar pair (so the
     /// values differ from repeated `normal()` calls); an odd tail discards one variate.
     public mutating func fillNormal(_ p: UnsafeMutableBufferPointer<Float>, mean: Float, std: Float) {
-        precondition(std >= 0, "fillNormal: std must be non-negative, got \(std)")
+        ensure(std >= 0, "fillNormal: std must be non-negative, got \(std)")
         var g = self
         let m = Double(mean), s = Double(std)
         var i = 0
@@ -423,7 +423,7 @@ public struct RandomGenerator: RandomNumberGenerator, Sendable, Equatable {
     /// Fills with 1 (probability `probability`) or 0; element i equals the i-th
     /// `bernoulli(Double(probability))`.
     public mutating func fillBernoulli(_ p: UnsafeMutableBufferPointer<Float>, probability: Float) {
-        precondition(probability >= 0 && probability <= 1,
+        ensure(probability >= 0 && probability <= 1,
                      "fillBernoulli: probability must be in [0, 1], got \(probability)")
         var g = self
         let q = Double(probability)

@@ -28,7 +28,7 @@ extension Tensor {
 /// Inverted dropout as `torch.nn.functional.dropout`: zeroes each element with probability `p`
 /// and scales the rest by 1/(1−p), so evaluation needs no rescaling. Identity when not training.
 public func dropout(_ x: Tensor, p: Float, training: Bool, using rng: inout RandomGenerator) -> Tensor {
-    precondition(p >= 0 && p <= 1, "dropout: probability \(p) is not in [0, 1]")
+    ensure(p >= 0 && p <= 1, "dropout: probability \(p) is not in [0, 1]")
     guard training && p > 0 else { return x }
     if p == 1 { return x * Tensor(zeros: x.shape) }
     let mask = Tensor.bernoulli(x.shape, probability: 1 - p, using: &rng)

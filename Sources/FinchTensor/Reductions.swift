@@ -130,7 +130,7 @@ extension Tensor {
     /// Maximum over `axes` (PyTorch `amax`): ties share the gradient equally.
     public func max(axes: [Int]? = nil, keepDim: Bool = false) -> Tensor {
         let ax = Shape.axes(axes, rank: rank, op: "max", shape: shape)
-        precondition(ax.allSatisfy { shape[$0] > 0 }, "max: empty axis in shape \(shape)")
+        ensure(ax.allSatisfy { shape[$0] > 0 }, "max: empty axis in shape \(shape)")
         let kept = keepDimShape(ax)
         let m = ReduceKernels.reduce(self, axes: ax, kind: .max)
         let out = keepDim ? m : m.reshapedView(droppedShape(ax))
@@ -156,7 +156,7 @@ extension Tensor {
     /// Index of the first maximum along `axis`, row-major over the other axes.
     public func argmax(axis: Int) -> [Int] {
         let a = Shape.axis(axis, rank: rank, op: "argmax", shape: shape)
-        precondition(shape[a] > 0, "argmax: empty axis \(a) in shape \(shape)")
+        ensure(shape[a] > 0, "argmax: empty axis \(a) in shape \(shape)")
         let xc = isContiguous ? self : copy()
         let outer = Shape.count(Array(shape[..<a])), r = shape[a], inner = Shape.count(Array(shape[(a + 1)...]))
         var result = [Int](repeating: 0, count: outer * inner)

@@ -16,14 +16,14 @@ public enum Shape {
     /// Maps a possibly negative axis into 0..<rank, stopping with a message naming the op.
     public static func axis(_ axis: Int, rank: Int, op: String, shape: [Int]) -> Int {
         let a = axis < 0 ? axis + rank : axis
-        precondition(a >= 0 && a < max(rank, 1), "\(op): axis \(axis) out of range for shape \(shape)")
+        ensure(a >= 0 && a < max(rank, 1), "\(op): axis \(axis) out of range for shape \(shape)")
         return a
     }
 
     public static func axes(_ axes: [Int]?, rank: Int, op: String, shape: [Int]) -> [Int] {
         guard let axes else { return Array(0..<rank) }
         let n = axes.map { axis($0, rank: rank, op: op, shape: shape) }
-        precondition(Set(n).count == n.count, "\(op): repeated axis in \(axes) for shape \(shape)")
+        ensure(Set(n).count == n.count, "\(op): repeated axis in \(axes) for shape \(shape)")
         return n.sorted()
     }
 
@@ -34,7 +34,7 @@ public enum Shape {
         for i in 0..<rank {
             let da = i < rank - a.count ? 1 : a[i - (rank - a.count)]
             let db = i < rank - b.count ? 1 : b[i - (rank - b.count)]
-            precondition(da == db || da == 1 || db == 1,
+            ensure(da == db || da == 1 || db == 1,
                          "\(op): shapes \(a) and \(b) cannot be broadcast together")
             out[i] = da == 1 ? db : da
         }

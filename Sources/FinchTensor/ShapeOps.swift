@@ -6,19 +6,19 @@ extension Tensor {
     private func resolve(_ newShape: [Int], op: String) -> [Int] {
         var s = newShape
         let unknown = s.indices.filter { s[$0] == -1 }
-        precondition(unknown.count <= 1 && s.allSatisfy({ $0 >= -1 }), "\(op): invalid shape \(newShape)")
+        ensure(unknown.count <= 1 && s.allSatisfy({ $0 >= -1 }), "\(op): invalid shape \(newShape)")
         if let u = unknown.first {
             let known = s.enumerated().filter { $0.offset != u }.reduce(1) { $0 * $1.element }
-            precondition(known > 0 && count % known == 0, "\(op): cannot reshape \(shape) into \(newShape)")
+            ensure(known > 0 && count % known == 0, "\(op): cannot reshape \(shape) into \(newShape)")
             s[u] = count / known
         }
-        precondition(Shape.count(s) == count, "\(op): cannot reshape \(shape) (\(count) elements) into \(newShape)")
+        ensure(Shape.count(s) == count, "\(op): cannot reshape \(shape) (\(count) elements) into \(newShape)")
         return s
     }
 
     /// Unrecorded view of dense data under a new shape with the same element count.
     func reshapedView(_ newShape: [Int]) -> Tensor {
-        precondition(isContiguous)
+        ensure(isContiguous)
         return Tensor(storage: storage, shape: newShape, offset: offset)
     }
 
@@ -67,14 +67,14 @@ extension Tensor {
         guard rank > 0 else { return reshaped([1]) }
         let s = Shape.axis(start, rank: rank, op: "flatten", shape: shape)
         let e = Shape.axis(end, rank: rank, op: "flatten", shape: shape)
-        precondition(s <= e, "flatten: start axis \(start) after end axis \(end) for shape \(shape)")
+        ensure(s <= e, "flatten: start axis \(start) after end axis \(end) for shape \(shape)")
         let merged = Shape.count(Array(shape[s...e]))
         return reshaped(Array(shape[..<s]) + [merged] + Array(shape[(e + 1)...]))
     }
 
     public func unsqueezed(axis: Int) -> Tensor {
         let a = axis < 0 ? axis + rank + 1 : axis
-        precondition(a >= 0 && a <= rank, "unsqueeze: axis \(axis) out of range for shape \(shape)")
+        ensure(a >= 0 && a <= rank, "unsqueeze: axis \(axis) out of range for shape \(shape)")
         var s = shape
         s.insert(1, at: a)
         return reshaped(s)
@@ -94,7 +94,7 @@ extension Tensor {
     /// Reorders axes as a strided view.
     public func permuted(_ dims: [Int]) -> Tensor {
         let d = dims.map { Shape.axis($0, rank: rank, op: "permute", shape: shape) }
-        precondition(d.count == rank && Set(d).count == rank, "permute: \(dims) is not a permutation for shape \(shape)")
+        ensure(d.count == rank && Set(d).count == rank, "permute: \(dims) is not a permutation for shape \(shape)")
         let out = Tensor(storage: storage, shape: d.map { shape[$0] }, strides: d.map { strides[$0] }, offset: offset)
         var inverse = [Int](repeating: 0, count: rank)
         for (i, a) in d.enumerated() { inverse[a] = i }
@@ -115,10 +115,10 @@ extension Tensor {
     /// Broadcasts to `target` as a view with stride 0 on the repeated axes.
     public func expanded(to target: [Int]) -> Tensor {
         if target == shape { return self }
-        precondition(target.count >= rank, "expand: cannot expand shape \(shape) to \(target)")
+        ensure(target.count >= rank, "expand: cannot expand shape \(shape) to \(target)")
         let lead = target.count - rank
         for i in 0..<rank {
-            precondition(shape[i] == target[lead + i] || shape[i] == 1,
+            ensure(shape[i] == target[lead + i] || shape[i] == 1,
                          "expand: cannot expand shape \(shape) to \(target)")
         }
         let out = Tensor(storage: storage, shape: target,
@@ -136,7 +136,7 @@ extension Tensor {
     /// Elements start..<end by `step` along `axis`, as a strided view.
     public func sliced(axis: Int, start: Int, end: Int, step: Int = 1) -> Tensor {
         let a = Shape.axis(axis, rank: rank, op: "slice", shape: shape)
-        precondition(step > 0 && start >= 0 && start <= end && end <= shape[a],
+        ensure(step > 0 && start >= 0 && start <= end && end <= shape[a],
                      "slice: range \(start)..<\(end) step \(step) out of bounds for axis \(a) of shape \(shape)")
         var s = shape, st = strides
         s[a] = (end - start + step - 1) / step
@@ -160,7 +160,7 @@ extension Tensor {
     /// Consecutive pieces of the given sizes along `axis`, as views.
     public func split(sizes: [Int], axis: Int) -> [Tensor] {
         let a = Shape.axis(axis, rank: rank, op: "split", shape: shape)
-        precondition(sizes.reduce(0, +) == shape[a] && sizes.allSatisfy { $0 >= 0 },
+        ensure(sizes.reduce(0, +) == shape[a] && sizes.allSatisfy { $0 >= 0 },
                      "split: sizes \(sizes) do not add up to \(shape[a]) on axis \(a) of shape \(shape)")
         var start = 0
         return sizes.map { n in
@@ -172,18 +172,18 @@ extension Tensor {
     /// Splits into chunks of `size` along `axis` (the last may be smaller), like `torch.split(int)`.
     public func split(size: Int, axis: Int) -> [Tensor] {
         let a = Shape.axis(axis, rank: rank, op: "split", shape: shape)
-        precondition(size > 0, "split: chunk size \(size) must be positive")
+        ensure(size > 0, "split: chunk size \(size) must be positive")
         let n = shape[a]
         return split(sizes: stride(from: 0, to: n, by: size).map { Swift.min(size, n - $0) }, axis: a)
     }
 
     /// Joins tensors along an existing axis.
     public static func concat(_ tensors: [Tensor], axis: Int) -> Tensor {
-        precondition(!tensors.isEmpty, "concat: no tensors")
+        ensure(!tensors.isEmpty, "concat: no tensors")
         let first = tensors[0]
         let a = Shape.axis(axis, rank: first.rank, op: "concat", shape: first.shape)
         for t in tensors {
-            precondition(t.rank == first.rank && (0..<t.rank).allSatisfy { $0 == a || t.shape[$0] == first.shape[$0] },
+            ensure(t.rank == first.rank && (0..<t.rank).allSatisfy { $0 == a || t.shape[$0] == first.shape[$0] },
                          "concat: shapes \(tensors.map(\.shape)) differ off axis \(a)")
         }
         var outShape = first.shape
@@ -202,14 +202,14 @@ extension Tensor {
 
     /// Joins tensors of one shape along a new axis.
     public static func stack(_ tensors: [Tensor], axis: Int = 0) -> Tensor {
-        precondition(!tensors.isEmpty, "stack: no tensors")
-        precondition(tensors.allSatisfy { $0.shape == tensors[0].shape }, "stack: shapes \(tensors.map(\.shape)) differ")
+        ensure(!tensors.isEmpty, "stack: no tensors")
+        ensure(tensors.allSatisfy { $0.shape == tensors[0].shape }, "stack: shapes \(tensors.map(\.shape)) differ")
         return concat(tensors.map { $0.unsqueezed(axis: axis) }, axis: axis < 0 ? axis : axis)
     }
 
     /// Constant padding; `padding[i]` is (before, after) for the i-th of the last `padding.count` axes.
     public func padded(_ padding: [(Int, Int)], value: Float = 0) -> Tensor {
-        precondition(padding.count <= rank, "pad: \(padding.count) axes of padding for shape \(shape)")
+        ensure(padding.count <= rank, "pad: \(padding.count) axes of padding for shape \(shape)")
         let lead = rank - padding.count
         var outShape = shape
         var origin = 0
@@ -217,7 +217,7 @@ extension Tensor {
             i < lead ? n : n + padding[i - lead].0 + padding[i - lead].1
         })
         for (j, (b, e)) in padding.enumerated() {
-            precondition(b >= 0 && e >= 0, "pad: negative padding \(padding) for shape \(shape)")
+            ensure(b >= 0 && e >= 0, "pad: negative padding \(padding) for shape \(shape)")
             outShape[lead + j] += b + e
             origin += b * outStrides[lead + j]
         }

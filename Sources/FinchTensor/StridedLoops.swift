@@ -126,7 +126,7 @@ public enum Kernels {
 
     /// dst += src, where dst is contiguous and src has dst's shape or broadcasts to it.
     public static func addInPlace(_ dst: Tensor, _ src: Tensor) {
-        precondition(dst.isContiguous, "addInPlace: destination of shape \(dst.shape) is not contiguous")
+        ensure(dst.isContiguous, "addInPlace: destination of shape \(dst.shape) is not contiguous")
         let target = dst.shape
         _ = Shape.broadcast(target, src.shape, op: "addInPlace")
         let sStrides = Shape.broadcastStrides(src.shape, src.strides, to: target)

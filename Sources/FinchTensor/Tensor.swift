@@ -36,12 +36,12 @@ public final class Tensor {
 
     /// Uninitialised storage for kernels that write every element.
     public convenience init(uninitializedShape shape: [Int]) {
-        precondition(shape.allSatisfy { $0 >= 0 }, "Tensor: negative dimension in shape \(shape)")
+        ensure(shape.allSatisfy { $0 >= 0 }, "Tensor: negative dimension in shape \(shape)")
         self.init(storage: TensorStorage(count: Shape.count(shape)), shape: shape)
     }
 
     public convenience init(zeros shape: [Int], requiresGrad: Bool = false) {
-        precondition(shape.allSatisfy { $0 >= 0 }, "Tensor: negative dimension in shape \(shape)")
+        ensure(shape.allSatisfy { $0 >= 0 }, "Tensor: negative dimension in shape \(shape)")
         self.init(storage: TensorStorage(zeros: Shape.count(shape)), shape: shape)
         self.requiresGrad = requiresGrad
     }
@@ -53,7 +53,7 @@ public final class Tensor {
     }
 
     public convenience init(_ values: [Float], shape: [Int], requiresGrad: Bool = false) {
-        precondition(Shape.count(shape) == values.count,
+        ensure(Shape.count(shape) == values.count,
                      "Tensor: \(values.count) values do not fill shape \(shape)")
         self.init(uninitializedShape: shape)
         values.withUnsafeBufferPointer { storage.pointer.update(from: $0.baseAddress!, count: values.count) }
@@ -110,15 +110,15 @@ public final class Tensor {
 
     /// The single value of a one-element tensor.
     public var item: Float {
-        precondition(count == 1, "item: tensor of shape \(shape) has \(count) elements, not 1")
+        ensure(count == 1, "item: tensor of shape \(shape) has \(count) elements, not 1")
         return basePointer[0]
     }
 
     public subscript(_ index: Int...) -> Float {
-        precondition(index.count == rank, "subscript: \(index.count) indices for shape \(shape)")
+        ensure(index.count == rank, "subscript: \(index.count) indices for shape \(shape)")
         var o = offset
         for (i, (ix, n)) in zip(index, shape).enumerated() {
-            precondition(ix >= 0 && ix < n, "subscript: index \(index) out of range for shape \(shape)")
+            ensure(ix >= 0 && ix < n, "subscript: index \(index) out of range for shape \(shape)")
             o += ix * strides[i]
         }
         return storage.pointer[o]
@@ -138,15 +138,15 @@ public final class Tensor {
 
     /// Overwrites this tensor's elements with `source`'s (same shape) in place; not recorded.
     public func assign(_ source: Tensor) {
-        precondition(source.shape == shape, "assign: shape \(source.shape) into \(shape)")
-        precondition(isContiguous, "assign: destination of shape \(shape) is not contiguous")
+        ensure(source.shape == shape, "assign: shape \(source.shape) into \(shape)")
+        ensure(isContiguous, "assign: destination of shape \(shape) is not contiguous")
         Kernels.copyStrided(from: source.basePointer, shape: shape, strides: source.strides, to: basePointer)
     }
 
     /// Marks a leaf as requiring gradients (builder style).
     @discardableResult
     public func requiringGrad(_ flag: Bool = true) -> Tensor {
-        precondition(gradFn == nil, "requiringGrad: only leaf tensors can change requiresGrad")
+        ensure(gradFn == nil, "requiringGrad: only leaf tensors can change requiresGrad")
         requiresGrad = flag
         return self
     }

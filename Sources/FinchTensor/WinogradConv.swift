@@ -414,7 +414,7 @@ enum WinogradConv {
         let back = ConvGeometry(input: [g.n, g.cout, g.ho, g.wo], weight: [g.c, g.cout, 3, 3], stride: (1, 1),
                                 padding: Padding2d(top: 2 - g.pt, bottom: pb, left: 2 - g.pl, right: pr),
                                 dilation: (1, 1), groups: 1, op: "conv2d backward")
-        precondition(back.ho == g.h && back.wo == g.w, "WinogradConv: backward geometry mismatch")
+        ensure(back.ho == g.h && back.wo == g.w, "WinogradConv: backward geometry mismatch")
         forward(x: dy, weight: flipped, bias: nil, out: dx, back)
     }
 

@@ -19,7 +19,7 @@ extension WinogradConv {
         let plane = cout * cin
         Parallel.forEach(plane, grain: 256) { range in
             let done = finch_winograd4_weight_transform(w, plane, u, range.lowerBound, range.upperBound)
-            precondition(done == 1, "WinogradConv: F(4×4, 3×3) chosen without AVX-512")
+            ensure(done == 1, "WinogradConv: F(4×4, 3×3) chosen without AVX-512")
         }
     }
 
@@ -28,7 +28,7 @@ extension WinogradConv {
         let plane = cout * cin
         Parallel.forEach(plane, grain: 256) { range in
             let done = finch_winograd4_weight_gradient(du, plane, dw, range.lowerBound, range.upperBound)
-            precondition(done == 1, "WinogradConv: F(4×4, 3×3) chosen without AVX-512")
+            ensure(done == 1, "WinogradConv: F(4×4, 3×3) chosen without AVX-512")
         }
     }
 
@@ -57,7 +57,7 @@ extension WinogradConv {
             let done = finch_winograd4_input_transform(x + ((c.n0 + s0) * g.c + ci) * g.inPlane, g.c * g.inPlane, count,
                                                        g.h, g.w, g.pt, g.pl, c.th, c.tw, v + ci * c.p + s0 * tiles,
                                                        c.vStride)
-            precondition(done == 1, "WinogradConv: F(4×4, 3×3) chosen without AVX-512")
+            ensure(done == 1, "WinogradConv: F(4×4, 3×3) chosen without AVX-512")
         }
     }
 
@@ -68,7 +68,7 @@ extension WinogradConv {
             let done = finch_winograd4_gradient_transform(dy + ((c.n0 + s0) * g.cout + co) * g.hw, g.cout * g.hw, count,
                                                           g.ho, g.wo, c.th, c.tw, mt + co * c.p + s0 * tiles,
                                                           c.mStride)
-            precondition(done == 1, "WinogradConv: F(4×4, 3×3) chosen without AVX-512")
+            ensure(done == 1, "WinogradConv: F(4×4, 3×3) chosen without AVX-512")
         }
     }
 
@@ -79,7 +79,7 @@ extension WinogradConv {
             let first = ((c.n0 + s0) * g.cout + co) * g.hw
             let done = finch_winograd4_output_transform(m + co * c.p + s0 * tiles, c.mStride, count, c.th, c.tw, g.ho,
                                                         g.wo, g.cout * g.hw, bias?[co] ?? 0, out + first)
-            precondition(done == 1, "WinogradConv: F(4×4, 3×3) chosen without AVX-512")
+            ensure(done == 1, "WinogradConv: F(4×4, 3×3) chosen without AVX-512")
             // The epilogue while the planes are still in cache.
             if !epilogue.isNone {
                 for s in 0..<count {

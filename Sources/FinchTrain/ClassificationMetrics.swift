@@ -17,7 +17,7 @@ public struct ClassificationMetrics: Sendable {
 
     /// Adds a batch: logits [N, C], labels, and the batch's mean loss.
     public mutating func add(logits: Tensor, labels: [Int], meanLoss: Float? = nil) {
-        precondition(logits.rank == 2 && logits.shape[0] == labels.count && logits.shape[1] == numClasses,
+        ensure(logits.rank == 2 && logits.shape[0] == labels.count && logits.shape[1] == numClasses,
                      "metrics: logits \(logits.shape) for \(labels.count) labels and \(numClasses) classes")
         let k = min(5, numClasses)
         let (_, topIdx) = logits.topk(k, axis: 1)

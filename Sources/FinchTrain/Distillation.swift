@@ -11,9 +11,9 @@ public enum Distillation {
         // Mismatched outputs broadcast or read out of range into a meaningless loss (a 1000-class
         // teacher with a 5-class student trained to −4.95·10³⁰); TrainingSetup refuses such a pair
         // before the first step, this is the last line.
-        precondition(student.rank == 2 && student.shape == teacher.shape,
+        ensure(student.rank == 2 && student.shape == teacher.shape,
                      "Distillation.loss: student logits \(student.shape) and teacher logits \(teacher.shape) must both be [N, classes]")
-        precondition(temperature > 0 && temperature.isFinite, "Distillation.loss: temperature \(temperature) must be positive")
+        ensure(temperature > 0 && temperature.isFinite, "Distillation.loss: temperature \(temperature) must be positive")
         let t = teacher.detach()
         switch kind {
         case .soft:

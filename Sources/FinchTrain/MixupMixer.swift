@@ -21,7 +21,7 @@ public final class MixupMixer: BatchMixer {
     }
 
     public func mix(_ batch: Batch, numClasses: Int) -> (images: Tensor, targets: Tensor) {
-        precondition(numClasses == mixup.numClasses, "MixupMixer: built for \(mixup.numClasses) classes, asked for \(numClasses)")
+        ensure(numClasses == mixup.numClasses, "MixupMixer: built for \(mixup.numClasses) classes, asked for \(numClasses)")
         return noGrad { mixup(images: batch.images, labels: batch.labels, using: &rng) }
     }
 

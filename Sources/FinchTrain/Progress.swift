@@ -1,4 +1,5 @@
 import Foundation
+import FinchTensor
 
 /// Progress display: a redrawn bar with rate and ETA on a terminal, plain lines otherwise.
 public final class ProgressReporter {
@@ -44,7 +45,7 @@ public final class StepLog: TrainerCallback {
     private var since = Date()
 
     public init(interval: Int, write: @escaping (String) -> Void = { print($0); fflush(stdout) }) {
-        precondition(interval >= 1, "StepLog: interval \(interval) must be at least 1")
+        ensure(interval >= 1, "StepLog: interval \(interval) must be at least 1")
         self.interval = interval
         self.write = write
     }

@@ -5,7 +5,7 @@ public struct Batch {
     public let images: Tensor
     public let labels: [Int]
     public init(images: Tensor, labels: [Int]) {
-        precondition(images.rank == 4 && images.shape[0] == labels.count,
+        ensure(images.rank == 4 && images.shape[0] == labels.count,
                      "Batch: images \(images.shape) for \(labels.count) labels")
         self.images = images
         self.labels = labels

@@ -50,6 +50,11 @@ struct BenchModel: ParsableCommand {
         try checkOption("steps", steps, OptionRange.steps)
         try checkOption("warmup", warmup, 0...OptionRange.steps.upperBound)
         try checkOption("num-classes", numClasses, OptionRange.classes)
+        // Training-mode BatchNorm needs more than one value per channel (PyTorch refuses the same);
+        // at batch 1 the last stages' 1×1 or 2×2 planes would not give it that.
+        if !evalOnly && batch < 2 {
+            throw ValidationError("--batch 1 cannot train (BatchNorm needs more than one value per channel); use --batch 2 or more, or --eval-only")
+        }
     }
 
     mutating func run() throws {

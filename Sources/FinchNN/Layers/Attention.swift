@@ -11,7 +11,7 @@ public final class Attention: Module {
     let projDrop: Dropout
 
     public init(_ dim: Int, numHeads: Int = 8, qkvBias: Bool = false, attnDrop: Float = 0, projDrop: Float = 0) {
-        precondition(dim % numHeads == 0, "Attention: dim \(dim) must be divisible by num_heads \(numHeads)")
+        ensure(dim % numHeads == 0, "Attention: dim \(dim) must be divisible by num_heads \(numHeads)")
         self.numHeads = numHeads
         headDim = dim / numHeads
         qkv = Linear(dim, dim * 3, bias: qkvBias)
@@ -27,7 +27,7 @@ public final class Attention: Module {
 
     /// x: [B, N, C] tokens.
     public override func callAsFunction(_ x: Tensor) -> Tensor {
-        precondition(x.rank == 3, "Attention: input must be [B, N, C], got shape \(x.shape)")
+        ensure(x.rank == 3, "Attention: input must be [B, N, C], got shape \(x.shape)")
         let (b, n, c) = (x.shape[0], x.shape[1], x.shape[2])
         // [B, N, 3, heads, d] → [3, B, heads, N, d]: q, k and v are strided views, no copies.
         let parts = qkv(x).reshaped([b, n, 3, numHeads, headDim]).permuted(2, 0, 3, 1, 4)

@@ -18,7 +18,7 @@ public final class Conv2d: Module {
 
     public init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int = 1,
                 padding: Padding? = nil, dilation: Int = 1, groups: Int = 1, bias: Bool = true) {
-        precondition(inChannels % groups == 0 && outChannels % groups == 0,
+        ensure(inChannels % groups == 0 && outChannels % groups == 0,
                      "Conv2d: groups \(groups) must divide in \(inChannels) and out \(outChannels) channels")
         self.inChannels = inChannels
         self.outChannels = outChannels

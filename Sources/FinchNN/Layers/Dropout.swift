@@ -5,7 +5,7 @@ public final class Dropout: Module {
     public var p: Float
 
     public init(_ p: Float) {
-        precondition(p >= 0 && p <= 1, "Dropout: probability \(p) is not in [0, 1]")
+        ensure(p >= 0 && p <= 1, "Dropout: probability \(p) is not in [0, 1]")
         self.p = p
         super.init()
     }
@@ -22,7 +22,7 @@ public final class DropPath: Module {
     public var scaleByKeep = true
 
     public init(_ p: Float) {
-        precondition(p >= 0 && p < 1, "DropPath: probability \(p) is not in [0, 1)")
+        ensure(p >= 0 && p < 1, "DropPath: probability \(p) is not in [0, 1)")
         self.p = p
         super.init()
     }

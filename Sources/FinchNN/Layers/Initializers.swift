@@ -4,7 +4,7 @@ import FinchTensor
 /// (for a conv weight [out, in/groups, kh, kw]: fan_in = in/groups·kh·kw, fan_out = out·kh·kw).
 public enum Init {
     public static func fans(_ shape: [Int]) -> (fanIn: Int, fanOut: Int) {
-        precondition(shape.count >= 2, "init: fan-in/fan-out need at least 2 dimensions, got \(shape)")
+        ensure(shape.count >= 2, "init: fan-in/fan-out need at least 2 dimensions, got \(shape)")
         let receptive = shape.dropFirst(2).reduce(1, *)
         return (shape[1] * receptive, shape[0] * receptive)
     }

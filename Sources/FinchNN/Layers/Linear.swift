@@ -21,7 +21,7 @@ public final class Linear: Module {
     /// activation(self(x)); in inference (nothing needs a gradient, nothing is traced) the
     /// activation joins the bias in `linearInference`'s pass over each block of rows.
     public func callAsFunction(_ x: Tensor, then activation: Activation.Kind) -> Tensor {
-        precondition(x.shape.last == inFeatures, "Linear(\(inFeatures)→\(outFeatures)): input shape \(x.shape)")
+        ensure(x.shape.last == inFeatures, "Linear(\(inFeatures)→\(outFeatures)): input shape \(x.shape)")
         // Leading axes fold into one GEMM (and one weight-gradient GEMM in backward) instead of a
         // batch of small ones.
         let flat = x.rank > 2 ? x.reshaped([-1, inFeatures]) : x

@@ -6,11 +6,11 @@ public enum Loss {
     /// (1−ε)·NLL + ε/C·Σ_c w_c·(−log p_c), both averaged over Σ w[y_i] of the kept samples.
     public static func crossEntropy(_ logits: Tensor, labels: [Int], labelSmoothing: Float = 0,
                                     classWeights: [Float]? = nil, ignoreIndex: Int? = nil) -> Tensor {
-        precondition(logits.rank == 2 && logits.shape[0] == labels.count,
+        ensure(logits.rank == 2 && logits.shape[0] == labels.count,
                      "cross_entropy: logits \(logits.shape) for \(labels.count) labels")
-        precondition(labelSmoothing >= 0 && labelSmoothing <= 1, "cross_entropy: label smoothing \(labelSmoothing) not in [0, 1]")
+        ensure(labelSmoothing >= 0 && labelSmoothing <= 1, "cross_entropy: label smoothing \(labelSmoothing) not in [0, 1]")
         let c = logits.shape[1]
-        if let w = classWeights { precondition(w.count == c, "cross_entropy: \(w.count) class weights for \(c) classes") }
+        if let w = classWeights { ensure(w.count == c, "cross_entropy: \(w.count) class weights for \(c) classes") }
         let logp = logits.logSoftmax(axis: 1)
         return nllWithSmoothing(logp, labels: labels, smoothing: labelSmoothing, classWeights: classWeights,
                                 ignoreIndex: ignoreIndex, op: "cross_entropy")
@@ -19,7 +19,7 @@ public enum Loss {
     /// `F.nll_loss(logProbabilities, labels, weight:, ignore_index:)` with mean reduction.
     public static func nll(_ logProbabilities: Tensor, labels: [Int], classWeights: [Float]? = nil,
                            ignoreIndex: Int? = nil) -> Tensor {
-        precondition(logProbabilities.rank == 2 && logProbabilities.shape[0] == labels.count,
+        ensure(logProbabilities.rank == 2 && logProbabilities.shape[0] == labels.count,
                      "nll_loss: input \(logProbabilities.shape) for \(labels.count) labels")
         return nllWithSmoothing(logProbabilities, labels: labels, smoothing: 0, classWeights: classWeights,
                                 ignoreIndex: ignoreIndex, op: "nll_loss")
@@ -33,7 +33,7 @@ public enum Loss {
         var denominator: Float = 0
         for (i, y) in labels.enumerated() {
             if let ig = ignoreIndex, y == ig { continue }
-            precondition(y >= 0 && y < c, "\(op): label \(y) out of range for \(c) classes")
+            ensure(y >= 0 && y < c, "\(op): label \(y) out of range for \(c) classes")
             let w = classWeights?[y] ?? 1
             pick[i * c + y] = w
             denominator += w
@@ -50,7 +50,7 @@ public enum Loss {
 
     /// timm's `SoftTargetCrossEntropy`: mean over samples of Σ_c −t_c·log softmax(x)_c.
     public static func softTargetCrossEntropy(_ logits: Tensor, targets: Tensor) -> Tensor {
-        precondition(logits.shape == targets.shape && logits.rank == 2,
+        ensure(logits.shape == targets.shape && logits.rank == 2,
                      "soft_target_cross_entropy: logits \(logits.shape) vs targets \(targets.shape)")
         return -(logits.logSoftmax(axis: 1) * targets.detach()).sum() / Float(logits.shape[0])
     }
@@ -58,7 +58,7 @@ public enum Loss {
     /// `F.kl_div(input, target, reduction="batchmean", log_target:)`: input holds log-probabilities;
     /// Σ target·(log target − input) / N, with 0·log 0 = 0.
     public static func klDivergence(_ input: Tensor, target: Tensor, logTarget: Bool = false) -> Tensor {
-        precondition(input.shape == target.shape && input.rank >= 1,
+        ensure(input.shape == target.shape && input.rank >= 1,
                      "kl_div: input \(input.shape) vs target \(target.shape)")
         let n = Float(input.shape[0])
         if logTarget {

@@ -34,12 +34,12 @@ open class ImageClassifier: Module {
 
     /// Feature map before global pooling, [N, C, H, W].
     open func forwardFeatures(_ x: Tensor) -> Tensor {
-        preconditionFailure("\(type(of: self)) does not implement forwardFeatures(_:)")
+        ensureFailed("\(type(of: self)) does not implement forwardFeatures(_:)")
     }
 
     /// Pooling, any pre-logits layers, dropout and the classifier; `preLogits` stops before the classifier.
     open func forwardHead(_ features: Tensor, preLogits: Bool = false) -> Tensor {
-        preconditionFailure("\(type(of: self)) does not implement forwardHead(_:preLogits:)")
+        ensureFailed("\(type(of: self)) does not implement forwardHead(_:preLogits:)")
     }
 
     public override func callAsFunction(_ x: Tensor) -> Tensor {
@@ -54,7 +54,7 @@ open class ImageClassifier: Module {
 
     /// Replaces the classifier with a freshly initialised one for `numClasses` outputs.
     open func resetClassifier(numClasses: Int, using rng: inout RandomGenerator) {
-        preconditionFailure("\(type(of: self)) does not implement resetClassifier(numClasses:using:)")
+        ensureFailed("\(type(of: self)) does not implement resetClassifier(numClasses:using:)")
     }
 
     /// Records the new class count; subclasses call this from `resetClassifier`.
@@ -62,6 +62,6 @@ open class ImageClassifier: Module {
 
     /// The architecture's own initialisation (timm's `_init_weights` for this family), seeded.
     open func initializeWeights(using rng: inout RandomGenerator) {
-        preconditionFailure("\(type(of: self)) does not implement initializeWeights(using:)")
+        ensureFailed("\(type(of: self)) does not implement initializeWeights(using:)")
     }
 }
