@@ -62,20 +62,9 @@ public struct ImageFolder: Sendable {
                                : "cannot stat the image: \(String(cString: strerror(code)))")
         }
         guard info.st_mode & S_IFMT == S_IFREG else {
-            throw DatasetError(path: path, reason: "is a \(fileKind(info.st_mode)), not an image file")
+            throw DatasetError(path: path, reason: "is a \(InputFile.kindName(info.st_mode)), not an image file")
         }
         guard access(path, R_OK) == 0 else { throw DatasetError(path: path, reason: "not readable (permission denied)") }
-    }
-
-    static func fileKind(_ mode: mode_t) -> String {
-        switch mode & S_IFMT {
-        case S_IFDIR: return "directory"
-        case S_IFIFO: return "FIFO"
-        case S_IFSOCK: return "socket"
-        case S_IFCHR: return "character device"
-        case S_IFBLK: return "block device"
-        default: return "special file"
-        }
     }
 
     init(root: URL, classes: [String], samples: [(url: URL, label: Int)]) {

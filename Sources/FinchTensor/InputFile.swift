@@ -29,7 +29,7 @@ public enum InputFileError: Error, Equatable, CustomStringConvertible {
 /// between a check and the open).
 public enum InputFile {
     /// The kind of a `stat` mode, in words, for messages.
-    static func kindName(_ mode: mode_t) -> String {
+    public static func kindName(_ mode: mode_t) -> String {
         switch mode & S_IFMT {
         case S_IFDIR: return "directory"
         case S_IFIFO: return "FIFO"

@@ -302,10 +302,8 @@ final class TrainerTests: XCTestCase {
                 }
             }
         }
-        // Both directions: an accuracy (max) and a loss (min); `mode: min` on an accuracy is refused by the config.
-        for (monitor, mode) in [("val/top1", "max"), ("val/loss", "min")] {
-            try? FileManager.default.removeItem(at: dir.appendingPathComponent("best.h5"))
-            let c = try config(epochs: 2, checkpoint: "{keep: 0, monitor: \(monitor), mode: \(mode)}")
+        /// A tiny run whose first validation pass sees NaN logits.
+        func poisonedTrainer(_ c: TrainConfig) throws -> Trainer {
             let model = TinyClassifier(numClasses: 3)
             var rng = RandomGenerator(seed: 11)
             model.initializeWeights(using: &rng)
@@ -314,6 +312,12 @@ final class TrainerTests: XCTestCase {
             let t = try Trainer(config: c, model: model, train: InMemoryBatches(images: x, labels: y, classes: classes, batchSize: 8, shuffleSeed: 5),
                                 val: NaNFirstPass(InMemoryBatches(images: vx, labels: vy, classes: classes, batchSize: 8)))
             t.progress = ProgressReporter(isTerminal: false)
+            return t
+        }
+        // Both directions: an accuracy (max) and a loss (min); `mode: min` on an accuracy is refused by the config.
+        for (monitor, mode) in [("val/top1", "max"), ("val/loss", "min")] {
+            try? FileManager.default.removeItem(at: dir.appendingPathComponent("best.h5"))
+            let t = try poisonedTrainer(try config(epochs: 2, checkpoint: "{keep: 0, monitor: \(monitor), mode: \(mode)}"))
             t.checkpointDirectory = dir
             final class AfterFirst: TrainerCallback {
                 var best = 0, hadBestFile = true, record: EpochRecord?
@@ -337,16 +341,7 @@ final class TrainerTests: XCTestCase {
         }
 
         // Early stopping: the NaN epoch is one without improvement, so patience 1 ends the run there.
-        let c = try config("early_stopping: {monitor: val/top1, patience: 1}", epochs: 4)
-        let model = TinyClassifier(numClasses: 3)
-        var rng = RandomGenerator(seed: 11)
-        model.initializeWeights(using: &rng)
-        let (x, y) = data(48, seed: 1), (vx, vy) = data(24, seed: 2)
-        let classes = ["red", "green", "blue"]
-        let t = try Trainer(config: c, model: model, train: InMemoryBatches(images: x, labels: y, classes: classes, batchSize: 8, shuffleSeed: 5),
-                            val: NaNFirstPass(InMemoryBatches(images: vx, labels: vy, classes: classes, batchSize: 8)))
-        t.progress = ProgressReporter(isTerminal: false)
-        XCTAssertEqual(try t.fit().count, 1)
+        XCTAssertEqual(try poisonedTrainer(try config("early_stopping: {monitor: val/top1, patience: 1}", epochs: 4)).fit().count, 1)
     }
 
     /// Early stopping counts over the whole history, so a resumed run stops where the straight
