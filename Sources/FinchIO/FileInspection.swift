@@ -79,9 +79,13 @@ public enum FileInspection {
         if isCheckpoint, r.isGroup("metrics") {
             let g = try r.group("metrics")
             lines.append("metrics (per epoch):")
+            // Checkpoints mark percent-encoded names ("lr%2Fdecay" is the metric lr/decay); show the metric's own name.
+            let percent: Bool
+            if g.hasAttribute("name_encoding"), case .string("percent")? = try? g.attribute("name_encoding") { percent = true } else { percent = false }
             for n in try g.memberNames() {
                 let v = try g.readDoubles(n)
-                lines.append("  \(printable(n)): " + v.suffix(10).map { String(format: "%.4g", $0) }.joined(separator: " ") + (v.count > 10 ? " (last 10 of \(v.count))" : ""))
+                let shown = percent ? (n.removingPercentEncoding ?? n) : n
+                lines.append("  \(printable(shown)): " + v.suffix(10).map { String(format: "%.4g", $0) }.joined(separator: " ") + (v.count > 10 ? " (last 10 of \(v.count))" : ""))
             }
         }
         if r.isGroup("model") {

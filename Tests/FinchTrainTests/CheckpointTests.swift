@@ -130,6 +130,11 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(try Checkpoint.read(url).metrics, metrics)
         // And stay readable to h5py/h5dump users: "/" is the only character that changes in common names.
         XCTAssertTrue(try HDF5File(reading: url).root.group("metrics").memberNames().contains("lr%2Fdecay:classifier"))
+        // `finch inspect` shows the metrics by their own names.
+        let listing = try FileInspection.describe(url)
+        XCTAssertTrue(listing.contains("  lr/decay:classifier: 0 0.5"), listing)
+        XCTAssertTrue(listing.contains("  50%: "), listing)
+        XCTAssertFalse(listing.contains("lr%2F"), listing)
         for bad in ["", "x%", "x%2", "x%zz", "x%+1"] { XCTAssertNil(MetricName.decode(bad == "" ? "%" : bad), bad) }
     }
 
