@@ -15,11 +15,15 @@ struct DemoSpiral: ParsableCommand {
     @Option(help: "Learning rate (SGD with momentum 0.9).") var lr: Float = 0.1
     @Option(help: "Random seed for data and initialisation.") var seed: UInt64 = 42
 
+    func validate() throws {
+        // Bounded above too: points × hidden sizes the activations, and a demo should not ask for gigabytes.
+        try checkOption("points", points, 1...100_000)
+        try checkOption("hidden", hidden, 1...4096)
+        try checkOption("steps", steps, OptionRange.steps)
+        guard lr > 0, lr.isFinite, lr <= 100 else { throw ValidationError("--lr must be in (0, 100], got \(lr)") }
+    }
+
     mutating func run() throws {
-        guard points > 0, hidden > 0, steps > 0 else {
-            throw ValidationError("--points, --hidden and --steps must be positive")
-        }
-        guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be a positive number, got \(lr)") }
         var rng = RandomGenerator(seed: seed)
         let (x, labels) = spiral(pointsPerClass: points, classes: 3, using: &rng)
         let target = Tensor.oneHot(labels, classes: 3)
