@@ -153,6 +153,7 @@ public enum ImageDecoder {
     // MARK: PNG
 
     static func decodePNG(_ data: UnsafeRawBufferPointer, name: String, limits: ImageLimits) throws -> Image {
+        if let problem = PNGChunks.layoutProblem(data) { throw ImageDecodingError(file: name, reason: problem) }
         var image = png_image()
         image.version = UInt32(PNG_IMAGE_VERSION)
         // Reads the signature and the chunks up to the first IDAT only; no pixel memory yet.

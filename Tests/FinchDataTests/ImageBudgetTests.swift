@@ -45,6 +45,20 @@ final class ImageBudgetTests: XCTestCase {
         }
     }
 
+    /// A chunk declaring more bytes than the file holds (the fuzzer's 103-byte file with a 1.7 GB
+    /// iTXt, which libpng allocated before reading) is refused before libpng sees it; chunks that
+    /// fit still decode.
+    func testChunkLengthsMustFitInTheFile() throws {
+        let header = Array(Self.png(width: 6, height: 4, idat: []).prefix(33))   // signature + IHDR
+        var bomb = header + Self.be32(0x66D9_1400) + Array("iTXt".utf8) + [UInt8](repeating: 0, count: 40)
+        bomb += Self.chunk("IEND", [])
+        let m = decodeError(bomb, name: "bomb.png") ?? ""
+        XCTAssertTrue(m.contains("bomb.png") && m.contains("chunk 'iTXt' at byte 33: it declares 1725502464 bytes"), m)
+        XCTAssertNil(Self.png(width: 6, height: 4, idat: [1, 2, 3]).withUnsafeBytes { PNGChunks.layoutProblem($0) })
+        XCTAssertNil(try fixture("rgb.png").withUnsafeBytes { PNGChunks.layoutProblem($0) })
+        XCTAssertNoThrow(try ImageDecoder.decode(data: Data(try fixture("rgb.png")), name: "rgb.png"))
+    }
+
     /// A 4 KB PNG declaring 30000×30000 (3.6 GB of RGBA) is refused from its header, fast.
     func testHugeDeclaredPNGIsRefusedBeforeAllocating() throws {
         // A zlib stream of stored blocks: valid data, far too little of it.
@@ -98,7 +112,7 @@ final class ImageBudgetTests: XCTestCase {
             ("zero-width.png", Self.png(width: 0, height: 4, idat: [0x78, 0x01, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]), "width"),
             ("zero-height.png", Self.png(width: 4, height: 0, idat: [0x78, 0x01, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]), "height"),
             ("truncated.png", Array(good.prefix(good.count / 2)), "end of data"),
-            ("header-only.png", Array(good.prefix(20)), "end of data"),
+            ("header-only.png", Array(good.prefix(20)), "the file ends inside chunk 'IHDR'"),
             ("magic.png", [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0B] + good.dropFirst(8), "not a JPEG or PNG"),
         ]
         var crc = good
