@@ -27,22 +27,33 @@ final class HDF5ProbeTests: XCTestCase {
 
     func size(_ url: URL) throws -> Int { try XCTUnwrap(try url.resourceValues(forKeys: [.fileSizeKey]).fileSize) }
 
-    /// Whether libhdf5 crashes on these depends on what its heap held (use of freed or
-    /// uninitialised memory): `finch inspect` sees the child crash on all three, this test
-    /// process may see libhdf5 report errors instead. Either way the caller gets an error, and
-    /// a crash in the child is refused before libhdf5 opens the file here.
+    /// Whether libhdf5 crashes on these, and with which signal, depends on what its heap held
+    /// (use of freed or uninitialised memory): `finch inspect` sees the child crash on all of
+    /// them, this test process may see libhdf5 report errors instead. Either way the caller
+    /// gets an error, and a crash in the child is refused before libhdf5 opens the file here.
     func testFilesThatCrashLibHDF5AreRefusedBeforeItOpensThem() throws {
         for prefix in ["segv-attribute-table-release", "segv-global-heap-vlen-string", "asan-memcpy-overlap-global-heap",
                        "asan-heap-overflow-attribute-decode"] {
             let url = try regression(prefix)
             let verdict = HDF5Probe.run(path: url.path, size: try size(url), timeout: 20)
-            XCTAssertTrue(verdict == .crashed(signal: SIGSEGV) || verdict == .refused, "\(prefix): \(verdict)")
+            // Which signal ends the child also depends on the heap: glibc's allocator aborts
+            // (SIGABRT) on some machines where others fault (SIGSEGV).
+            let crashedOrRefused: Bool
+            switch verdict {
+            case .refused: crashedOrRefused = true
+            case .crashed(let signal): crashedOrRefused = signal == SIGSEGV || signal == SIGABRT || signal == SIGBUS
+            default: crashedOrRefused = false
+            }
+            XCTAssertTrue(crashedOrRefused, "\(prefix): \(verdict)")
             HDF5Probe.cache.removeAll()
             XCTAssertThrowsError(try { let f = try HDF5File(reading: url); _ = try f.root.verifyData() }(), prefix) { e in
-                if verdict == .refused { return XCTAssertTrue(e is HDF5Error, "\(prefix): \(e)") }
-                guard case .unsafe(let file, let reason)? = e as? HDF5Error else { return XCTFail("\(prefix): \(e)") }
+                // The second read is a new child on a new heap: it may crash where the first
+                // was refused, or the other way round; what must hold is a typed error.
+                guard case .unsafe(let file, let reason)? = e as? HDF5Error else {
+                    return XCTAssertTrue(e is HDF5Error, "\(prefix): \(e)")
+                }
                 XCTAssertEqual(file, url.path)
-                XCTAssertTrue(reason.contains("libhdf5 crashed (signal 11"), reason)
+                XCTAssertTrue(reason.hasPrefix("libhdf5 crashed (signal "), reason)
                 XCTAssertTrue("\(e)".contains("damaged or crafted"), "\(e)")
             }
         }
