@@ -28,6 +28,8 @@ final class ConfigReader {
     /// Full key paths given with a value other than the default (sections included), so a
     /// setting that cannot act in this config is refused rather than ignored.
     private(set) var changed: Set<String> = []
+    /// The config file's name without extension, the default of `experiment` (top level only).
+    var fileStem: String?
 
     init(file: String, path: String, node: Node?) throws {
         self.file = file
@@ -81,6 +83,15 @@ final class ConfigReader {
                               + (nearest(s, allowed).map { " (did you mean '\($0)'?)" } ?? ""))
         }
         return s
+    }
+
+    /// A choice read into its enum, so no later code parses the string again.
+    func choice<E: RawRepresentable>(_ name: String, _ fallback: E, _ allowed: [E]) throws -> E where E.RawValue == String {
+        let s = try choice(name, fallback.rawValue, allowed.map(\.rawValue))
+        guard let e = allowed.first(where: { $0.rawValue == s }) else {
+            throw ConfigError(file: file, key: key(name), message: "'\(s)' is not one of the declared choices")
+        }
+        return e
     }
 
     /// Integers are bounded on both sides: a config value ends up in allocations, loop counts and

@@ -16,7 +16,7 @@ public final class MixupMixer: BatchMixer {
     public convenience init(config m: TrainConfig.Mixup, numClasses: Int, seed: UInt64) {
         let minmax = m.cutmixMinMax.map { ($0[0], $0[1]) }
         self.init(Mixup(mixupAlpha: m.mixupAlpha, cutmixAlpha: m.cutmixAlpha, cutmixMinMax: minmax, prob: m.prob,
-                        switchProb: m.switchProb, mode: Mixup.Mode(rawValue: m.mode) ?? .batch, correctLam: m.correctLam,
+                        switchProb: m.switchProb, mode: m.mode, correctLam: m.correctLam,
                         labelSmoothing: m.labelSmoothing, numClasses: numClasses), seed: seed)
     }
 

@@ -45,12 +45,12 @@ extension TrainConfig {
     /// Checks both monitors and fills in `mode: auto` (min for losses, max otherwise); an explicit
     /// mode that would keep the worst epoch of a loss or accuracy is refused.
     mutating func resolveMonitors(source: String) throws {
-        func mode(_ given: String, metric: String, key: String) throws -> String {
+        func mode(_ given: MonitorMode, metric: String, key: String) throws -> MonitorMode {
             let lowerIsBetter = metric.hasSuffix("loss") || metric == "epoch_seconds"
             let isAccuracy = metric.hasSuffix("top1") || metric.hasSuffix("top5") || metric.hasSuffix("accuracy")
-            if given == "auto" { return lowerIsBetter ? "min" : "max" }
-            if given == "max" && lowerIsBetter || given == "min" && isAccuracy {
-                throw ConfigError(file: source, key: key, message: "'\(given)' would keep the worst epoch of \(metric); use \(given == "max" ? "min" : "max") or leave it out")
+            if given == .auto { return lowerIsBetter ? .min : .max }
+            if given == .max && lowerIsBetter || given == .min && isAccuracy {
+                throw ConfigError(file: source, key: key, message: "'\(given.rawValue)' would keep the worst epoch of \(metric); use \(given == .max ? "min" : "max") or leave it out")
             }
             return given
         }

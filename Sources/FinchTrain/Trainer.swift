@@ -92,7 +92,7 @@ public final class Trainer {
         self.valData = val
         self.teacher = teacher
         self.mixer = mixer
-        bestMetric = config.checkpoint.mode == "max" ? -.infinity : .infinity
+        bestMetric = config.checkpoint.mode == .max ? -.infinity : .infinity
         let pc = model.pretrainedConfig
         studentNormalization = (config.data.mean.map { $0.map(Float.init) } ?? pc.mean, config.data.std.map { $0.map(Float.init) } ?? pc.std)
         teacherNormalization = studentNormalization
@@ -124,7 +124,7 @@ public final class Trainer {
     /// The fine-tuning mode in force at `epoch` (gradual unfreezing switches head → full).
     func fineTuneMode(forEpoch e: Int) -> FineTuning.Mode {
         if let u = config.finetune.unfreezeAtEpoch { return e < u ? .head : .full }
-        return FineTuning.Mode(rawValue: config.finetune.mode) ?? .full
+        return config.finetune.mode
     }
 
     /// Applies the mode and, when the set of trained parameters changes, rebuilds the parameter
@@ -153,24 +153,24 @@ public final class Trainer {
             prefixRates: o.layerLR.map { ($0.0, .lr(Float($0.1))) } + o.layerLRMultiplier.map { ($0.0, .multiplier(Float($0.1))) }))
         let opt: Optimizer
         switch o.name {
-        case "adamw":
+        case .adamw:
             let b = o.betas ?? [0.9, 0.999]
             opt = AdamW(groups: groups, betas: (Float(b[0]), Float(b[1])), eps: Float(o.eps ?? 1e-8))
-        case "momentum":
+        case .momentum:
             opt = SGD(groups: groups, momentum: Float(o.momentum), nesterov: false)
-        default:
+        case .sgd:
             // timm's "sgd" is SGD with Nesterov momentum.
             opt = SGD(groups: groups, momentum: Float(o.momentum), nesterov: true)
         }
         let s = config.schedule
         let kind: Scheduler.Kind?
         switch s.name {
-        case "cosine": kind = .cosine(cycleDecay: 0.1)
-        case "step": kind = .step(decayT: s.decayEpochs, decayRate: s.decayRate)
-        case "multistep": kind = .multistep(milestones: s.decayMilestones, decayRate: s.decayRate)
-        case "plateau": kind = .plateau(mode: config.checkpoint.mode == "min" ? .min : .max, patience: s.patienceEpochs, decayRate: s.decayRate)
-        case "constant": kind = .constant
-        default: kind = nil
+        case .cosine: kind = .cosine(cycleDecay: 0.1)
+        case .step: kind = .step(decayT: s.decayEpochs, decayRate: s.decayRate)
+        case .multistep: kind = .multistep(milestones: s.decayMilestones, decayRate: s.decayRate)
+        case .plateau: kind = .plateau(mode: config.checkpoint.mode == .min ? .min : .max, patience: s.patienceEpochs, decayRate: s.decayRate)
+        case .constant: kind = .constant
+        case .none: kind = nil
         }
         let sched = kind.map {
             Scheduler(kind: $0, groups: groups, epochs: s.epochs, warmupEpochs: s.warmupEpochs, warmupLR: s.warmupLR,
@@ -222,7 +222,7 @@ public final class Trainer {
             if let teacher, let d = config.distill {
                 let tl = noGrad { teacher(Distillation.teacherInput(images, from: studentNormalization, to: teacherNormalization,
                                                                     imageSize: d.teacher.imageSize)) }
-                loss = Distillation.loss(task: loss, student: logits, teacher: tl, kind: Distillation.Kind(rawValue: d.kind) ?? .soft,
+                loss = Distillation.loss(task: loss, student: logits, teacher: tl, kind: d.kind,
                                          alpha: Float(d.alpha), temperature: Float(d.temperature))
             }
             let value = loss.item
@@ -291,7 +291,7 @@ public final class Trainer {
         let monitored = Self.trustedValue(config.checkpoint.monitor, in: values)
         // An untrustworthy value is a bad epoch for a plateau schedule, an absent one no epoch at all.
         scheduler?.step(epoch: epoch, metric: values[config.checkpoint.monitor].map { _ in monitored ?? .nan })
-        let improved = monitored.map { config.checkpoint.mode == "max" ? $0 > bestMetric : $0 < bestMetric } ?? false
+        let improved = monitored.map { config.checkpoint.mode == .max ? $0 > bestMetric : $0 < bestMetric } ?? false
         if improved, let monitored {
             bestMetric = monitored
             bestEpoch = record.epoch
@@ -305,7 +305,7 @@ public final class Trainer {
     func optimizerStep() {
         let params = model.parameters.filter(\.requiresGrad)
         if let clip = config.optimizer.clipGrad {
-            if config.optimizer.clipMode == "value" { GradientClipping.clipValue(params, clip: Float(clip)) }
+            if config.optimizer.clipMode == .value { GradientClipping.clipValue(params, clip: Float(clip)) }
             else { GradientClipping.clipNorm(params, maxNorm: Float(clip)) }
         }
         optimizer.step()
@@ -326,9 +326,9 @@ public final class Trainer {
             var values = [es.monitor: v]
             if let lossKey, let losses, row < losses.count { values[lossKey] = losses[row] }
             guard let v = Self.trustedValue(es.monitor, in: values) else { without += 1; continue }
-            let improved = best.map { es.mode == "max" ? v > $0 + es.minDelta : v < $0 - es.minDelta } ?? true
+            let improved = best.map { es.mode == .max ? v > $0 + es.minDelta : v < $0 - es.minDelta } ?? true
             without = improved ? 0 : without + 1
-            best = best.map { es.mode == "max" ? max($0, v) : min($0, v) } ?? v
+            best = best.map { es.mode == .max ? max($0, v) : min($0, v) } ?? v
         }
         return without >= es.patience
     }

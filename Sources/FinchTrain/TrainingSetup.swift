@@ -35,16 +35,51 @@ public struct TrainingSetup {
     /// nothing behind.
     public init(config c: TrainConfig, baseDirectory: URL = URL(fileURLWithPath: FileManager.default.currentDirectoryPath),
                 resume: URL? = nil) throws {
+        // A loaded config is a plain value and may have been edited since it was read.
+        try c.validate()
         config = c
-        func path(_ p: String) -> URL { p.hasPrefix("/") ? URL(fileURLWithPath: p) : baseDirectory.appendingPathComponent(p) }
-        // Data: root/train + root/val, or a stratified split of root.
-        let root = path(c.data.root)
+        let paths = SetupPaths(base: baseDirectory)
+        let data = try Self.loadData(c, paths)
+        classes = data.train.classes
+        let numClasses = try Self.checkClassCount(c, classes: classes, root: paths.url(c.data.root))
+        let model = try Self.makeModel(c, numClasses: numClasses, paths)
+        let teacher = try Self.loadTeacher(c, numClasses: numClasses, classes: classes, paths)
+        let transforms = try Self.makeTransforms(c, model: model)
+        let loaders = try Self.makeLoaders(c, data: data, transforms: transforms)
+        if let t = teacher, let d = c.distill {
+            try Self.checkTeacherOutput(t, imageSize: d.teacher.imageSize ?? transforms.size, numClasses: numClasses, source: c.source)
+        }
+        runDirectory = RunLog.newRunDirectory(root: paths.url(c.outputRoot).path, experiment: c.experiment)
+        checkpointDirectory = paths.url(c.checkpointRoot).appendingPathComponent(c.experiment)
+        trainer = try Self.makeTrainer(c, model: model, teacher: teacher, loaders: loaders, classes: classes, numClasses: numClasses)
+        if let resume { try trainer.resume(from: resume) }
+        try Self.prepareOutputFolders(run: runDirectory, checkpoints: checkpointDirectory, source: c.source)
+        trainer.checkpointDirectory = checkpointDirectory
+        trainer.runDirectory = runDirectory
+        trainer.callbacks.append(try RunLog(directory: runDirectory, configYAML: c.resolvedYAML, classes: classes))
+        if !trainer.progress.isTerminal { trainer.callbacks.append(StepLog(interval: c.logInterval)) }
+    }
+
+    /// Config paths are relative to the base directory unless absolute.
+    struct SetupPaths {
+        let base: URL
+        func url(_ p: String) -> URL { p.hasPrefix("/") ? URL(fileURLWithPath: p) : base.appendingPathComponent(p) }
+    }
+
+    struct SplitData {
+        var train: ImageFolder
+        var val: ImageFolder
+    }
+
+    /// Data: CSV lists, root/train + root/val, or a stratified split of root; then the class caps.
+    static func loadData(_ c: TrainConfig, _ paths: SetupPaths) throws -> SplitData {
+        let root = paths.url(c.data.root)
         var train: ImageFolder, val: ImageFolder
         let trainDir = root.appendingPathComponent(c.data.trainSplit), valDir = root.appendingPathComponent(c.data.valSplit)
         if let list = c.data.trainList {
             do {
-                train = try ImageFolder(listFile: path(list))
-                if let v = c.data.valList { val = try ImageFolder(listFile: path(v), classes: train.classes) }
+                train = try ImageFolder(listFile: paths.url(list))
+                if let v = c.data.valList { val = try ImageFolder(listFile: paths.url(v), classes: train.classes) }
                 else { (train, val) = train.stratifiedSplit(valFraction: c.data.valFraction, seed: UInt64(c.seed)) }
             } catch { throw ConfigError(file: c.source, key: "data.train_list", message: "\(error)") }
         } else if FileManager.default.fileExists(atPath: trainDir.path) {
@@ -63,24 +98,32 @@ public struct TrainingSetup {
         if !c.data.classLimits.isEmpty {
             train = try train.limited(Dictionary(uniqueKeysWithValues: c.data.classLimits.map { ($0.0, Int($0.1)) }))
         }
-        classes = train.classes
+        return SplitData(train: train, val: val)
+    }
+
+    /// `model.num_classes`, when given, must be the dataset's class count.
+    static func checkClassCount(_ c: TrainConfig, classes: [String], root: URL) throws -> Int {
         let numClasses = c.model.numClasses ?? classes.count
         guard numClasses == classes.count else {
             throw ConfigError(file: c.source, key: "model.num_classes", message: "is \(numClasses) but \(root.path) has \(classes.count) classes (\(classes.joined(separator: ", "))); leave it unset to use the dataset's")
         }
+        return numClasses
+    }
 
-        // Model, with pretrained weights (head replaced when the class count differs).
+    /// Model, with pretrained weights (head replaced when the class count differs) and the
+    /// config's prefixes checked against its parameters.
+    static func makeModel(_ c: TrainConfig, numClasses: Int, _ paths: SetupPaths) throws -> ImageClassifier {
         let model: ImageClassifier
         do {
             model = try ModelRegistry.create(c.model.name, options: ModelOptions(numClasses: numClasses, dropRate: Float(c.model.dropRate),
                                                                                    dropPathRate: Float(c.model.dropPathRate)), seed: UInt64(c.seed))
         } catch { throw ConfigError(file: c.source, key: "model.name", message: "\(error)") }
         if let p = c.model.pretrained {
-            do { try model.loadPretrained(path(p), replaceHead: true, seed: UInt64(c.seed)) } catch {
+            do { try model.loadPretrained(paths.url(p), replaceHead: true, seed: UInt64(c.seed)) } catch {
                 throw ConfigError(file: c.source, key: "model.pretrained", message: "\(error)")
             }
         }
-        if c.model.headInit == "zeros" {
+        if c.model.headInit == .zeros {
             noGrad {
                 for (name, p) in model.namedParameters() where Module.matches(name, prefixes: model.classifierPrefixes) {
                     p.assign(Tensor.zeros(p.shape))
@@ -88,37 +131,51 @@ public struct TrainingSetup {
             }
         }
         model.setRandomSource(RandomSource(RandomGenerator(seed: UInt64(c.seed)).derived(stream: 7)))
-        // Prefixes that match no parameter would silently train everything at the base rate.
+        try checkConfigPrefixes(c, model: model)
+        return model
+    }
+
+    /// Prefixes that match no parameter would silently train everything at the base rate.
+    static func checkConfigPrefixes(_ c: TrainConfig, model: ImageClassifier) throws {
         let parameterNames = model.namedParameters().map(\.name)
-        try Self.checkPrefixes(c.optimizer.layerLR.map(\.0), key: "optimizer.layer_lr", names: parameterNames, model: c.model.name, source: c.source)
-        try Self.checkPrefixes(c.optimizer.layerLRMultiplier.map(\.0), key: "optimizer.layer_lr_multiplier", names: parameterNames,
-                               model: c.model.name, source: c.source)
-        try Self.checkPrefixes(c.finetune.unfreeze, key: "finetune.unfreeze", names: parameterNames, model: c.model.name, source: c.source)
+        try checkPrefixes(c.optimizer.layerLR.map(\.0), key: "optimizer.layer_lr", names: parameterNames, model: c.model.name, source: c.source)
+        try checkPrefixes(c.optimizer.layerLRMultiplier.map(\.0), key: "optimizer.layer_lr_multiplier", names: parameterNames,
+                          model: c.model.name, source: c.source)
+        try checkPrefixes(c.finetune.unfreeze, key: "finetune.unfreeze", names: parameterNames, model: c.model.name, source: c.source)
+    }
 
-        // Teacher from the registry and its weights (safetensors, HDF5 weights or a Finch checkpoint).
-        var teacher: ImageClassifier? = nil
-        if let d = c.distill {
-            let teacherClasses = d.teacher.numClasses ?? numClasses
-            // KL(teacher ‖ student) compares the two outputs class by class: a 1000-class teacher
-            // with a 5-class student has no meaning (and once trained to a loss of −5·10³⁰).
-            guard teacherClasses == numClasses else {
-                throw ConfigError(file: c.source, key: "distill.teacher.num_classes",
-                                  message: "the teacher has \(teacherClasses) classes but the student has \(numClasses) (\(classes.joined(separator: ", "))); distil from a teacher fine-tuned on the same classes")
-            }
-            let weights = path(d.teacher.checkpoint)
-            do {
-                let t = try ModelRegistry.create(d.teacher.name, numClasses: teacherClasses)
-                try t.loadPretrained(weights, replaceHead: false)
-                teacher = t
-            } catch { throw ConfigError(file: c.source, key: "distill.teacher", message: "\(error)") }
-            // A Finch checkpoint names its classes: they must be the dataset's, in the same order.
-            if let ck = try? Checkpoint.read(weights), !ck.classes.isEmpty, ck.classes != classes {
-                throw ConfigError(file: c.source, key: "distill.teacher.checkpoint",
-                                  message: "\(weights.path) was trained on classes \(ck.classes), the dataset has \(classes)")
-            }
+    /// Teacher from the registry and its weights (safetensors, HDF5 weights or a Finch checkpoint).
+    static func loadTeacher(_ c: TrainConfig, numClasses: Int, classes: [String], _ paths: SetupPaths) throws -> ImageClassifier? {
+        guard let d = c.distill else { return nil }
+        let teacherClasses = d.teacher.numClasses ?? numClasses
+        // KL(teacher ‖ student) compares the two outputs class by class: a 1000-class teacher
+        // with a 5-class student has no meaning (and once trained to a loss of −5·10³⁰).
+        guard teacherClasses == numClasses else {
+            throw ConfigError(file: c.source, key: "distill.teacher.num_classes",
+                              message: "the teacher has \(teacherClasses) classes but the student has \(numClasses) (\(classes.joined(separator: ", "))); distil from a teacher fine-tuned on the same classes")
         }
+        let weights = paths.url(d.teacher.checkpoint)
+        let teacher: ImageClassifier
+        do {
+            teacher = try ModelRegistry.create(d.teacher.name, numClasses: teacherClasses)
+            try teacher.loadPretrained(weights, replaceHead: false)
+        } catch { throw ConfigError(file: c.source, key: "distill.teacher", message: "\(error)") }
+        // A Finch checkpoint names its classes: they must be the dataset's, in the same order.
+        if let ck = try? Checkpoint.read(weights), !ck.classes.isEmpty, ck.classes != classes {
+            throw ConfigError(file: c.source, key: "distill.teacher.checkpoint",
+                              message: "\(weights.path) was trained on classes \(ck.classes), the dataset has \(classes)")
+        }
+        return teacher
+    }
 
-        // Transforms: the model's preprocessing unless the config overrides it.
+    struct Transforms {
+        var train: ImageTransform
+        var eval: ImageTransform
+        var size: Int
+    }
+
+    /// Transforms: the model's preprocessing unless the config overrides it.
+    static func makeTransforms(_ c: TrainConfig, model: ImageClassifier) throws -> Transforms {
         let pc = model.pretrainedConfig
         let size = c.data.imageSize ?? pc.inputSize
         var trainT = ImageTransform(size: size, training: true)
@@ -127,7 +184,7 @@ public struct TrainingSetup {
         trainT.hflip = c.data.hflip
         trainT.vflip = c.data.vflip
         trainT.colorJitter = c.data.autoAugment == nil ? c.data.colorJitter : 0
-        trainT.interpolation = c.data.interpolation
+        trainT.interpolation = c.data.interpolation.rawValue
         trainT.mean = c.data.mean.map { $0.map(Float.init) } ?? pc.mean
         trainT.std = c.data.std.map { $0.map(Float.init) } ?? pc.std
         if let aa = c.data.autoAugment {
@@ -136,80 +193,83 @@ public struct TrainingSetup {
             }
             // timm fills uncovered pixels with the dataset mean and uses the train interpolation unless "random".
             let m = trainT.mean.map { UInt8(min(255, (255 * $0).rounded())) }
-            trainT.randAugment!.fill = (m[0], m[1], m[2])
-            trainT.randAugment!.filter = Resample.Filter(rawValue: c.data.interpolation)
+            trainT.randAugment?.fill = (m[0], m[1], m[2])
+            trainT.randAugment?.filter = c.data.interpolation.filter
         }
         if c.data.reProb > 0 {
-            trainT.randomErasing = RandomErasing(probability: c.data.reProb, mode: RandomErasing.Mode(rawValue: c.data.reMode) ?? .pixel,
-                                                 maxCount: c.data.reCount)
+            trainT.randomErasing = RandomErasing(probability: c.data.reProb, mode: c.data.reMode, maxCount: c.data.reCount)
         }
         var evalT = ImageTransform(size: size, training: false)
         evalT.cropPct = c.data.cropPct ?? Double(pc.cropPct)
         evalT.evalInterpolation = pc.interpolation
         evalT.mean = trainT.mean
         evalT.std = trainT.std
-        let sampler: Sampler
+        return Transforms(train: trainT, eval: evalT, size: size)
+    }
+
+    /// The training sampler the config names, over the training set's labels.
+    static func makeSampler(_ c: TrainConfig, train: ImageFolder) -> Sampler {
         switch c.data.sampler {
-        case "sequential": sampler = .sequential
-        case "weighted": sampler = .weighted(weights: Sampler.classBalancedWeights(labels: train.labels),
-                                             numSamples: c.data.numSamples ?? train.count, replacement: c.data.replacement)
-        default: sampler = .random
+        case .sequential: return .sequential
+        case .weighted: return .weighted(weights: Sampler.classBalancedWeights(labels: train.labels),
+                                         numSamples: c.data.numSamples ?? train.count, replacement: c.data.replacement)
+        case .random: return .random
         }
-        let seed = UInt64(c.seed)
-        let trainLoader = DataLoader(samples: train.samples, transform: trainT, batchSize: c.data.batchSize, sampler: sampler,
-                                     dropLast: c.data.dropLast, seed: seed, skipBadImages: c.data.onBadImage == "skip")
-        let valLoader = DataLoader(samples: val.samples, transform: evalT, batchSize: c.data.batchSize, sampler: .sequential,
-                                   dropLast: false, seed: seed, skipBadImages: c.data.onBadImage == "skip")
-        trainLoader.workers = c.data.workers
-        valLoader.workers = c.data.workers
-        // The config's ranges were checked when it was read; these are FinchData's own checks of
-        // the combined transform, run now so a bad value stops the run before any folder is made.
+    }
+
+    /// Loaders for both splits, with FinchData's own checks of the combined transform run now, so
+    /// a bad value stops the run before any folder is made (the config's ranges were checked when
+    /// it was read).
+    static func makeLoaders(_ c: TrainConfig, data: SplitData, transforms t: Transforms) throws -> (train: DataLoader, val: DataLoader) {
+        let sampler = makeSampler(c, train: data.train)
+        let seed = UInt64(c.seed), skip = c.data.onBadImage == .skip
+        let trainLoader = DataLoader(samples: data.train.samples, transform: t.train, batchSize: c.data.batchSize, sampler: sampler,
+                                     dropLast: c.data.dropLast, seed: seed, skipBadImages: skip)
+        let valLoader = DataLoader(samples: data.val.samples, transform: t.eval, batchSize: c.data.batchSize, sampler: .sequential,
+                                   dropLast: false, seed: seed, skipBadImages: skip)
         let limits = try ImageLimits(maxPixels: c.data.maxImagePixels, maxFileBytes: c.data.maxImageBytes,
                                      maxJPEGScans: c.data.maxJPEGScans)
-        trainLoader.imageLimits = limits
-        valLoader.imageLimits = limits
-        try trainT.validate()
-        try evalT.validate()
-        try sampler.validate(count: train.count)
+        for loader in [trainLoader, valLoader] {
+            loader.workers = c.data.workers
+            loader.imageLimits = limits
+        }
+        try t.train.validate()
+        try t.eval.validate()
+        try sampler.validate(count: data.train.count)
         guard trainLoader.batchCount > 0 else {
-            throw ConfigError(file: c.source, key: "data.batch_size", message: "\(c.data.batchSize) is larger than the \(train.count) training images (with drop_last)")
+            throw ConfigError(file: c.source, key: "data.batch_size", message: "\(c.data.batchSize) is larger than the \(data.train.count) training images (with drop_last)")
         }
+        return (trainLoader, valLoader)
+    }
 
-        if let t = teacher, let d = c.distill {
-            try Self.checkTeacherOutput(t, imageSize: d.teacher.imageSize ?? size, numClasses: numClasses, source: c.source)
-        }
-
-        try ExperimentName.validate(c.experiment, source: c.source)
-        runDirectory = RunLog.newRunDirectory(root: path(c.outputRoot).path, experiment: c.experiment)
-        checkpointDirectory = path(c.checkpointRoot).appendingPathComponent(c.experiment)
+    /// The trainer with its EMA copy and MixUp/CutMix mixer.
+    static func makeTrainer(_ c: TrainConfig, model: ImageClassifier, teacher: ImageClassifier?,
+                            loaders: (train: DataLoader, val: DataLoader), classes: [String], numClasses: Int) throws -> Trainer {
         var emaModel: ImageClassifier? = nil
         if c.ema?.evaluate == true { emaModel = try ModelRegistry.create(c.model.name, numClasses: numClasses) }
         // Seeded from the run seed on a stream of its own, so mixing does not shift the loader's draws.
-        var mixSeed = RandomGenerator(seed: seed).derived(stream: 0x4D49_5855)
+        var mixSeed = RandomGenerator(seed: UInt64(c.seed)).derived(stream: 0x4D49_5855)
         let mixer = c.mixup.enabled ? MixupMixer(config: c.mixup, numClasses: numClasses, seed: mixSeed.next()) : nil
-        trainer = try Trainer(config: c, model: model, train: LoaderBatchSource(loader: trainLoader, classes: classes),
-                              val: LoaderBatchSource(loader: valLoader, classes: classes), teacher: teacher, mixer: mixer,
-                              emaModel: emaModel)
-        if let resume { try trainer.resume(from: resume) }
+        return try Trainer(config: c, model: model, train: LoaderBatchSource(loader: loaders.train, classes: classes),
+                           val: LoaderBatchSource(loader: loaders.val, classes: classes), teacher: teacher, mixer: mixer,
+                           emaModel: emaModel)
+    }
 
-        // Output folders, checked writable now rather than after the first epoch.
-        for dir in [runDirectory, checkpointDirectory] {
+    /// Output folders, checked writable now rather than after the first epoch. A write killed
+    /// before its rename (kill -9, power loss) leaves a temporary file behind; the next run of the
+    /// experiment removes what a dead writer left there.
+    static func prepareOutputFolders(run: URL, checkpoints: URL, source: String) throws {
+        for dir in [run, checkpoints] {
             do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
-                throw ConfigError(file: c.source, key: dir == runDirectory ? "output" : "checkpoints", message: "cannot create \(dir.path): \(error.localizedDescription)")
+                throw ConfigError(file: source, key: dir == run ? "output" : "checkpoints", message: "cannot create \(dir.path): \(error.localizedDescription)")
             }
             guard FileManager.default.isWritableFile(atPath: dir.path) else {
-                throw ConfigError(file: c.source, key: "output", message: "\(dir.path) is not writable")
+                throw ConfigError(file: source, key: "output", message: "\(dir.path) is not writable")
             }
         }
-        // A write killed before its rename (kill -9, power loss) leaves a temporary file behind;
-        // the next run of the experiment removes what a dead writer left there.
-        for stale in removeStaleTemporaryFiles(in: checkpointDirectory) {
+        for stale in removeStaleTemporaryFiles(in: checkpoints) {
             print("removed \(stale.path), left by an interrupted checkpoint write")
         }
-        trainer.checkpointDirectory = checkpointDirectory
-        trainer.runDirectory = runDirectory
-        trainer.callbacks.append(try RunLog(directory: runDirectory, configYAML: c.resolvedYAML, classes: classes))
-        if !trainer.progress.isTerminal { trainer.callbacks.append(StepLog(interval: c.logInterval)) }
     }
 
     /// Each prefix must name at least one parameter (`Module.matches`: the name itself or a dotted

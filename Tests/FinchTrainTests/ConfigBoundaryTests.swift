@@ -147,14 +147,14 @@ final class ConfigBoundaryTests: XCTestCase {
         func parse(_ extra: String) throws -> TrainConfig { try TrainConfig.parse(text("", extra), source: "c.yaml") }
         let keras = try parse("checkpoint: {monitor: val_accuracy}\nearly_stopping: {monitor: val_loss}")
         XCTAssertEqual(keras.checkpoint.monitor, "val/top1")
-        XCTAssertEqual(keras.checkpoint.mode, "max")
+        XCTAssertEqual(keras.checkpoint.mode, .max)
         XCTAssertEqual(keras.earlyStopping?.monitor, "val/loss")
-        XCTAssertEqual(keras.earlyStopping?.mode, "min", "a loss is minimised unless said otherwise")
+        XCTAssertEqual(keras.earlyStopping?.mode, .min, "a loss is minimised unless said otherwise")
         for (alias, canonical) in [("top1", "val/top1"), ("accuracy", "val/top1"), ("loss", "val/loss"), ("top5", "val/top5"),
                                    ("val/balanced_accuracy", "val/balanced_accuracy"), ("lr/decay", "lr/decay")] {
             XCTAssertEqual(try parse("checkpoint: {monitor: \(alias)}").checkpoint.monitor, canonical, alias)
         }
-        XCTAssertEqual(try parse("checkpoint: {monitor: val/loss}").checkpoint.mode, "min")
+        XCTAssertEqual(try parse("checkpoint: {monitor: val/loss}").checkpoint.mode, .min)
         XCTAssertEqual(try parse("ema: {decay: 0.99}\ncheckpoint: {monitor: val_ema/top1}").checkpoint.monitor, "val_ema/top1")
 
         let cases: [(String, String)] = [

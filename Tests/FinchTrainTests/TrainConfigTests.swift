@@ -18,7 +18,7 @@ final class TrainConfigTests: XCTestCase {
         XCTAssertEqual(c.data.colorJitter, 0.4)
         XCTAssertEqual(c.mixup.labelSmoothing, 0.1)
         XCTAssertFalse(c.mixup.enabled)
-        XCTAssertEqual(c.schedule.name, "cosine")
+        XCTAssertEqual(c.schedule.name, .cosine)
         XCTAssertEqual(c.schedule.warmupLR, 1e-5)
         XCTAssertEqual(c.checkpoint.monitor, "val/top1")
         XCTAssertNil(c.distill)
@@ -103,13 +103,13 @@ final class TrainConfigTests: XCTestCase {
         for f in files {
             let c = try TrainConfig.load(dir.appendingPathComponent(f))
             XCTAssertFalse(c.model.name.isEmpty, f)
-            if f == "flowers-head.yaml" { XCTAssertEqual(c.finetune.mode, "head") }
-            if f == "flowers-partial.yaml" { XCTAssertEqual(c.finetune.mode, "partial"); XCTAssertFalse(c.finetune.unfreeze.isEmpty) }
+            if f == "flowers-head.yaml" { XCTAssertEqual(c.finetune.mode, .head) }
+            if f == "flowers-partial.yaml" { XCTAssertEqual(c.finetune.mode, .partial); XCTAssertFalse(c.finetune.unfreeze.isEmpty) }
             if f == "flowers-distill.yaml" { XCTAssertEqual(c.distill?.alpha, 0.5); XCTAssertEqual(c.distill?.teacher.name, "tf_efficientnet_lite2") }
             if f == "flowers-mixup.yaml" { XCTAssertTrue(c.mixup.enabled); XCTAssertNotNil(c.data.autoAugment) }
             if f.hasPrefix("flowers-imbalanced") {
                 XCTAssertEqual(c.data.classLimits.map(\.1), [600, 400, 150, 100, 50], f)
-                XCTAssertEqual(c.data.sampler, f.contains("weighted") ? "weighted" : "random", f)
+                XCTAssertEqual(c.data.sampler, f.contains("weighted") ? .weighted : .random, f)
             }
         }
     }
