@@ -9,12 +9,16 @@ public struct ConfigKey<Value>: Decodable, ConfigField {
     public var wrappedValue: Value
     let name: String
     let doc: String
+    /// The allowed spellings of a choice key, in the order errors list them (empty otherwise).
+    let choices: [String]
     private let reader: (ConfigReader) throws -> Value
 
-    init(name: String, default value: Value, doc: String, reader: @escaping (ConfigReader) throws -> Value) {
+    init(name: String, default value: Value, doc: String, choices: [String] = [],
+         reader: @escaping (ConfigReader) throws -> Value) {
         wrappedValue = value
         self.name = name
         self.doc = doc
+        self.choices = choices
         self.reader = reader
     }
 
@@ -28,6 +32,7 @@ public struct ConfigKey<Value>: Decodable, ConfigField {
     }
 
     var fields: [any ConfigField] { [] }
+    var anyValue: Any { wrappedValue }
 }
 
 /// What the decoder and the key listing need from a declaration, whatever its value type.
@@ -38,6 +43,10 @@ protocol ConfigField {
     func read(from r: ConfigReader) throws -> Self
     /// The keys declared inside a section (empty for a plain key).
     var fields: [any ConfigField] { get }
+    /// The value held (a section's struct, for a section).
+    var anyValue: Any { get }
+    /// A choice key's allowed spellings (empty for other keys and sections).
+    var choices: [String] { get }
 }
 
 // MARK: Declarations by value type (each reads through the ConfigReader method of that type)
@@ -62,7 +71,7 @@ extension ConfigKey where Value == String? {
 extension ConfigKey where Value: RawRepresentable, Value.RawValue == String {
     /// `choices` in the order the error message lists them.
     init(_ name: String, _ value: Value, choices: [Value], doc: String) {
-        self.init(name: name, default: value, doc: doc) { try $0.choice(name, value, choices) }
+        self.init(name: name, default: value, doc: doc, choices: choices.map(\.rawValue)) { try $0.choice(name, value, choices) }
     }
 }
 

@@ -17,6 +17,17 @@ extension ConfigSection {
     static var declaredFields: [any ConfigField] {
         Mirror(reflecting: Self()).children.compactMap { $0.value as? any ConfigField }
     }
+
+    /// Every key below this section with its dotted path (`distill.teacher.image_size`), in
+    /// declaration order; sections themselves are not listed.
+    static var declaredKeys: [(path: String, key: any ConfigField)] { flattenKeys(declaredFields, prefix: "") }
+}
+
+private func flattenKeys(_ fields: [any ConfigField], prefix: String) -> [(path: String, key: any ConfigField)] {
+    fields.flatMap { f -> [(path: String, key: any ConfigField)] in
+        let path = prefix.isEmpty ? f.name : "\(prefix).\(f.name)"
+        return f.fields.isEmpty ? [(path, f)] : flattenKeys(f.fields, prefix: path)
+    }
 }
 
 /// A nested section (`data:`), or an optional one (`distill:`) that is off unless given.
@@ -37,6 +48,8 @@ public struct ConfigSubsection<S>: Decodable, ConfigField {
     }
 
     var fields: [any ConfigField] { declared() }
+    var anyValue: Any { wrappedValue }
+    var choices: [String] { [] }
 }
 
 extension ConfigSubsection where S: ConfigSection {
