@@ -4,22 +4,6 @@ import FinchNN
 import FinchData
 import FinchIO
 
-/// The data loader as the trainer's batch source.
-public final class LoaderBatchSource: BatchSource {
-    public let loader: DataLoader
-    public let classes: [String]
-    public init(loader: DataLoader, classes: [String]) {
-        self.loader = loader
-        self.classes = classes
-    }
-    public var batchCount: Int { loader.batchCount }
-    public var skippedCount: Int { loader.skippedFiles.count }
-    public func batches(epoch: Int, startingAt start: Int) throws -> AnyIterator<Result<Batch, Error>> {
-        let it = try loader.batches(epoch: epoch, startingAt: start)
-        return AnyIterator { it.next().map { r in r.map { Batch(images: $0.images, labels: $0.labels) } } }
-    }
-}
-
 /// Everything a run needs, built and validated from a config before the first step, so a bad
 /// run fails in the first second: dataset found, classes vs model, weights load, teacher loads,
 /// output folders writable.
