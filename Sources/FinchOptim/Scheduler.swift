@@ -136,6 +136,20 @@ public final class Scheduler {
         if lastT >= 0 { update(values(at: lastT)) }
     }
 
+    /// The position and plateau memory, as checkpoints store them.
+    public func stateDict() -> SchedulerState {
+        SchedulerState(lastT: lastT, plateauBest: plateauBest, plateauBadEpochs: plateauBadEpochs, plateauCooldown: plateauCooldown)
+    }
+
+    /// Restores a state from `stateDict()` (this scheduler's or a predecessor's over other
+    /// groups), refusing values no schedule can reach.
+    public func load(stateDict s: SchedulerState) throws {
+        guard s.lastT >= -1, s.plateauBadEpochs >= 0, s.plateauCooldown >= 0, !s.plateauBest.isNaN else {
+            throw SchedulerStateError(state: s)
+        }
+        restore(lastT: s.lastT, plateauBest: s.plateauBest, plateauBadEpochs: s.plateauBadEpochs, plateauCooldown: s.plateauCooldown)
+    }
+
     private func stepPlateau(epoch: Int, metric: Double?) {
         guard case .plateau(let mode, let patience, let factor, let threshold, let cooldown) = kind else { return }
         lastT = epoch
@@ -167,5 +181,30 @@ public final class Scheduler {
 
     private func update(_ values: [Double]) {
         for (g, v) in zip(groups, values) { g.lr = Float(v * Double(g.lrScale)) }
+    }
+}
+
+/// A scheduler's position: the last t it was stepped to and a plateau schedule's memory (best
+/// value so far, epochs without improvement, cooldown left). Schedules other than plateau keep
+/// the plateau fields at their start values.
+public struct SchedulerState: Equatable, Sendable {
+    public var lastT: Int
+    public var plateauBest: Double
+    public var plateauBadEpochs: Int
+    public var plateauCooldown: Int
+
+    public init(lastT: Int, plateauBest: Double, plateauBadEpochs: Int, plateauCooldown: Int) {
+        self.lastT = lastT
+        self.plateauBest = plateauBest
+        self.plateauBadEpochs = plateauBadEpochs
+        self.plateauCooldown = plateauCooldown
+    }
+}
+
+/// A scheduler state no schedule can be in (a negative count, last t below −1, a NaN best).
+public struct SchedulerStateError: Error, CustomStringConvertible, Equatable {
+    public let state: SchedulerState
+    public var description: String {
+        "scheduler state out of range: last_t \(state.lastT), plateau_best \(state.plateauBest), plateau_bad_epochs \(state.plateauBadEpochs), plateau_cooldown \(state.plateauCooldown)"
     }
 }
