@@ -150,6 +150,53 @@ public final class Scheduler {
         restore(lastT: s.lastT, plateauBest: s.plateauBest, plateauBadEpochs: s.plateauBadEpochs, plateauCooldown: s.plateauCooldown)
     }
 
+    /// A plateau schedule built over new groups (gradual unfreezing) continues `previous`: every
+    /// group gets the rate it would have had from the start, the warmup position at `lastT` and
+    /// as many reductions as `previous` made. Other schedules recompute their rates on `restore`.
+    public func continueRates(from previous: Scheduler) {
+        guard case .plateau = kind, case .plateau = previous.kind, let k = previous.plateauReductions() else { return }
+        for (g, v) in zip(groups, plateauStartValues(at: lastT)) {
+            var lr = Float(v * Double(g.lrScale))
+            for _ in 0..<k { lr = reducedOnPlateau(lr) }
+            g.lr = lr
+        }
+    }
+
+    /// A plateau's rates before any reduction: the warmup value while warming up, then the last
+    /// warmup value (or the base without warmup), which `stepPlateau` leaves in place.
+    private func plateauStartValues(at t: Int) -> [Double] {
+        guard warmupT > 0 else { return baseValues }
+        let position = Double(Swift.min(Swift.max(t, 0), warmupT))
+        return warmupSteps.map { warmupLRInit + position * $0 }
+    }
+
+    /// One reduction exactly as `stepPlateau` makes it.
+    private func reducedOnPlateau(_ lr: Float) -> Float {
+        guard case .plateau(_, _, let factor, _, _) = kind else { return lr }
+        let old = Double(lr), new = Swift.max(old * factor, lrMin)
+        return old - new > 1e-8 ? Float(new) : lr
+    }
+
+    /// How many reductions this plateau schedule has made, read from its groups' rates (they are
+    /// what checkpoints keep): the count of a group still above the floor; nil when no group's
+    /// rate is reachable from its start (rates set from outside).
+    private func plateauReductions() -> Int? {
+        var floorBound: Int?
+        for (g, v) in zip(groups, plateauStartValues(at: lastT)) {
+            var lr = Float(v * Double(g.lrScale)), k = 0
+            while lr != g.lr {
+                let next = reducedOnPlateau(lr)
+                if next == lr { break }
+                lr = next
+                k += 1
+            }
+            guard lr == g.lr else { continue }
+            if reducedOnPlateau(lr) != lr { return k }
+            floorBound = Swift.max(floorBound ?? 0, k)
+        }
+        return floorBound
+    }
+
     private func stepPlateau(epoch: Int, metric: Double?) {
         guard case .plateau(let mode, let patience, let factor, let threshold, let cooldown) = kind else { return }
         lastT = epoch

@@ -129,8 +129,8 @@ public final class Trainer {
 
     /// Applies the mode and, when the set of trained parameters changes, rebuilds the parameter
     /// groups. The optimizer state of parameters that keep training and the schedule's memory
-    /// (a plateau's best value, bad epochs and cooldown) are carried over; the position is
-    /// recomputed from the step counters.
+    /// (a plateau's best value, bad epochs, cooldown and reductions) are carried over; the
+    /// position is recomputed from the step counters.
     func applyFineTuning(forEpoch e: Int) throws {
         let mode = fineTuneMode(forEpoch: e)
         guard mode.rawValue != fineTuneApplied else { return }
@@ -143,6 +143,7 @@ public final class Trainer {
             var state = previousScheduler?.stateDict() ?? scheduler.stateDict()
             state.lastT = config.schedule.onUpdates ? globalStep : e
             try scheduler.load(stateDict: state)
+            if let previousScheduler { scheduler.continueRates(from: previousScheduler) }
         }
     }
 

@@ -76,28 +76,54 @@ extension TrainerTests {
         XCTAssertEqual(rates[3], 0.001, accuracy: 1e-9)
     }
 
+    /// The rate a plateau schedule reached is part of its memory too. Patience 0: epoch 1 is bad,
+    /// so epoch 2 (the first with the backbone) runs at a tenth and epoch 3 at a hundredth. With
+    /// warmup, the first full epoch continues the warmup where the head left it.
+    func testUnfreezingKeepsThePlateauRate() throws {
+        let cut = try makeTrainer(try unfreezingConfig(schedule: "{name: plateau, epochs: 4, warmup_epochs: 0, patience_epochs: 0}",
+                                                       checkpoint: "{keep: 0, monitor: lr/decay, mode: max}"))
+        cut.checkpointDirectory = nil
+        let rates = try cut.fit().map { $0.values["lr/decay"]! }
+        XCTAssertEqual(rates.count, 4)
+        XCTAssertEqual(rates[0], 0.01, accuracy: 1e-9)
+        XCTAssertEqual(rates[1], 0.01, accuracy: 1e-9)
+        XCTAssertEqual(rates[2], 0.001, accuracy: 1e-9, "the reduction before the switch")
+        XCTAssertEqual(rates[3], 0.0001, accuracy: 1e-9)
+
+        let warm = try makeTrainer(try unfreezingConfig(schedule: "{name: plateau, epochs: 4, warmup_epochs: 3, warmup_lr: 0.001, patience_epochs: 5}",
+                                                        checkpoint: "{keep: 0, monitor: lr/decay, mode: max}"))
+        warm.checkpointDirectory = nil
+        let warmRates = try warm.fit().map { $0.values["lr/decay"]! }
+        for (e, r) in warmRates.enumerated() { XCTAssertEqual(r, 0.001 + Double(e) * 0.003, accuracy: 1e-9, "epoch \(e)") }
+    }
+
     /// A checkpoint written at the end of the last head-only epoch holds the head's groups; a
-    /// resume from it continues through the switch exactly as the run that never stopped.
+    /// resume from it continues through the switch exactly as the run that never stopped, for a
+    /// plateau schedule (whose reduction before the switch lives in the file's group rates) too.
     func testResumeAcrossTheUnfreezingEpochIsExact() throws {
-        let schedule = "{name: cosine, epochs: 4, warmup_epochs: 1, warmup_lr: 0.001}"
-        let straight = try makeTrainer(try unfreezingConfig(schedule: schedule))
-        straight.checkpointDirectory = nil
-        try straight.fit()
+        for (schedule, checkpoint) in [("{name: cosine, epochs: 4, warmup_epochs: 1, warmup_lr: 0.001}", "{keep: 0}"),
+                                       ("{name: plateau, epochs: 4, warmup_epochs: 0, patience_epochs: 0}", "{keep: 0, monitor: lr/decay, mode: max}")] {
+            try? FileManager.default.removeItem(at: dir.appendingPathComponent("last.h5"))
+            let straight = try makeTrainer(try unfreezingConfig(schedule: schedule, checkpoint: checkpoint))
+            straight.checkpointDirectory = nil
+            try straight.fit()
 
-        let half = try makeTrainer(try unfreezingConfig(schedule: schedule))
-        half.callbacks.append(StopAfterEpoch(1))
-        try half.fit()
-        Trainer.stopRequest.store(false, ordering: .relaxed)
-        XCTAssertEqual(half.epoch, 2)
+            let half = try makeTrainer(try unfreezingConfig(schedule: schedule, checkpoint: checkpoint))
+            half.callbacks.append(StopAfterEpoch(1))
+            try half.fit()
+            Trainer.stopRequest.store(false, ordering: .relaxed)
+            XCTAssertEqual(half.epoch, 2, schedule)
 
-        let resumed = try makeTrainer(try unfreezingConfig(schedule: schedule))
-        try resumed.resume(from: dir.appendingPathComponent("last.h5"))
-        try resumed.fit()
-        XCTAssertEqual(resumed.epoch, 4)
-        for ((n, a), (_, b)) in zip(straight.model.stateDict(), resumed.model.stateDict()) {
-            if case .float(let x) = a, case .float(let y) = b { XCTAssertEqual(x.scalars, y.scalars, n) }
-            if case .int64(let x, _) = a, case .int64(let y, _) = b { XCTAssertEqual(x, y, n) }
+            let resumed = try makeTrainer(try unfreezingConfig(schedule: schedule, checkpoint: checkpoint))
+            try resumed.resume(from: dir.appendingPathComponent("last.h5"))
+            try resumed.fit()
+            XCTAssertEqual(resumed.epoch, 4, schedule)
+            for ((n, a), (_, b)) in zip(straight.model.stateDict(), resumed.model.stateDict()) {
+                if case .float(let x) = a, case .float(let y) = b { XCTAssertEqual(x.scalars, y.scalars, "\(schedule): \(n)") }
+                if case .int64(let x, _) = a, case .int64(let y, _) = b { XCTAssertEqual(x, y, "\(schedule): \(n)") }
+            }
+            XCTAssertEqual(straight.history["train/loss"]!, resumed.history["train/loss"]!, schedule)
+            XCTAssertEqual(straight.history["lr/decay"]!, resumed.history["lr/decay"]!, schedule)
         }
-        XCTAssertEqual(straight.history["train/loss"]!, resumed.history["train/loss"]!)
     }
 }
