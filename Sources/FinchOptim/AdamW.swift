@@ -57,6 +57,33 @@ public final class AdamW: Optimizer {
         state[ObjectIdentifier(parameter)] = s
     }
 
+    public func stateDict() -> OptimizerStateDict {
+        var entries: [(name: String, state: ParameterState)] = []
+        for g in groups {
+            for (name, p) in g.parameters {
+                guard let s = state(for: p) else { continue }
+                var tensors = [("exp_avg", s.expAvg), ("exp_avg_sq", s.expAvgSq)]
+                if let m = s.maxExpAvgSq { tensors.append(("max_exp_avg_sq", m)) }
+                entries.append((name, ParameterState(tensors: tensors, counters: [("step", Int64(s.step))])))
+            }
+        }
+        return OptimizerStateDict(type: "adamw",
+                                  hyperparameters: [("betas", .doubles([Double(betas.0), Double(betas.1)])),
+                                                    ("eps", .double(Double(eps))), ("amsgrad", .int64(amsgrad ? 1 : 0))],
+                                  parameters: entries)
+    }
+
+    /// `max_exp_avg_sq` may be absent (the running maximum then restarts from zero) and is
+    /// dropped when amsgrad is off, as torch does when the flag changes between runs.
+    public func load(stateDict sd: OptimizerStateDict) throws {
+        let entries = try sd.validated(for: self, type: "adamw", tensors: ["exp_avg", "exp_avg_sq"],
+                                       optionalTensors: ["max_exp_avg_sq"], counters: ["step"])
+        for (p, s) in entries {
+            restoreState(for: p, step: Int(s.counter("step")!), expAvg: s.tensor("exp_avg")!, expAvgSq: s.tensor("exp_avg_sq")!,
+                         maxExpAvgSq: s.tensor("max_exp_avg_sq"))
+        }
+    }
+
     public func step() {
         let (b1, b2) = betas
         for group in groups {

@@ -27,17 +27,3 @@ public final class ParamGroup {
         parameters.append((name, tensor))
     }
 }
-
-/// Common surface of Finch's optimizers.
-public protocol Optimizer: AnyObject {
-    var groups: [ParamGroup] { get }
-    /// Applies one update to every parameter that has a gradient.
-    func step()
-}
-
-extension Optimizer {
-    /// Drops gradients of every parameter (`set_to_none=True`, torch's default).
-    public func zeroGrad() {
-        for g in groups { for p in g.parameters { p.tensor.grad = nil } }
-    }
-}

@@ -44,8 +44,10 @@ public enum ParameterGrouping {
         var layerId: [String: Int] = [:]
         var layers = 1
         if o.layerDecay != nil {
-            let name = modelName ?? (model as? ImageClassifier)?.modelName ?? ""
-            if let matcher = LayerGroupMatcher.forModel(name) {
+            // The model declares its layers; a name picks a zoo architecture's declaration instead
+            // (for modules that only carry its parameter names).
+            let matcher = if let modelName { ModelRegistry.groupMatcher(for: modelName) } else { (model as? ImageClassifier)?.groupMatcher }
+            if let matcher {
                 // timm numbers layers over all parameters, frozen or not, so ids do not shift when freezing.
                 let all = matcher.layerIds(model.namedParameters().map(\.name))
                 layerId = all.ids

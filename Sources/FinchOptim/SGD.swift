@@ -32,6 +32,28 @@ public final class SGD: Optimizer {
         momentumBuffers[ObjectIdentifier(parameter)] = buffer.copy()
     }
 
+    public func stateDict() -> OptimizerStateDict {
+        var entries: [(name: String, state: ParameterState)] = []
+        for g in groups {
+            for (name, p) in g.parameters {
+                guard let b = momentumBuffer(for: p) else { continue }
+                entries.append((name, ParameterState(tensors: [("momentum_buffer", b)])))
+            }
+        }
+        return OptimizerStateDict(type: "sgd",
+                                  hyperparameters: [("momentum", .double(Double(momentum))), ("dampening", .double(Double(dampening))),
+                                                    ("nesterov", .int64(nesterov ? 1 : 0))],
+                                  parameters: entries)
+    }
+
+    public func load(stateDict sd: OptimizerStateDict) throws {
+        for (p, s) in try sd.validated(for: self, type: "sgd", tensors: ["momentum_buffer"]) {
+            restoreMomentumBuffer(for: p, s.tensor("momentum_buffer")!)
+        }
+    }
+
+    public func describeState(_ key: String) -> String { key == "momentum_buffer" ? "SGD momentum buffer" : "SGD \(key)" }
+
     public func step() {
         for group in groups {
             let lr = group.lr, wd = group.weightDecay

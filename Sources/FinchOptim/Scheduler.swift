@@ -136,6 +136,67 @@ public final class Scheduler {
         if lastT >= 0 { update(values(at: lastT)) }
     }
 
+    /// The position and plateau memory, as checkpoints store them.
+    public func stateDict() -> SchedulerState {
+        SchedulerState(lastT: lastT, plateauBest: plateauBest, plateauBadEpochs: plateauBadEpochs, plateauCooldown: plateauCooldown)
+    }
+
+    /// Restores a state from `stateDict()` (this scheduler's or a predecessor's over other
+    /// groups), refusing values no schedule can reach.
+    public func load(stateDict s: SchedulerState) throws {
+        guard s.lastT >= -1, s.plateauBadEpochs >= 0, s.plateauCooldown >= 0, !s.plateauBest.isNaN else {
+            throw SchedulerStateError(state: s)
+        }
+        restore(lastT: s.lastT, plateauBest: s.plateauBest, plateauBadEpochs: s.plateauBadEpochs, plateauCooldown: s.plateauCooldown)
+    }
+
+    /// A plateau schedule built over new groups (gradual unfreezing) continues `previous`: every
+    /// group gets the rate it would have had from the start, the warmup position at `lastT` and
+    /// as many reductions as `previous` made. Other schedules recompute their rates on `restore`.
+    public func continueRates(from previous: Scheduler) {
+        guard case .plateau = kind, case .plateau = previous.kind, let k = previous.plateauReductions() else { return }
+        for (g, v) in zip(groups, plateauStartValues(at: lastT)) {
+            var lr = Float(v * Double(g.lrScale))
+            for _ in 0..<k { lr = reducedOnPlateau(lr) }
+            g.lr = lr
+        }
+    }
+
+    /// A plateau's rates before any reduction: the warmup value while warming up, then the last
+    /// warmup value (or the base without warmup), which `stepPlateau` leaves in place.
+    private func plateauStartValues(at t: Int) -> [Double] {
+        guard warmupT > 0 else { return baseValues }
+        let position = Double(Swift.min(Swift.max(t, 0), warmupT))
+        return warmupSteps.map { warmupLRInit + position * $0 }
+    }
+
+    /// One reduction exactly as `stepPlateau` makes it.
+    private func reducedOnPlateau(_ lr: Float) -> Float {
+        guard case .plateau(_, _, let factor, _, _) = kind else { return lr }
+        let old = Double(lr), new = Swift.max(old * factor, lrMin)
+        return old - new > 1e-8 ? Float(new) : lr
+    }
+
+    /// How many reductions this plateau schedule has made, read from its groups' rates (they are
+    /// what checkpoints keep): the count of a group still above the floor; nil when no group's
+    /// rate is reachable from its start (rates set from outside).
+    private func plateauReductions() -> Int? {
+        var floorBound: Int?
+        for (g, v) in zip(groups, plateauStartValues(at: lastT)) {
+            var lr = Float(v * Double(g.lrScale)), k = 0
+            while lr != g.lr {
+                let next = reducedOnPlateau(lr)
+                if next == lr { break }
+                lr = next
+                k += 1
+            }
+            guard lr == g.lr else { continue }
+            if reducedOnPlateau(lr) != lr { return k }
+            floorBound = Swift.max(floorBound ?? 0, k)
+        }
+        return floorBound
+    }
+
     private func stepPlateau(epoch: Int, metric: Double?) {
         guard case .plateau(let mode, let patience, let factor, let threshold, let cooldown) = kind else { return }
         lastT = epoch
@@ -167,5 +228,30 @@ public final class Scheduler {
 
     private func update(_ values: [Double]) {
         for (g, v) in zip(groups, values) { g.lr = Float(v * Double(g.lrScale)) }
+    }
+}
+
+/// A scheduler's position: the last t it was stepped to and a plateau schedule's memory (best
+/// value so far, epochs without improvement, cooldown left). Schedules other than plateau keep
+/// the plateau fields at their start values.
+public struct SchedulerState: Equatable, Sendable {
+    public var lastT: Int
+    public var plateauBest: Double
+    public var plateauBadEpochs: Int
+    public var plateauCooldown: Int
+
+    public init(lastT: Int, plateauBest: Double, plateauBadEpochs: Int, plateauCooldown: Int) {
+        self.lastT = lastT
+        self.plateauBest = plateauBest
+        self.plateauBadEpochs = plateauBadEpochs
+        self.plateauCooldown = plateauCooldown
+    }
+}
+
+/// A scheduler state no schedule can be in (a negative count, last t below −1, a NaN best).
+public struct SchedulerStateError: Error, CustomStringConvertible, Equatable {
+    public let state: SchedulerState
+    public var description: String {
+        "scheduler state out of range: last_t \(state.lastT), plateau_best \(state.plateauBest), plateau_bad_epochs \(state.plateauBadEpochs), plateau_cooldown \(state.plateauCooldown)"
     }
 }

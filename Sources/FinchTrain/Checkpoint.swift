@@ -66,11 +66,11 @@ public struct Checkpoint {
             try Self.writeState(model.stateDict(), to: root, prefix: "model")
             if let optimizer { try Self.writeOptimizer(optimizer, to: root) }
             if let scheduler {
-                let g = try root.createGroup("scheduler")
-                try g.setAttribute("last_t", .int64(Int64(scheduler.lastT)))
-                try g.setAttribute("plateau_best", .double(scheduler.plateauBest))
-                try g.setAttribute("plateau_bad_epochs", .int64(Int64(scheduler.plateauBadEpochs)))
-                try g.setAttribute("plateau_cooldown", .int64(Int64(scheduler.plateauCooldown)))
+                let g = try root.createGroup("scheduler"), state = scheduler.stateDict()
+                try g.setAttribute("last_t", .int64(Int64(state.lastT)))
+                try g.setAttribute("plateau_best", .double(state.plateauBest))
+                try g.setAttribute("plateau_bad_epochs", .int64(Int64(state.plateauBadEpochs)))
+                try g.setAttribute("plateau_cooldown", .int64(Int64(state.plateauCooldown)))
             }
             for (name, words) in rngStates.sorted(by: { $0.key < $1.key }) {
                 try root.write("rng/\(name)", int64s: words.map { Int64(bitPattern: $0) })
@@ -92,19 +92,8 @@ public struct Checkpoint {
             if case .float(let t) = value, !finite(t) { return "model parameter \(name)" }
         }
         if let optimizer {
-            for g in optimizer.groups {
-                for (name, p) in g.parameters {
-                    switch optimizer {
-                    case let a as AdamW:
-                        guard let s = a.state(for: p) else { continue }
-                        if !finite(s.expAvg) { return "AdamW exp_avg of \(name)" }
-                        if !finite(s.expAvgSq) { return "AdamW exp_avg_sq of \(name)" }
-                        if let m = s.maxExpAvgSq, !finite(m) { return "AdamW max_exp_avg_sq of \(name)" }
-                    case let s as SGD:
-                        if let b = s.momentumBuffer(for: p), !finite(b) { return "SGD momentum buffer of \(name)" }
-                    default: break
-                    }
-                }
+            for (name, state) in optimizer.stateDict().parameters {
+                for (key, t) in state.tensors where !finite(t) { return "\(optimizer.describeState(key)) of \(name)" }
             }
         }
         for (name, value) in ema?.entries ?? [] {
@@ -134,35 +123,19 @@ public struct Checkpoint {
             try gg.setAttribute("weight_decay", .double(Double(g.weightDecay)))
             try gg.setAttribute("params", .strings(g.parameters.map(\.name)))
         }
-        switch optimizer {
-        case let a as AdamW:
-            try o.setAttribute("type", .string("adamw"))
-            try o.setAttribute("betas", .doubles([Double(a.betas.0), Double(a.betas.1)]))
-            try o.setAttribute("eps", .double(Double(a.eps)))
-            try o.setAttribute("amsgrad", .int64(a.amsgrad ? 1 : 0))
-            for g in a.groups {
-                for (name, p) in g.parameters {
-                    guard let s = a.state(for: p) else { continue }
-                    let sg = try o.createGroup("state/\(name)")
-                    try sg.setAttribute("step", .int64(Int64(s.step)))
-                    try sg.write("exp_avg", tensor: s.expAvg)
-                    try sg.write("exp_avg_sq", tensor: s.expAvgSq)
-                    if let m = s.maxExpAvgSq { try sg.write("max_exp_avg_sq", tensor: m) }
-                }
+        let sd = optimizer.stateDict()
+        try o.setAttribute("type", .string(sd.type ?? String(describing: type(of: optimizer))))
+        for (key, value) in sd.hyperparameters {
+            switch value {
+            case .int64(let v): try o.setAttribute(key, .int64(v))
+            case .double(let v): try o.setAttribute(key, .double(v))
+            case .doubles(let v): try o.setAttribute(key, .doubles(v))
             }
-        case let s as SGD:
-            try o.setAttribute("type", .string("sgd"))
-            try o.setAttribute("momentum", .double(Double(s.momentum)))
-            try o.setAttribute("dampening", .double(Double(s.dampening)))
-            try o.setAttribute("nesterov", .int64(s.nesterov ? 1 : 0))
-            for g in s.groups {
-                for (name, p) in g.parameters {
-                    guard let b = s.momentumBuffer(for: p) else { continue }
-                    try o.write("state/\(name)/momentum_buffer", tensor: b)
-                }
-            }
-        default:
-            try o.setAttribute("type", .string(String(describing: type(of: optimizer))))
+        }
+        for (name, state) in sd.parameters {
+            let sg = try o.createGroup("state/\(name)")
+            for (key, v) in state.counters { try sg.setAttribute(key, .int64(v)) }
+            for (key, t) in state.tensors { try sg.write(key, tensor: t) }
         }
     }
 
@@ -253,7 +226,6 @@ public struct Checkpoint {
         try model.load(stateDict: try readState(r, "model", file: url.path))
         if let optimizer, r.isGroup("optimizer") {
             let o = try r.group("optimizer")
-            let byName = Dictionary(optimizer.groups.flatMap { $0.parameters }.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
             for (i, g) in optimizer.groups.enumerated() {
                 let key = "groups/\(i)"
                 guard o.isGroup(key) else { throw CheckpointError.mismatch(file: url.path, what: "optimizer has \(optimizer.groups.count) groups, checkpoint fewer") }
@@ -266,29 +238,8 @@ public struct Checkpoint {
                     g.lr = Float(lr)
                 }
             }
-            // The optimizers take a wrongly shaped moment as a programming error; from a file it is a mismatch.
-            func moment(_ g: HDF5Group, _ dataset: String, of name: String, like p: Tensor) throws -> Tensor {
-                let t = try g.readTensor(dataset)
-                guard t.shape == p.shape else {
-                    throw CheckpointError.mismatch(file: url.path, what: "/optimizer/state/\(name)/\(dataset) has shape \(t.shape), the parameter \(p.shape)")
-                }
-                return t
-            }
-            let stateGroup = o.isGroup("state") ? try o.group("state") : nil
-            for name in (try stateGroup?.memberNames()) ?? [] {
-                guard let p = byName[name], let sg = try stateGroup?.group(name) else { continue }
-                switch optimizer {
-                case let a as AdamW:
-                    guard case .int64(let step) = try sg.attribute("step") else { continue }
-                    guard step >= 0 else { throw CheckpointError.corrupt(file: url.path, key: "/optimizer/state/\(name) attribute step (\(step))") }
-                    let m = try moment(sg, "exp_avg", of: name, like: p), v = try moment(sg, "exp_avg_sq", of: name, like: p)
-                    a.restoreState(for: p, step: Int(step), expAvg: m, expAvgSq: v,
-                                   maxExpAvgSq: sg.isDataset("max_exp_avg_sq") ? try moment(sg, "max_exp_avg_sq", of: name, like: p) : nil)
-                case let s as SGD:
-                    s.restoreMomentumBuffer(for: p, try moment(sg, "momentum_buffer", of: name, like: p))
-                default: break
-                }
-            }
+            let state = try readOptimizerState(o, file: url.path)
+            do { try optimizer.load(stateDict: state) } catch let e as OptimizerStateError { throw checkpointError(e, file: url.path) }
         }
         if let scheduler, r.isGroup("scheduler") {
             let g = try r.group("scheduler")
@@ -296,15 +247,63 @@ public struct Checkpoint {
                   case .int64(let bad) = try g.attribute("plateau_bad_epochs"), case .int64(let cool) = try g.attribute("plateau_cooldown") else {
                 throw CheckpointError.corrupt(file: url.path, key: "scheduler")
             }
-            guard t >= -1, bad >= 0, cool >= 0, !best.isNaN else {
+            do {
+                try scheduler.load(stateDict: SchedulerState(lastT: Int(t), plateauBest: best, plateauBadEpochs: Int(bad), plateauCooldown: Int(cool)))
+            } catch is SchedulerStateError {
                 throw CheckpointError.corrupt(file: url.path, key: "/scheduler (last_t \(t), plateau_best \(best), plateau_bad_epochs \(bad), plateau_cooldown \(cool))")
             }
-            scheduler.restore(lastT: Int(t), plateauBest: best, plateauBadEpochs: Int(bad), plateauCooldown: Int(cool))
             // A plateau schedule's lrs live in the groups, restored above; others recompute theirs.
         }
         if let ema {
             guard r.isGroup("ema") else { throw CheckpointError.mismatch(file: url.path, what: "EMA is on but the checkpoint has no /ema") }
             try ema.restore(try readState(r, "ema", file: url.path))
+        }
+    }
+
+    /// `/optimizer/state/<param>` as a state dict: every attribute is a counter, every dataset a
+    /// tensor. Which of them the optimizer needs, and their shapes, the optimizer checks; its
+    /// complaints are given back with the file's own paths.
+    static func readOptimizerState(_ o: HDF5Group, file: String) throws -> OptimizerStateDict {
+        var type: String?
+        if o.hasAttribute("type") {
+            guard case .string(let t) = try o.attribute("type") else { throw CheckpointError.corrupt(file: file, key: "/optimizer attribute type") }
+            type = t
+        }
+        var sd = OptimizerStateDict(type: type)
+        if o.isGroup("state") {
+            let stateGroup = try o.group("state")
+            for name in try stateGroup.memberNames() {
+                guard stateGroup.isGroup(name) else { throw CheckpointError.corrupt(file: file, key: "/optimizer/state/\(name)") }
+                let sg = try stateGroup.group(name)
+                var state = ParameterState(tensors: [])
+                for key in sg.attributeNames() {
+                    guard case .int64(let v) = try sg.attribute(key) else {
+                        throw CheckpointError.corrupt(file: file, key: "/optimizer/state/\(name) attribute \(key)")
+                    }
+                    state.counters.append((key, v))
+                }
+                for key in try sg.memberNames() { state.tensors.append((key, try sg.readTensor(key))) }
+                sd.parameters.append((name, state))
+            }
+        }
+        return sd
+    }
+
+    /// An optimizer's objection to a file's state, as the checkpoint error naming the entry.
+    static func checkpointError(_ e: OptimizerStateError, file: String) -> CheckpointError {
+        switch e {
+        case .wrongType(let expected, let found):
+            return .mismatch(file: file, what: "/optimizer holds \(found) state, the optimizer is \(expected)")
+        case .unknownParameter(let p):
+            return .mismatch(file: file, what: "/optimizer/state/\(p) is for a parameter in none of the optimizer's groups")
+        case .missingEntry(let p, let k):
+            return .corrupt(file: file, key: "/optimizer/state/\(p)/\(k)")
+        case .unexpectedEntry(let p, let k):
+            return .mismatch(file: file, what: "/optimizer/state/\(p)/\(k) is not part of this optimizer's state")
+        case .shapeMismatch(let p, let k, let shape, let expected):
+            return .mismatch(file: file, what: "/optimizer/state/\(p)/\(k) has shape \(shape), the parameter \(expected)")
+        case .invalidCounter(let p, let k, let v):
+            return .corrupt(file: file, key: "/optimizer/state/\(p) attribute \(k) (\(v))")
         }
     }
 

@@ -116,7 +116,7 @@ public final class Trainer {
             ema = nil
             self.emaModel = nil
         }
-        applyFineTuning(forEpoch: 0)
+        try applyFineTuning(forEpoch: 0)
     }
 
     // MARK: Set-up
@@ -128,21 +128,23 @@ public final class Trainer {
     }
 
     /// Applies the mode and, when the set of trained parameters changes, rebuilds the parameter
-    /// groups (optimizer state of parameters that keep training is carried over).
-    func applyFineTuning(forEpoch e: Int) {
+    /// groups. The optimizer state of parameters that keep training and the schedule's memory
+    /// (a plateau's best value, bad epochs, cooldown and reductions) are carried over; the
+    /// position is recomputed from the step counters.
+    func applyFineTuning(forEpoch e: Int) throws {
         let mode = fineTuneMode(forEpoch: e)
         guard mode.rawValue != fineTuneApplied else { return }
         fineTuneApplied = mode.rawValue
         FineTuning.apply(mode, to: model, unfreeze: config.finetune.unfreeze, freezeBatchNorm: config.finetune.freezeBN)
-        let previous = optimizer
+        let (previous, previousScheduler) = (optimizer, scheduler)
         (optimizer, scheduler) = makeOptimizer()
-        if let old = previous as? AdamW, let new = optimizer as? AdamW {
-            for g in old.groups { for (_, p) in g.parameters { if let s = old.state(for: p) {
-                new.restoreState(for: p, step: s.step, expAvg: s.expAvg, expAvgSq: s.expAvgSq, maxExpAvgSq: s.maxExpAvgSq) } } }
-        } else if let old = previous as? SGD, let new = optimizer as? SGD {
-            for g in old.groups { for (_, p) in g.parameters { if let b = old.momentumBuffer(for: p) { new.restoreMomentumBuffer(for: p, b) } } }
+        try optimizer.carryState(from: previous)
+        if globalStep > 0 || e > 0, let scheduler {
+            var state = previousScheduler?.stateDict() ?? scheduler.stateDict()
+            state.lastT = config.schedule.onUpdates ? globalStep : e
+            try scheduler.load(stateDict: state)
+            if let previousScheduler { scheduler.continueRates(from: previousScheduler) }
         }
-        if globalStep > 0 || e > 0 { scheduler?.restore(lastT: config.schedule.onUpdates ? globalStep : e, plateauBest: scheduler?.plateauBest ?? 0, plateauBadEpochs: 0, plateauCooldown: 0) }
     }
 
     func makeOptimizer() -> (Optimizer, Scheduler?) {
@@ -186,7 +188,7 @@ public final class Trainer {
     @discardableResult
     public func fit() throws -> [EpochRecord] {
         while epoch < totalEpochs {
-            applyFineTuning(forEpoch: epoch)
+            try applyFineTuning(forEpoch: epoch)
             let record = try runEpoch()
             guard let record else { break }   // stop requested mid-epoch
             if shouldStopEarly(record) {
@@ -472,7 +474,10 @@ public final class Trainer {
         epoch = c.epoch
         globalStep = c.globalStep
         bestMetric = c.bestMetric
-        applyFineTuning(forEpoch: epoch)
+        // The file holds the groups of the epoch that was running when it was written: the one
+        // before `epoch` for a checkpoint from an epoch's end. A switch of fine-tuning mode at
+        // `epoch` then happens in fit(), carrying the state over as in the run that never stopped.
+        try applyFineTuning(forEpoch: step > 0 ? epoch : max(epoch - 1, 0))
         try Checkpoint.restore(from: url, model: model, optimizer: optimizer, scheduler: scheduler, ema: ema)
         stepInEpoch = step
         bestEpoch = best

@@ -219,6 +219,64 @@ final class CheckpointTests: XCTestCase {
                                                 optimizer: fresh.optimizer, scheduler: nil, ema: nil))
     }
 
+    /// The optimizer's objections to a file's state come back naming the file's entry: state of
+    /// another optimizer type, of a parameter the optimizer does not train, or a counter that is
+    /// not an integer. SGD state laid out as before the state dict (the momentum written by path)
+    /// still loads.
+    func testOptimizerStateMisfitsNameTheFileEntry() throws {
+        let adam = Run(sgd: false)
+        adam.step(1)
+        let written = dir.appendingPathComponent("adam.h5")
+        try Checkpoint(epoch: 0, globalStep: 1, bestMetric: 0, modelName: "smallnet", classes: [], configYAML: "")
+            .write(to: written, model: adam.model, optimizer: adam.optimizer, scheduler: nil, ema: nil)
+        let sgd = Run(sgd: true)
+        XCTAssertThrowsError(try Checkpoint.restore(from: written, model: sgd.model, optimizer: sgd.optimizer, scheduler: nil, ema: nil)) {
+            XCTAssertEqual($0 as? CheckpointError, .mismatch(file: written.path, what: "/optimizer holds adamw state, the optimizer is sgd"))
+        }
+
+        func craft(_ name: String, type: String, _ state: (HDF5Group) throws -> Void) throws -> URL {
+            let url = dir.appendingPathComponent("\(name).h5")
+            try HDF5File.writeAtomically(to: url) { root in
+                try Self.header(root)
+                try Checkpoint.writeState(adam.model.stateDict(), to: root, prefix: "model")
+                let o = try root.createGroup("optimizer")
+                try o.setAttribute("type", .string(type))
+                for (i, g) in adam.optimizer.groups.enumerated() {
+                    let gg = try o.createGroup("groups/\(i)")
+                    try gg.setAttribute("params", .strings(g.parameters.map(\.name)))
+                    try gg.setAttribute("lr", .double(Double(g.lr)))
+                }
+                try state(o)
+            }
+            return url
+        }
+        let stranger = try craft("stranger", type: "adamw") { o in
+            let sg = try o.createGroup("state/tail.weight")
+            try sg.setAttribute("step", .int64(1))
+            try sg.write("exp_avg", tensor: .zeros([3, 4]))
+            try sg.write("exp_avg_sq", tensor: .zeros([3, 4]))
+        }
+        let fresh = Run(sgd: false)
+        XCTAssertThrowsError(try Checkpoint.restore(from: stranger, model: fresh.model, optimizer: fresh.optimizer, scheduler: nil, ema: nil)) {
+            XCTAssertEqual($0 as? CheckpointError,
+                           .mismatch(file: stranger.path, what: "/optimizer/state/tail.weight is for a parameter in none of the optimizer's groups"))
+        }
+        let fractional = try craft("fractional", type: "adamw") { o in
+            let sg = try o.createGroup("state/head.weight")
+            try sg.setAttribute("step", .double(1.5))
+            try sg.write("exp_avg", tensor: .zeros([3, 4]))
+            try sg.write("exp_avg_sq", tensor: .zeros([3, 4]))
+        }
+        XCTAssertThrowsError(try Checkpoint.restore(from: fractional, model: fresh.model, optimizer: fresh.optimizer, scheduler: nil, ema: nil)) {
+            XCTAssertEqual($0 as? CheckpointError, .corrupt(file: fractional.path, key: "/optimizer/state/head.weight attribute step"))
+        }
+        let momentum = Tensor((0..<12).map { Float($0) / 4 }, shape: [3, 4])
+        let legacy = try craft("legacy-sgd", type: "sgd") { o in try o.write("state/head.weight/momentum_buffer", tensor: momentum) }
+        let resumed = Run(sgd: true)
+        try Checkpoint.restore(from: legacy, model: resumed.model, optimizer: resumed.optimizer, scheduler: nil, ema: nil)
+        XCTAssertEqual((resumed.optimizer as! SGD).momentumBuffer(for: resumed.model.head.weight)?.scalars, momentum.scalars)
+    }
+
     /// NaN or infinity anywhere in the state (weights, AdamW moments, SGD momentum, EMA) is
     /// refused before the file is touched: the previous checkpoint at that path stays as it was.
     func testNonFiniteStateIsNeverWritten() throws {

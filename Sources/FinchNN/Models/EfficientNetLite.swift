@@ -3,7 +3,7 @@ import FinchTensor
 /// EfficientNet-Lite as timm's `tf_efficientnet_lite0…4` (ports of the TensorFlow weights):
 /// TF "SAME" padding, BatchNorm eps 1e-3, ReLU6, no squeeze-excite; the stem (32) and head
 /// (1280) keep their width, the first and last stages their depth.
-public final class EfficientNetLite: ImageClassifier {
+public final class EfficientNetLite: ImageClassifier, ModelFamily {
     /// The B0 stage table; width and depth multipliers scale it per variant.
     static let base: [[BlockSpec]] = [
         [.ds(k: 3, s: 1, c: 16)],
@@ -23,6 +23,12 @@ public final class EfficientNetLite: ImageClassifier {
         ("tf_efficientnet_lite3", 1.2, 1.4, 300, 0.904, "bilinear"),
         ("tf_efficientnet_lite4", 1.4, 1.8, 380, 0.920, "bilinear"),
     ]
+
+    /// timm's fine-grained `group_matcher`: the stem, each block in stage order, and conv_head / bn2
+    /// merged into the last block's layer; the classifier comes last.
+    public static let layerGroups = LayerGroupMatcher([.init(group: 0, #/^conv_stem|bn1/#, "^conv_stem|bn1"),
+                                                       .init(group: 1, #/^blocks\.(\d+)\.(\d+)/#, #"^blocks\.(\d+)\.(\d+)"#),
+                                                       .init(group: 1, #/conv_head|bn2/#, "conv_head|bn2", mergeWithPrevious: true)])
 
     public static let variants: [String: ModelRegistry.Builder] = Dictionary(uniqueKeysWithValues: scaling.map { s in
         (s.0, { (o: ModelOptions) -> ImageClassifier in

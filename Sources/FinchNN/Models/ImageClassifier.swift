@@ -49,6 +49,10 @@ open class ImageClassifier: Module {
     /// Pooled feature vector the classifier sees, [N, numFeatures].
     public func embeddings(_ x: Tensor) -> Tensor { forwardHead(forwardFeatures(x), preLogits: true) }
 
+    /// How the parameters form layers for layer-wise lr decay: the family's declaration for zoo
+    /// models; nil (every parameter one layer) unless a subclass declares its own.
+    open var groupMatcher: LayerGroupMatcher? { (type(of: self) as? any ModelFamily.Type)?.layerGroups }
+
     /// State-dict prefixes of the classifier (replaced when the class count changes).
     open var classifierPrefixes: [String] { ["classifier"] }
 

@@ -3,7 +3,7 @@ import FinchTensor
 /// MobileNetV3 (Howard et al. 2019) as timm's `mobilenetv3_*_100`: stem 3×3/2 16 → blocks →
 /// global pool → 1×1 conv head with bias → hard-swish → classifier. SE gates are hard-sigmoid
 /// with ReLU inside and reduce from the expanded width.
-public final class MobileNetV3: ImageClassifier {
+public final class MobileNetV3: ImageClassifier, ModelFamily {
     /// MobileNetV3-Small: k kernel, s stride, e expansion, c output channels, se ratio.
     static let small: [[BlockSpec]] = [
         [.ds(k: 3, s: 2, c: 16, se: 0.25, act: .relu)],
@@ -24,6 +24,11 @@ public final class MobileNetV3: ImageClassifier {
         [.ir(r: 3, k: 5, s: 2, e: 6, c: 160, se: 0.25)],
         [.cn(k: 1, s: 1, c: 960)],
     ]
+
+    /// timm's fine-grained `group_matcher`: the stem, then each block in stage order; the head
+    /// (conv_head, classifier) is unmatched and comes last.
+    public static let layerGroups = LayerGroupMatcher([.init(group: 0, #/^conv_stem|bn1/#, "^conv_stem|bn1"),
+                                                       .init(group: 1, #/^blocks\.(\d+)\.(\d+)/#, #"^blocks\.(\d+)\.(\d+)"#)])
 
     public static let variants: [String: ModelRegistry.Builder] = [
         "mobilenetv3_small_100": { MobileNetV3(name: "mobilenetv3_small_100", stages: small, headChannels: 1024, options: $0) },

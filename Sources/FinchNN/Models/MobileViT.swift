@@ -14,7 +14,7 @@ import FinchTensor
 ///
 /// Inverted residuals expand ×2 (xxs) or ×4 (xs, s); transformers use 4 heads, MLP ratio 2,
 /// SiLU, 2×2 patches.
-public final class MobileViT: ImageClassifier {
+public final class MobileViT: ImageClassifier, ModelFamily {
     struct Config {
         var channels: [Int]           // per stage
         var depths: [Int]             // inverted residuals per stage
@@ -32,6 +32,12 @@ public final class MobileViT: ImageClassifier {
         "mobilevit_s": Config(channels: [32, 64, 96, 128, 160], depths: [1, 3, 1, 1, 1], transformerDims: [144, 192, 240],
                               transformerDepths: [2, 4, 3], expansion: 4, numFeatures: 640),
     ]
+
+    /// timm's fine-grained `group_matcher`: the stem, each block of each stage, and final_conv merged
+    /// into the last block's layer; the head comes last.
+    public static let layerGroups = LayerGroupMatcher([.init(group: 0, #/^stem/#, "^stem"),
+                                                       .init(group: 1, #/^stages\.(\d+)\.(\d+)/#, #"^stages\.(\d+)\.(\d+)"#),
+                                                       .init(group: 1, #/^final_conv/#, "^final_conv", mergeWithPrevious: true)])
 
     public static let variants: [String: ModelRegistry.Builder] = Dictionary(uniqueKeysWithValues: configs.map { name, c in
         (name, { (o: ModelOptions) -> ImageClassifier in MobileViT(name: name, config: c, options: o) })

@@ -29,6 +29,13 @@ public enum ModelRegistryError: Error, CustomStringConvertible, Equatable {
     }
 }
 
+/// An architecture family of the zoo: its variants by timm name, and how its parameters form
+/// layers for layer-wise lr decay (timm's `group_matcher`, declared on the model as there).
+public protocol ModelFamily: ImageClassifier {
+    static var variants: [String: ModelRegistry.Builder] { get }
+    static var layerGroups: LayerGroupMatcher { get }
+}
+
 /// The model zoo by timm name.
 public enum ModelRegistry {
     public typealias Builder = (ModelOptions) -> ImageClassifier
@@ -37,12 +44,17 @@ public enum ModelRegistry {
     static let builders: [String: Builder] = {
         var all: [String: Builder] = [:]
         for family in families {
-            for (name, build) in family { all[name] = build }
+            for (name, build) in family.variants { all[name] = build }
         }
         return all
     }()
 
-    static let families: [[String: Builder]] = [MobileNetV3.variants, EfficientNetLite.variants, MobileViT.variants, ResNet.variants]
+    static let families: [any ModelFamily.Type] = [MobileNetV3.self, EfficientNetLite.self, MobileViT.self, ResNet.self]
+
+    /// The layer groups the architecture of `name` declares; nil for names outside the zoo.
+    public static func groupMatcher(for name: String) -> LayerGroupMatcher? {
+        families.first { $0.variants[name] != nil }?.layerGroups
+    }
 
     public static var names: [String] { builders.keys.sorted() }
 

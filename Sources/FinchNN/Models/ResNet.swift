@@ -3,7 +3,7 @@ import FinchTensor
 /// ResNet (He et al. 2016) as timm's `resnet18` / `resnet50`: 7×7/2 stem, 3×3/2 max pool, four
 /// stages of basic (3×3, 3×3) or bottleneck (1×1, 3×3 with the stride, 1×1 ×4) blocks, global
 /// pool, `fc`. Projection shortcuts (`downsample`: 1×1 conv + BN) where shape changes.
-public final class ResNet: ImageClassifier {
+public final class ResNet: ImageClassifier, ModelFamily {
     public enum BlockKind: Sendable { case basic, bottleneck }
 
     /// (block, blocks per stage) — stage widths are 64, 128, 256, 512.
@@ -11,6 +11,11 @@ public final class ResNet: ImageClassifier {
         "resnet18": (.basic, [2, 2, 2, 2]),
         "resnet50": (.bottleneck, [3, 4, 6, 3]),
     ]
+
+    /// timm's fine-grained `group_matcher`: the stem (conv1, bn1, maxpool), then each block of
+    /// layer1…layer4; fc comes last.
+    public static let layerGroups = LayerGroupMatcher([.init(group: 0, #/^conv1|bn1|maxpool/#, "^conv1|bn1|maxpool"),
+                                                       .init(group: 1, #/^layer(\d+)\.(\d+)/#, #"^layer(\d+)\.(\d+)"#)])
 
     public static let variants: [String: ModelRegistry.Builder] = Dictionary(uniqueKeysWithValues: configs.map { name, c in
         (name, { (o: ModelOptions) -> ImageClassifier in ResNet(name: name, block: c.0, layers: c.1, options: o) })
