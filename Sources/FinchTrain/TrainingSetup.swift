@@ -204,7 +204,7 @@ public struct TrainingSetup {
         // A write killed before its rename (kill -9, power loss) leaves a temporary file behind;
         // the next run of the experiment removes what a dead writer left there.
         for stale in removeStaleTemporaryFiles(in: checkpointDirectory) {
-            print("removed \(stale.path), left by an interrupted checkpoint write")
+            TrainLog.logger.notice("removed \(stale.path), left by an interrupted checkpoint write")
         }
         trainer.checkpointDirectory = checkpointDirectory
         trainer.runDirectory = runDirectory
