@@ -66,27 +66,16 @@ final class LoggingTests: XCTestCase {
         XCTAssertEqual(labels, [0], "the unreadable image is left out of the batch")
         XCTAssertEqual(captured.records.map(\.label), ["finch.data"])
         XCTAssertEqual(captured.records.map(\.level), [.warning])
+        XCTAssertFalse(stderr.contains("skipping"), stderr)
         let message = try XCTUnwrap(captured.records.first?.message)
         XCTAssertTrue(message.hasPrefix("skipping unreadable image: \(bad.path): "), message)
-        XCTAssertFalse(stderr.contains("skipping"), stderr)
     }
 
     /// Epoch summaries and `log_interval` step lines are `.info` records of `finch.train`: an app
     /// that raises the level hears nothing, and nothing reaches stdout either way.
     func testEpochAndStepLinesAreInfoRecordsAnAppCanSilence() throws {
         func run(level: Logger.Level) throws -> (records: [CapturedRecords.Record], stdout: String) {
-            let c = try TrainConfig.parse("""
-                experiment: tiny
-                data: {root: unused, batch_size: 2}
-                model: {name: tiny}
-                schedule: {epochs: 1, warmup_epochs: 0}
-                """, source: "t.yaml")
-            let model = TinyClassifier(numClasses: 2)
-            var rng = RandomGenerator(seed: 11)
-            model.initializeWeights(using: &rng)
-            let data = InMemoryBatches(images: Tensor.normal([4, 3, 8, 8], std: 0.5, using: &rng), labels: [0, 1, 0, 1],
-                                       classes: ["a", "b"], batchSize: 2)
-            let t = try Trainer(config: c, model: model, train: data, val: nil)
+            let t = try tinyTrainer()
             t.progress = ProgressReporter(isTerminal: false)
             t.callbacks.append(StepLog(interval: 1))
             let captured = CapturedRecords()
@@ -105,6 +94,43 @@ final class LoggingTests: XCTestCase {
         let silenced = try run(level: .warning)
         XCTAssertEqual(silenced.records, [])
         XCTAssertFalse(silenced.stdout.contains("epoch"), silenced.stdout)
+    }
+
+    /// Run files that cannot be written do not stop training: a `.warning` of `finch.train` says so.
+    func testUnwritableRunFilesAreAWarning() throws {
+        let t = try tinyTrainer()
+        let runs = base.appendingPathComponent("run")
+        t.callbacks.append(try RunLog(directory: runs, configYAML: "experiment: tiny\n", classes: ["a", "b"]))
+        // The run folder replaced by a plain file: every write under it fails.
+        try FileManager.default.removeItem(at: runs)
+        try Data().write(to: runs)
+        let captured = CapturedRecords()
+        let stderr = try withLogger(.train, captured.logger(TrainLog.label, level: .warning)) {
+            try written(to: STDERR_FILENO) { try t.fit() }
+        }
+        XCTAssertEqual(t.records.count, 1, "the epoch still finishes")
+        XCTAssertEqual(captured.records.map(\.level), [.warning])
+        XCTAssertFalse(stderr.contains("could not write"), stderr)
+        let message = try XCTUnwrap(captured.records.first?.message)
+        XCTAssertTrue(message.hasPrefix("warning: could not write run files in \(runs.path): "), message)
+    }
+
+    /// One epoch of two steps on a tiny model, without a live display.
+    func tinyTrainer() throws -> Trainer {
+        let c = try TrainConfig.parse("""
+            experiment: tiny
+            data: {root: unused, batch_size: 2}
+            model: {name: tiny}
+            schedule: {epochs: 1, warmup_epochs: 0}
+            """, source: "t.yaml")
+        let model = TinyClassifier(numClasses: 2)
+        var rng = RandomGenerator(seed: 11)
+        model.initializeWeights(using: &rng)
+        let data = InMemoryBatches(images: Tensor.normal([4, 3, 8, 8], std: 0.5, using: &rng), labels: [0, 1, 0, 1],
+                                   classes: ["a", "b"], batchSize: 2)
+        let t = try Trainer(config: c, model: model, train: data, val: nil)
+        t.progress = ProgressReporter(isTerminal: false)
+        return t
     }
 
     /// Mid-epoch updates go to the installed display (the epoch's last batch always, whatever the
