@@ -115,6 +115,62 @@ final class LoggingTests: XCTestCase {
         XCTAssertTrue(message.hasPrefix("warning: could not write run files in \(runs.path): "), message)
     }
 
+    /// `train` installs the console handler first thing: the library's records come out bare, on
+    /// the stream they always used and in order with the command's own lines (stdout is a pipe
+    /// here, so the step lines stand in for the bar).
+    func testTrainPrintsTheLibraryRecordsBareOnTheirStreams() throws {
+        let binary = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/debug/train").standardized
+        try TinyImageFolder.make(under: base)
+        try Data("not an image".utf8).write(to: base.appendingPathComponent("data/train/a/zz-broken.jpg"))
+        let checkpoints = base.appendingPathComponent("Checkpoints/tiny")
+        try FileManager.default.createDirectory(at: checkpoints, withIntermediateDirectories: true)
+        let stale = checkpoints.appendingPathComponent(".last.h5.\(1 << 23).1f2e.tmp")
+        try Data(repeating: 7, count: 100).write(to: stale)
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -3600)], ofItemAtPath: stale.path)
+        try """
+            experiment: tiny
+            log_interval: 1
+            data: {root: data, image_size: 32, batch_size: 4, drop_last: false, on_bad_image: skip}   # every image drawn; a batch less one still trains BatchNorm
+            model: {name: mobilenetv3_small_100}
+            schedule: {epochs: 1, warmup_epochs: 0}
+            """.write(to: base.appendingPathComponent("t.yaml"), atomically: true, encoding: .utf8)
+
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = ["--config", "t.yaml"]
+        p.currentDirectoryURL = base
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        // Both pipes drained at once: a full one would block the child.
+        let stderrData = DrainedBytes()
+        let drained = DispatchGroup()
+        DispatchQueue.global().async(group: drained) { stderrData.bytes = err.fileHandleForReading.readDataToEndOfFile() }
+        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        drained.wait()
+        p.waitUntilExit()
+        let stderr = String(decoding: stderrData.bytes, as: UTF8.self)
+        XCTAssertEqual(p.terminationStatus, 0, stdout + stderr)
+
+        let lines = stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        func index(_ prefix: String) -> Int {
+            guard let i = lines.firstIndex(where: { $0.hasPrefix(prefix) }) else { XCTFail("no line '\(prefix)…' in\n\(stdout)"); return -1 }
+            return i
+        }
+        let order = [index("removed "), index("tiny: mobilenetv3_small_100, 2 classes"), index("epoch 1/1 step 1/"),
+                     index("epoch 1/1  train loss "), index("done: best ")]
+        XCTAssertEqual(order, order.sorted(), stdout)
+        XCTAssertTrue(lines.contains("removed \(stale.path), left by an interrupted checkpoint write")
+                        || lines.contains { $0.hasPrefix("removed ") && $0.hasSuffix("/Checkpoints/tiny/\(stale.lastPathComponent), left by an interrupted checkpoint write") },
+                      stdout)
+        let errorLines = stderr.split(separator: "\n").map(String.init)
+        XCTAssertEqual(errorLines.count, 1, stderr)
+        XCTAssertTrue(errorLines.first?.hasPrefix("skipping unreadable image: ") == true && stderr.contains("zz-broken.jpg"), stderr)
+        // No timestamp, level or label from swift-log's default handler.
+        XCTAssertFalse((stdout + stderr).contains("finch."), stdout + stderr)
+    }
+
     /// One epoch of two steps on a tiny model, without a live display.
     func tinyTrainer() throws -> Trainer {
         let c = try TrainConfig.parse("""
@@ -265,6 +321,9 @@ private final class CapturedRecords: @unchecked Sendable {
         func log(event: LogEvent) { sink.append(Record(label: label, level: event.level, message: "\(event.message)")) }
     }
 }
+
+/// Written by one thread, read after it is waited for.
+private final class DrainedBytes: @unchecked Sendable { var bytes = Data() }
 
 private final class RecordingDisplay: ProgressDisplay, @unchecked Sendable {
     let events: EventList
