@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // System-library shims, resolved through pkg-config.
@@ -44,14 +45,16 @@ let package = Package(
 
         .target(name: "FinchNN", dependencies: ["FinchTensor"]),
 
-        .target(name: "FinchData", dependencies: ["FinchTensor", "CPNG", "CTurboJPEG"]),
+        .target(name: "FinchData", dependencies: ["FinchTensor", "CPNG", "CTurboJPEG",
+                                               .product(name: "Logging", package: "swift-log")]),
 
         .target(name: "FinchOptim", dependencies: ["FinchTensor", "FinchNN"]),
         .target(name: "FinchIO", dependencies: ["FinchTensor", "FinchNN", "FinchOptim", "CHDF5", "CFinchHDF5Probe",
                                                 .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
 
         .target(name: "FinchTrain", dependencies: ["FinchTensor", "FinchNN", "FinchData", "FinchOptim", "FinchIO",
-                                                   .product(name: "Yams", package: "Yams")]),
+                                                   .product(name: "Yams", package: "Yams"),
+                                                   .product(name: "Logging", package: "swift-log")]),
 
         .executableTarget(name: "finch", dependencies: [
             "FinchTensor", "FinchNN", "FinchOptim", "FinchData", "FinchIO", "FinchTrain",
@@ -77,7 +80,8 @@ let package = Package(
         .testTarget(name: "FinchDataTests", dependencies: ["FinchData"]),
         .target(name: "FinchTestSupport", path: "Tests/FinchTestSupport"),
         .testTarget(name: "FinchIOTests", dependencies: ["FinchIO", "FinchTensor", "FinchTestSupport"]),
-        .testTarget(name: "FinchTrainTests", dependencies: ["FinchTrain", "FinchTestSupport"]),
+        .testTarget(name: "FinchTrainTests", dependencies: ["FinchTrain", "FinchTestSupport",
+                                                           .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "FinchParityTests", dependencies: ["FinchIO", "FinchNN", "FinchTensor"]),
         .testTarget(name: "FinchFuzzTests", dependencies: ["FinchFuzzTargets"]),
     ],

@@ -17,6 +17,7 @@ struct LRSweep {
     }
 
     static func main() throws {
+        ConsoleOutput.bootstrap()   // epoch lines and the bar, as `train` prints them
         let args = CommandLine.arguments.dropFirst()
         let config = URL(fileURLWithPath: args.first ?? "Experiments/flowers-head.yaml")
         let perClass = args.dropFirst().first.flatMap(Double.init) ?? 60

@@ -97,7 +97,7 @@ public final class DataLoader: @unchecked Sendable {
         let keep = (0..<idx.count).filter { ok[$0] }
         for k in (0..<idx.count) where !ok[k] {
             lock.lock(); skipped.append(samples[idx[k]].url.path); lock.unlock()
-            FileHandle.standardError.write(Data("skipping unreadable image: \(errors[k]!)\n".utf8))
+            DataLog.logger.warning("skipping unreadable image: \(errors[k]!)")
         }
         let labels = keep.map { samples[idx[$0]].label }
         if keep.count == idx.count { return (images, labels) }

@@ -85,7 +85,7 @@ public enum ModelExport {
             var config: TrainConfig? = nil
             do { config = try TrainConfig.parse(ck.configYAML, source: "\(path):/config") } catch {
                 // Weights still load; only the preprocessing falls back to the model's defaults.
-                FileHandle.standardError.write(Data("warning: \(error); using \(ck.modelName)'s default preprocessing\n".utf8))
+                TrainLog.logger.warning("warning: \(error); using \(ck.modelName)'s default preprocessing")
             }
             // What the caller says must agree with what the checkpoint records, and the checkpoint's
             // own config with its header: otherwise weights load into the wrong head or model.

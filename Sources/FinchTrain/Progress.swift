@@ -1,30 +1,67 @@
 import Foundation
+import Synchronization
+import Logging
 import FinchTensor
 
-/// Progress display: a redrawn bar with rate and ETA on a terminal, plain lines otherwise.
+/// Where an epoch is, for a live display (a terminal bar, an app's progress view).
+public struct ProgressUpdate: Sendable, Equatable {
+    public var epoch, epochs, batch, batches: Int
+    public var loss: Double
+    /// Top-1 on the training batches so far; nil when targets are soft (mixup, distillation).
+    public var accuracy: Double?
+    public var imagesPerSecond: Double
+    /// Seconds left in the epoch.
+    public var eta: Double
+
+    public init(epoch: Int, epochs: Int, batch: Int, batches: Int, loss: Double, accuracy: Double?, imagesPerSecond: Double, eta: Double) {
+        (self.epoch, self.epochs, self.batch, self.batches) = (epoch, epochs, batch, batches)
+        (self.loss, self.accuracy, self.imagesPerSecond, self.eta) = (loss, accuracy, imagesPerSecond, eta)
+    }
+}
+
+/// Shows mid-epoch progress. The library draws nothing itself; the executables install a
+/// terminal bar (`TerminalProgressBar`, through `ConsoleOutput.bootstrap()`).
+public protocol ProgressDisplay: AnyObject, Sendable {
+    func show(_ update: ProgressUpdate)
+    /// The epoch's display is done: its summary line (a log record) comes next.
+    func clear()
+}
+
+/// Mid-epoch progress for a live display, at most ~8 updates a second, and the end-of-epoch
+/// lines as `finch.train` records (`TrainLog`).
 public final class ProgressReporter {
+    /// A live display follows the epoch, so plain step lines (`StepLog`) are not needed. The
+    /// default asks whether stdout is a terminal, where the executables draw their bar.
     public let isTerminal: Bool
+    /// Receives the updates when `isTerminal`; nil shows nothing.
+    public var display: ProgressDisplay?
     private var lastDraw = Date.distantPast
 
-    public init(isTerminal: Bool = isatty(fileno(stdout)) != 0) { self.isTerminal = isTerminal }
+    /// What a new reporter's `display` starts as: nil, unless an app installed one
+    /// (`ConsoleOutput.bootstrap()` installs the terminal bar).
+    public static var defaultDisplay: ProgressDisplay? {
+        get { installed.withLock { $0 } }
+        set { installed.withLock { $0 = newValue } }
+    }
+    private static let installed = Mutex<ProgressDisplay?>(nil)
 
-    /// Mid-epoch update (drawn at most ~8 times a second, only on a terminal).
+    public init(isTerminal: Bool = isatty(fileno(stdout)) != 0, display: ProgressDisplay? = ProgressReporter.defaultDisplay) {
+        self.isTerminal = isTerminal
+        self.display = display
+    }
+
+    /// Mid-epoch update (passed on at most ~8 times a second, and for the last batch).
     public func step(epoch: Int, epochs: Int, batch: Int, batches: Int, loss: Double, accuracy: Double?, imagesPerSecond: Double, eta: Double) {
-        guard isTerminal, Date().timeIntervalSince(lastDraw) > 0.125 || batch == batches else { return }
+        guard isTerminal, let display, Date().timeIntervalSince(lastDraw) > 0.125 || batch == batches else { return }
         lastDraw = Date()
-        let width = 24, filled = batches == 0 ? width : width * batch / batches
-        let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
-        let acc = accuracy.map { String(format: " acc %.3f", $0) } ?? ""
-        let line = String(format: "\repoch %d/%d %@ %d/%d loss %.4f%@ %.0f img/s ETA %@ ", epoch, epochs, bar, batch, batches,
-                          loss, acc, imagesPerSecond, Self.duration(eta))
-        FileHandle.standardOutput.write(Data(line.utf8))
+        display.show(ProgressUpdate(epoch: epoch, epochs: epochs, batch: batch, batches: batches, loss: loss, accuracy: accuracy,
+                                    imagesPerSecond: imagesPerSecond, eta: eta))
     }
 
     /// End of an epoch: one line (replacing the bar on a terminal).
     public func epochLine(_ text: String) {
-        if isTerminal { FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8)) }
-        print(text)
-        fflush(stdout)
+        if isTerminal { display?.clear() }
+        TrainLog.logger.info("\(text)")
     }
 
     public static func duration(_ s: Double) -> String {
@@ -36,7 +73,8 @@ public final class ProgressReporter {
 
 /// `log_interval` when stdout is not a terminal (a log file, CI, `nohup`): the bar is not drawn
 /// there, so every `interval` batches one plain line with the position, the mean loss since the
-/// last line, the largest group learning rate and the throughput.
+/// last line, the largest group learning rate and the throughput (by default a `finch.train`
+/// record at `.info`).
 public final class StepLog: TrainerCallback {
     public let interval: Int
     private let write: (String) -> Void
@@ -44,7 +82,7 @@ public final class StepLog: TrainerCallback {
     private var losses = 0
     private var since = Date()
 
-    public init(interval: Int, write: @escaping (String) -> Void = { print($0); fflush(stdout) }) {
+    public init(interval: Int, write: @escaping (String) -> Void = { TrainLog.logger.info("\($0)") }) {
         ensure(interval >= 1, "StepLog: interval \(interval) must be at least 1")
         self.interval = interval
         self.write = write

@@ -25,7 +25,7 @@ public final class RunLog: TrainerCallback {
 
     public func trainerDidFinishEpoch(_ trainer: Trainer, record: EpochRecord) {
         do { try write(trainer) } catch {
-            FileHandle.standardError.write(Data("warning: could not write run files in \(directory.path): \(error)\n".utf8))
+            TrainLog.logger.warning("warning: could not write run files in \(directory.path): \(error)")
         }
     }
 

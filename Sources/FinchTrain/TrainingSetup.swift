@@ -252,7 +252,7 @@ public struct TrainingSetup {
             }
         }
         for stale in removeStaleTemporaryFiles(in: checkpoints) {
-            print("removed \(stale.path), left by an interrupted checkpoint write")
+            TrainLog.logger.notice("removed \(stale.path), left by an interrupted checkpoint write")
         }
     }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FinchTrain
 
 @main
 struct Finch: ParsableCommand {
@@ -6,6 +7,13 @@ struct Finch: ParsableCommand {
         commandName: "finch",
         abstract: "Fine-tune and distil small vision models on the CPU.",
         subcommands: [Import.self, Export.self, Evaluate.self, NearestClassMeanCommand.self, Predict.self, Inspect.self, Compare.self, Bench.self, Demo.self])
+
+    /// The library's records (a checkpoint's unreadable config, a skipped image) printed as they
+    /// always were, before any subcommand runs.
+    static func main() {
+        ConsoleOutput.bootstrap()
+        main(nil)
+    }
 }
 
 struct Bench: ParsableCommand {

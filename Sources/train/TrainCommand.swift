@@ -13,6 +13,12 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("set"), help: "Override a config key, e.g. --set optimizer.lr=1e-4 (repeatable).") var overrides: [String] = []
     @Option(help: "Continue from a checkpoint written by this config (e.g. Checkpoints/<experiment>/last.h5).") var resume: String?
 
+    /// The library's records and progress bar, printed as they always were, before anything runs.
+    static func main() {
+        ConsoleOutput.bootstrap()
+        main(nil)
+    }
+
     mutating func run() throws {
         do {
             let cfg = try TrainConfig.load(URL(fileURLWithPath: config), overrides: overrides)
