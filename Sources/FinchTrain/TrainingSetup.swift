@@ -251,6 +251,8 @@ public struct TrainingSetup {
                 throw ConfigError(file: source, key: "output", message: "\(dir.path) is not writable")
             }
         }
+        // A write killed before its rename (kill -9, power loss) leaves a temporary file behind;
+        // the next run of the experiment removes what a dead writer left there.
         for stale in removeStaleTemporaryFiles(in: checkpoints) {
             TrainLog.logger.notice("removed \(stale.path), left by an interrupted checkpoint write")
         }
