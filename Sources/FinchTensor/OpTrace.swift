@@ -15,7 +15,7 @@ import Darwin
 ///
 /// Operands that are graph tensors are the op's `inputs`; constants (scalars, shapes, axes,
 /// indices) are attributes here, and each exporter writes them in its own form.
-public enum TracedOpKind: Sendable {
+public enum TracedOpKind: Equatable, Sendable {
     // Elementwise on two tensors, broadcasting as numpy.
     case add, sub, mul, div, pow, maximum, minimum
     // Elementwise on one tensor.
