@@ -21,7 +21,8 @@ extension GraphExporter {
 /// `OpTracer`, at batch 1 and 2: the two traces must agree op for op, and an attribute that
 /// differs between them (a reshape target) depends on the batch size, which exporters keep dynamic.
 public struct ModelTrace {
-    /// The ops at batch 1, in the order they ran.
+    /// The ops at batch 1, in the order they ran. They hold their tensors, so the object identities
+    /// exporters key names on stay unique while the trace lives.
     public let ops: [TracedOp]
     /// The same ops at batch 2.
     public let opsAtBatch2: [TracedOp]
@@ -34,8 +35,6 @@ public struct ModelTrace {
     public let graphName: String
     /// State-dict names of the model's float tensors by identity: the weights stored by name.
     public let parameterNames: [ObjectIdentifier: String]
-    // Keeps the traced tensors (and with them the identities above) alive with the trace.
-    private let tracers: [OpTracer]
 
     public init(recording model: Module, inputShape chw: [Int], numClasses: Int, graphName: String = "finch") throws {
         ensure(chw.count == 3, "ONNX export: input shape is [C, H, W], got \(chw)")
@@ -68,7 +67,6 @@ public struct ModelTrace {
         self.numClasses = numClasses
         self.graphName = graphName
         parameterNames = names
-        tracers = [t1, t2]
     }
 }
 
