@@ -22,10 +22,10 @@ public enum ONNXExportError: Error, CustomStringConvertible {
 /// float32 [N,3,H,W] with a dynamic batch, output `logits`, weights as initializers named by
 /// their state-dict names, preprocessing and class names in `metadata_props`.
 ///
-/// The graph is recorded by running the model under an `OpTracer`, twice (batch 1 and 2): the
-/// two traces must agree op for op, and reshape targets that differ between them are the
-/// batch-dependent dimensions, written as -1 so any batch size runs.
-public struct ONNXExporter {
+/// The graph is built from a `ModelTrace` (the forward pass recorded at batch 1 and 2): each
+/// traced op becomes the nodes `ONNXLowering` gives it, and reshape targets that differ between
+/// the two batches are written as -1 so any batch size runs.
+public struct ONNXExporter: GraphExporter {
     public var opset: Int64 = 17
     /// Fold each BatchNormalization that follows a convolution into that convolution's weights.
     public var foldBatchNorm = false
@@ -39,107 +39,93 @@ public struct ONNXExporter {
         self.metadata = metadata
     }
 
-    public func export(_ model: Module, inputShape chw: [Int], numClasses: Int, graphName: String = "finch") throws -> Onnx_ModelProto {
-        ensure(chw.count == 3, "ONNX export: input shape is [C, H, W], got \(chw)")
-        let wasTraining = model.isTraining
-        model.eval()
-        defer { model.train(wasTraining) }
-        func trace(batch: Int) -> (OpTracer, Tensor, Tensor) {
-            let tracer = OpTracer()
-            let x = Tensor(zeros: [batch] + chw)
-            let y = OpTrace.run(tracer) { noGrad { model(x) } }
-            return (tracer, x, y)
-        }
-        let (t1, x1, y1) = trace(batch: 1)
-        let (t2, _, _) = trace(batch: 2)
-        guard t1.ops.count == t2.ops.count else {
-            throw ONNXExportError.unstableTrace("\(t1.ops.count) ops at batch 1, \(t2.ops.count) at batch 2")
-        }
-        for (a, b) in zip(t1.ops, t2.ops) where a.type != b.type {
-            throw ONNXExportError.unstableTrace("\(a.type) vs \(b.type)")
-        }
-
-        var paramNames: [ObjectIdentifier: String] = [:]
-        var paramValues: [String: Tensor] = [:]
-        for (name, value) in model.stateDict() {
-            if case .float(let t) = value {
-                paramNames[ObjectIdentifier(t)] = name
-                paramValues[name] = t
-            }
-        }
-
+    public func graph(from trace: ModelTrace) throws -> Onnx_ModelProto {
+        let chw = trace.inputShape, paramNames = trace.parameterNames
         var g = Onnx_GraphProto()
-        g.name = graphName
-        var names: [ObjectIdentifier: String] = [ObjectIdentifier(x1): "input"]
+        g.name = trace.graphName
+        var names: [ObjectIdentifier: String] = [ObjectIdentifier(trace.input): "input"]
         var initializers: [String: Onnx_TensorProto] = [:]
         var constants = 0
-        let int64Inputs: [String: Set<Int>] = ["Reshape": [1], "Expand": [1], "Slice": [1, 2, 3, 4], "Pad": [1],
-                                              "ReduceSum": [1], "Gather": [1]]
 
-        func initializer(_ name: String, _ t: Tensor, int64: Bool) -> Onnx_TensorProto {
+        func constant(_ dims: [Int], _ fill: (inout Onnx_TensorProto) -> Void) -> String {
+            constants += 1
             var p = Onnx_TensorProto()
-            p.name = name
-            p.dims = t.shape.map(Int64.init)
-            if int64 {
-                p.dataType = Int32(Onnx_TensorProto.DataType.int64.rawValue)
-                p.int64Data = t.scalars.map { Int64($0) }
-            } else {
-                p.dataType = Int32(Onnx_TensorProto.DataType.float.rawValue)
-                p.rawData = t.withContiguousBuffer { Data(buffer: $0) }
+            p.name = "const_\(constants)"
+            p.dims = dims.map(Int64.init)
+            fill(&p)
+            initializers[p.name] = p
+            return p.name
+        }
+        func floatConstant(_ values: [Float], _ dims: [Int]) -> String {
+            constant(dims) {
+                $0.dataType = Int32(Onnx_TensorProto.DataType.float.rawValue)
+                $0.rawData = values.withUnsafeBufferPointer { Data(buffer: $0) }
             }
-            return p
         }
 
-        for (i, (op, op2)) in zip(t1.ops, t2.ops).enumerated() {
-            if op.type == "Identity", let src = op.inputs.first ?? nil, let n = names[ObjectIdentifier(src)] {
-                names[ObjectIdentifier(op.output)] = n   // a copy to dense memory: the same value in ONNX
-                continue
-            }
-            var node = Onnx_NodeProto()
-            node.opType = op.type
-            node.name = "\(op.type)_\(i)"
-            for (k, input) in op.inputs.enumerated() {
-                guard let input else { node.input.append(""); continue }
-                let id = ObjectIdentifier(input)
-                if let n = names[id] { node.input.append(n); continue }
-                if let p = paramNames[id] {
-                    if initializers[p] == nil { initializers[p] = initializer(p, input, int64: false) }
-                    node.input.append(p)
+        // Node and value names carry a running index, one per node (an Identity that only renames
+        // takes an index too).
+        var index = 0
+        for (op, op2) in zip(trace.ops, trace.opsAtBatch2) {
+            let specs = try ONNXLowering.nodes(for: op, atBatch2: op2)
+            var previous = ""
+            for (k, spec) in specs.enumerated() {
+                defer { index += 1 }
+                let isLast = k == specs.count - 1
+                if spec.opType == "Identity", specs.count == 1, case .tensor(let src?)? = spec.inputs.first,
+                   let n = names[ObjectIdentifier(src)] {
+                    names[ObjectIdentifier(op.output)] = n   // a copy to dense memory: the same value in ONNX
                     continue
                 }
-                guard input.count <= 4096 else { throw ONNXExportError.untracedTensor(op: op.type, shape: input.shape) }
-                let isInt = int64Inputs[op.type]?.contains(k) ?? false
-                var value = input
-                if isInt, op.type == "Reshape" || op.type == "Expand", let other = op2.inputs[k] {
-                    // Dimensions that change with the batch size become dynamic.
-                    let a = input.scalars, b = other.scalars
-                    let fixed = zip(a, b).map { $0 == $1 ? $0 : (op.type == "Reshape" ? -1 : 1) }
-                    guard fixed.filter({ $0 == -1 }).count <= 1 else {
-                        throw ONNXExportError.unstableTrace("reshape to \(a) has several batch-dependent dimensions")
+                var node = Onnx_NodeProto()
+                node.opType = spec.opType
+                node.name = "\(spec.opType)_\(index)"
+                for operand in spec.inputs {
+                    switch operand {
+                    case .previous: node.input.append(previous)
+                    case .tensor(nil): node.input.append("")
+                    case .tensor(let input?):
+                        let id = ObjectIdentifier(input)
+                        if let n = names[id] { node.input.append(n); continue }
+                        if let p = paramNames[id] {
+                            if initializers[p] == nil {
+                                var w = Onnx_TensorProto()
+                                w.name = p
+                                w.dims = input.shape.map(Int64.init)
+                                w.dataType = Int32(Onnx_TensorProto.DataType.float.rawValue)
+                                w.rawData = input.withContiguousBuffer { Data(buffer: $0) }
+                                initializers[p] = w
+                            }
+                            node.input.append(p)
+                            continue
+                        }
+                        guard input.count <= 4096 else { throw ONNXExportError.untracedTensor(op: spec.opType, shape: input.shape) }
+                        node.input.append(floatConstant(input.scalars, input.shape))
+                    case .floats(let values, let dims): node.input.append(floatConstant(values, dims))
+                    case .int64s(let values, let dims):
+                        node.input.append(constant(dims) {
+                            $0.dataType = Int32(Onnx_TensorProto.DataType.int64.rawValue)
+                            $0.int64Data = values.map(Int64.init)
+                        })
                     }
-                    value = Tensor(fixed, shape: input.shape)
                 }
-                constants += 1
-                let cname = "const_\(constants)"
-                initializers[cname] = initializer(cname, value, int64: isInt)
-                node.input.append(cname)
-            }
-            let outName = op.output === y1 ? "logits" : "t\(i)"
-            names[ObjectIdentifier(op.output)] = outName
-            node.output = [outName]
-            for (k, v) in op.attributes.sorted(by: { $0.key < $1.key }) {
-                var a = Onnx_AttributeProto()
-                a.name = k
-                switch v {
-                case .int(let x): a.type = .int; a.i = Int64(x)
-                case .ints(let x): a.type = .ints; a.ints = x.map(Int64.init)
-                case .float(let x): a.type = .float; a.f = x
-                case .floats(let x): a.type = .floats; a.floats = x
-                case .string(let x): a.type = .string; a.s = Data(x.utf8)
+                let outName = isLast && op.output === trace.output ? "logits" : "t\(index)"
+                if isLast { names[ObjectIdentifier(op.output)] = outName }
+                previous = outName
+                node.output = [outName]
+                for (name, value) in spec.attributes.sorted(by: { $0.key < $1.key }) {
+                    var a = Onnx_AttributeProto()
+                    a.name = name
+                    switch value {
+                    case .int(let v): a.type = .int; a.i = Int64(v)
+                    case .ints(let v): a.type = .ints; a.ints = v.map(Int64.init)
+                    case .float(let v): a.type = .float; a.f = v
+                    case .string(let v): a.type = .string; a.s = Data(v.utf8)
+                    }
+                    node.attribute.append(a)
                 }
-                node.attribute.append(a)
+                g.node.append(node)
             }
-            g.node.append(node)
         }
         guard g.node.last?.output == ["logits"] else {
             throw ONNXExportError.unstableTrace("the model's output is not produced by a traced op")
@@ -161,7 +147,7 @@ public struct ONNXExporter {
             return v
         }
         g.input = [valueInfo("input", ["N"] + chw)]
-        g.output = [valueInfo("logits", ["N", numClasses])]
+        g.output = [valueInfo("logits", ["N", trace.numClasses])]
 
         var m = Onnx_ModelProto()
         m.irVersion = 8

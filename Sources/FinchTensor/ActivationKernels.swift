@@ -235,8 +235,3 @@ public func batchNormActivationInference(_ x: Tensor, weight: Tensor?, bias: Ten
     }
     return out
 }
-
-extension OpTrace {
-    /// Whether a tracer records on this thread (fused inference kernels stand aside then).
-    public static var isTracing: Bool { active != nil }
-}

@@ -11,16 +11,14 @@ extension Tensor {
     public func relu() -> Tensor {
         let out = Kernels.map(self, ReLUKernel.self)
         let od = out.detach()
-        if OpTrace.active != nil { traceOp("Relu", [self], out) }
-        return record(out, "relu", [self]) { g in [Kernels.zip(g, od, ReLUBackward.self, op: "relu_backward")] }
+        return record(out, "relu", [self], .relu) { g in [Kernels.zip(g, od, ReLUBackward.self, op: "relu_backward")] }
     }
 
     /// min(max(x, 0), 6); gradient where 0 < x < 6 (hardtanh's open interval).
     public func relu6() -> Tensor {
         let out = Kernels.map(self, ReLU6Kernel.self)
         let xd = detach()
-        if OpTrace.active != nil { traceOp("Clip", [self, traceConstant([0], shape: []), traceConstant([6], shape: [])], out) }
-        return record(out, "relu6", [self]) { g in
+        return record(out, "relu6", [self], .relu6) { g in
             [Kernels.zip(g, xd, ReLU6Backward.self, op: "relu6_backward")]
         }
     }
@@ -28,8 +26,7 @@ extension Tensor {
     public func leakyRelu(_ slope: Float = 0.01) -> Tensor {
         let out = Kernels.map(self) { $0 > 0 ? $0 : $0 * slope }
         let xd = detach()
-        if OpTrace.active != nil { traceOp("LeakyRelu", [self], out, ["alpha": .float(slope)]) }
-        return record(out, "leaky_relu", [self]) { g in
+        return record(out, "leaky_relu", [self], .leakyRelu(slope: slope)) { g in
             [Kernels.zip(g, xd, op: "leaky_relu_backward") { $1 > 0 ? $0 : $0 * slope }]
         }
     }
@@ -37,8 +34,7 @@ extension Tensor {
     public func sigmoid() -> Tensor {
         let out = Kernels.map(self, SigmoidKernel.self)
         let od = out.detach()
-        if OpTrace.active != nil { traceOp("Sigmoid", [self], out) }
-        return record(out, "sigmoid", [self]) { g in
+        return record(out, "sigmoid", [self], .sigmoid) { g in
             [Kernels.zip(g, od, SigmoidBackward.self, op: "sigmoid_backward")]
         }
     }
@@ -46,8 +42,7 @@ extension Tensor {
     public func tanh() -> Tensor {
         let out = Kernels.map(self) { tanhf($0) }
         let od = out.detach()
-        if OpTrace.active != nil { traceOp("Tanh", [self], out) }
-        return record(out, "tanh", [self]) { g in
+        return record(out, "tanh", [self], .tanh) { g in
             [Kernels.zip(g, od, op: "tanh_backward") { $0 * (1 - $1 * $1) }]
         }
     }
@@ -56,8 +51,7 @@ extension Tensor {
     public func hardsigmoid() -> Tensor {
         let out = Kernels.map(self, HardSigmoidKernel.self)
         let xd = detach()
-        if OpTrace.active != nil { traceOp("HardSigmoid", [self], out, ["alpha": .float(1.0 / 6.0), "beta": .float(0.5)]) }
-        return record(out, "hardsigmoid", [self]) { g in
+        return record(out, "hardsigmoid", [self], .hardSigmoid) { g in
             [Kernels.zip(g, xd, HardSigmoidBackward.self, op: "hardsigmoid_backward")]
         }
     }
@@ -66,8 +60,7 @@ extension Tensor {
     public func hardswish() -> Tensor {
         let out = Kernels.map(self, HardSwishKernel.self)
         let xd = detach()
-        if OpTrace.active != nil { traceOp("HardSwish", [self], out) }
-        return record(out, "hardswish", [self]) { g in
+        return record(out, "hardswish", [self], .hardSwish) { g in
             [Kernels.zip(g, xd, HardSwishBackward.self, op: "hardswish_backward")]
         }
     }
@@ -76,12 +69,7 @@ extension Tensor {
     public func silu() -> Tensor {
         let out = Kernels.map(self, SiLUKernel.self)
         let xd = detach()
-        if OpTrace.active != nil {
-            let gate = Tensor(uninitializedShape: shape)
-            traceOp("Sigmoid", [self], gate)
-            traceOp("Mul", [self, gate], out)
-        }
-        return record(out, "silu", [self]) { g in
+        return record(out, "silu", [self], .silu) { g in
             [Kernels.zip(g, xd, SiLUBackward.self, op: "silu_backward")]
         }
     }
@@ -94,8 +82,7 @@ extension Tensor {
         switch approximate {
         case .none:
             let out = Kernels.map(self) { 0.5 * $0 * (1 + erff($0 * 0.70710678118654752)) }
-            if OpTrace.active != nil { traceChain(self, out, [("Div", 1.4142135623730951), ("Erf", nil), ("Add", 1), ("MulX", nil), ("Mul", 0.5)]) }
-            return record(out, "gelu", [self]) { g in
+            return record(out, "gelu", [self], .gelu(tanhApproximation: false)) { g in
                 [Kernels.zip(g, xd, op: "gelu_backward") {
                     let cdf = 0.5 * (1 + erff($1 * 0.70710678118654752))
                     let pdf = expf(-0.5 * $1 * $1) * 0.39894228040143268
@@ -106,10 +93,7 @@ extension Tensor {
             let k: Float = 0.79788456080286536  // sqrt(2/pi)
             let c: Float = 0.044715
             let out = Kernels.map(self) { 0.5 * $0 * (1 + tanhf(k * ($0 + c * $0 * $0 * $0))) }
-            if OpTrace.active != nil {
-                traceChain(self, out, [("MulX", nil), ("MulX", nil), ("Mul", c), ("AddX", nil), ("Mul", k), ("Tanh", nil), ("Add", 1), ("MulX", nil), ("Mul", 0.5)])
-            }
-            return record(out, "gelu_tanh", [self]) { g in
+            return record(out, "gelu_tanh", [self], .gelu(tanhApproximation: true)) { g in
                 [Kernels.zip(g, xd, op: "gelu_tanh_backward") {
                     let x = $1
                     let t = tanhf(k * (x + c * x * x * x))
@@ -118,21 +102,5 @@ extension Tensor {
                 }]
             }
         }
-    }
-}
-
-/// Records an elementwise formula as a chain of ONNX ops on `x`: ("Mul", c) multiplies by a constant,
-/// ("MulX", nil) / ("AddX", nil) combine with x itself, (unary, nil) applies a unary op.
-func traceChain(_ x: Tensor, _ out: Tensor, _ steps: [(String, Float?)]) {
-    var cur = x
-    for (i, (op, c)) in steps.enumerated() {
-        let next = i == steps.count - 1 ? out : Tensor(uninitializedShape: x.shape)
-        switch (op, c) {
-        case ("MulX", _): traceOp("Mul", [cur, x], next)
-        case ("AddX", _): traceOp("Add", [cur, x], next)
-        case (_, let c?): traceOp(op, [cur, traceConstant([c], shape: [])], next)
-        default: traceOp(op, [cur], next)
-        }
-        cur = next
     }
 }

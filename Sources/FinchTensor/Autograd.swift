@@ -17,11 +17,15 @@ final class GradFn {
     }
 }
 
-/// Attaches `out` to the tape when recording is on and any input needs a gradient.
+/// Attaches `out` to the tape when recording is on and any input needs a gradient, and describes
+/// it to an active tracer as `traced` (nil: an op export formats do not see) reading `operands`
+/// (default: `inputs`). Each op calls this once; the description is built only while tracing.
 /// The closure must not capture `out` itself (that would be a reference cycle); capture `out.detach()`.
 @inline(__always)
-func record(_ out: Tensor, _ name: String, _ inputs: [Tensor],
+func record(_ out: Tensor, _ name: String, _ inputs: [Tensor], _ traced: @autoclosure () -> TracedOpKind?,
+            operands: @autoclosure () -> [Tensor?]? = nil,
             _ backward: @escaping (Tensor) -> [Tensor?]) -> Tensor {
+    trace(out, inputs, traced(), operands: operands())
     guard GradMode.isEnabled, inputs.contains(where: { $0.requiresGrad }) else { return out }
     out.requiresGrad = true
     // Edges point at leaves themselves (backward accumulates into them) and at the storage-free

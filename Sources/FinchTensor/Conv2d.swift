@@ -185,13 +185,10 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: (In
 
     let needX = x.requiresGrad, needW = weight.requiresGrad, needB = bias?.requiresGrad ?? false
     let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
-    if OpTrace.active != nil {
-        traceOp("Conv", [x, weight, bias], out, [
-            "kernel_shape": .ints([weight.shape[2], weight.shape[3]]), "strides": .ints([stride.0, stride.1]),
-            "pads": .ints([padding.top, padding.left, padding.bottom, padding.right]),
-            "dilations": .ints([dilation.0, dilation.1]), "group": .int(groups)])
-    }
-    return record(out, "conv2d", inputs) { grad in
+    return record(out, "conv2d", inputs,
+                  .conv2d(stride: [stride.0, stride.1], pads: [padding.top, padding.left, padding.bottom, padding.right],
+                          dilation: [dilation.0, dilation.1], groups: groups),
+                  operands: [x, weight, bias]) { grad in
         let dy = grad.isContiguous ? grad : grad.copy()
         let dx = needX ? Tensor(uninitializedShape: xd.shape) : nil
         let dw = needW ? Tensor(uninitializedShape: wd.shape) : nil

@@ -21,21 +21,18 @@ extension Tensor {
 
     public static func + (a: Tensor, b: Tensor) -> Tensor {
         let out = Kernels.zip(a, b, AddKernel.self, op: "add")
-        if OpTrace.active != nil { traceOp("Add", [a, b], out) }
-        return record(out, "add", [a, b]) { g in [g.sumToShape(a.shape), g.sumToShape(b.shape)] }
+        return record(out, "add", [a, b], .add) { g in [g.sumToShape(a.shape), g.sumToShape(b.shape)] }
     }
 
     public static func - (a: Tensor, b: Tensor) -> Tensor {
         let out = Kernels.zip(a, b, SubKernel.self, op: "sub")
-        if OpTrace.active != nil { traceOp("Sub", [a, b], out) }
-        return record(out, "sub", [a, b]) { g in [g.sumToShape(a.shape), (-g).sumToShape(b.shape)] }
+        return record(out, "sub", [a, b], .sub) { g in [g.sumToShape(a.shape), (-g).sumToShape(b.shape)] }
     }
 
     public static func * (a: Tensor, b: Tensor) -> Tensor {
         let out = Kernels.zip(a, b, MulKernel.self, op: "mul")
         let ad = a.detach(), bd = b.detach()
-        if OpTrace.active != nil { traceOp("Mul", [a, b], out) }
-        return record(out, "mul", [a, b]) { g in
+        return record(out, "mul", [a, b], .mul) { g in
             [a.requiresGrad ? (g * bd).sumToShape(a.shape) : nil,
              b.requiresGrad ? (g * ad).sumToShape(b.shape) : nil]
         }
@@ -44,8 +41,7 @@ extension Tensor {
     public static func / (a: Tensor, b: Tensor) -> Tensor {
         let out = Kernels.zip(a, b, DivKernel.self, op: "div")
         let ad = a.detach(), bd = b.detach()
-        if OpTrace.active != nil { traceOp("Div", [a, b], out) }
-        return record(out, "div", [a, b]) { g in
+        return record(out, "div", [a, b], .div) { g in
             [a.requiresGrad ? (g / bd).sumToShape(a.shape) : nil,
              b.requiresGrad ? (-(g * ad) / (bd * bd)).sumToShape(b.shape) : nil]
         }
@@ -53,14 +49,12 @@ extension Tensor {
 
     public static prefix func - (a: Tensor) -> Tensor {
         let out = Kernels.map(a) { -$0 }
-        if OpTrace.active != nil { traceOp("Neg", [a], out) }
-        return record(out, "neg", [a]) { g in [-g] }
+        return record(out, "neg", [a], .neg) { g in [-g] }
     }
 
     public static func + (a: Tensor, s: Float) -> Tensor {
         let out = Kernels.map(a) { $0 + s }
-        if OpTrace.active != nil { traceOp("Add", [a, traceConstant([s], shape: [])], out) }
-        return record(out, "add_scalar", [a]) { g in [g] }
+        return record(out, "add_scalar", [a], .addScalar(s)) { g in [g] }
     }
 
     public static func - (a: Tensor, s: Float) -> Tensor { a + (-s) }
@@ -68,14 +62,12 @@ extension Tensor {
 
     public static func - (s: Float, a: Tensor) -> Tensor {
         let out = Kernels.map(a) { s - $0 }
-        if OpTrace.active != nil { traceOp("Sub", [traceConstant([s], shape: []), a], out) }
-        return record(out, "rsub_scalar", [a]) { g in [-g] }
+        return record(out, "rsub_scalar", [a], .scalarSub(s)) { g in [-g] }
     }
 
     public static func * (a: Tensor, s: Float) -> Tensor {
         let out = Kernels.map(a) { $0 * s }
-        if OpTrace.active != nil { traceOp("Mul", [a, traceConstant([s], shape: [])], out) }
-        return record(out, "mul_scalar", [a]) { g in [g * s] }
+        return record(out, "mul_scalar", [a], .mulScalar(s)) { g in [g * s] }
     }
 
     public static func * (s: Float, a: Tensor) -> Tensor { a * s }
@@ -84,8 +76,7 @@ extension Tensor {
     public static func / (s: Float, a: Tensor) -> Tensor {
         let out = Kernels.map(a) { s / $0 }
         let ad = a.detach()
-        if OpTrace.active != nil { traceOp("Div", [traceConstant([s], shape: []), a], out) }
-        return record(out, "rdiv_scalar", [a]) { g in [g * Kernels.map(ad) { -s / ($0 * $0) }] }
+        return record(out, "rdiv_scalar", [a], .scalarDiv(s)) { g in [g * Kernels.map(ad) { -s / ($0 * $0) }] }
     }
 
     /// Elementwise power with a constant exponent.
@@ -94,8 +85,7 @@ extension Tensor {
         if p == 2 { out = Kernels.map(self) { $0 * $0 } }
         else { out = Kernels.map(self) { Foundation_powf($0, p) } }
         let xd = detach()
-        if OpTrace.active != nil { traceOp("Pow", [self, traceConstant([p], shape: [])], out) }
-        return record(out, "pow", [self]) { g in
+        return record(out, "pow", [self], .powScalar(p)) { g in
             [g * Kernels.map(xd) { p == 2 ? 2 * $0 : p * Foundation_powf($0, p - 1) }]
         }
     }
@@ -104,8 +94,7 @@ extension Tensor {
     public func pow(_ exponent: Tensor) -> Tensor {
         let out = Kernels.zip(self, exponent, op: "pow") { Foundation_powf($0, $1) }
         let ad = detach(), bd = exponent.detach(), od = out.detach()
-        if OpTrace.active != nil { traceOp("Pow", [self, exponent], out) }
-        return record(out, "pow", [self, exponent]) { [shape] g in
+        return record(out, "pow", [self, exponent], .pow) { [shape] g in
             [self.requiresGrad
                 ? (g * Kernels.zip(ad, bd, op: "pow_backward") { $1 * Foundation_powf($0, $1 - 1) }).sumToShape(shape)
                 : nil,
@@ -116,33 +105,25 @@ extension Tensor {
     public func exp() -> Tensor {
         let out = Kernels.map(self) { expf($0) }
         let od = out.detach()
-        if OpTrace.active != nil { traceOp("Exp", [self], out) }
-        return record(out, "exp", [self]) { g in [g * od] }
+        return record(out, "exp", [self], .exp) { g in [g * od] }
     }
 
     public func log() -> Tensor {
         let out = Kernels.map(self) { logf($0) }
         let xd = detach()
-        if OpTrace.active != nil { traceOp("Log", [self], out) }
-        return record(out, "log", [self]) { g in [g / xd] }
+        return record(out, "log", [self], .log) { g in [g / xd] }
     }
 
     public func sqrt() -> Tensor {
         let out = Kernels.map(self) { $0.squareRoot() }
         let od = out.detach()
-        if OpTrace.active != nil { traceOp("Sqrt", [self], out) }
-        return record(out, "sqrt", [self]) { g in [Kernels.zip(g, od, op: "sqrt_backward") { $0 / (2 * $1) }] }
+        return record(out, "sqrt", [self], .sqrt) { g in [Kernels.zip(g, od, op: "sqrt_backward") { $0 / (2 * $1) }] }
     }
 
     public func rsqrt() -> Tensor {
         let out = Kernels.map(self) { 1 / $0.squareRoot() }
         let od = out.detach()
-        if OpTrace.active != nil {
-            let root = Tensor(uninitializedShape: shape)
-            traceOp("Sqrt", [self], root)
-            traceOp("Reciprocal", [root], out)
-        }
-        return record(out, "rsqrt", [self]) { g in
+        return record(out, "rsqrt", [self], .rsqrt) { g in
             [Kernels.zip(g, od, op: "rsqrt_backward") { -0.5 * $0 * $1 * $1 * $1 }]
         }
     }
@@ -150,8 +131,7 @@ extension Tensor {
     public func abs() -> Tensor {
         let out = Kernels.map(self) { Swift.abs($0) }
         let xd = detach()
-        if OpTrace.active != nil { traceOp("Abs", [self], out) }
-        return record(out, "abs", [self]) { g in
+        return record(out, "abs", [self], .abs) { g in
             [Kernels.zip(g, xd, op: "abs_backward") { $1 > 0 ? $0 : ($1 < 0 ? -$0 : 0) }]
         }
     }
@@ -161,8 +141,7 @@ extension Tensor {
         ensure(!(lo > hi), "clamp: min \(lo) is greater than max \(hi)")
         let out = Kernels.map(self) { Swift.min(Swift.max($0, lo), hi) }
         let xd = detach()
-        if OpTrace.active != nil { traceOp("Clip", [self, lo.isFinite ? traceConstant([lo], shape: []) : nil, hi.isFinite ? traceConstant([hi], shape: []) : nil], out) }
-        return record(out, "clamp", [self]) { g in
+        return record(out, "clamp", [self], .clamp(min: lo.isFinite ? lo : nil, max: hi.isFinite ? hi : nil)) { g in
             [Kernels.zip(g, xd, op: "clamp_backward") { ($1 >= lo && $1 <= hi) ? $0 : 0 }]
         }
     }
@@ -171,8 +150,7 @@ extension Tensor {
     public static func maximum(_ a: Tensor, _ b: Tensor) -> Tensor {
         let out = Kernels.zip(a, b, op: "maximum") { Swift.max($0, $1) }
         let ad = a.detach(), bd = b.detach()
-        if OpTrace.active != nil { traceOp("Max", [a, b], out) }
-        return record(out, "maximum", [a, b]) { g in
+        return record(out, "maximum", [a, b], .maximum) { g in
             let wa = Kernels.zip(ad, bd, op: "maximum_backward") { $0 > $1 ? 1 : ($0 == $1 ? 0.5 : 0) }
             return [(g * wa).sumToShape(a.shape), (g * (1 - wa)).sumToShape(b.shape)]
         }
@@ -181,8 +159,7 @@ extension Tensor {
     public static func minimum(_ a: Tensor, _ b: Tensor) -> Tensor {
         let out = Kernels.zip(a, b, op: "minimum") { Swift.min($0, $1) }
         let ad = a.detach(), bd = b.detach()
-        if OpTrace.active != nil { traceOp("Min", [a, b], out) }
-        return record(out, "minimum", [a, b]) { g in
+        return record(out, "minimum", [a, b], .minimum) { g in
             let wa = Kernels.zip(ad, bd, op: "minimum_backward") { $0 < $1 ? 1 : ($0 == $1 ? 0.5 : 0) }
             return [(g * wa).sumToShape(a.shape), (g * (1 - wa)).sumToShape(b.shape)]
         }
@@ -195,7 +172,7 @@ extension Tensor {
         let picked = Kernels.zip(c, a.expanded(to: shape).detach(), op: "where") { $0 != 0 ? $1 : 0 }
         let out = Kernels.zip(c, b.expanded(to: shape).detach(), op: "where") { $0 != 0 ? 0 : $1 }
         Kernels.addInPlace(out, picked)
-        return record(out, "where", [a, b]) { g in
+        return record(out, "where", [a, b], nil) { g in
             [Kernels.zip(c, g, op: "where_backward") { $0 != 0 ? $1 : 0 }.sumToShape(a.shape),
              Kernels.zip(c, g, op: "where_backward") { $0 != 0 ? 0 : $1 }.sumToShape(b.shape)]
         }

@@ -19,8 +19,7 @@ extension Tensor {
             }
         }
         let inShape = shape
-        if OpTrace.active != nil { traceOp("Gather", [self, traceConstant(indices.map(Float.init))], out, ["axis": .int(a)]) }
-        return record(out, "index_select", [self]) { g in
+        return record(out, "index_select", [self], .indexSelect(axis: a, indices: indices)) { g in
             let gc = g.isContiguous ? g : g.copy()
             let full = Tensor(zeros: inShape)
             let gp = gc.basePointer, fp = full.basePointer
@@ -56,7 +55,7 @@ extension Tensor {
             }
         }
         let inShape = shape
-        return record(out, "gather", [self]) { g in
+        return record(out, "gather", [self], nil) { g in
             let gc = g.isContiguous ? g : g.copy()
             let full = Tensor(zeros: inShape)
             let gp = gc.basePointer, fp = full.basePointer

@@ -49,17 +49,7 @@ public func interpolateBilinear(_ x: Tensor, size: (Int, Int)) -> Tensor {
             }
         }
     }
-    if OpTrace.active != nil {
-        // ONNX sizes the output as ⌊input·scale⌋: nudge a scale that rounds below out/in by one ulp
-        // (the coordinate mapping moves by ~1e-7 of a pixel).
-        func scale(_ o: Int, _ i: Int) -> Float {
-            let s = Float(o) / Float(i)
-            return Float(i) * s < Float(o) || Double(i) * Double(s) < Double(o) ? s.nextUp : s
-        }
-        traceOp("Resize", [x, nil, traceConstant([1, 1, scale(ho, h), scale(wo, w)])], out,
-                ["mode": .string("linear"), "coordinate_transformation_mode": .string("pytorch_half_pixel")])
-    }
-    return record(out, "interpolate_bilinear", [x]) { g in
+    return record(out, "interpolate_bilinear", [x], .resizeBilinear(height: ho, width: wo)) { g in
         let gd = g.isContiguous ? g : g.copy()
         let gx = Tensor(zeros: [n, c, h, w])
         let gs = gd.basePointer, gp = gx.basePointer

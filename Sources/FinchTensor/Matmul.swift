@@ -103,8 +103,7 @@ extension Tensor {
             }
         }
         let ad = detach(), bd = other.detach()
-        if OpTrace.active != nil { traceOp("MatMul", [self, other], out) }
-        return record(out, "matmul", [self, other]) { [shape] g in
+        return record(out, "matmul", [self, other], .matmul) { [shape] g in
             [self.requiresGrad ? g.matmul(bd.transposed()).sumToShape(shape) : nil,
              other.requiresGrad ? ad.transposed().matmul(g).sumToShape(other.shape) : nil]
         }

@@ -101,14 +101,12 @@ public func batchNorm2d(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean
     var inputs = [x]
     if let weight { inputs.append(weight) }
     if let bias { inputs.append(bias) }
-    if OpTrace.active != nil && !training {
-        ensure(activation == .identity, "batchNorm2d: a fused activation cannot be traced; apply it separately")
-        traceOp("BatchNormalization", [x, weight ?? Tensor(repeating: 1, shape: [c]), bias ?? Tensor(zeros: [c]),
-                                       runningMean ?? Tensor(zeros: [c]), runningVar ?? Tensor(repeating: 1, shape: [c])],
-                out, ["epsilon": .float(eps)])
+    if !training && activation != .identity {
+        ensure(!OpTrace.isTracing, "batchNorm2d: a fused activation cannot be traced; apply it separately")
     }
     let savedScale = scale, savedShift = beta
-    return record(out, activation == .identity ? "batch_norm" : "batch_norm_act", inputs) { grad in
+    return record(out, activation == .identity ? "batch_norm" : "batch_norm_act", inputs,
+                  training ? nil : .batchNorm(epsilon: eps), operands: [x, weight, bias, runningMean, runningVar]) { grad in
         let dy = grad.isContiguous ? grad : grad.copy()
         // With an activation, dz = dy·act'(z) goes to a buffer of our own that the input gradient
         // then overwrites.
@@ -262,13 +260,8 @@ public func layerNorm(_ x: Tensor, normalizedShape: [Int], weight: Tensor?, bias
     var inputs = [x]
     if let weight { inputs.append(weight) }
     if let bias { inputs.append(bias) }
-    if OpTrace.active != nil {
-        let f = Shape.count(normalizedShape)
-        traceOp("LayerNormalization", [x, weight ?? Tensor(repeating: 1, shape: normalizedShape), bias ?? Tensor(zeros: normalizedShape)],
-                out, ["axis": .int(-normalizedShape.count), "epsilon": .float(eps)])
-        _ = f
-    }
-    return record(out, "layer_norm", inputs) { grad in
+    return record(out, "layer_norm", inputs, .layerNorm(normalizedRank: normalizedShape.count, epsilon: eps),
+                  operands: [x, weight, bias]) { grad in
         let dy = grad.isContiguous ? grad : grad.copy()
         let gp = dy.basePointer, xp = xd.basePointer, mp = mean.basePointer, rp = rstd.basePointer
         let wp = wd?.basePointer

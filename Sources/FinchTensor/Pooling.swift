@@ -68,7 +68,7 @@ public func maxPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil
     let tapColumns = g.colRanges
     // ResNet's 3×3 stride-2 pool: sixteen outputs per AVX-512 vector (4% of a ResNet18 evaluation,
     // 2% of its training, in the loop below, which gathers stride-2 columns one at a time).
-    let wide = OpTrace.active == nil && MaxPoolKernel.allowWide && Parallel.kernelISA == "avx512" && g.kh == 3
+    let wide = !OpTrace.isTracing && MaxPoolKernel.allowWide && Parallel.kernelISA == "avx512" && g.kh == 3
         && g.kw == 3 && g.sh == 2 && g.sw == 2 && g.dh == 1 && g.dw == 1
     argmax.withUnsafeMutableBufferPointer { am in
         let src = xd.basePointer, dst = out.basePointer
@@ -153,12 +153,9 @@ public func maxPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil
         }
     }
     let inShape = x.shape, indices = argmax
-    if OpTrace.active != nil {
-        traceOp("MaxPool", [x], out, ["kernel_shape": .ints([kernel.0, kernel.1]), "strides": .ints([st.0, st.1]),
-                                     "pads": .ints([padding.0, padding.1, padding.0, padding.1]),
-                                     "dilations": .ints([dilation.0, dilation.1]), "ceil_mode": .int(ceilMode ? 1 : 0)])
-    }
-    return record(out, "max_pool2d", [x]) { grad in
+    return record(out, "max_pool2d", [x],
+                  .maxPool2d(kernel: [kernel.0, kernel.1], stride: [st.0, st.1], padding: [padding.0, padding.1],
+                             dilation: [dilation.0, dilation.1], ceilMode: ceilMode)) { grad in
         let dy = grad.isContiguous ? grad : grad.copy()
         let dx = Tensor(zeros: inShape)
         indices.withUnsafeBufferPointer { am in
@@ -226,12 +223,9 @@ public func avgPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil
         }
     }
     let inShape = x.shape
-    if OpTrace.active != nil {
-        traceOp("AveragePool", [x], out, ["kernel_shape": .ints([kernel.0, kernel.1]), "strides": .ints([st.0, st.1]),
-                                         "pads": .ints([padding.0, padding.1, padding.0, padding.1]),
-                                         "ceil_mode": .int(ceilMode ? 1 : 0), "count_include_pad": .int(countIncludePad ? 1 : 0)])
-    }
-    return record(out, "avg_pool2d", [x]) { grad in
+    return record(out, "avg_pool2d", [x],
+                  .avgPool2d(kernel: [kernel.0, kernel.1], stride: [st.0, st.1], padding: [padding.0, padding.1],
+                             ceilMode: ceilMode, countIncludePad: countIncludePad)) { grad in
         let dy = grad.isContiguous ? grad : grad.copy()
         let dx = Tensor(zeros: inShape)
         let gp = dy.basePointer, dp = dx.basePointer
@@ -273,8 +267,7 @@ public func adaptiveAvgPool2d(_ x: Tensor, outputSize: (Int, Int)) -> Tensor {
         Parallel.forEach(n * c, grain: Swift.max(1, 16384 / plane)) { range in
             for u in range { dst[u] = ReduceKernels.sumContiguous(src + u * plane, plane) * scale }
         }
-        if OpTrace.active != nil { traceOp("GlobalAveragePool", [x], out) }
-        return record(out, "adaptive_avg_pool2d", [x]) { grad in
+        return record(out, "adaptive_avg_pool2d", [x], .globalAvgPool2d) { grad in
             let dy = grad.isContiguous ? grad : grad.copy()
             let dx = Tensor(uninitializedShape: inShape)
             let gp = dy.basePointer, dp = dx.basePointer
@@ -303,7 +296,7 @@ public func adaptiveAvgPool2d(_ x: Tensor, outputSize: (Int, Int)) -> Tensor {
             }
         }
     }
-    return record(out, "adaptive_avg_pool2d", [x]) { grad in
+    return record(out, "adaptive_avg_pool2d", [x], nil) { grad in
         let dy = grad.isContiguous ? grad : grad.copy()
         let dx = Tensor(zeros: inShape)
         let gp = dy.basePointer, dp = dx.basePointer

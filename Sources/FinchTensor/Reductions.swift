@@ -101,10 +101,7 @@ extension Tensor {
         var out = ReduceKernels.reduce(self, axes: ax, kind: .sum)
         if !keepDim { out = out.reshapedView(droppedShape(ax)) }
         let inShape = shape
-        if OpTrace.active != nil {
-            traceOp("ReduceSum", [self, traceConstant(ax.map(Float.init))], out, ["keepdims": .int(keepDim ? 1 : 0)])
-        }
-        return record(out, "sum", [self]) { g in [g.reshaped(kept).expanded(to: inShape)] }
+        return record(out, "sum", [self], .sum(axes: ax, keepDims: keepDim)) { g in [g.reshaped(kept).expanded(to: inShape)] }
     }
 
     public func sum(axis: Int, keepDim: Bool = false) -> Tensor { sum(axes: [axis], keepDim: keepDim) }
@@ -112,9 +109,7 @@ extension Tensor {
     public func mean(axes: [Int]? = nil, keepDim: Bool = false) -> Tensor {
         let ax = Shape.axes(axes, rank: rank, op: "mean", shape: shape)
         let n = ax.reduce(1) { $0 * shape[$1] }
-        let out = OpTrace.suppressed { sum(axes: ax, keepDim: keepDim) * (1 / Float(n)) }
-        if OpTrace.active != nil { traceOp("ReduceMean", [self], out, ["axes": .ints(ax), "keepdims": .int(keepDim ? 1 : 0)]) }
-        return out
+        return composite(.mean(axes: ax, keepDims: keepDim), [self]) { sum(axes: ax, keepDim: keepDim) * (1 / Float(n)) }
     }
 
     public func mean(axis: Int, keepDim: Bool = false) -> Tensor { mean(axes: [axis], keepDim: keepDim) }
@@ -135,8 +130,7 @@ extension Tensor {
         let m = ReduceKernels.reduce(self, axes: ax, kind: .max)
         let out = keepDim ? m : m.reshapedView(droppedShape(ax))
         let xd = detach(), inShape = shape
-        if OpTrace.active != nil { traceOp("ReduceMax", [self], out, ["axes": .ints(ax), "keepdims": .int(keepDim ? 1 : 0)]) }
-        return record(out, "amax", [self]) { g in
+        return record(out, "amax", [self], .amax(axes: ax, keepDims: keepDim)) { g in
             let mask = xd.equal(m)
             let ties = mask.sum(axes: ax, keepDim: true)
             return [mask * (g.reshaped(kept) / ties).expanded(to: inShape)]
@@ -188,8 +182,7 @@ extension Tensor {
         let a = Shape.axis(axis, rank: rank, op: "softmax", shape: shape)
         let out = SoftmaxKernels.forward(self, axis: a, log: false)
         let od = out.detach()
-        if OpTrace.active != nil { traceOp("Softmax", [self], out, ["axis": .int(a)]) }
-        return record(out, "softmax", [self]) { g in
+        return record(out, "softmax", [self], .softmax(axis: a)) { g in
             [od * (g - (g * od).sum(axes: [a], keepDim: true))]
         }
     }
@@ -198,8 +191,7 @@ extension Tensor {
         let a = Shape.axis(axis, rank: rank, op: "log_softmax", shape: shape)
         let out = SoftmaxKernels.forward(self, axis: a, log: true)
         let od = out.detach()
-        if OpTrace.active != nil { traceOp("LogSoftmax", [self], out, ["axis": .int(a)]) }
-        return record(out, "log_softmax", [self]) { g in
+        return record(out, "log_softmax", [self], .logSoftmax(axis: a)) { g in
             [g - od.exp() * g.sum(axes: [a], keepDim: true)]
         }
     }

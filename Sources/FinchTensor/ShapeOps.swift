@@ -28,16 +28,15 @@ extension Tensor {
         if s == shape { return self }
         // Adding or dropping axes of length 1 (squeeze, unsqueeze) is a view whatever the strides:
         // attention's q, k and v are squeezed out of a permuted qkv and used to be copied here.
-        if !isContiguous, OpTrace.active == nil, let viewStrides = unitAxisStrides(for: s) {
+        if !isContiguous, !OpTrace.isTracing, let viewStrides = unitAxisStrides(for: s) {
             let out = Tensor(storage: storage, shape: s, strides: viewStrides, offset: offset)
             let inShape = shape
-            return record(out, "reshape", [self]) { g in [g.reshaped(inShape)] }
+            return record(out, "reshape", [self], nil) { g in [g.reshaped(inShape)] }
         }
         let source = contiguous()
         let out = Tensor(storage: source.storage, shape: s, offset: source.offset)
         let inShape = shape
-        if OpTrace.active != nil { traceOp("Reshape", [source, traceConstant(s.map(Float.init))], out) }
-        return record(out, "reshape", [source]) { g in [g.reshaped(inShape)] }
+        return record(out, "reshape", [source], .reshape(shape: s)) { g in [g.reshaped(inShape)] }
     }
 
     public func reshaped(_ dims: Int...) -> Tensor { reshaped(dims) }
@@ -98,8 +97,7 @@ extension Tensor {
         let out = Tensor(storage: storage, shape: d.map { shape[$0] }, strides: d.map { strides[$0] }, offset: offset)
         var inverse = [Int](repeating: 0, count: rank)
         for (i, a) in d.enumerated() { inverse[a] = i }
-        if OpTrace.active != nil { traceOp("Transpose", [self], out, ["perm": .ints(d)]) }
-        return record(out, "permute", [self]) { g in [g.permuted(inverse)] }
+        return record(out, "permute", [self], .permute(dims: d)) { g in [g.permuted(inverse)] }
     }
 
     public func permuted(_ dims: Int...) -> Tensor { permuted(dims) }
@@ -124,8 +122,7 @@ extension Tensor {
         let out = Tensor(storage: storage, shape: target,
                          strides: Shape.broadcastStrides(shape, strides, to: target), offset: offset)
         let inShape = shape
-        if OpTrace.active != nil { traceOp("Expand", [self, traceConstant(target.map(Float.init))], out) }
-        return record(out, "expand", [self]) { g in [g.sumToShape(inShape)] }
+        return record(out, "expand", [self], .expand(shape: target)) { g in [g.sumToShape(inShape)] }
     }
 
     /// Elements start..<start+length along `axis`, as a view.
@@ -143,11 +140,7 @@ extension Tensor {
         st[a] = strides[a] * step
         let out = Tensor(storage: storage, shape: s, strides: st, offset: offset + start * strides[a])
         let inShape = shape
-        if OpTrace.active != nil {
-            traceOp("Slice", [self, traceConstant([Float(start)]), traceConstant([Float(end)]), traceConstant([Float(a)]),
-                              traceConstant([Float(step)])], out)
-        }
-        return record(out, "slice", [self]) { g in
+        return record(out, "slice", [self], .slice(axis: a, start: start, end: end, step: step)) { g in
             let full = Tensor(zeros: inShape)
             var ds = full.strides
             ds[a] *= step
@@ -196,8 +189,7 @@ extension Tensor {
             start += t.shape[a]
         }
         let sizes = tensors.map { $0.shape[a] }
-        if OpTrace.active != nil { traceOp("Concat", tensors, out, ["axis": .int(a)]) }
-        return record(out, "concat", tensors) { g in g.split(sizes: sizes, axis: a).map { $0 } }
+        return record(out, "concat", tensors, .concat(axis: a)) { g in g.split(sizes: sizes, axis: a).map { $0 } }
     }
 
     /// Joins tensors of one shape along a new axis.
@@ -225,12 +217,8 @@ extension Tensor {
         Kernels.copyStrided(from: basePointer, shape: shape, srcStrides: strides,
                             to: out.basePointer + origin, dstStrides: out.strides)
         let inShape = shape
-        if OpTrace.active != nil {
-            let before = (0..<rank).map { $0 < lead ? 0 : padding[$0 - lead].0 }
-            let after = (0..<rank).map { $0 < lead ? 0 : padding[$0 - lead].1 }
-            traceOp("Pad", [self, traceConstant((before + after).map(Float.init)), traceConstant([value], shape: [])], out)
-        }
-        return record(out, "pad", [self]) { g in
+        return record(out, "pad", [self], .pad(before: (0..<rank).map { $0 < lead ? 0 : padding[$0 - lead].0 },
+                                                after: (0..<rank).map { $0 < lead ? 0 : padding[$0 - lead].1 }, value: value)) { g in
             var v = g
             for (j, (b, _)) in padding.enumerated() { v = v.narrowed(axis: lead + j, start: b, length: inShape[lead + j]) }
             return [v]

@@ -96,8 +96,7 @@ public final class Tensor {
         if isContiguous { return self }
         let out = Tensor(uninitializedShape: shape)
         Kernels.copyStrided(from: basePointer, shape: shape, strides: strides, to: out.basePointer)
-        if OpTrace.active != nil { traceOp("Identity", [self], out) }
-        return record(out, "contiguous", [self]) { g in [g] }
+        return record(out, "contiguous", [self], .contiguous) { g in [g] }
     }
 
     /// Runs `body` on the elements in row-major order without copying when contiguous.
