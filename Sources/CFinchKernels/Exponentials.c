@@ -1,6 +1,7 @@
-// exp, SiLU and sigmoid on the generic, AVX2 and AVX-512 paths (include/Exponentials.h). The exponential is Cody–Waite range reduction x = n·ln 2 + r,
-// |r| ≤ ln 2 / 2, Cephes' degree-7 polynomial for eʳ, and 2ⁿ built in two halves (so n from
-// −150 to 128 needs no special case) or, on AVX-512, by scalef; within 2 ulp of exp over the Float range.
+// exp, SiLU and sigmoid on the generic, AVX2 and AVX-512 paths (include/Exponentials.h). The
+// exponential is Cody–Waite range reduction x = n·ln 2 + r, |r| ≤ ln 2 / 2, Cephes' degree-7
+// polynomial for eʳ, and 2ⁿ built in two halves (so n from −150 to 128 needs no special case) or,
+// on AVX-512, by scalef; within 2 ulp of exp over the Float range.
 
 #include "Exponentials.h"
 #include "Exponential16.h"
