@@ -4,7 +4,7 @@
 // An RGB stem has K = 3·kh·kw ≤ 147, so im2col writes kh·kw/stride² copies of the image for a GEMM
 // that is short in K; here each input vector is loaded once per tap and feeds sixteen FMAs.
 
-#include "FinchKernels.h"
+#include "FewChannelConv.h"
 #include "KernelSupport.h"
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))

@@ -3,7 +3,10 @@
 #ifndef FINCH_KERNEL_SUPPORT_H
 #define FINCH_KERNEL_SUPPORT_H
 
-/// 1 when the AVX-512 kernels are selected (the CPU has them and no test switched them off).
+#include "KernelDispatch.h"
+
+/// 1 when the AVX-512 kernels are selected (the CPU has them, FINCH_KERNELS asked for no lower
+/// path, and no test switched to one).
 int finch_avx512_selected(void);
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))

@@ -1,7 +1,7 @@
 // 1×1 convolution on small planes (4×4 to 15×15 pixels), sixteen pixels per AVX-512 vector and a
 // block of output channels in registers (see SmallPlanePointwiseConv.swift).
 
-#include "FinchKernels.h"
+#include "SmallPlanePointwise.h"
 #include "KernelSupport.h"
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))

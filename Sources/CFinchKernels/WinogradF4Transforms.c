@@ -8,7 +8,7 @@
 // (about 6 cycles each here). Copying the planes zero-padded first, to gather without masks, cost
 // more in the copy than it saved.
 
-#include "FinchKernels.h"
+#include "WinogradF4Transforms.h"
 #include "KernelSupport.h"
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))

@@ -7,7 +7,7 @@
 // late stages (8×8, 16×16) fill the vector too. Edges and padding are masked loads and stores:
 // no zero-padded copy of the input is made, and no lane outside the plane is read or written.
 
-#include "FinchKernels.h"
+#include "WinogradTransforms.h"
 #include "KernelSupport.h"
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))

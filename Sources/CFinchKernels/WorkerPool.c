@@ -11,7 +11,7 @@
 // with the previous loop's function.
 
 #define _GNU_SOURCE
-#include "FinchKernels.h"
+#include "WorkerPool.h"
 
 #include <limits.h>
 #include <pthread.h>

@@ -51,6 +51,11 @@ enum WinogradConv {
     /// When false, F(4×4, 3×3) is never chosen (tests, and A/B runs with FINCH_WINOGRAD=2).
     static var largeTiles = ProcessInfoLite.environment("FINCH_WINOGRAD") != "2"
 
+    /// When true, F(4×4, 3×3) is chosen wherever its transforms exist, whatever it costs
+    /// (FINCH_WINOGRAD=4): measuring its rounding against F(2×2)'s on the parity fixtures, whose
+    /// small batches the cost model would otherwise keep on F(2×2).
+    static var alwaysLargeTiles = ProcessInfoLite.environment("FINCH_WINOGRAD") == "4"
+
     /// What each transformed weight costs a call besides its multiplies (the transform, and
     /// streaming the weights through the GEMMs), in multiplies. With 64, ResNet18's convolutions
     /// at 128 px take F(4×4) at batch 32, where it measured 15% faster than F(2×2) in training and
@@ -62,7 +67,8 @@ enum WinogradConv {
     /// of the batch (tiles that overhang the plane included) plus `weightCost`, 36 transformed
     /// weights against 16. Only where the AVX-512 transforms exist (it has no Swift kernels).
     static func tiles(for g: ConvGeometry) -> Tiles {
-        guard largeTiles, allowWide, Parallel.kernelISA == "avx512", offsetsFit(g) else { return .two }
+        guard largeTiles, allowWide, KernelPath.active == .avx512, offsetsFit(g) else { return .two }
+        if alwaysLargeTiles { return .four }
         func cost(_ m: Int, _ count: Int) -> Int { count * (g.n * ((g.ho + m - 1) / m) * ((g.wo + m - 1) / m) + weightCost) }
         return cost(4, 36) < cost(2, 16) ? .four : .two
     }

@@ -64,7 +64,7 @@ struct BenchModel: ParsableCommand {
         var rng = RandomGenerator(seed: 1)
         let x = Tensor.normal([batch, 3, resolution, resolution], using: &rng)
         let labels = (0..<batch).map { _ in Int(rng.next() % UInt64(numClasses)) }
-        print("model=\(model) params=\(net.parameterCount) batch=\(batch) resolution=\(resolution) threads=\(threads) blas=\(Parallel.blasCore) kernels=\(Parallel.kernelISA) " +
+        print("model=\(model) params=\(net.parameterCount) batch=\(batch) resolution=\(resolution) threads=\(threads) blas=\(Parallel.blasCore) kernels=\(KernelPath.summary) " +
               "steps=\(steps) (median after \(warmup) warm-up)")
 
         var trainRate = 0.0, evalRate = 0.0

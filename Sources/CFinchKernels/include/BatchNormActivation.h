@@ -1,0 +1,25 @@
+// Evaluation-mode BatchNorm and its activation on AVX-512 (BatchNormActivation.c).
+
+#ifndef FINCH_BATCH_NORM_ACTIVATION_H
+#define FINCH_BATCH_NORM_ACTIVATION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/// dst[i] = act((src[i] − mean)·scale + shift), the per-channel pass of evaluation-mode BatchNorm
+/// with its activation: 0 identity, 1 relu, 2 relu6, 3 hardswish, 4 hardsigmoid, 5 silu, 6 sigmoid
+/// (FusedActivation's order). Same operations in the same order as the Swift kernels (no FMA), so
+/// results are identical, except silu and sigmoid, whose reciprocal is an estimate refined by one
+/// Newton step (a few units in the last place). Returns 0 without touching anything when the CPU
+/// has no AVX-512.
+int finch_affine_activation(const float *src, float *dst, size_t n, float mean, float scale, float shift,
+                            int activation);
+
+/// x[i] = act(((x[i] − mean)·scale + shift) + r[i]) in place: the end of a residual block
+/// (BatchNorm, the shortcut r, the activation after the sum), with finch_affine_activation's
+/// activation codes and the same operations as the Swift kernels. Returns 0 without touching
+/// anything when the CPU has no AVX-512.
+int finch_residual_activation(float *x, const float *r, size_t n, float mean, float scale, float shift,
+                              int activation);
+
+#endif

@@ -1,0 +1,19 @@
+// The persistent worker threads behind Parallel.forEach (WorkerPool.c).
+
+#ifndef FINCH_WORKER_POOL_H
+#define FINCH_WORKER_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/// One part of a parallel loop: `part` in 0 ..< parts of the call that started it.
+typedef void (*finch_pool_task)(void *context, long part);
+/// Runs fn(context, 0 ..< parts) on the calling thread and up to `workers` persistent workers, each
+/// taking the next part until none are left; returns 1 when all are done. Without running anything it returns 0 when called from inside a part (a
+/// nested loop, which the caller runs serially) and −1 while another thread's loop holds the pool
+/// or if no worker could start.
+int finch_pool_run(long parts, long workers, void *context, finch_pool_task fn);
+/// How long an idle worker polls for the next loop before it sleeps (default 200 µs).
+void finch_pool_set_spin_ns(long nanoseconds);
+
+#endif
