@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import FinchIO
+import FinchParity
 
 struct Compare: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -3,6 +3,7 @@ import Foundation
 @testable import FinchTensor
 import FinchNN
 @testable import FinchIO
+@testable import FinchParity
 
 /// Every zoo model against timm through the committed compact fixtures (Tests/Fixtures/parity,
 /// made by Tests/Fixtures/tools/make_parity.py): eval and train logits, loss, every gradient

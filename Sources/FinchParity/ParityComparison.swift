@@ -1,6 +1,7 @@
 import Foundation
 import FinchTensor
 import FinchNN
+import FinchIO
 import FinchOptim
 
 /// One numeric comparison of Finch against a PyTorch reference.
