@@ -46,7 +46,7 @@ public struct ParityReport: Sendable {
     }
 
     /// The family a check belongs to: eval.logits, train.logits, train.loss, grad (tensors and norms),
-    /// train (BatchNorm buffers), adamw, adamw_step.
+    /// train (BatchNorm buffers), adamw, adamw_step; evalgrad (eval-mode gradients, pretrained cases).
     public static func family(of name: String) -> String {
         if name.hasPrefix("eval.") || name.hasPrefix("train.logits") || name.hasPrefix("train.loss") { return name }
         return name.split(separator: ".").first.map(String.init) ?? name
@@ -162,6 +162,8 @@ public enum ParityComparison {
             guard v.count == 1, v[0] >= 0 else { throw ParityError.badValue(file: path, key: "noise." + k, reason: "must be one non-negative number, has \(v.prefix(4))") }
             return v[0]
         }
+        // Validated before any compute: a bad noise value would otherwise surface minutes later.
+        if float64 { for k in file.names where k.hasPrefix("noise.") { _ = try noise(String(k.dropFirst("noise.".count))) } }
         let input: Tensor
         if file.info("input") == nil && meta["input"] == "procedural" {
             // v2 fixtures recompute the input rather than store it (2.4 MB at 224 px batch 4).
@@ -194,6 +196,25 @@ public enum ParityComparison {
         model.eval()
         let evalLogits = noGrad { model(input) }
         checks.append(try outputCheck("eval.logits", evalLogits.scalars))
+        // Pretrained cases also check the eval-mode backward (BatchNorm on running statistics), the
+        // well-conditioned one with trained weights (make_pretrained_parity.py says why).
+        if float64 && file.names.contains(where: { $0.hasPrefix("f64.evalgrad.probe.") }) {
+            Loss.crossEntropy(model(input), labels: labels).backward()
+            for (name, p) in model.namedParameters() {
+                let g = p.grad?.scalars ?? [Float](repeating: 0, count: p.count)
+                let idx = try file.int64s("grad.index.\(name)").map { Int($0) }
+                let exact = try doubles("f64.evalgrad.probe.\(name)"), norm = try doubles("f64.evalgrad.norm.\(name)")
+                guard idx.allSatisfy({ (0..<p.count).contains($0) }), exact.count == idx.count, norm.count == 1 else {
+                    throw ParityError.badValue(file: path, key: "f64.evalgrad.probe.\(name)", reason: "does not match grad.index.\(name)")
+                }
+                let ourNorm = Float(g.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot())
+                checks.append(againstFloat64("evalgrad.\(name)", idx.map { g[$0] }, exact, noise: try noise("evalgrad.\(name)"),
+                                             scale: Double(try tensor("evalgrad.absmax.\(name)").item)))
+                checks.append(againstFloat64("evalgrad.norm.\(name)", [ourNorm], norm,
+                                             noise: max(try noise("evalgrad.norm.\(name)"), try noise("evalgrad.\(name)")), scale: norm[0]))
+            }
+            model.zeroGrad()
+        }
 
         model.train()
         let trainLogits = model(input)

@@ -20,6 +20,9 @@ store only what the model computes:
     noise.eval.logits, noise.train.logits, noise.train.loss, noise.train.<buffer>: max|f32 - f64|
     noise.grad.<param>:      max|g32 - g64| over the whole tensor
     noise.grad.norm.<param>: | |g32| - |g64| |
+  evalgrad.absmax.<param>, f64.evalgrad.probe.<param>, f64.evalgrad.norm.<param>, noise.evalgrad.<param>,
+  noise.evalgrad.norm.<param>    optional (make_pretrained_parity.py): the same for the gradients of
+                                 the loss in eval mode (BatchNorm on running statistics), at grad.index
 Near a ReLU/ReLU6 kink one float32 summation order can land on float64's side by luck, so one path
 alone understates how far float32 may honestly be from the exact answer.
 metadata: format=finch-parity-v2, weights=procedural, input=procedural, reference=float64, model,
@@ -115,6 +118,34 @@ def procedural_batch(res, classes, batch):
 ADAMW = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05)
 
 
+def eval_grads(model_name, classes, state, x, y, dtype, channels_last=False):
+    """Gradients of the loss with the model in eval mode (BatchNorm on its running statistics)."""
+    m = timm.create_model(model_name, pretrained=False, num_classes=classes)
+    m.load_state_dict(state)
+    m = m.to(dtype)
+    x = x.to(dtype)
+    if channels_last:
+        m = m.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    m.eval()
+    torch.nn.functional.cross_entropy(m(x), y).backward()
+    return {k: p.grad.detach().clone() for k, p in m.named_parameters()}
+
+
+def gradient_entries(prefix, g64, paths, probes, out):
+    """Probes, norm, scale and two-path noise of each gradient, under keys with `prefix` (grad, evalgrad)."""
+    for k, g in g64.items():
+        idx = probe_indices(k, g.numel(), probes)
+        norm = float(g.norm())
+        out[f"{prefix}.absmax.{k}"] = torch.tensor([float(g.abs().max())], dtype=torch.float32)
+        if prefix == "grad":
+            out[f"grad.index.{k}"] = torch.from_numpy(idx)
+        out[f"f64.{prefix}.probe.{k}"] = g.flatten()[torch.from_numpy(idx)].clone()
+        out[f"f64.{prefix}.norm.{k}"] = scalar64(norm)
+        out[f"noise.{prefix}.{k}"] = scalar64(max(float((p[k].double() - g).abs().max()) for p in paths))
+        out[f"noise.{prefix}.norm.{k}"] = scalar64(max(abs(float(p[k].double().norm()) - norm) for p in paths))
+
+
 def run(model_name, classes, state, x, y, dtype, channels_last=False, adamw=False):
     """One eval forward, one train forward + backward (+ one AdamW step) from `state` in `dtype`."""
     m = timm.create_model(model_name, pretrained=False, num_classes=classes)
@@ -147,7 +178,7 @@ def scalar64(v):
     return torch.tensor([float(v)], dtype=torch.float64)
 
 
-def compact(model_name, classes, state, x, y, probes):
+def compact(model_name, classes, state, x, y, probes, with_eval_grads=False):
     """The v2 tensors: float64 truth, two-path float32 noise, probes (see the module doc)."""
     ref, g64, a64 = run(model_name, classes, state, x, y, torch.float64, adamw=True)
     paths = [run(model_name, classes, state, x, y, torch.float32, channels_last=cl) for cl in (False, True)]
@@ -158,16 +189,13 @@ def compact(model_name, classes, state, x, y, probes):
             continue
         out[f"f64.{k}"] = v
         out[f"noise.{k}"] = scalar64(max(float((p[k].double() - v).abs().max()) for p, _, _ in paths))
-    for k, g in g64.items():
-        idx = probe_indices(k, g.numel(), probes)
-        norm = float(g.norm())
-        out[f"grad.absmax.{k}"] = torch.tensor([float(g.abs().max())], dtype=torch.float32)
-        out[f"grad.index.{k}"] = torch.from_numpy(idx)
-        out[f"f64.grad.probe.{k}"] = g.flatten()[torch.from_numpy(idx)].clone()
-        out[f"f64.grad.norm.{k}"] = scalar64(norm)
-        out[f"noise.grad.{k}"] = scalar64(max(float((p[k].double() - g).abs().max()) for _, p, _ in paths))
-        out[f"noise.grad.norm.{k}"] = scalar64(max(abs(float(p[k].double().norm()) - norm) for _, p, _ in paths))
-        out[f"adamw.probe.{k}"] = a64[k].flatten()[torch.from_numpy(idx)].float().clone()
+    gradient_entries("grad", g64, [p for _, p, _ in paths], probes, out)
+    for k in g64:
+        out[f"adamw.probe.{k}"] = a64[k].flatten()[out[f"grad.index.{k}"]].float().clone()
+    if with_eval_grads:
+        e64 = eval_grads(model_name, classes, state, x, y, torch.float64)
+        gradient_entries("evalgrad", e64, [eval_grads(model_name, classes, state, x, y, torch.float32, cl) for cl in (False, True)],
+                         probes, out)
     meta = dict(format="finch-parity-v2", reference="float64", model=model_name, num_classes=str(classes),
                 resolution=str(x.shape[-1]), batch=str(x.shape[0]), torch=torch.__version__, timm=timm.__version__,
                 adamw=json.dumps({"lr": ADAMW["lr"], "betas": list(ADAMW["betas"]), "eps": ADAMW["eps"],
@@ -189,7 +217,8 @@ def fixture(model_name, res, classes, batch, probes=PROBES):
 if __name__ == "__main__":
     outdir = sys.argv[1]
     os.makedirs(outdir, exist_ok=True)
-    torch.set_num_threads(2)
+    # One thread by default: on a shared machine OpenMP's spinning threads waste more than they add.
+    torch.set_num_threads(int(os.environ.get("PARITY_THREADS", "1")))
     for spec in sys.argv[2:]:
         name, res, classes, batch, *rest = spec.split(":")
         t, meta = fixture(name, int(res), int(classes), int(batch), *(int(r) for r in rest))

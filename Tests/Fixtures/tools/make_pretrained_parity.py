@@ -49,7 +49,7 @@ def main():
     name, batch, *rest = spec.split(":")
     batch = int(batch)
     probes = int(rest[0]) if rest else make_parity.PROBES
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(os.environ.get("PARITY_THREADS", "1")))
     with safe_open(weights, "pt") as f:
         meta_in = f.metadata()
         state = {k: f.get_tensor(k) for k in f.keys()}
@@ -60,7 +60,10 @@ def main():
     x = torch.from_numpy(((pixels / np.float32(255) - mean) / std).astype(np.float32))
     x = x.half().float()
     classes = state["classifier.weight"].shape[0]
-    out, meta = make_parity.compact(name, classes, state, x, torch.from_numpy(y), probes)
+    # Train-mode BatchNorm over a batch of 8 real photos is ill-conditioned with trained weights
+    # (channels whose mean dwarfs their spread lose float32 digits to cancellation), so these files
+    # also hold the eval-mode gradients, where BatchNorm uses its running statistics.
+    out, meta = make_parity.compact(name, classes, state, x, torch.from_numpy(y), probes, with_eval_grads=True)
     out.update({f"weights.{k}": (v.half() if v.is_floating_point() else v) for k, v in state.items()})
     out["input"] = x.half()
     meta.update(weights="float16 ImageNet (" + os.path.basename(weights) + ")", input="flowers val photos, float16",
