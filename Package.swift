@@ -49,15 +49,19 @@ let package = Package(
                                                .product(name: "Logging", package: "swift-log")]),
 
         .target(name: "FinchOptim", dependencies: ["FinchTensor", "FinchNN"]),
-        .target(name: "FinchIO", dependencies: ["FinchTensor", "FinchNN", "FinchOptim", "CHDF5", "CFinchHDF5Probe",
+        .target(name: "FinchIO", dependencies: ["FinchTensor", "FinchNN", "CHDF5", "CFinchHDF5Probe",
                                                 .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+
+        // Parity against PyTorch references (`finch compare`, FinchParityTests): a verification harness
+        // that runs AdamW and reads safetensors, kept out of FinchIO (file formats) and FinchTrain (training).
+        .target(name: "FinchParity", dependencies: ["FinchTensor", "FinchNN", "FinchOptim", "FinchIO"]),
 
         .target(name: "FinchTrain", dependencies: ["FinchTensor", "FinchNN", "FinchData", "FinchOptim", "FinchIO",
                                                    .product(name: "Yams", package: "Yams"),
                                                    .product(name: "Logging", package: "swift-log")]),
 
         .executableTarget(name: "finch", dependencies: [
-            "FinchTensor", "FinchNN", "FinchOptim", "FinchData", "FinchIO", "FinchTrain",
+            "FinchTensor", "FinchNN", "FinchOptim", "FinchData", "FinchIO", "FinchParity", "FinchTrain",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -82,7 +86,7 @@ let package = Package(
         .testTarget(name: "FinchIOTests", dependencies: ["FinchIO", "FinchTensor", "FinchTestSupport"]),
         .testTarget(name: "FinchTrainTests", dependencies: ["FinchTrain", "FinchTestSupport",
                                                            .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "FinchParityTests", dependencies: ["FinchIO", "FinchNN", "FinchTensor"]),
+        .testTarget(name: "FinchParityTests", dependencies: ["FinchParity", "FinchIO", "FinchNN", "FinchTensor"]),
         .testTarget(name: "FinchFuzzTests", dependencies: ["FinchFuzzTargets"]),
     ],
     swiftLanguageModes: [.v5]

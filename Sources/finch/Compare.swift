@@ -1,11 +1,17 @@
 import ArgumentParser
 import Foundation
 import FinchIO
+import FinchParity
 
 struct Compare: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check a zoo model against a PyTorch/timm reference bundle (forward, loss, gradients, BatchNorm stats, AdamW step).",
-        discussion: "Exits non-zero when any check misses its tolerance. The last line reads `compare: PASS k/k checks` or `compare: FAIL j/k checks`.")
+        discussion: """
+            Exits non-zero when any check misses its tolerance. The last line reads `compare: PASS k/k checks` or `compare: FAIL j/k checks`.
+            When the reference holds the float64 answer and PyTorch float32's own error (f64.* and noise.*: make_golden.py --f64, make_parity.py), \
+            logits, loss, gradients and BatchNorm buffers must be within 3× PyTorch's float32 distance to float64 plus 4 float32 ulps of the \
+            output's scale; each such check prints its ratio (Finch's distance ÷ PyTorch's), and the summary the worst per family.
+            """)
 
     @Option(name: .long, help: "Reference file (.safetensors): a full bundle from make_golden.py or a compact fixture from make_parity.py.")
     var reference: String
@@ -20,7 +26,9 @@ struct Compare: ParsableCommand {
         }
         let report = try ParityComparison.run(referenceAt: url)
         for c in report.checks where !quiet || !c.passed {
-            print("\(c.passed ? "ok  " : "FAIL") \(c.name)  max|Δ|=\(format(c.maxAbs)) max rel=\(format(c.maxRel))  (tol \(c.tolerance))")
+            // Against float64 (f64.* and noise.* present) the ratio is Finch's distance over PyTorch float32's.
+            let ratio = c.ratio.map { "  ratio=\(ratioText($0))" } ?? ""
+            print("\(c.passed ? "ok  " : "FAIL") \(c.name)  max|Δ|=\(format(c.maxAbs)) max rel=\(format(c.maxRel))\(ratio)  (tol \(c.tolerance))")
         }
         print(report.summary)
         print(report.verdict)

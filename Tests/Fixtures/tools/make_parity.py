@@ -5,20 +5,31 @@ AdamW result: hundreds of MB for the whole zoo. These fixtures instead fill the 
 *procedural* weights that Finch recomputes bit for bit (FinchIO/ProceduralWeights.swift), and
 store only what the model computes:
 
-  input [B,3,R,R] float32, target [B] int64
-  eval.logits, train.logits, train.loss
-  train.<buffer>                 every buffer after one train-mode forward (full)
-  grad.norm.<param>              L2 norm of the full gradient (float64 sum, stored float32)
-  grad.absmax.<param>            largest |value| of the full gradient (the tolerance's scale)
+  target [B] int64               (the input is procedural: see below)
+  f64.eval.logits, f64.train.logits, f64.train.loss      float64, the exact answer
+  f64.train.<buffer>             every BatchNorm running_mean/var after one train-mode forward
+  train.<...>num_batches_tracked int64
+  grad.absmax.<param>            largest |value| of the full float64 gradient
   grad.index.<param> int64 [K]   K probe positions (all positions when the tensor is small)
-  grad.probe.<param>             gradient values there
-  adamw.probe.<param>            parameter values there after one torch.optim.AdamW step
-  grad.torch32err.<param>        how far PyTorch's own float32 gradient lands from the exact one,
-                                 as max|g32 − g64| / max|g64| (the problem's conditioning)
-Every reference value is computed in float64 ("exact") and stored as float32, so Finch is judged
-against the true gradient, with PyTorch float32's own error as the measure of what float32 allows.
-metadata: format=finch-parity-v1, weights=procedural, reference=float64, model, num_classes,
-          resolution, batch, torch, timm, adamw (JSON), probes.
+  f64.grad.probe.<param>         float64 gradient values there
+  f64.grad.norm.<param>          L2 norm of the full float64 gradient
+  adamw.probe.<param>            parameter values there after one torch.optim.AdamW step (float64 run)
+  noise.<key>                    float64 [1]: PyTorch float32's own distance from float64 for that
+                                 output, the larger over two equally valid float32 paths (NCHW and
+                                 channels-last), as ../shared/tools/make_golden.py --f64 does:
+    noise.eval.logits, noise.train.logits, noise.train.loss, noise.train.<buffer>: max|f32 - f64|
+    noise.grad.<param>:      max|g32 - g64| over the whole tensor
+    noise.grad.norm.<param>: | |g32| - |g64| |
+  evalgrad.absmax.<param>, f64.evalgrad.probe.<param>, f64.evalgrad.norm.<param>, noise.evalgrad.<param>,
+  noise.evalgrad.norm.<param>    optional (make_pretrained_parity.py): the same for the gradients of
+                                 the loss in eval mode (BatchNorm on running statistics), at grad.index
+Near a ReLU/ReLU6 kink one float32 summation order can land on float64's side by luck, so one path
+alone understates how far float32 may honestly be from the exact answer.
+metadata: format=finch-parity-v2, weights=procedural, input=procedural, reference=float64, model,
+          num_classes, resolution, batch, torch, timm, adamw (JSON), probes.
+
+Format v1 (finch-parity-v1, still read by Finch) stored the input, float32-rounded references under
+the same names without "f64.", and one path's error as grad.torch32err.<param> etc.
 
 Procedural value of element i of tensor `name` (shape S):
   h = splitmix64(fnv1a64(utf8(name)) XOR (i * 0x9E3779B97F4A7C15))   (all mod 2^64)
@@ -29,7 +40,7 @@ Procedural value of element i of tensor `name` (shape S):
   other rank <= 1: (2u-1) * 0.1
 Input: the same rule on name "input" with values (2u-1)*1.5; target: h("target", i) mod classes.
 
-Usage: python make_parity.py OUTDIR model:res:classes:batch [...]
+Usage: python make_parity.py OUTDIR model:res:classes:batch[:probes] [...]
 Needs torch, timm, safetensors, numpy (torchvision_stub.py stands in for a torchvision that
 cannot load against a CPU-only torch).
 """
@@ -87,76 +98,130 @@ def procedural(name, shape):
     return v.astype(np.float32).reshape(shape)
 
 
-def probe_indices(name, n):
-    if n <= PROBES:
+def probe_indices(name, n, probes=PROBES):
+    if n <= probes:
         return np.arange(n, dtype=np.int64)
-    return np.sort((hashes("probe:" + name, PROBES) % np.uint64(n)).astype(np.int64))
+    return np.sort((hashes("probe:" + name, probes) % np.uint64(n)).astype(np.int64))
 
 
-def run(model_name, res, classes, batch, dtype):
-    m = timm.create_model(model_name, pretrained=False, num_classes=classes)
-    with torch.no_grad():
-        for k, t in m.state_dict().items():
-            t.copy_(torch.from_numpy(procedural(k, list(t.shape))))
-    m = m.to(dtype)
+def procedural_state(m):
+    return {k: torch.from_numpy(procedural(k, list(t.shape))) for k, t in m.state_dict().items()}
+
+
+def procedural_batch(res, classes, batch):
     x = torch.from_numpy(((np.float32(2) * unit("input", batch * 3 * res * res) - np.float32(1)) * np.float32(1.5))
                          .reshape(batch, 3, res, res))
     y = torch.from_numpy((hashes("target", batch) % np.uint64(classes)).astype(np.int64))
-    out = {"input": x, "target": y}
+    return x, y
+
+
+ADAMW = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05)
+
+
+def eval_grads(model_name, classes, state, x, y, dtype, channels_last=False):
+    """Gradients of the loss with the model in eval mode (BatchNorm on its running statistics)."""
+    m = timm.create_model(model_name, pretrained=False, num_classes=classes)
+    m.load_state_dict(state)
+    m = m.to(dtype)
+    x = x.to(dtype)
+    if channels_last:
+        m = m.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    m.eval()
+    torch.nn.functional.cross_entropy(m(x), y).backward()
+    return {k: p.grad.detach().clone() for k, p in m.named_parameters()}
+
+
+def gradient_entries(prefix, g64, paths, probes, out):
+    """Probes, norm, scale and two-path noise of each gradient, under keys with `prefix` (grad, evalgrad)."""
+    for k, g in g64.items():
+        idx = probe_indices(k, g.numel(), probes)
+        norm = float(g.norm())
+        out[f"{prefix}.absmax.{k}"] = torch.tensor([float(g.abs().max())], dtype=torch.float32)
+        if prefix == "grad":
+            out[f"grad.index.{k}"] = torch.from_numpy(idx)
+        out[f"f64.{prefix}.probe.{k}"] = g.flatten()[torch.from_numpy(idx)].clone()
+        out[f"f64.{prefix}.norm.{k}"] = scalar64(norm)
+        out[f"noise.{prefix}.{k}"] = scalar64(max(float((p[k].double() - g).abs().max()) for p in paths))
+        out[f"noise.{prefix}.norm.{k}"] = scalar64(max(abs(float(p[k].double().norm()) - norm) for p in paths))
+
+
+def run(model_name, classes, state, x, y, dtype, channels_last=False, adamw=False):
+    """One eval forward, one train forward + backward (+ one AdamW step) from `state` in `dtype`."""
+    m = timm.create_model(model_name, pretrained=False, num_classes=classes)
+    m.load_state_dict(state)
+    m = m.to(dtype)
+    x = x.to(dtype)
+    if channels_last:
+        m = m.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    out = {}
     m.eval()
     with torch.no_grad():
-        out["eval.logits"] = m(x.to(dtype))
+        out["eval.logits"] = m(x)
     m.train()
-    logits = m(x.to(dtype))
+    logits = m(x)
     loss = torch.nn.functional.cross_entropy(logits, y)
     loss.backward()
     out["train.logits"], out["train.loss"] = logits.detach(), loss.detach().reshape(1)
     for k, b in m.named_buffers():
         out[f"train.{k}"] = b.detach().clone()
     grads = {k: p.grad.detach().clone() for k, p in m.named_parameters()}
-    hp = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05)
-    torch.optim.AdamW(m.parameters(), **hp).step()
-    after = {k: p.detach().clone() for k, p in m.named_parameters()}
+    after = None
+    if adamw:
+        torch.optim.AdamW(m.parameters(), **ADAMW).step()
+        after = {k: p.detach().clone() for k, p in m.named_parameters()}
     return out, grads, after
 
 
-def fixture(model_name, res, classes, batch):
-    ref, g64, a64 = run(model_name, res, classes, batch, torch.float64)
-    r32, g32, _ = run(model_name, res, classes, batch, torch.float32)
-    out = {k: (v.float() if v.is_floating_point() else v) for k, v in ref.items()}
-    # PyTorch float32's own distance from exact for the forward outputs (absolute, and for
-    # BatchNorm buffers relative to each buffer's largest value).
-    for k in ("eval.logits", "train.logits", "train.loss"):
-        out[f"{k}.torch32err"] = torch.tensor([float((r32[k].double() - ref[k]).abs().max())], dtype=torch.float32)
-    buf_err = 0.0
+def scalar64(v):
+    return torch.tensor([float(v)], dtype=torch.float64)
+
+
+def compact(model_name, classes, state, x, y, probes, with_eval_grads=False):
+    """The v2 tensors: float64 truth, two-path float32 noise, probes (see the module doc)."""
+    ref, g64, a64 = run(model_name, classes, state, x, y, torch.float64, adamw=True)
+    paths = [run(model_name, classes, state, x, y, torch.float32, channels_last=cl) for cl in (False, True)]
+    out = {"target": y}
     for k, v in ref.items():
-        if k.startswith("train.") and (k.endswith("running_mean") or k.endswith("running_var")):
-            buf_err = max(buf_err, float((r32[k].double() - v).abs().max() / max(float(v.abs().max()), 1e-12)))
-    out["train.buffers.torch32err"] = torch.tensor([buf_err], dtype=torch.float32)
-    for k, g in g64.items():
-        idx = probe_indices(k, g.numel())
-        scale = float(g.abs().max())
-        out[f"grad.norm.{k}"] = torch.tensor([math.sqrt(float((g ** 2).sum()))], dtype=torch.float32)
-        out[f"grad.absmax.{k}"] = torch.tensor([scale], dtype=torch.float32)
-        err = float((g32[k].double() - g).abs().max()) / scale if scale > 0 else 0.0
-        out[f"grad.torch32err.{k}"] = torch.tensor([err], dtype=torch.float32)
-        out[f"grad.index.{k}"] = torch.from_numpy(idx)
-        out[f"grad.probe.{k}"] = g.flatten()[torch.from_numpy(idx)].float().clone()
-        out[f"adamw.probe.{k}"] = a64[k].flatten()[torch.from_numpy(idx)].float().clone()
-    meta = dict(format="finch-parity-v1", weights="procedural", reference="float64", model=model_name,
-                num_classes=str(classes), resolution=str(res), batch=str(batch), torch=torch.__version__,
-                timm=timm.__version__, adamw=json.dumps({"lr": 1e-3, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.05}),
-                probes=str(PROBES), parameters=str(sum(g.numel() for g in g64.values())))
+        if k.endswith("num_batches_tracked"):
+            out[k] = v
+            continue
+        out[f"f64.{k}"] = v
+        out[f"noise.{k}"] = scalar64(max(float((p[k].double() - v).abs().max()) for p, _, _ in paths))
+    gradient_entries("grad", g64, [p for _, p, _ in paths], probes, out)
+    for k in g64:
+        out[f"adamw.probe.{k}"] = a64[k].flatten()[out[f"grad.index.{k}"]].float().clone()
+    if with_eval_grads:
+        e64 = eval_grads(model_name, classes, state, x, y, torch.float64)
+        gradient_entries("evalgrad", e64, [eval_grads(model_name, classes, state, x, y, torch.float32, cl) for cl in (False, True)],
+                         probes, out)
+    meta = dict(format="finch-parity-v2", reference="float64", model=model_name, num_classes=str(classes),
+                resolution=str(x.shape[-1]), batch=str(x.shape[0]), torch=torch.__version__, timm=timm.__version__,
+                adamw=json.dumps({"lr": ADAMW["lr"], "betas": list(ADAMW["betas"]), "eps": ADAMW["eps"],
+                                  "weight_decay": ADAMW["weight_decay"]}),
+                probes=str(probes), parameters=str(sum(g.numel() for g in g64.values())),
+                noise="max over float32 NCHW and channels-last")
+    return out, meta
+
+
+def fixture(model_name, res, classes, batch, probes=PROBES):
+    m = timm.create_model(model_name, pretrained=False, num_classes=classes)
+    state = procedural_state(m)
+    x, y = procedural_batch(res, classes, batch)
+    out, meta = compact(model_name, classes, state, x, y, probes)
+    meta.update(weights="procedural", input="procedural")
     return {k: v.contiguous() for k, v in out.items()}, meta
 
 
 if __name__ == "__main__":
     outdir = sys.argv[1]
     os.makedirs(outdir, exist_ok=True)
-    torch.set_num_threads(2)
+    # One thread by default: on a shared machine OpenMP's spinning threads waste more than they add.
+    torch.set_num_threads(int(os.environ.get("PARITY_THREADS", "1")))
     for spec in sys.argv[2:]:
-        name, res, classes, batch = spec.split(":")
-        t, meta = fixture(name, int(res), int(classes), int(batch))
+        name, res, classes, batch, *rest = spec.split(":")
+        t, meta = fixture(name, int(res), int(classes), int(batch), *(int(r) for r in rest))
         path = os.path.join(outdir, f"{name}_{res}_{classes}.safetensors")
         save_file(t, path, metadata=meta)
-        print(path, "loss", float(t["train.loss"]), "bytes", os.path.getsize(path))
+        print(path, "loss", float(t["f64.train.loss"]), "bytes", os.path.getsize(path))
