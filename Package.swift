@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Layered targets: each depends only on those above it (see ../shared/DESIGN.md).
+// Layered targets: each depends only on those above it (ARCHITECTURE.md is the map).
 let package = Package(
     name: "Finch",
     platforms: [.macOS(.v15)],

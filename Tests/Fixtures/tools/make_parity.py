@@ -2,7 +2,7 @@
 
 Full reference bundles (../shared/tools/make_golden.py) store every weight, gradient and
 AdamW result: hundreds of MB for the whole zoo. These fixtures instead fill the model with
-*procedural* weights that Finch recomputes bit for bit (FinchIO/ProceduralWeights.swift), and
+*procedural* weights that Finch recomputes bit for bit (FinchNN/ProceduralWeights.swift), and
 store only what the model computes:
 
   target [B] int64               (the input is procedural: see below)
