@@ -31,8 +31,10 @@ final class KernelPathParityTests: XCTestCase {
                 seen.insert("\(path) \(threads)")
                 Parallel.setThreads(threads)
                 let report = try KernelPath.with(path) { try ParityComparison.run(referenceAt: url) }
-                XCTAssertTrue(report.passed, "\(model), FINCH_KERNELS=\(path), \(threads) threads: \(report.summary)\n" +
-                              report.failures.prefix(8).map { "  \($0.name): max|Δ|=\($0.maxAbs) rel=\($0.maxRel) tol \($0.tolerance)" }
+                // The float64 rule, with the open gaps ZooParityTests records (same bounds).
+                let unexplained = ZooParityTests.unexplainedFailures(of: report, fixture: model + ".safetensors")
+                XCTAssertTrue(unexplained.isEmpty, "\(model), FINCH_KERNELS=\(path), \(threads) threads: \(report.summary)\n" +
+                              unexplained.prefix(8).map { "  \($0.name): max|Δ|=\($0.maxAbs) rel=\($0.maxRel) tol \($0.tolerance)" }
                               .joined(separator: "\n"))
             }
         }
