@@ -3,6 +3,7 @@ import Foundation
 @testable import FinchTensor
 import FinchNN
 @testable import FinchIO
+@testable import FinchParity
 
 /// Whole models, forward and backward, on every kernel path this CPU runs (KernelPath) and on 1, 2
 /// and 3 threads, against the committed fixtures under ParityComparison's rule, so the AVX2 and
