@@ -3,10 +3,9 @@ import XCTest
 
 /// Training-mode BatchNorm on each kernel path against a float64 reference (issue 27), not against
 /// another float32 path: KernelPathTests shows that paths agree, this shows that none is the less
-/// accurate one. Every path now keeps its products unrounded (FMA on AVX2/AVX-512, Double on the
-/// generic path) and spreads each plane's sum over partial sums; the old generic/AVX2 fallback, a
-/// Float dot product over eight lanes, left mobilenetv3_small's SE gradients 4× PyTorch float32's
-/// distance to float64.
+/// accurate one. No path rounds a product before adding it (FMA on AVX-512, Double on AVX2 and
+/// generic); the old generic/AVX2 fallback, a Float dot product over eight lanes, left
+/// mobilenetv3_small's SE gradients 4× PyTorch float32's distance to float64.
 ///
 /// Errors are measured relative to the size of what each output sums, with ε = 2⁻²⁴:
 /// - dβ = Σg over K values: |Δ| ÷ Σ|g|.
@@ -14,8 +13,8 @@ import XCTest
 /// - dx = γ·invstd·(g − mean g − x̂·mean(g·x̂)): |Δ| ÷ γ·invstd·(|g| + |mean g| + |x̂·mean(g·x̂)|).
 /// Bounds: dβ and dγ 6ε (invstd's own error, the product by it and the rounding of the result to
 /// Float take about 3ε, the plane sums themselves get the rest); dx 11ε (the same plus the Float
-/// arithmetic of its formula). Measured, seed 2707: generic dβ 0.14ε, dγ 3.7ε, dx 7.6ε; AVX2 0.14ε,
-/// 3.6ε, 7.4ε; the old fallback 2.0ε, 8.1ε, 14.7ε on both paths.
+/// arithmetic of its formula). Measured, seed 2707: generic dβ 0.14ε, dγ 3.7ε, dx 7.6ε; Float lanes with FMA
+/// (tried for AVX2) 0.14ε, 3.6ε, 7.4ε; the old fallback 2.0ε, 8.1ε, 14.7ε on both paths.
 final class BatchNormPathAccuracyTests: XCTestCase {
     static let eps = 1.0 / Double(1 << 24)
 

@@ -8,8 +8,8 @@
 
 /// out[0] = Σ(a − sa), out[1] = Σ(a − sa)·(b − sb) over n values (Float lanes; callers add planes
 /// in Double): training BatchNorm's mean and variance of a plane (a = b = x) and its backward's
-/// Σg and Σg·(x − mean) (a = g, sa = 0, b = x, sb = mean). Products unrounded (FMA, or Double
-/// on the generic path), thirty-two partial sums on AVX2 and AVX-512.
+/// Σg and Σg·(x − mean) (a = g, sa = 0, b = x, sb = mean). Products unrounded: FMA over thirty-two
+/// Float partial sums on AVX-512, Double on AVX2 and generic.
 void finch_centered_products(const float *a, float sa, const float *b, float sb, size_t n, float *out);
 
 /// dx = a·(g − mean_g − (x − mean)·k), BatchNorm's training-mode input gradient for one plane
