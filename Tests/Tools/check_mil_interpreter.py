@@ -87,7 +87,7 @@ def check_case(case, failures):
 
 
 def exercised_ops(cases):
-    from coremltools.proto import Model_pb2
+    Model_pb2, _ = mil_interpreter._proto()
     ops = set()
     for case in cases:
         model = Model_pb2.Model()
@@ -121,7 +121,7 @@ def copy_package(tmp, name):
 
 def check_failures_are_seen(failures):
     """The interpreter and this check must be able to say no."""
-    from coremltools.proto import Model_pb2
+    Model_pb2, _ = mil_interpreter._proto()
     name = "resnet18_float32"
     ref = np.load(os.path.join(FIXTURES, name + ".npz"))
     with tempfile.TemporaryDirectory() as tmp:

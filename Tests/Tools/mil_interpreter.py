@@ -22,6 +22,8 @@ CLI:  python3 mil_interpreter.py PACKAGE --input NAME=FILE.npy ... --out OUT.npz
       (a probability dict is written as NAME = probabilities in class order, NAME.labels = the labels)
 """
 import argparse
+import importlib
+import importlib.util
 import json
 import math
 import os
@@ -38,12 +40,27 @@ class MILError(Exception):
 # ---------------------------------------------------------------------------------------------------
 # Reading the package
 
+_PROTO_ALIAS = "_mil_interpreter_coreml_proto"
+
+
 def _proto():
-    try:
+    """coremltools' generated protobuf classes. `import coremltools` first loads its converters (and
+    torch, when installed: 10+ s), so unless coremltools is already loaded, its proto folder is loaded
+    on its own; protobuf shares the message classes between both loads."""
+    if "coremltools.proto.Model_pb2" in sys.modules:
         from coremltools.proto import Model_pb2, MIL_pb2
-    except ImportError as e:  # the protobuf classes ship with coremltools
-        raise MILError(f"coremltools is needed for the Core ML protobuf classes (pip install coremltools): {e}")
-    return Model_pb2, MIL_pb2
+        return Model_pb2, MIL_pb2
+    if _PROTO_ALIAS not in sys.modules:
+        spec = importlib.util.find_spec("coremltools")
+        if spec is None or spec.origin is None:
+            raise MILError("coremltools is needed for the Core ML protobuf classes (pip install coremltools)")
+        folder = os.path.join(os.path.dirname(spec.origin), "proto")
+        package_spec = importlib.util.spec_from_file_location(
+            _PROTO_ALIAS, os.path.join(folder, "__init__.py"), submodule_search_locations=[folder])
+        package = importlib.util.module_from_spec(package_spec)
+        sys.modules[_PROTO_ALIAS] = package
+        package_spec.loader.exec_module(package)
+    return (importlib.import_module(_PROTO_ALIAS + ".Model_pb2"), importlib.import_module(_PROTO_ALIAS + ".MIL_pb2"))
 
 
 _NUMPY_DTYPE = {
