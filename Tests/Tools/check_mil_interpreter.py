@@ -217,4 +217,8 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except mil_interpreter.MILError as e:
+        print(f"check_mil_interpreter: {e}", file=sys.stderr)
+        sys.exit(1)

@@ -55,6 +55,8 @@ def _proto():
         if spec is None or spec.origin is None:
             raise MILError("coremltools is needed for the Core ML protobuf classes (pip install coremltools)")
         folder = os.path.join(os.path.dirname(spec.origin), "proto")
+        if not os.path.isfile(os.path.join(folder, "Model_pb2.py")):
+            raise MILError(f"coremltools at {os.path.dirname(spec.origin)} has no proto/Model_pb2.py (pip install coremltools)")
         package_spec = importlib.util.spec_from_file_location(
             _PROTO_ALIAS, os.path.join(folder, "__init__.py"), submodule_search_locations=[folder])
         package = importlib.util.module_from_spec(package_spec)
