@@ -363,7 +363,7 @@ def _threshold(a):
 @op("thresholded_relu")
 def _thresholded_relu(a):
     x = a.f("x")
-    return np.where(x > a.scalar("alpha", 1.0), x, 0.0)
+    return np.where(x >= a.scalar("alpha", 1.0), x, 0.0)
 
 
 @op("sigmoid_hard")
@@ -1088,7 +1088,10 @@ def main(argv=None):
         name, sep, file = item.partition("=")
         if not sep or not name:
             parser.error(f"--input {item!r}: expected NAME=FILE.npy")
-        inputs[name] = np.load(file, allow_pickle=False)
+        try:
+            inputs[name] = np.load(file, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            parser.error(f"--input {item!r}: {e}")
     try:
         outputs = run_package(args.package, inputs)
     except MILError as e:
