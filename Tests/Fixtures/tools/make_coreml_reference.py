@@ -3,12 +3,14 @@
 Tests/Tools/mil_interpreter.py before it judges Finch's Core ML exports (issue 22, verification 2).
 
 For each case: a timm architecture from the zoo's families, shrunk (width/depth multipliers or a
-smaller block config, 3 classes, 32-48 px) so the fixtures stay a few MB, random init with a fixed
-seed and randomised BatchNorm/LayerNorm statistics (timm's init leaves running stats at 0/1 and zeroes
-residual branches, which would hide ops). The model is traced with torch.jit.trace and converted with
-`ct.convert(..., convert_to="mlprogram")` at FLOAT32 (and FLOAT16 for two cases); one case uses an
-ImageType input (scale/bias) and a ClassifierConfig so the image and classifier paths are checked
-against coremltools' conventions. Written under Tests/Fixtures/coreml/:
+smaller block config, a 128-wide head, 3 classes, 32-48 px) so the fixtures stay under 4 MB, random
+init with a fixed seed and randomised BatchNorm/LayerNorm statistics (timm's init leaves running stats
+at 0/1 and zeroes residual branches, which would hide ops), the classifier scaled so max |logit| = 4.
+The model is traced with torch.jit.trace and converted with `ct.convert(..., convert_to="mlprogram")`
+(iOS15) at FLOAT32, and FLOAT16 for EfficientNet-Lite0 and MobileViT. One case uses an ImageType input
+(scale/bias) and a ClassifierConfig, so the image and classifier paths are checked against coremltools'
+conventions; an op zoo module and a MIL-builder program (resize_bilinear) cover the ops those models do
+not reach, among them every op Finch's exporter emits. Written under Tests/Fixtures/coreml/:
   NAME.mlpackage   coremltools' package
   NAME.npz         `input` (float32, the package's input; RGB 0-255 pixels for the image case),
                    `logits32` (timm float32 forward), `logits64` (timm float64 forward),
@@ -20,7 +22,9 @@ Made with torch 2.15.0, timm 1.0.31, coremltools 9.0, NumPy 2.4. coremltools war
 untested; the conversions work with it except for one NumPy incompatibility: coremltools 9.0 folds a
 traced `aten::Int` of a one-element shape tensor (MobileViT's unfold sizes) with `int(array)`, which
 NumPy >= 2.4 rejects for 1-d arrays. `fold_one_element_int` below folds it with `.item()`, which is
-what coremltools' own check ("a scalar or a length 1 tensor") allows; nothing else is patched.
+what coremltools' own check ("a scalar or a length 1 tensor") allows; nothing else is patched. (An
+older torch in a venv was not an option: only torch 2.13/2.15 wheels are reachable here.)
+Regenerating rewrites every package (Manifest.json item ids are random), so commit all or nothing.
 """
 import copy
 import json
@@ -33,7 +37,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import timm
 import coremltools as ct
 from timm.layers import BatchNormAct2d
 from timm.models import efficientnet, mobilenetv3, resnet, byobnet, mobilevit
