@@ -44,6 +44,7 @@ REQUIRED = {
     "tf_efficientnet_lite0_float32", "tf_efficientnet_lite0_float16", "mobilenetv3_small_100_float32",
     "mobilenetv3_large_100_float32", "mobilevit_xxs_float32", "mobilevit_xxs_float16", "resnet18_float32",
     "resnet50_float32", "op_zoo_float32", "resize_bilinear_float32", "resnet18_image_classifier",
+    "resnet18_flexible_batch_float32",
 }
 
 
@@ -72,16 +73,20 @@ def check_case(case, failures):
             failures.append(f"{name}: probabilities max|d| {delta:.3e}, label {label!r} vs {want!r}")
         return
     logits = np.asarray(outputs[case["output"]], dtype=np.float64)
+    if logits.shape != ref["logits64"].shape:
+        failures.append(f"{name}: output shape {logits.shape}, timm's {ref['logits64'].shape}")
+        return
     d32 = float(np.abs(logits - ref["logits32"]).max())
     d64 = float(np.abs(logits - ref["logits64"]).max())
+    top1, want = np.argmax(logits, axis=-1).reshape(-1), np.argmax(ref["logits64"], axis=-1).reshape(-1)
     if case["precision"] == "float32":
         ok = d32 <= FLOAT32_BOUND
         bound = FLOAT32_BOUND
     else:
-        ok = d64 <= FLOAT16_BOUND and int(np.argmax(logits)) == int(np.argmax(ref["logits64"]))
+        ok = d64 <= FLOAT16_BOUND and np.array_equal(top1, want)
         bound = FLOAT16_BOUND
     print(f"{name:32s} max|d| vs timm float32 {d32:.2e}, float64 {d64:.2e} (bound {bound:g}; "
-          f"top-1 {int(np.argmax(logits))} vs {int(np.argmax(ref['logits64']))})  {'ok' if ok else 'FAIL'}")
+          f"top-1 {top1.tolist()} vs {want.tolist()})  {'ok' if ok else 'FAIL'}")
     if not ok:
         failures.append(f"{name}: max|d| {d32:.3e} (float32) {d64:.3e} (float64), bound {bound:g}")
 

@@ -1015,6 +1015,24 @@ def _run_block(package, block, env, where):
     return {o: env[o] for o in block.outputs}
 
 
+def _check_array_shape(package, name, array_type, shape):
+    """The shapes the model description allows: a range per dimension, an enumerated set, or the one shape."""
+    which = array_type.WhichOneof("ShapeFlexibility")
+    if which == "shapeRange":
+        ranges = array_type.shapeRange.sizeRanges
+        ok = len(ranges) == len(shape) and all(
+            r.lowerBound <= s and (r.upperBound < 0 or s <= r.upperBound) for r, s in zip(ranges, shape))
+        allowed = [(r.lowerBound, r.upperBound) for r in ranges]
+    elif which == "enumeratedShapes":
+        allowed = [tuple(s.shape) for s in array_type.enumeratedShapes.shapes]
+        ok = tuple(shape) in allowed
+    else:
+        allowed = tuple(array_type.shape)
+        ok = not allowed or tuple(shape) == allowed
+    if not ok:
+        raise MILError(f"{package.path}: input {name!r} has shape {list(shape)}, the model description allows {allowed}")
+
+
 def _feature_inputs(package, inputs):
     """Validates the caller's inputs against the model description; images arrive as RGB 0-255."""
     description = package.model.description
@@ -1039,6 +1057,7 @@ def _feature_inputs(package, inputs):
                 x = x[:, ::-1]
             prepared[name] = x
         elif kind == "multiArrayType":
+            _check_array_shape(package, name, feature.type.multiArrayType, x.shape)
             prepared[name] = x
         else:
             raise MILError(f"{package.path}: input {name!r} has unsupported feature type {kind}")

@@ -269,6 +269,19 @@ def main():
                  dict(arch=arch, precision=precision, input="input", output=output_name(ml), kind="tensor"), cases)
             print(arch, precision, "max|logit|", float(np.abs(logits64).max()), file=sys.stderr)
 
+    # Flexible batch (RangeDim): a batch of 2 through a program whose batch dimension is not fixed.
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(200))
+    model = build(lambda: tiny_resnet(resnet.BasicBlock, (8, 16, 24, 32)), 7, x)
+    with torch.no_grad():
+        logits32 = model(x).numpy()
+        logits64 = copy.deepcopy(model).double()(x.double()).numpy()
+    ml = ct.convert(torch.jit.trace(model, x),
+                    inputs=[ct.TensorType(name="input", shape=(ct.RangeDim(1, 8, default=1), 3, 32, 32))],
+                    convert_to="mlprogram", compute_precision=ct.precision.FLOAT32,
+                    minimum_deployment_target=ct.target.iOS15)
+    save(ml, "resnet18_flexible_batch_float32", dict(input=x.numpy(), logits32=logits32, logits64=logits64),
+         dict(arch="resnet18", precision="float32", input="input", output=output_name(ml), kind="tensor"), cases)
+
     program, reference = resize_program()
     x = torch.randn(1, 2, 3, 5, generator=torch.Generator().manual_seed(77))
     ml = ct.convert(program, inputs=[ct.TensorType(name="x", shape=x.shape)], convert_to="mlprogram",
