@@ -54,7 +54,7 @@ public enum Plots {
         public func label(_ v: Double) -> String {
             if v == 0 { return "0" }
             let magnitude = Swift.max(abs(lo), abs(hi))
-            if magnitude > 0 && (magnitude < 1e-3 || magnitude >= 1e6) {
+            if magnitude > 0 && (magnitude < 1e-2 || magnitude >= 1e6) {
                 let digits = Swift.max(0, Int(floor(log10(magnitude))) - Int(floor(log10(step))))
                 return String(format: "%.\(digits)e", v)
             }
