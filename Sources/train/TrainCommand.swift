@@ -35,7 +35,8 @@ struct TrainCommand: ParsableCommand {
             let last = setup.checkpointDirectory.appendingPathComponent("last.h5")
             if Trainer.stopRequest.load(ordering: .relaxed) {
                 try trainer.writeCheckpoint(to: last)
-                try RunLayout.markLatest(setup.checkpointDirectory)
+                // The checkpoint is written; a link that cannot move is said, not fatal.
+                do { try RunLayout.markLatest(setup.checkpointDirectory) } catch { FileHandle.standardError.write(Data("warning: \(error)\n".utf8)) }
                 print("stopped; resume with: train --config \(config)\(overrides.map { " --set \($0)" }.joined()) --resume \(last.path)")
                 return
             }
