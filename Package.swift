@@ -58,7 +58,8 @@ let package = Package(
 
         .target(name: "FinchTrain", dependencies: ["FinchTensor", "FinchNN", "FinchData", "FinchOptim", "FinchIO",
                                                    .product(name: "Yams", package: "Yams"),
-                                                   .product(name: "Logging", package: "swift-log")]),
+                                                   .product(name: "Logging", package: "swift-log"),
+                                                   .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
 
         .executableTarget(name: "finch", dependencies: [
             "FinchTensor", "FinchNN", "FinchOptim", "FinchData", "FinchIO", "FinchParity", "FinchTrain",

@@ -154,7 +154,7 @@ def main():
         with open(ck) as f:
             c = json.load(f)
         L.append("\n## The distilled student, exported\n")
-        L.append("`finch export --checkpoint Checkpoints/flowers-lite0-distill/best.h5 --format onnx|safetensors`, then "
+        L.append("`finch export --checkpoint Checkpoints/flowers-lite0-distill/latest/best.h5 --format onnx|safetensors`, then "
                  "`Experiments/onnx_check.py` runs ONNX Runtime on exactly the val inputs Finch evaluated (`finch evaluate --save-outputs`):\n")
         L.append("| engine | val top-1 | max abs logit difference vs Finch | argmax agreement |")
         L.append("|---|---|---|---|")

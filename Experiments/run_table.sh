@@ -84,7 +84,7 @@ done
 # The distilled student (first seed's run): ONNX and safetensors, checked in ONNX Runtime on
 # exactly the val inputs Finch evaluated.
 if want export && side finch; then
-    ck=Checkpoints/flowers-lite0-distill/best.h5
+    ck=Checkpoints/flowers-lite0-distill/latest/best.h5
     $FINCH export --checkpoint "$ck" --format onnx --output "$OUT/distilled-student.onnx"
     $FINCH export --checkpoint "$ck" --format safetensors --output "$OUT/distilled-student.safetensors"
     $FINCH evaluate --checkpoint "$ck" --data Datasets/flowers --json "$OUT/finch-distilled-eval.json" \

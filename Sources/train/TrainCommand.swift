@@ -7,11 +7,11 @@ struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Fine-tune a model from a YAML config (see Experiments/flowers.yaml).",
-        discussion: "Run outputs go to Experiments/runs/<experiment>/<timestamp>/, checkpoints to Checkpoints/<experiment>/. Ctrl-C finishes the step, writes last.h5 and prints the resume command.")
+        discussion: "Run outputs go to Experiments/runs/<experiment>/<timestamp>/, checkpoints to Checkpoints/<experiment>/<timestamp>/ (Checkpoints/<experiment>/latest: the newest). Ctrl-C finishes the step, writes last.h5 and prints the resume command.")
 
     @Option(help: "The experiment config (YAML).") var config: String
     @Option(name: .customLong("set"), help: "Override a config key, e.g. --set optimizer.lr=1e-4 (repeatable).") var overrides: [String] = []
-    @Option(help: "Continue from a checkpoint written by this config (e.g. Checkpoints/<experiment>/last.h5).") var resume: String?
+    @Option(help: "Continue from a checkpoint written by this config: a file, a run's checkpoint folder (its last.h5) or Checkpoints/<experiment> (latest/last.h5).") var resume: String?
 
     /// The library's records and progress bar, printed as they always were, before anything runs.
     static func main() {
@@ -24,8 +24,9 @@ struct TrainCommand: ParsableCommand {
             let cfg = try TrainConfig.load(URL(fileURLWithPath: config), overrides: overrides)
             let setup = try TrainingSetup(config: cfg, resume: resume.map { URL(fileURLWithPath: $0) })
             let trainer = setup.trainer
-            if let resume {
-                print("resumed from \(resume) at epoch \(trainer.epoch + 1), step \(trainer.globalStep)")
+            if let resume, let file = setup.resumedFrom {
+                let named = file.path == URL(fileURLWithPath: resume).path ? resume : "\(resume) (\(file.resolvingSymlinksInPath().path))"
+                print("resumed from \(named) at epoch \(trainer.epoch + 1), step \(trainer.globalStep)")
             }
             installStopHandlers()
             print("\(cfg.experiment): \(cfg.model.name), \(setup.classes.count) classes, \(trainer.model.trainableParameterCount) of \(trainer.model.parameterCount) parameters trained (\(cfg.finetune.mode)), \(trainer.totalEpochs) epochs")
@@ -34,6 +35,8 @@ struct TrainCommand: ParsableCommand {
             let last = setup.checkpointDirectory.appendingPathComponent("last.h5")
             if Trainer.stopRequest.load(ordering: .relaxed) {
                 try trainer.writeCheckpoint(to: last)
+                // The checkpoint is written; a link that cannot move is said, not fatal.
+                do { try RunLayout.markLatest(setup.checkpointDirectory) } catch { FileHandle.standardError.write(Data("warning: \(error)\n".utf8)) }
                 print("stopped; resume with: train --config \(config)\(overrides.map { " --set \($0)" }.joined()) --resume \(last.path)")
                 return
             }

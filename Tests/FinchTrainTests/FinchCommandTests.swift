@@ -41,7 +41,7 @@ final class FinchCommandTests: XCTestCase {
         schedule: {name: cosine, epochs: 1, warmup_epochs: 0}
         """.write(to: base.appendingPathComponent("cli.yaml"), atomically: true, encoding: .utf8)
         try run("train", ["--config", "cli.yaml"])
-        let ck = "Checkpoints/cli/last.h5"
+        let ck = "Checkpoints/cli/latest/last.h5"
         try run("finch", ["evaluate", "--checkpoint", ck, "--data", "data", "--json", "m.json", "--save-outputs", "o.safetensors"])
 
         // The saved logits are the model's on the saved inputs, and the JSON's top-1 is theirs.

@@ -67,8 +67,9 @@ final class TrainProcessTests: XCTestCase {
     func testResumeInANewProcessIsBitExact() throws {
         let cfg = try writeConfig(epochs: 4)
         try run(["--config", cfg])
-        let ck = base.appendingPathComponent("Checkpoints/proc")
-        let straight = ck.appendingPathComponent("straight.h5"), halfway = ck.appendingPathComponent("halfway.h5")
+        // Each run checkpoints in its own folder; `latest` leads to the newest.
+        let ck = base.appendingPathComponent("Checkpoints/proc/latest")
+        let straight = base.appendingPathComponent("straight.h5"), halfway = base.appendingPathComponent("halfway.h5")
         try FileManager.default.moveItem(at: ck.appendingPathComponent("last.h5"), to: straight)
         try FileManager.default.moveItem(at: ck.appendingPathComponent("epoch-2.h5"), to: halfway)
         XCTAssertEqual(try Checkpoint.read(halfway).epoch, 2)
@@ -96,7 +97,7 @@ final class TrainProcessTests: XCTestCase {
         try p.run()
         // Wait for training to start (the run folder line), then a little into it.
         let deadline = Date().addingTimeInterval(120)
-        let ck = base.appendingPathComponent("Checkpoints/proc/epoch-1.h5")
+        let ck = base.appendingPathComponent("Checkpoints/proc/latest/epoch-1.h5")
         while !FileManager.default.fileExists(atPath: ck.path) && Date() < deadline && p.isRunning { usleep(50_000) }
         XCTAssertTrue(p.isRunning, "train ended before the signal")
         p.terminate()   // SIGTERM
@@ -104,7 +105,7 @@ final class TrainProcessTests: XCTestCase {
         p.waitUntilExit()
         XCTAssertEqual(p.terminationStatus, 0, out)
         XCTAssertTrue(out.contains("stopped; resume with: train --config proc.yaml --resume "), out)
-        let last = base.appendingPathComponent("Checkpoints/proc/last.h5")
+        let last = base.appendingPathComponent("Checkpoints/proc/latest/last.h5")
         let c = try Checkpoint.read(last)
         XCTAssertGreaterThan(c.globalStep, 0)
 
@@ -120,7 +121,7 @@ final class TrainProcessTests: XCTestCase {
     /// is on disk afterwards reads back whole (temporary files may remain; last.h5 is never torn).
     func testKillNineNeverLeavesATornCheckpoint() throws {
         let cfg = try writeConfig(epochs: 200, extra: "checkpoint: {every_steps: 1, keep: 0}")
-        let last = base.appendingPathComponent("Checkpoints/proc/last.h5")
+        let last = base.appendingPathComponent("Checkpoints/proc/latest/last.h5")
         var rng = SystemRandomNumberGenerator()
         var checked = 0
         for round in 0..<6 {
@@ -155,12 +156,15 @@ final class TrainProcessTests: XCTestCase {
             {name: adamw, lr: 1.0e-3, weight_decay: 0.05, layer_decay: 0.75, layer_lr: {conv_stem: 1.0e-5}, layer_lr_multiplier: {classifier: 10}}
             """)
         try run(["--config", cfg])
-        let last = base.appendingPathComponent("Checkpoints/proc/last.h5")
+        let last = base.appendingPathComponent("Checkpoints/proc/latest/last.h5")
         let first = try Checkpoint.read(last)
         let colonNames = first.metrics.keys.filter { $0.hasPrefix("lr/") && $0.contains(":") }
         XCTAssertFalse(colonNames.isEmpty, "expected per-prefix groups among \(first.metrics.keys.sorted())")
-        let resumed = try run(["--config", cfg, "--set", "schedule.epochs=2", "--resume", "Checkpoints/proc/last.h5"])
-        XCTAssertTrue(resumed.output.contains("resumed from Checkpoints/proc/last.h5 at epoch 2"), resumed.output)
+        // The experiment's folder resumes its newest run's last.h5 (the run goes on in a new folder).
+        let firstRun = last.resolvingSymlinksInPath()
+        let resumed = try run(["--config", cfg, "--set", "schedule.epochs=2", "--resume", "Checkpoints/proc"])
+        XCTAssertTrue(resumed.output.contains("resumed from Checkpoints/proc (\(firstRun.path)) at epoch 2"), resumed.output)
+        XCTAssertNotEqual(last.resolvingSymlinksInPath(), firstRun)
         let second = try Checkpoint.read(last)
         XCTAssertEqual(second.epoch, 2)
         XCTAssertEqual(second.metrics["train/loss"]?.count, 2)

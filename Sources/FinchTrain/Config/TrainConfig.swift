@@ -164,6 +164,11 @@ public struct TrainConfig: ConfigSection {
         @ConfigKey("min_delta", 0, range: 0...1e9, doc: "smallest change that counts as improvement") public var minDelta: Double
     }
 
+    public struct RunLogging: ConfigSection {
+        @ConfigKey("tensorboard", true, doc: "TensorBoard event files in the run folder (tensorboard --logdir Experiments/runs)")
+        public var tensorboard: Bool
+    }
+
     @ConfigKey("experiment", fileStemOr: "experiment", doc: "the run's folder name; default: the config file's name")
     public var experiment: String
     @ConfigKey("seed", 42, min: 0, max: Limits.seed, doc: "--seed") public var seed: Int
@@ -180,6 +185,7 @@ public struct TrainConfig: ConfigSection {
     @ConfigSubsection(optional: "ema", doc: "model EMA") public var ema: Ema?
     @ConfigSubsection("checkpoint", doc: "checkpoint writing and the best-epoch metric") public var checkpoint: Checkpointing
     @ConfigSubsection(optional: "early_stopping", doc: "stop when a metric stops improving") public var earlyStopping: EarlyStopping?
+    @ConfigSubsection("logging", doc: "what the run folder records besides metrics.jsonl") public var logging: RunLogging
 
     /// The config with every default filled in, as YAML (saved with each run).
     @NotAConfigKey public private(set) var resolvedYAML: String = ""

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Writes a run's files as epochs finish: `metrics.jsonl` (one object per epoch), `metrics.csv`,
-/// `summary.json`, `curves.svg` (loss and accuracy), `confusion.svg` and `confusion.txt`, plus the
+/// `summary.json`, `curves.svg` (loss per step and epoch, accuracy, learning rates), `confusion.svg` and `confusion.txt`, plus the
 /// resolved `config.yaml` at the start. Each file is replaced atomically.
 public final class RunLog: TrainerCallback {
     public let directory: URL
@@ -21,6 +21,15 @@ public final class RunLog: TrainerCallback {
         f.timeZone = TimeZone(identifier: "UTC")
         f.dateFormat = "yyyyMMdd-HHmmss"
         return URL(fileURLWithPath: root).appendingPathComponent(experiment).appendingPathComponent(f.string(from: date))
+    }
+
+    /// This process's steps: position in epochs (epoch 1's steps in (0, 1]), loss, base rate.
+    private var steps: (x: [Double], loss: [Double], lr: [Double]) = ([], [], [])
+
+    public func trainerDidFinishStep(_ trainer: Trainer, loss: Float) {
+        steps.x.append(Double(trainer.epoch) + Double(trainer.stepInEpoch) / Double(max(trainer.trainData.batchCount, 1)))
+        steps.loss.append(Double(loss))
+        steps.lr.append(trainer.baseLR)
     }
 
     public func trainerDidFinishEpoch(_ trainer: Trainer, record: EpochRecord) {
@@ -47,19 +56,7 @@ public final class RunLog: TrainerCallback {
         }
         try Self.write(csv, to: directory.appendingPathComponent("metrics.csv"))
 
-        let h = t.history
-        var lossSeries = [Plots.Series(name: "train loss", values: h["train/loss"] ?? [], color: "#1f77b4")]
-        if let v = h["val/loss"] { lossSeries.append(.init(name: "val loss", values: v, color: "#d62728")) }
-        var accSeries: [Plots.Series] = []
-        if let v = h["train/top1"] { accSeries.append(.init(name: "train top-1", values: v, color: "#1f77b4")) }
-        if let v = h["val/top1"] { accSeries.append(.init(name: "val top-1", values: v, color: "#d62728")) }
-        if let v = h["val/top5"] { accSeries.append(.init(name: "val top-5", values: v, color: "#ff7f0e")) }
-        if let v = h["val_ema/top1"] { accSeries.append(.init(name: "EMA val top-1", values: v, color: "#2ca02c")) }
-        let loss = Plots.lineChart(title: "\(t.config.experiment): loss", yLabel: "cross-entropy", series: lossSeries)
-        let acc = Plots.lineChart(title: "\(t.config.experiment): accuracy", yLabel: "accuracy", series: accSeries)
-        // One SVG with both charts stacked.
-        let both = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"760\">\n<g>\(loss)</g>\n<g transform=\"translate(0,380)\">\(acc)</g>\n</svg>\n"
-        try Self.write(both, to: directory.appendingPathComponent("curves.svg"))
+        try Self.write(curves(t), to: directory.appendingPathComponent("curves.svg"))
         if let last = t.records.last(where: { !$0.confusion.isEmpty }) {
             try Self.write(Plots.confusionMatrix(last.confusion, classes: classes, title: "Confusion matrix, epoch \(last.epoch + 1) (rows: true, columns: predicted)"),
                            to: directory.appendingPathComponent("confusion.svg"))
@@ -76,6 +73,51 @@ public final class RunLog: TrainerCallback {
         if let last = t.records.last { summary["final"] = last.values.filter { $0.value.isFinite } }
         try Self.write(String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]), as: UTF8.self) + "\n",
                        to: directory.appendingPathComponent("summary.json"))
+    }
+
+    /// Loss (per step and per epoch), accuracy (top-5 only with more than 5 classes, where it
+    /// can be below 1) and the learning rates, stacked in one SVG.
+    func curves(_ t: Trainer) -> String {
+        let h = t.history
+        var lossSeries: [Plots.Series] = []
+        if !steps.loss.isEmpty {
+            let b = Plots.binned(x: steps.x, values: steps.loss)
+            lossSeries.append(.init(name: "train loss (steps)", values: b.values, color: "#9ecae1", x: b.x, thin: true))
+        }
+        lossSeries.append(.init(name: "train loss", values: h["train/loss"] ?? [], color: "#1f77b4"))
+        if let v = h["val/loss"] { lossSeries.append(.init(name: "val loss", values: v, color: "#d62728")) }
+        var accSeries: [Plots.Series] = []
+        if let v = h["train/top1"] { accSeries.append(.init(name: "train top-1", values: v, color: "#1f77b4")) }
+        if let v = h["val/top1"] { accSeries.append(.init(name: "val top-1", values: v, color: "#d62728")) }
+        if classes.count > 5, let v = h["val/top5"] { accSeries.append(.init(name: "val top-5", values: v, color: "#ff7f0e")) }
+        if let v = h["val_ema/top1"] { accSeries.append(.init(name: "EMA val top-1", values: v, color: "#2ca02c")) }
+        var lrSeries: [Plots.Series] = []
+        if !steps.lr.isEmpty {
+            let b = Plots.binned(x: steps.x, values: steps.lr)
+            lrSeries.append(.init(name: "base lr (steps)", values: b.values, color: "#7f7f7f", x: b.x, thin: true))
+        }
+        // Each group's rate over the epochs; with many groups (layer decay) the highest and lowest.
+        let groups = h.keys.filter { $0.hasPrefix("lr/") }.sorted()
+        let colors = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e"]
+        if groups.count <= colors.count {
+            for (k, g) in groups.enumerated() { lrSeries.append(.init(name: String(g.dropFirst(3)), values: h[g]!, color: colors[k])) }
+        } else {
+            let rows = groups.map { h[$0]! }
+            let n = rows.map(\.count).max() ?? 0
+            func across(_ pick: ([Double]) -> Double?) -> [Double] {
+                (0..<n).map { i in pick(rows.compactMap { i < $0.count && $0[i].isFinite ? $0[i] : nil }) ?? .nan }
+            }
+            lrSeries.append(.init(name: "highest group", values: across { $0.max() }, color: colors[0]))
+            lrSeries.append(.init(name: "lowest group", values: across { $0.min() }, color: colors[1]))
+        }
+        let charts = [
+            Plots.lineChart(title: "\(t.config.experiment): loss", yLabel: "cross-entropy", series: lossSeries),
+            Plots.lineChart(title: "\(t.config.experiment): accuracy", yLabel: "accuracy", series: accSeries),
+            Plots.lineChart(title: "\(t.config.experiment): learning rate", yLabel: "learning rate", series: lrSeries),
+        ]
+        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"\(380 * charts.count)\">\n"
+        for (i, chart) in charts.enumerated() { svg += "<g transform=\"translate(0,\(380 * i))\">\(chart)</g>\n" }
+        return svg + "</svg>\n"
     }
 
     static func write(_ text: String, to url: URL) throws {

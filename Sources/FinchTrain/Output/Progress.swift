@@ -73,7 +73,7 @@ public final class ProgressReporter {
 
 /// `log_interval` when stdout is not a terminal (a log file, CI, `nohup`): the bar is not drawn
 /// there, so every `interval` batches one plain line with the position, the mean loss since the
-/// last line, the largest group learning rate and the throughput (by default a `finch.train`
+/// last line, the base learning rate as scheduled (`Trainer.baseLR`) and the throughput (by default a `finch.train`
 /// record at `.info`).
 public final class StepLog: TrainerCallback {
     public let interval: Int
@@ -94,7 +94,7 @@ public final class StepLog: TrainerCallback {
         guard trainer.stepInEpoch % interval == 0 else { return }
         let now = Date()
         let rate = Double(losses * trainer.config.data.batchSize) / max(now.timeIntervalSince(since), 1e-9)
-        let lr = trainer.optimizer.groups.map { Double($0.lr) }.max() ?? 0
+        let lr = trainer.baseLR
         write(String(format: "epoch %d/%d step %d/%d (global %d) loss %.4f lr %.2e %.0f img/s", trainer.epoch + 1, trainer.totalEpochs,
                      trainer.stepInEpoch, trainer.trainData.batchCount, trainer.globalStep, lossSum / Double(losses), lr, rate))
         lossSum = 0

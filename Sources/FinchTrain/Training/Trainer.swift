@@ -262,6 +262,7 @@ public final class Trainer {
         if countedForAccuracy > 0 { values["train/top1"] = Double(correct) / Double(countedForAccuracy) }
         if trainData.skippedCount > 0 { values["train/skipped_images"] = Double(trainData.skippedCount) }
         for g in optimizer.groups { values["lr/\(g.name)"] = Double(g.lr) }
+        let rate = baseLR
         var perClass: [Double] = [], confusion: [[Int]] = []
         if let valData {
             let evalStart = Date()
@@ -299,7 +300,7 @@ public final class Trainer {
             bestEpoch = record.epoch
         }
         try saveCheckpoints(improved: improved)
-        progress.epochLine(Self.summaryLine(record, epochs: totalEpochs))
+        progress.epochLine(Self.summaryLine(record, epochs: totalEpochs, baseLR: rate, classes: numClasses))
         for c in callbacks { c.trainerDidFinishEpoch(self, record: record) }
         return record
     }
@@ -365,21 +366,6 @@ public final class Trainer {
             }
         }
         return metrics
-    }
-
-    static func summaryLine(_ r: EpochRecord, epochs: Int) -> String {
-        let v = r.values
-        var parts = ["epoch \(r.epoch + 1)/\(epochs)", String(format: "train loss %.4f", v["train/loss"] ?? .nan)]
-        if let a = v["train/top1"] { parts.append(String(format: "train top1 %.3f", a)) }
-        if let l = v["val/loss"] { parts.append(String(format: "val loss %.4f", l)) }
-        if let a = v["val/top1"] { parts.append(String(format: "val top1 %.3f", a)) }
-        if let a = v["val/top5"] { parts.append(String(format: "top5 %.3f", a)) }
-        if let a = v["val_ema/top1"] { parts.append(String(format: "ema top1 %.3f", a)) }
-        parts.append(String(format: "%.0f img/s", v["train/img_per_s"] ?? 0))
-        let lrs = v.filter { $0.key.hasPrefix("lr/") }.map(\.value)
-        if let lr = lrs.max() { parts.append(String(format: "lr %.2e", lr)) }
-        parts.append(String(format: "%.1fs", v["epoch_seconds"] ?? 0))
-        return parts.joined(separator: "  ")
     }
 
     // MARK: Checkpoints

@@ -13,6 +13,8 @@ public struct TrainingSetup {
     public let trainer: Trainer
     public let runDirectory: URL
     public let checkpointDirectory: URL
+    /// The checkpoint file `resume` named (itself, or a folder's `last.h5`).
+    public let resumedFrom: URL?
 
     /// With `resume`, the trainer continues from that checkpoint; it is checked against the run
     /// (model, classes, batches per epoch) before any output folder is created, so a bad one leaves
@@ -33,15 +35,25 @@ public struct TrainingSetup {
         if let t = teacher, let d = c.distill {
             try Self.checkTeacherOutput(t, imageSize: d.teacher.imageSize ?? transforms.size, numClasses: numClasses, source: c.source)
         }
-        runDirectory = RunLog.newRunDirectory(root: paths.url(c.outputRoot).path, experiment: c.experiment)
-        checkpointDirectory = paths.url(c.checkpointRoot).appendingPathComponent(c.experiment)
+        let timestamp = RunLayout.newTimestamp(outputRoot: paths.url(c.outputRoot), checkpointRoot: paths.url(c.checkpointRoot),
+                                               experiment: c.experiment)
+        runDirectory = paths.url(c.outputRoot).appendingPathComponent(c.experiment).appendingPathComponent(timestamp)
+        checkpointDirectory = paths.url(c.checkpointRoot).appendingPathComponent(c.experiment).appendingPathComponent(timestamp)
         trainer = try Self.makeTrainer(c, model: model, teacher: teacher, loaders: loaders, classes: classes, numClasses: numClasses)
-        if let resume { try trainer.resume(from: resume) }
+        resumedFrom = try resume.map { try RunLayout.resumeCheckpoint($0) }
+        if let resumedFrom { try trainer.resume(from: resumedFrom) }
         try Self.prepareOutputFolders(run: runDirectory, checkpoints: checkpointDirectory, source: c.source)
         trainer.checkpointDirectory = checkpointDirectory
+        trainer.callbacks.append(LatestRunLink(runCheckpoints: checkpointDirectory))
         trainer.runDirectory = runDirectory
         trainer.callbacks.append(try RunLog(directory: runDirectory, configYAML: c.resolvedYAML, classes: classes))
         if !trainer.progress.isTerminal { trainer.callbacks.append(StepLog(interval: c.logInterval)) }
+        if c.logging.tensorboard {
+            do {
+                trainer.callbacks.append(try TensorBoardLog(directory: runDirectory, configYAML: c.resolvedYAML, classes: classes, interval: c.logInterval))
+            } catch { throw ConfigError(file: c.source, key: "logging.tensorboard", message: "\(error)") }
+        }
+        TrainLog.logger.info("\(trainer.parameterGroupTable)")
     }
 
     /// Config paths are relative to the base directory unless absolute.
@@ -253,7 +265,11 @@ public struct TrainingSetup {
         }
         // A write killed before its rename (kill -9, power loss) leaves a temporary file behind;
         // the next run of the experiment removes what a dead writer left there.
-        for stale in removeStaleTemporaryFiles(in: checkpoints) {
+        // Earlier runs' folders, and the experiment folder itself (from before run folders).
+        let experiment = checkpoints.deletingLastPathComponent()
+        let runs = ((try? FileManager.default.contentsOfDirectory(atPath: experiment.path)) ?? []).sorted()
+            .filter { !$0.hasPrefix(".") && $0 != RunLayout.latestName }.map { experiment.appendingPathComponent($0) }
+        for stale in ([experiment] + runs).flatMap({ removeStaleTemporaryFiles(in: $0) }) {
             TrainLog.logger.notice("removed \(stale.path), left by an interrupted checkpoint write")
         }
     }
