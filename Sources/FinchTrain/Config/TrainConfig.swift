@@ -187,6 +187,11 @@ public struct TrainConfig: ConfigSection {
     @NotAConfigKey public private(set) var source: String = ""
     /// Keys given with a non-default value (full paths), for refusing settings that cannot act.
     @NotAConfigKey var changedKeys: Set<String> = []
+    /// The folder of the config file (`load`), against which the paths it wrote resolve first
+    /// (`ConfigPaths.swift`); nil for a config parsed from text.
+    @NotAConfigKey public internal(set) var configDirectory: URL? = nil
+    /// Path keys whose value the file wrote (not a default or a `--set`).
+    @NotAConfigKey var pathsFromFile: Set<String> = []
 }
 
 extension TrainConfig {
@@ -199,8 +204,10 @@ extension TrainConfig {
         guard let text = String(data: data, encoding: .utf8) else {
             throw ConfigError(file: name, key: "", message: "is not UTF-8 text")
         }
-        return try parse(text, source: name, overrides: overrides,
-                         defaultExperiment: url.deletingPathExtension().lastPathComponent)
+        var c = try parse(text, source: name, overrides: overrides,
+                          defaultExperiment: url.deletingPathExtension().lastPathComponent)
+        c.configDirectory = url.absoluteURL.deletingLastPathComponent().standardizedFileURL
+        return c
     }
 
     public static func parse(_ text: String, source: String, overrides: [String] = [],
@@ -211,6 +218,7 @@ extension TrainConfig {
         } catch {
             throw ConfigError(file: source, key: "", message: "is not valid YAML: \(error)")
         }
+        let fileNode = node
         for o in overrides { node = try applyOverride(o, to: node, source: source) }
         let r = try ConfigReader(file: source, path: "", node: node)
         r.fileStem = defaultExperiment
@@ -218,6 +226,7 @@ extension TrainConfig {
         try r.finish()
         c.changedKeys = r.changed
         c.source = source
+        c.pathsFromFile = pathsWritten(in: fileNode, resolved: c)
         try c.validate()
         try c.resolveMonitors(source: source)
         c.resolvedYAML = (try? Yams.serialize(node: r.resolvedNode)) ?? ""
