@@ -38,7 +38,7 @@ struct FromTimm: ParsableCommand {
         print("wrote \(output) from \(file)")
         for n in conversion.notes { print("note: \(n)") }
         if !conversion.skipped.isEmpty {
-            print("timm options with no Finch equivalent (left out):")
+            print("timm options left out:")
             for s in conversion.skipped { print("  \(s.key): \(s.value)  (\(s.reason))") }
         }
         if !conversion.unknown.isEmpty { print("not timm train.py options (left out): \(conversion.unknown.joined(separator: ", "))") }

@@ -6,6 +6,9 @@ import Yams
 /// alone has it (`lr=1e-3` is `optimizer.lr`). Anything else is refused with the nearest key
 /// from every section, so a typo in a short name still points at the full path.
 extension TrainConfig {
+    /// YAML's null as the parser resolves it (the reader's "not given").
+    static let nullNode: Node = (try? Yams.compose(yaml: "null")) ?? Node("~")
+
     static func resolveOverrideName(_ path: [String], value: Node, keyText: String, valueText: String) throws -> ([String], Node) {
         guard path.count == 1, let name = path.first else { return (path, value) }
         let names = KeyNames.shared
@@ -21,7 +24,7 @@ extension TrainConfig {
         if let alias = TimmNames.alias(name) {
             switch alias.translate(value) {
             case .value(let v): return (alias.finch.split(separator: ".").map(String.init), v)
-            case .unset: return (alias.finch.split(separator: ".").map(String.init), Node("null", Tag(.null)))
+            case .unset: return (alias.finch.split(separator: ".").map(String.init), Self.nullNode)
             case .unsupported(let why):
                 throw ConfigError(file: "--set", key: keyText, message: "timm's \(alias.timm) '\(valueText)' has no Finch equivalent (\(why))")
             }

@@ -60,6 +60,11 @@ public struct TimmArgsConversion {
             if let alias = TimmNames.table[key] {
                 // data_dir wins over timm 1.0's positional `data` when both are given.
                 if key == "data", values["data_dir"].map({ !TimmNames.isUnset($0) }) == true { continue }
+                // timm applies colour jitter only without an AutoAugment policy; Finch refuses both.
+                if key == "color_jitter", values["aa"].map({ !TimmNames.isUnset($0) }) == true {
+                    skipped.append(Skipped(key: key, value: show(value), reason: "not used with aa, as in timm"))
+                    continue
+                }
                 if alias.finch.hasPrefix("ema."), !emaOn {
                     if !TimmNames.isUnset(value) { skipped.append(Skipped(key: key, value: show(value), reason: "model_ema is off")) }
                     continue
@@ -71,8 +76,7 @@ public struct TimmArgsConversion {
                 }
             } else if TimmNames.withoutEquivalent.contains(key) {
                 if key == "pretrained", value.bool == true { continue }
-                if TimmNames.isUnset(value) || value.bool == false { continue }
-                if case .mapping(let m) = value, m.count == 0 { continue }
+                if TimmNames.isOff(key, value) { continue }
                 skipped.append(Skipped(key: key, value: show(value), reason: "no Finch equivalent"))
             } else {
                 unknown.append(key)

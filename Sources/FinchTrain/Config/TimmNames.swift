@@ -125,6 +125,23 @@ public enum TimmNames {
         "wandb_tags", "wandb_resume_id", "config", "distributed", "world_size", "rank", "prefetcher",
     ]
 
+    /// timm's own defaults of options without a Finch key: at these values the option changes
+    /// nothing Finch would do, so a converter need not mention it.
+    static let inertDefaults: [String: String] = [
+        "amp_dtype": "float16", "amp_impl": "native", "device": "cuda", "dist_bn": "reduce", "lr_cycle_decay": "0.5",
+        "lr_cycle_limit": "1", "lr_cycle_mul": "1.0", "lr_k_decay": "1.0", "lr_noise_pct": "0.67", "lr_noise_std": "1.0",
+        "worker_seeding": "all", "local_rank": "0",
+    ]
+
+    /// Whether a value leaves a timm option off: unset, false, zero, or timm's inert default.
+    static func isOff(_ name: String, _ n: Node) -> Bool {
+        if isUnset(n) || n.bool == false { return true }
+        if let d = ConfigReader.number(n), d == 0 { return true }
+        if case .mapping(let m) = n, m.count == 0 { return true }
+        if let s = n.scalar?.string, inertDefaults[name] == s { return true }
+        return false
+    }
+
     /// Whether `name` is one of timm's `train.py` options (with or without a Finch key).
     static func isTimmOption(_ name: String) -> Bool { table[name] != nil || withoutEquivalent.contains(name) }
 
