@@ -102,6 +102,11 @@ final class FromTimmTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.output)
         XCTAssertTrue(r.output.contains("color_jitter: 0.3  (not used with aa, as in timm)"), r.output)
         XCTAssertEqual(try TrainConfig.load(out).optimizer.name, .adamw)
+        // Given to train as it is, timm's file is refused with the way to convert it.
+        let train = finch.deletingLastPathComponent().appendingPathComponent("train")
+        let direct = ChildProcess.run(train, ["--config", fixture.path])
+        XCTAssertNotEqual(direct.status, 0)
+        XCTAssertTrue(direct.output.contains("this is a timm args.yaml: convert it with `finch config from-timm"), direct.output)
         let refused = ChildProcess.run(finch, ["config", "from-timm", out.path])
         XCTAssertNotEqual(refused.status, 0)
         XCTAssertTrue(refused.output.contains("is a Finch config"), refused.output)

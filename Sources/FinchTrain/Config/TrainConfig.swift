@@ -204,8 +204,13 @@ extension TrainConfig {
         guard let text = String(data: data, encoding: .utf8) else {
             throw ConfigError(file: name, key: "", message: "is not UTF-8 text")
         }
-        var c = try parse(text, source: name, overrides: overrides,
-                          defaultExperiment: url.deletingPathExtension().lastPathComponent)
+        var c: TrainConfig
+        do {
+            c = try parse(text, source: name, overrides: overrides, defaultExperiment: url.deletingPathExtension().lastPathComponent)
+        } catch let e as ConfigError where (try? TimmArgsConversion.convert(text, source: name)) != nil {
+            // timm's flat args.yaml fails on its first key; say what the file is and how to use it.
+            throw ConfigError(file: e.file, key: e.key, message: e.message + " (this is a timm args.yaml: convert it with `finch config from-timm \(name) --output finch.yaml`)")
+        }
         c.configDirectory = url.absoluteURL.deletingLastPathComponent().standardizedFileURL
         return c
     }
