@@ -61,7 +61,7 @@ struct FromSwift {
 
         func trainerDidFinishEpoch(_ trainer: Trainer, record: EpochRecord) {
             let top1 = record.values["val/top1"] ?? .nan
-            print("epoch \(record.epoch): \(steps) steps, last loss \(lastLoss), val/top1 \(top1)")
+            print("epoch \(record.epoch + 1): \(steps) steps, last loss \(lastLoss), val/top1 \(top1)")
         }
     }
 
