@@ -77,6 +77,9 @@ final class TimmAliasesTests: XCTestCase {
         assertRefused(["warmup_epoch=1"], "(did you mean 'schedule.warmup_epochs'?)")
         // A name several sections share must be written in full.
         assertRefused(["image_size=64"], "is a key in several sections: data.image_size, distill.teacher.image_size")
+        // A long pasted word gets no suggestion (and no quadratic search over every key).
+        let long = String(repeating: "x", count: 200_000)
+        assertRefused(["\(long)=1"], "': unknown key; keys are written section.key")
         // Inside a section the section's own keys are suggested, as before.
         assertRefused(["optimizer.lrr=1"], "'optimizer.lrr': unknown key (did you mean 'lr'?)")
     }

@@ -67,6 +67,8 @@ struct KeyNames {
 
     /// The full path nearest to `word` by the key's own name, its full path or a timm alias.
     func nearestPath(_ word: String) -> String? {
+        // Edit distance is quadratic: a pasted megabyte is no typo worth a suggestion.
+        guard word.count <= 64 else { return nil }
         var byName: [String: String] = [:]
         for p in paths { byName[p] = p }
         for (leaf, owners) in leafPaths where owners.count == 1 { byName[leaf] = owners[0] }
