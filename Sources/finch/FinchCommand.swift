@@ -1,4 +1,5 @@
 import ArgumentParser
+import FinchTensor
 import FinchTrain
 
 @main
@@ -6,7 +7,9 @@ struct Finch: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "finch",
         abstract: "Fine-tune and distil small vision models on the CPU.",
-        subcommands: [Import.self, Export.self, Evaluate.self, NearestClassMeanCommand.self, Predict.self, Inspect.self, Compare.self, Bench.self, Demo.self])
+        version: FinchVersion.string,
+        subcommands: [Import.self, Export.self, Evaluate.self, NearestClassMeanCommand.self, Predict.self, Inspect.self, Compare.self, Bench.self, Demo.self,
+                      Models.self, ConfigCommand.self])
 
     /// The library's records (a checkpoint's unreadable config, a skipped image) printed as they
     /// always were, before any subcommand runs.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import FinchTensor
 import FinchTrain
 
 @main
@@ -7,7 +8,8 @@ struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Fine-tune a model from a YAML config (see Experiments/flowers.yaml).",
-        discussion: "Run outputs go to Experiments/runs/<experiment>/<timestamp>/, checkpoints to Checkpoints/<experiment>/<timestamp>/ (Checkpoints/<experiment>/latest: the newest). Ctrl-C finishes the step, writes last.h5 and prints the resume command.")
+        discussion: "Run outputs go to Experiments/runs/<experiment>/<timestamp>/, checkpoints to Checkpoints/<experiment>/<timestamp>/ (Checkpoints/<experiment>/latest: the newest). Ctrl-C finishes the step, writes last.h5 and prints the resume command.",
+        version: FinchVersion.string)
 
     @Option(help: "The experiment config (YAML).") var config: String
     @Option(name: .customLong("set"), help: "Override a config key, e.g. --set optimizer.lr=1e-4 (repeatable).") var overrides: [String] = []

@@ -152,7 +152,7 @@ public struct ONNXExporter: GraphExporter {
         var m = Onnx_ModelProto()
         m.irVersion = 8
         m.producerName = "finch"
-        m.producerVersion = "0.1"
+        m.producerVersion = FinchVersion.string
         var opsetID = Onnx_OperatorSetIdProto()
         opsetID.version = opset
         m.opsetImport = [opsetID]

@@ -58,6 +58,20 @@ public enum ModelRegistry {
 
     public static var names: [String] { builders.keys.sorted() }
 
+    /// The architecture family `name` belongs to (its type's name, e.g. "EfficientNetLite"); nil outside the zoo.
+    public static func family(of name: String) -> String? {
+        families.first { $0.variants[name] != nil }.map { String(describing: $0) }
+    }
+
+    /// Parameter count (1000 classes) and pretrained input settings of `name`, from a model built
+    /// without initialisation: listing the zoo should not draw 25 M random numbers per model.
+    public static func describe(_ name: String) -> (parameterCount: Int, pretrainedConfig: PretrainedConfig)? {
+        builders[name].map { build in
+            let m = build(ModelOptions())
+            return (m.parameterCount, m.pretrainedConfig)
+        }
+    }
+
     /// Builds `name` with the architecture's own seeded initialisation.
     public static func create(_ name: String, options: ModelOptions = ModelOptions(), seed: UInt64 = 0) throws -> ImageClassifier {
         guard let build = builders[name] else { throw ModelRegistryError.unknownModel(name, available: names) }

@@ -7,7 +7,7 @@ import FinchIO
 /// Everything a run needs to continue exactly, in the HDF5 layout of the design notes:
 ///
 ///     /                       attrs: format, version, epoch, global_step, best_metric, created,
-///                                    model, num_classes, classes
+///                                    model, num_classes, classes, finch_version (absent before 0.1.0)
 ///     /config                 the resolved YAML
 ///     /model/<name>           float32 (int64 for num_batches_tracked), PyTorch shapes
 ///     /optimizer              attrs: type, betas, eps, momentum, …
@@ -31,6 +31,9 @@ public struct Checkpoint {
     public var configYAML: String
     public var metrics: [String: [Double]]
     public var rngStates: [String: [UInt64]]
+    /// The Finch release that wrote the file (`FinchVersion.string`); nil for files written before
+    /// releases were numbered. Writing always records the running release.
+    public var finchVersion: String?
 
     public init(epoch: Int, globalStep: Int, bestMetric: Double, modelName: String, classes: [String],
                 configYAML: String, metrics: [String: [Double]] = [:], rngStates: [String: [UInt64]] = [:]) {
@@ -62,6 +65,7 @@ public struct Checkpoint {
             try root.setAttribute("model", .string(modelName))
             try root.setAttribute("num_classes", .int64(Int64(classes.count)))
             try root.setAttribute("classes", .strings(classes))
+            try root.setAttribute("finch_version", .string(FinchVersion.string))
             try root.write("config", string: configYAML)
             try Self.writeState(model.stateDict(), to: root, prefix: "model")
             if let optimizer { try Self.writeOptimizer(optimizer, to: root) }
@@ -214,8 +218,15 @@ public struct Checkpoint {
         }
         // Files from before the config was stored have none; one that is there must read back.
         let config = try (r.contains("config") ? r.readString("config") : "")
-        return Checkpoint(epoch: try count("epoch"), globalStep: try count("global_step"), bestMetric: best, modelName: model,
-                          classes: classes, configYAML: config, metrics: metrics, rngStates: rng)
+        var ck = Checkpoint(epoch: try count("epoch"), globalStep: try count("global_step"), bestMetric: best, modelName: model,
+                            classes: classes, configYAML: config, metrics: metrics, rngStates: rng)
+        if r.hasAttribute("finch_version") {
+            guard case .string(let v) = try r.attribute("finch_version"), !v.isEmpty, v.count <= 64 else {
+                throw CheckpointError.corrupt(file: url.path, key: "finch_version")
+            }
+            ck.finchVersion = v
+        }
+        return ck
     }
 
     /// Loads model weights, optimizer moments and groups' learning rates, scheduler position and

@@ -28,12 +28,13 @@ extension TrainConfig {
         do { value = try Yams.compose(yaml: valueText) ?? Node("null", Tag(.null)) } catch {
             throw ConfigError(file: "--set", key: String(o[..<eq]), message: "value '\(valueText)' is not valid YAML")
         }
+        let (target, targetValue) = try resolveOverrideName(path, value: value, keyText: keyText, valueText: valueText)
         func set(_ node: Node, _ keys: ArraySlice<String>) throws -> Node {
-            guard let k = keys.first else { return value }
+            guard let k = keys.first else { return targetValue }
             var pairs: [(Node, Node)] = []
             if case .mapping(let m) = node { pairs = m.map { ($0.key, $0.value) } }
             else if node.null == nil, case .scalar = node {
-                throw ConfigError(file: "--set", key: path.joined(separator: "."), message: "'\(k)' is inside a value, not a section")
+                throw ConfigError(file: "--set", key: target.joined(separator: "."), message: "'\(k)' is inside a value, not a section")
             }
             if let i = pairs.firstIndex(where: { $0.0.string == k }) {
                 pairs[i].1 = try set(pairs[i].1, keys.dropFirst())
@@ -42,6 +43,6 @@ extension TrainConfig {
             }
             return Node(pairs)
         }
-        return try set(root, path[...])
+        return try set(root, target[...])
     }
 }

@@ -193,6 +193,11 @@ public struct TrainConfig: ConfigSection {
     @NotAConfigKey public private(set) var source: String = ""
     /// Keys given with a non-default value (full paths), for refusing settings that cannot act.
     @NotAConfigKey var changedKeys: Set<String> = []
+    /// The folder of the config file (`load`), against which the paths it wrote resolve first
+    /// (`ConfigPaths.swift`); nil for a config parsed from text.
+    @NotAConfigKey public internal(set) var configDirectory: URL? = nil
+    /// Path keys whose value the file wrote (not a default or a `--set`).
+    @NotAConfigKey var pathsFromFile: Set<String> = []
 }
 
 extension TrainConfig {
@@ -205,8 +210,15 @@ extension TrainConfig {
         guard let text = String(data: data, encoding: .utf8) else {
             throw ConfigError(file: name, key: "", message: "is not UTF-8 text")
         }
-        return try parse(text, source: name, overrides: overrides,
-                         defaultExperiment: url.deletingPathExtension().lastPathComponent)
+        var c: TrainConfig
+        do {
+            c = try parse(text, source: name, overrides: overrides, defaultExperiment: url.deletingPathExtension().lastPathComponent)
+        } catch let e as ConfigError where (try? TimmArgsConversion.convert(text, source: name)) != nil {
+            // timm's flat args.yaml fails on its first key; say what the file is and how to use it.
+            throw ConfigError(file: e.file, key: e.key, message: e.message + " (this is a timm args.yaml: convert it with `finch config from-timm \(name) --output finch.yaml`)")
+        }
+        c.configDirectory = url.absoluteURL.deletingLastPathComponent().standardizedFileURL
+        return c
     }
 
     public static func parse(_ text: String, source: String, overrides: [String] = [],
@@ -217,6 +229,7 @@ extension TrainConfig {
         } catch {
             throw ConfigError(file: source, key: "", message: "is not valid YAML: \(error)")
         }
+        let fileNode = node
         for o in overrides { node = try applyOverride(o, to: node, source: source) }
         let r = try ConfigReader(file: source, path: "", node: node)
         r.fileStem = defaultExperiment
@@ -224,6 +237,7 @@ extension TrainConfig {
         try r.finish()
         c.changedKeys = r.changed
         c.source = source
+        c.pathsFromFile = pathsWritten(in: fileNode, resolved: c)
         try c.validate()
         try c.resolveMonitors(source: source)
         c.resolvedYAML = (try? Yams.serialize(node: r.resolvedNode)) ?? ""

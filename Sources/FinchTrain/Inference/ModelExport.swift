@@ -36,7 +36,8 @@ public struct DeployableModel {
         }
         return ["model": modelName, "num_classes": String(model.numClasses), "classes": json(classes),
                 "resolution": String(resolution), "crop_pct": String(cropPct), "interpolation": interpolation,
-                "mean": json(mean.map(Double.init)), "std": json(std.map(Double.init)), "format": "pt"]
+                "mean": json(mean.map(Double.init)), "std": json(std.map(Double.init)), "format": "pt",
+                "finch_version": FinchVersion.string]
     }
 }
 

@@ -24,10 +24,10 @@ public struct TrainingSetup {
         // A loaded config is a plain value and may have been edited since it was read.
         try c.validate()
         config = c
-        let paths = SetupPaths(base: baseDirectory)
+        let paths = SetupPaths(config: c, base: baseDirectory)
         let data = try Self.loadData(c, paths)
         classes = data.train.classes
-        let numClasses = try Self.checkClassCount(c, classes: classes, root: paths.url(c.data.root))
+        let numClasses = try Self.checkClassCount(c, classes: classes, root: paths.url("data.root", c.data.root))
         let model = try Self.makeModel(c, numClasses: numClasses, paths)
         let teacher = try Self.loadTeacher(c, numClasses: numClasses, classes: classes, paths)
         let transforms = try Self.makeTransforms(c, model: model)
@@ -35,10 +35,10 @@ public struct TrainingSetup {
         if let t = teacher, let d = c.distill {
             try Self.checkTeacherOutput(t, imageSize: d.teacher.imageSize ?? transforms.size, numClasses: numClasses, source: c.source)
         }
-        let timestamp = RunLayout.newTimestamp(outputRoot: paths.url(c.outputRoot), checkpointRoot: paths.url(c.checkpointRoot),
+        let timestamp = RunLayout.newTimestamp(outputRoot: paths.url("output", c.outputRoot), checkpointRoot: paths.url("checkpoints", c.checkpointRoot),
                                                experiment: c.experiment)
-        runDirectory = paths.url(c.outputRoot).appendingPathComponent(c.experiment).appendingPathComponent(timestamp)
-        checkpointDirectory = paths.url(c.checkpointRoot).appendingPathComponent(c.experiment).appendingPathComponent(timestamp)
+        runDirectory = paths.url("output", c.outputRoot).appendingPathComponent(c.experiment).appendingPathComponent(timestamp)
+        checkpointDirectory = paths.url("checkpoints", c.checkpointRoot).appendingPathComponent(c.experiment).appendingPathComponent(timestamp)
         trainer = try Self.makeTrainer(c, model: model, teacher: teacher, loaders: loaders, classes: classes, numClasses: numClasses)
         resumedFrom = try resume.map { try RunLayout.resumeCheckpoint($0) }
         if let resumedFrom { try trainer.resume(from: resumedFrom) }
@@ -56,10 +56,13 @@ public struct TrainingSetup {
         TrainLog.logger.info("\(trainer.parameterGroupTable)")
     }
 
-    /// Config paths are relative to the base directory unless absolute.
+    /// Config paths resolve by `TrainConfig`'s rule (ConfigPaths.swift): beside the config
+    /// file, then in the base directory.
     struct SetupPaths {
+        let config: TrainConfig
         let base: URL
-        func url(_ p: String) -> URL { p.hasPrefix("/") ? URL(fileURLWithPath: p) : base.appendingPathComponent(p) }
+        func url(_ key: String, _ p: String) -> URL { config.resolvePath(key, p, base: base) }
+        func input(_ key: String, _ p: String) throws -> URL { try config.resolveInput(key, p, base: base) }
     }
 
     struct SplitData {
@@ -69,13 +72,13 @@ public struct TrainingSetup {
 
     /// Data: CSV lists, root/train + root/val, or a stratified split of root; then the class caps.
     static func loadData(_ c: TrainConfig, _ paths: SetupPaths) throws -> SplitData {
-        let root = paths.url(c.data.root)
+        let root = paths.url("data.root", c.data.root)
         var train: ImageFolder, val: ImageFolder
         let trainDir = root.appendingPathComponent(c.data.trainSplit), valDir = root.appendingPathComponent(c.data.valSplit)
         if let list = c.data.trainList {
             do {
-                train = try ImageFolder(listFile: paths.url(list))
-                if let v = c.data.valList { val = try ImageFolder(listFile: paths.url(v), classes: train.classes) }
+                train = try ImageFolder(listFile: try paths.input("data.train_list", list))
+                if let v = c.data.valList { val = try ImageFolder(listFile: try paths.input("data.val_list", v), classes: train.classes) }
                 else { (train, val) = train.stratifiedSplit(valFraction: c.data.valFraction, seed: UInt64(c.seed)) }
             } catch { throw ConfigError(file: c.source, key: "data.train_list", message: "\(error)") }
         } else if FileManager.default.fileExists(atPath: trainDir.path) {
@@ -89,7 +92,7 @@ public struct TrainingSetup {
                 (train, val) = train.stratifiedSplit(valFraction: c.data.valFraction, seed: UInt64(c.seed))
             }
         } else {
-            (train, val) = try ImageFolder(root: root).stratifiedSplit(valFraction: c.data.valFraction, seed: UInt64(c.seed))
+            (train, val) = try ImageFolder(root: try paths.input("data.root", c.data.root)).stratifiedSplit(valFraction: c.data.valFraction, seed: UInt64(c.seed))
         }
         if !c.data.classLimits.isEmpty {
             train = try train.limited(Dictionary(uniqueKeysWithValues: c.data.classLimits.map { ($0.0, Int($0.1)) }))
@@ -115,7 +118,8 @@ public struct TrainingSetup {
                                                                                    dropPathRate: Float(c.model.dropPathRate)), seed: UInt64(c.seed))
         } catch { throw ConfigError(file: c.source, key: "model.name", message: "\(error)") }
         if let p = c.model.pretrained {
-            do { try model.loadPretrained(paths.url(p), replaceHead: true, seed: UInt64(c.seed)) } catch {
+            let weights = try paths.input("model.pretrained", p)
+            do { try model.loadPretrained(weights, replaceHead: true, seed: UInt64(c.seed)) } catch {
                 throw ConfigError(file: c.source, key: "model.pretrained", message: "\(error)")
             }
         }
@@ -150,7 +154,7 @@ public struct TrainingSetup {
             throw ConfigError(file: c.source, key: "distill.teacher.num_classes",
                               message: "the teacher has \(teacherClasses) classes but the student has \(numClasses) (\(classes.joined(separator: ", "))); distil from a teacher fine-tuned on the same classes")
         }
-        let weights = paths.url(d.teacher.checkpoint)
+        let weights = try paths.input("distill.teacher.checkpoint", d.teacher.checkpoint)
         let teacher: ImageClassifier
         do {
             teacher = try ModelRegistry.create(d.teacher.name, numClasses: teacherClasses)
