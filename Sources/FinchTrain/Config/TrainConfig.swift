@@ -164,6 +164,14 @@ public struct TrainConfig: ConfigSection {
         @ConfigKey("min_delta", 0, range: 0...1e9, doc: "smallest change that counts as improvement") public var minDelta: Double
     }
 
+    /// Data-parallel runs under `mpirun` (FinchTrain/Distributed); a single process ignores them.
+    public struct DistributedTraining: ConfigSection {
+        @ConfigKey("bucket_mb", 25, range: .aboveUpTo(0, 1024), doc: "gradients summed across ranks in buckets of this size (DDP's bucket_cap_mb)")
+        public var bucketMB: Double
+        @ConfigKey("dist_bn", .reduce, choices: [.reduce, .broadcast], doc: "--dist-bn: BatchNorm running statistics averaged over ranks or rank 0's, each epoch")
+        public var distBN: DistributedBatchNorm
+    }
+
     @ConfigKey("experiment", fileStemOr: "experiment", doc: "the run's folder name; default: the config file's name")
     public var experiment: String
     @ConfigKey("seed", 42, min: 0, max: Limits.seed, doc: "--seed") public var seed: Int
@@ -180,6 +188,7 @@ public struct TrainConfig: ConfigSection {
     @ConfigSubsection(optional: "ema", doc: "model EMA") public var ema: Ema?
     @ConfigSubsection("checkpoint", doc: "checkpoint writing and the best-epoch metric") public var checkpoint: Checkpointing
     @ConfigSubsection(optional: "early_stopping", doc: "stop when a metric stops improving") public var earlyStopping: EarlyStopping?
+    @ConfigSubsection("distributed", doc: "data-parallel runs under mpirun") public var distributed: DistributedTraining
 
     /// The config with every default filled in, as YAML (saved with each run).
     @NotAConfigKey public private(set) var resolvedYAML: String = ""
