@@ -3,6 +3,7 @@ import Foundation
 import FinchTestSupport
 import FinchIO
 import FinchData
+import FinchTensor
 @testable import FinchTrain
 
 /// `mpirun -np N train` on a tiny model and generated images, against one plain process.
@@ -35,7 +36,8 @@ final class DistributedTrainingTests: XCTestCase {
     }
     override func tearDownWithError() throws { if let base { try? FileManager.default.removeItem(at: base) } }
 
-    func writeConfig(_ name: String, epochs: Int = 3, checkpoints: String = "{keep: 5}") throws -> String {
+    func writeConfig(_ name: String, epochs: Int = 3, checkpoints: String = "{keep: 5}",
+                     finetune: String = "{freeze_bn: true}", lr: Double = 0.05) throws -> String {
         // Full training with frozen BatchNorm statistics (equal at any N without synchronising
         // them), MixUp drawn over the global batch, augmentation drawn per image.
         let text = """
@@ -43,8 +45,8 @@ final class DistributedTrainingTests: XCTestCase {
         seed: 11
         data: {root: data, image_size: 32, batch_size: 4, workers: 1, drop_last: true, scale: [0.5, 1.0]}
         model: {name: mobilenetv3_small_100}
-        finetune: {freeze_bn: true}
-        optimizer: {name: momentum, lr: 0.05, weight_decay: 0.0001}
+        finetune: \(finetune)
+        optimizer: {name: momentum, lr: \(lr), weight_decay: 0.0001}
         schedule: {name: cosine, epochs: \(epochs), warmup_epochs: 0}
         mixup: {mixup_alpha: 0.8, cutmix_alpha: 1.0, label_smoothing: 0.1}
         checkpoint: \(checkpoints)
@@ -92,7 +94,50 @@ final class DistributedTrainingTests: XCTestCase {
     /// history and weights within the bound above, and the same evaluation of the 7 validation
     /// images (4+3 and 3+2+2 per rank, none twice). Rank 0 alone writes.
     func testTwoAndThreeRanksMatchOneProcess() throws {
-        let one = try writeConfig("one"), two = try writeConfig("two"), three = try writeConfig("three")
+        try compareRankCounts(finetune: "{freeze_bn: true}")
+    }
+
+    /// BatchNorm training with `sync_bn` (the default): statistics of the global batch in forward,
+    /// its reduced terms in backward. One step over all 12 images (6+6, 4+4+4 per rank) from the
+    /// same start: the forward loss equal to 1e-5, the step within 1e-3 of its length.
+    ///
+    /// Why looser than frozen BatchNorm: BatchNorm's input gradient γ·invstd·(dy − mean(dy) −
+    /// x̂·mean(dy·x̂)) is a difference of terms much larger than the result, so the reordered sums
+    /// (rounding ε·|dy|) become a relative error ε·|dy|/|dx|, tens to hundreds of ε per layer on
+    /// these 2×2 and 1×1 maps, compounded over the 30 layers: measured 6.5e-6 of the step at N = 2, 5.4e-6 at N = 3.
+    /// (Several steps on 4 images of 1×1 maps are chaotic: the same rounding grows to percent.)
+    func testSyncBatchNormMatchesOneProcess() throws {
+        var step: [String: [String: [Float]]] = [:]
+        var losses: [String: Double] = [:]
+        for (name, ranks, lr) in [("start", nil, 0.0), ("one", nil, 0.01), ("two", 2, 0.01), ("three", 3, 0.01)] as [(String, Int?, Double)] {
+            let cfg = try writeConfig(name, epochs: 1, finetune: "{mode: full}", lr: lr)
+            train(ranks: ranks, ["--config", cfg, "--set", "data.batch_size=12", "--set", "mixup.mixup_alpha=0", "--set", "mixup.cutmix_alpha=0"])
+            step[name] = try weights(checkpoint(name, "last.h5"))
+            losses[name] = try Checkpoint.read(checkpoint(name, "last.h5")).metrics["train/loss"]?.first
+        }
+        for name in ["two", "three"] {
+            let d = relativeDistance(step[name]!, step["one"]!, start: step["start"]!)
+            XCTAssertLessThan(d, 1e-3, "\(name): the step differs from one process's by \(d) of its length")
+            XCTAssertEqual(losses[name]!, losses["one"]!, accuracy: 1e-5 * losses["one"]!, name)
+            print("DistributedTrainingTests sync_bn: \(name) ranks, the step differs by \(d) of its length")
+        }
+    }
+
+    /// Without `sync_bn` each rank normalises with its own share (DDP's default): the run differs
+    /// from one process, which shows the synchronised run's agreement is not an accident.
+    func testWithoutSyncBatchNormRanksUseTheirOwnStatistics() throws {
+        let one = try writeConfig("alone", epochs: 1, finetune: "{mode: full}")
+        let two = try writeConfig("ddp", epochs: 1, finetune: "{mode: full}")
+        train(ranks: nil, ["--config", one])
+        train(ranks: 2, ["--config", two, "--set", "distributed.sync_bn=false"])
+        let a = try Checkpoint.read(checkpoint("alone", "last.h5")).metrics["train/loss"]!
+        let b = try Checkpoint.read(checkpoint("ddp", "last.h5")).metrics["train/loss"]!
+        XCTAssertGreaterThan(abs(a[0] - b[0]), 1e-3 * abs(a[0]), "\(a) vs \(b)")
+    }
+
+    func compareRankCounts(finetune: String, lr: Double = 0.05) throws {
+        let one = try writeConfig("one", finetune: finetune, lr: lr), two = try writeConfig("two", finetune: finetune, lr: lr)
+        let three = try writeConfig("three", finetune: finetune, lr: lr)
         train(ranks: nil, ["--config", one])
         let out2 = train(ranks: 2, ["--config", two]).output
         train(ranks: 3, ["--config", three])
@@ -117,7 +162,7 @@ final class DistributedTrainingTests: XCTestCase {
             XCTAssertEqual(c.metrics["val/top5"], reference.metrics["val/top5"], name)
             let d = relativeDistance(try weights(checkpoint(name, "last.h5")), w1, start: start)
             XCTAssertLessThan(d, 1e-4, "\(name): weights differ from one process by \(d) of the distance trained")
-            print("DistributedTrainingTests: \(name) ranks, weights differ by \(d) of the distance trained from epoch 1")
+            print("DistributedTrainingTests \(finetune): \(name) ranks, weights differ by \(d) of the distance trained from epoch 1")
         }
         // The confusion matrix counts each of the 7 validation images once, as one process does.
         let matrices = try ["one", "two", "three"].map { name -> String in
@@ -292,5 +337,63 @@ enum GeneratedImages {
             for _ in 0..<8 { crc = crc & 1 == 1 ? 0xEDB8_8320 ^ (crc >> 1) : crc >> 1 }
         }
         return be32(UInt32(data.count)) + body + be32(~crc)
+    }
+}
+
+/// The synchronised BatchNorm op against `batchNorm2d`: with the identity as the sum over
+/// processes (one process) it gives the same output, running statistics and gradients, to rounding;
+/// with the batch split in two and the halves' sums added, the same again.
+final class SyncBatchNormOpTests: XCTestCase {
+    func testOneProcessAndTwoHalvesMatchBatchNorm() throws {
+        var rng = RandomGenerator(seed: 3)
+        let n = 4, c = 3, h = 5
+        let xv = (0..<(n * c * h * h)).map { _ in Float(rng.nextDouble() * 4 - 1) }
+        let gv = (0..<(n * c * h * h)).map { _ in Float(rng.nextDouble() - 0.5) }
+        func reference() -> (y: [Float], dx: [Float], dw: [Float], db: [Float], rv: [Float]) {
+            let x = Tensor(xv, shape: [n, c, h, h], requiresGrad: true)
+            let w = Tensor([1.5, 0.5, -1], shape: [c], requiresGrad: true), b = Tensor([0.1, 0.2, 0.3], shape: [c], requiresGrad: true)
+            let rm = Tensor(zeros: [c]), rv = Tensor(repeating: 1, shape: [c])
+            let y = batchNorm2d(x, weight: w, bias: b, runningMean: rm, runningVar: rv, training: true)
+            (y * Tensor(gv, shape: [n, c, h, h])).sum().backward()
+            return (y.scalars, x.grad!.scalars, w.grad!.scalars, b.grad!.scalars, rv.scalars)
+        }
+        let r = reference()
+        // Two "processes" in one: the halves run in lockstep on two threads would need MPI; here the
+        // first half's forward sums are recorded and the second half adds them (a two-rank sum).
+        let x = Tensor(xv, shape: [n, c, h, h], requiresGrad: true)
+        let w = Tensor([1.5, 0.5, -1], shape: [c], requiresGrad: true), b = Tensor([0.1, 0.2, 0.3], shape: [c], requiresGrad: true)
+        let rm = Tensor(zeros: [c]), rv = Tensor(repeating: 1, shape: [c])
+        let y = syncBatchNorm2d(x, weight: w, bias: b, runningMean: rm, runningVar: rv, momentum: 0.1, eps: 1e-5, sum: { _ in })
+        (y * Tensor(gv, shape: [n, c, h, h])).sum().backward()
+        func close(_ a: [Float], _ b: [Float], _ what: String) {
+            XCTAssertEqual(a.count, b.count)
+            let scale = b.map { abs($0) }.max() ?? 1
+            for (p, q) in zip(a, b) { XCTAssertEqual(p, q, accuracy: 1e-5 * max(scale, 1), what) }
+        }
+        close(y.scalars, r.y, "y")
+        close(x.grad!.scalars, r.dx, "dx")
+        close(w.grad!.scalars, r.dw, "dγ")
+        close(b.grad!.scalars, r.db, "dβ")
+        close(rv.scalars, r.rv, "running_var")
+
+        // Rank 0 of two, holding the first image: its sums are replaced by the whole batch's (what
+        // the other rank's would add), recorded from a one-process run of the same op.
+        var recorded: [[Double]] = []
+        let full = Tensor(xv, shape: [n, c, h, h], requiresGrad: true)
+        let yFull = syncBatchNorm2d(full, weight: w, bias: b, runningMean: Tensor(zeros: [c]), runningVar: Tensor(repeating: 1, shape: [c]),
+                                    momentum: 0.1, eps: 1e-5, sum: { recorded.append(Array($0)) })
+        (yFull * Tensor(gv, shape: [n, c, h, h])).sum().backward()
+        XCTAssertEqual(recorded.count, 3)
+        var call = 0
+        let per = c * h * h
+        let part = Tensor(Array(xv[0..<per]), shape: [1, c, h, h], requiresGrad: true)
+        let yPart = syncBatchNorm2d(part, weight: w, bias: b, runningMean: Tensor(zeros: [c]), runningVar: Tensor(repeating: 1, shape: [c]),
+                                    momentum: 0.1, eps: 1e-5, sum: { buf in
+            for i in buf.indices { buf[i] = recorded[call][i] }
+            call += 1
+        })
+        (yPart * Tensor(Array(gv[0..<per]), shape: [1, c, h, h])).sum().backward()
+        close(yPart.scalars, Array(r.y[0..<per]), "rank 0's y")
+        close(part.grad!.scalars, Array(r.dx[0..<per]), "rank 0's dx")
     }
 }

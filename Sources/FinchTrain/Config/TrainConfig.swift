@@ -168,7 +168,9 @@ public struct TrainConfig: ConfigSection {
     public struct DistributedTraining: ConfigSection {
         @ConfigKey("bucket_mb", 25, range: .aboveUpTo(0, 1024), doc: "gradients summed across ranks in buckets of this size (DDP's bucket_cap_mb)")
         public var bucketMB: Double
-        @ConfigKey("dist_bn", .reduce, choices: [.reduce, .broadcast], doc: "--dist-bn: BatchNorm running statistics averaged over ranks or rank 0's, each epoch")
+        @ConfigKey("sync_bn", true, doc: "--sync-bn: training BatchNorm normalises with the whole global batch's statistics (results independent of the rank count)")
+        public var syncBN: Bool
+        @ConfigKey("dist_bn", .reduce, choices: [.reduce, .broadcast], doc: "--dist-bn, without sync_bn: BatchNorm running statistics averaged over ranks or rank 0's, each epoch")
         public var distBN: DistributedBatchNorm
     }
 

@@ -14,6 +14,8 @@ public final class DataParallel {
     /// Floats per allreduce call (`distributed.bucket_mb`).
     public let bucketElements: Int
     public let distBN: DistributedBatchNorm
+    /// Training BatchNorm with the global batch's statistics (`distributed.sync_bn`).
+    public let syncBN: Bool
     /// Seconds spent summing gradients, and the number of reductions (for throughput reports).
     public private(set) var allreduceSeconds: Double = 0
     public private(set) var reductions = 0
@@ -21,8 +23,9 @@ public final class DataParallel {
     public private(set) var stopAgreed = false
     private var bucket: [Float]
 
-    public init(communicator: Communicator, bucketMB: Double, distBN: DistributedBatchNorm = .reduce) {
+    public init(communicator: Communicator, bucketMB: Double, distBN: DistributedBatchNorm = .reduce, syncBN: Bool = true) {
         self.communicator = communicator
+        self.syncBN = syncBN
         bucketElements = max(1, Int(bucketMB * 1_048_576 / 4))
         self.distBN = distBN
         bucket = []
@@ -150,8 +153,20 @@ public final class DataParallel {
         }
     }
 
-    /// Makes the BatchNorm running statistics one set (`distributed.dist_bn`).
-    func synchronizeBatchNorm(_ model: Module) { distBN.synchronize(model, over: communicator) }
+    /// Makes the BatchNorm running statistics one set (`distributed.dist_bn`); with `sync_bn`
+    /// they are one set already.
+    func synchronizeBatchNorm(_ model: Module) {
+        if !syncBN { distBN.synchronize(model, over: communicator) }
+    }
+
+    /// Gives every BatchNorm of `model` the ranks' sums (`sync_bn`); frozen ones never call it.
+    public func attach(to model: Module) {
+        guard syncBN else { return }
+        let comm = communicator
+        for (_, m) in model.namedModules() {
+            (m as? BatchNorm2d)?.statisticsReducer = { comm.allreduceSum($0) }
+        }
+    }
 }
 
 public enum DistributedError: Error, CustomStringConvertible {

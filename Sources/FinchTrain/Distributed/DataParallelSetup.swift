@@ -22,7 +22,8 @@ extension TrainingSetup {
             throw ConfigError(file: c.source, key: "data.drop_last", message: "the last training batch of \(last) images cannot give each of \(n) ranks one; set drop_last: true or another batch_size")
         }
         for loader in [loaders.train, loaders.val] { loader.shard = try Shard(index: comm.rank, count: n) }
-        return DataParallel(communicator: comm, bucketMB: c.distributed.bucketMB, distBN: c.distributed.distBN)
+        return DataParallel(communicator: comm, bucketMB: c.distributed.bucketMB, distBN: c.distributed.distBN,
+                            syncBN: c.distributed.syncBN)
     }
 
     static func fingerprint(_ parts: [String]) -> UInt64 {

@@ -39,6 +39,7 @@ public struct TrainingSetup {
         checkpointDirectory = paths.url(c.checkpointRoot).appendingPathComponent(c.experiment)
         trainer = try Self.makeTrainer(c, model: model, teacher: teacher, loaders: loaders, classes: classes, numClasses: numClasses)
         trainer.dataParallel = parallel
+        parallel?.attach(to: model)
         if let resume { try trainer.resume(from: resume) }
         // Rank 0 alone shows progress and writes run logs and checkpoints.
         if let communicator, !communicator.isRoot {
