@@ -259,6 +259,31 @@ final class DistributedTrainingTests: XCTestCase {
         return out
     }
 
+    var finchBinary: URL { trainBinary.deletingLastPathComponent().appendingPathComponent("finch") }
+
+    /// `finch evaluate` and `finch ncm` under mpirun print what one process prints: the 7
+    /// validation images (batches of 4 shared 2+1+1 and 1+1+1) each counted once.
+    func testEvaluateAndNearestClassMeanUnderMPIRun() throws {
+        let cfg = try writeConfig("eval", epochs: 1)
+        train(ranks: nil, ["--config", cfg])
+        let ck = checkpoint("eval", "last.h5").path
+        for args in [["evaluate", "--checkpoint", ck, "--data", "data", "--batch", "4"],
+                     ["ncm", "--weights", ck, "--data", "data", "--batch", "4"]] {
+            let alone = ChildProcess.run(finchBinary, args, in: base)
+            XCTAssertEqual(alone.status, 0, alone.output)
+            // Timing figures differ between runs; everything else is compared.
+            func stable(_ s: String) -> [String] {
+                s.split(separator: "\n").map { $0.replacingOccurrences(of: #"[0-9.]+ img/s|total [0-9.]+ s"#, with: "", options: .regularExpression) }
+            }
+            for ranks in [2, 3] {
+                let r = ChildProcess.run(Self.mpirun, Self.mpirunFlags + ["-np", "\(ranks)", finchBinary.path] + args, in: base)
+                XCTAssertEqual(r.status, 0, r.output)
+                XCTAssertEqual(stable(r.output), stable(alone.output), "\(args[0]) at \(ranks) ranks")
+            }
+            XCTAssertTrue(alone.output.contains("on 7 images") || alone.output.contains("→ 7 val images"), alone.output)
+        }
+    }
+
     /// Shares partition every batch: contiguous, sizes within one, in rank order.
     func testShardsPartitionEveryBatch() throws {
         for count in 1...5 {

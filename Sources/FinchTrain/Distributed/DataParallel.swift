@@ -117,11 +117,7 @@ public final class DataParallel {
     }
 
     /// The evaluation of every rank's share, as one process's evaluation of the whole set.
-    func combine(_ m: ClassificationMetrics) -> ClassificationMetrics {
-        var v = m.summableCounts
-        communicator.allreduceSum(&v)
-        return ClassificationMetrics(numClasses: m.numClasses, summedCounts: v)
-    }
+    func combine(_ m: ClassificationMetrics) -> ClassificationMetrics { Distributed.combine(m, over: communicator) }
 
     /// MixUp/CutMix over the global batch with the shared random stream, then this rank's rows,
     /// so the mixing does not depend on the number of ranks.

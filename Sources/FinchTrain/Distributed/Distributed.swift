@@ -28,6 +28,24 @@ public enum Distributed {
     /// Cores shared evenly between the ranks of one machine, at least one thread each.
     public static func threadsPerRank(cores: Int, localSize: Int) -> Int { max(1, cores / max(1, localSize)) }
 
+    /// Runs a command's body; under mpirun an error on any rank is printed with its rank and
+    /// ends every rank (the others would otherwise wait for it in the next collective).
+    public static func runCommand(_ body: (Communicator?) throws -> Void) rethrows {
+        let comm = trainingCommunicator
+        guard let comm else { return try body(nil) }
+        do { try body(comm) } catch {
+            FileHandle.standardError.write(Data("error on rank \(comm.rank) of \(comm.size): \(error)\n".utf8))
+            comm.abort(code: 1)
+        }
+    }
+
+    /// One evaluation from every rank's share of a set (`Shard`), equal to one process's.
+    public static func combine(_ m: ClassificationMetrics, over comm: Communicator) -> ClassificationMetrics {
+        var v = m.summableCounts
+        comm.allreduceSum(&v)
+        return ClassificationMetrics(numClasses: m.numClasses, summedCounts: v)
+    }
+
     /// The communicator a run should train through: nil for a single process (the trainer's
     /// original path, unchanged), the world otherwise.
     public static var trainingCommunicator: Communicator? { world.size > 1 ? world : nil }
