@@ -42,6 +42,12 @@ public final class DataParallel {
         return (Float(Double(localCount) / total), Float(v[1] / total))
     }
 
+    /// The epoch's time in gradient reduction (`dist/allreduce_ms_per_step`), then counting anew.
+    func takeEpochFigures() -> [String: Double] {
+        defer { (allreduceSeconds, reductions) = (0, 0) }
+        return reductions == 0 ? [:] : ["dist/allreduce_ms_per_step": 1000 * allreduceSeconds / Double(reductions)]
+    }
+
     /// Every rank then stops as if it had received the signal itself (the command writes last.h5 on rank 0).
     private func agreeToStop() {
         stopAgreed = true

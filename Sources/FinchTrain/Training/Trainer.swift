@@ -275,6 +275,7 @@ public final class Trainer {
         if countedForAccuracy > 0 { values["train/top1"] = Double(correct) / Double(countedForAccuracy) }
         if trainData.skippedCount > 0 { values["train/skipped_images"] = Double(trainData.skippedCount) }
         for g in optimizer.groups { values["lr/\(g.name)"] = Double(g.lr) }
+        if let dataParallel { values.merge(dataParallel.takeEpochFigures()) { $1 } }
         var perClass: [Double] = [], confusion: [[Int]] = []
         if let valData {
             let evalStart = Date()
