@@ -197,6 +197,22 @@ final class DistributedTrainingTests: XCTestCase {
         }
     }
 
+    /// The transport between machines: 2 ranks over TCP (loopback here; `--mca btl tcp,self`)
+    /// end where 2 ranks over shared memory end, within the bound (the reduction's order is the
+    /// collective algorithm's, not the transport's).
+    func testTCPTransportMatchesSharedMemory() throws {
+        let shm = try writeConfig("shm", epochs: 1), tcp = try writeConfig("tcp", epochs: 1)
+        train(ranks: 2, ["--config", shm])
+        let r = ChildProcess.run(Self.mpirun, ["--allow-run-as-root", "--oversubscribe", "--mca", "btl", "tcp,self",
+                                               "-np", "2", trainBinary.path, "--config", tcp], in: base)
+        XCTAssertEqual(r.status, 0, r.output)
+        let a = try weights(checkpoint("shm", "last.h5")), b = try weights(checkpoint("tcp", "last.h5"))
+        XCTAssertEqual(Set(a.keys), Set(b.keys))
+        var worst: Float = 0
+        for (k, v) in a { for (x, y) in zip(v, b[k]!) { worst = max(worst, abs(x - y)) } }
+        XCTAssertLessThan(worst, 1e-5, "largest weight difference between the transports")
+    }
+
     /// Ranks started with different configs stop before the first step, naming the rank.
     func testMismatchedConfigsAreRefusedBeforeTheFirstStep() throws {
         let a = try writeConfig("same"), b = "other.yaml"
