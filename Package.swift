@@ -35,6 +35,10 @@ let package = Package(
         .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg",
                        providers: [.apt(["libturbojpeg0-dev"])]),
 
+        // Open MPI (mpirun -np N train …): data-parallel training, FinchTrain/Distributed.
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev"])]),
+
         // glibc's malloc tuning (mallopt), which the Glibc module does not export.
         .systemLibrary(name: "CMalloc"),
 
@@ -56,7 +60,7 @@ let package = Package(
         // that runs AdamW and reads safetensors, kept out of FinchIO (file formats) and FinchTrain (training).
         .target(name: "FinchParity", dependencies: ["FinchTensor", "FinchNN", "FinchOptim", "FinchIO"]),
 
-        .target(name: "FinchTrain", dependencies: ["FinchTensor", "FinchNN", "FinchData", "FinchOptim", "FinchIO",
+        .target(name: "FinchTrain", dependencies: ["FinchTensor", "FinchNN", "FinchData", "FinchOptim", "FinchIO", "CMPI",
                                                    .product(name: "Yams", package: "Yams"),
                                                    .product(name: "Logging", package: "swift-log"),
                                                    .product(name: "SwiftProtobuf", package: "swift-protobuf")]),

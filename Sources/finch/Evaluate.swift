@@ -37,11 +37,18 @@ struct Evaluate: ParsableCommand {
     }
 
     mutating func run() throws {
+        // Under mpirun each rank evaluates a share; rank 0 prints and writes.
+        try Distributed.runCommand { comm in try evaluate(comm) }
+    }
+
+    func evaluate(_ comm: Communicator?) throws {
+        if comm != nil, saveOutputs != nil { throw ValidationError("--save-outputs needs one process (not mpirun)") }
+        func print(_ line: String) { if comm?.isRoot ?? true { Swift.print(line) } }
         let m = try ModelExport.load(URL(fileURLWithPath: checkpoint), modelName: model, ema: ema)
         let start = Date()
         var inputs: [Tensor] = [], logits: [Tensor] = [], labels: [Int] = []
         let keep = saveOutputs != nil
-        let metrics = try ModelInference.evaluate(m, data: URL(fileURLWithPath: data), batch: batch) { x, y, l in
+        let metrics = try ModelInference.evaluate(m, data: URL(fileURLWithPath: data), batch: batch, communicator: comm) { x, y, l in
             guard keep else { return }
             inputs.append(x.contiguous())
             logits.append(y.contiguous())
@@ -54,6 +61,7 @@ struct Evaluate: ParsableCommand {
                                  metadata: m.metadata, to: URL(fileURLWithPath: saveOutputs))
             print("inputs, logits and labels: \(saveOutputs)")
         }
+        guard comm?.isRoot ?? true else { return }
         if let json {
             try writeJSON(["model": m.modelName, "images": metrics.count, "resolution": m.resolution,
                            "top1": metrics.top1, "top5": metrics.top5, "balanced_accuracy": metrics.balancedAccuracy,

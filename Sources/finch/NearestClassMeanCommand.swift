@@ -37,8 +37,15 @@ struct NearestClassMeanCommand: ParsableCommand {
     }
 
     mutating func run() throws {
+        // Under mpirun each rank extracts a share; rank 0 prints and writes.
+        try Distributed.runCommand { comm in try ncm(comm) }
+    }
+
+    func ncm(_ comm: Communicator?) throws {
         let m = try ModelExport.load(URL(fileURLWithPath: weights), modelName: model)
-        let r = try NearestClassMean.run(m, data: URL(fileURLWithPath: data), resolution: resolution, batch: batch, workers: workers)
+        let r = try NearestClassMean.run(m, data: URL(fileURLWithPath: data), resolution: resolution, batch: batch, workers: workers,
+                                         communicator: comm)
+        guard comm?.isRoot ?? true else { return }
         let res = resolution ?? m.resolution
         print("ncm: \(m.modelName) at \(res) px, \(r.featureDimension)-d pooled features, \(r.trainImages) train images → \(r.metrics.count) val images")
         print(String(format: "top-1 %.4f  balanced %.4f  eval %.1f img/s  total %.1f s", r.metrics.top1, r.metrics.balancedAccuracy,

@@ -22,23 +22,48 @@ struct TrainCommand: ParsableCommand {
     }
 
     mutating func run() throws {
+        // Under mpirun (several ranks) MPI starts here, on the main thread; a plain run never starts it.
+        let comm = Distributed.trainingCommunicator
+        do {
+            try train(comm)
+        } catch let e as ConfigError {
+            guard let comm else { throw ValidationError(e.description) }
+            Self.abort(comm, e.description)
+        } catch {
+            guard let comm else { throw error }
+            Self.abort(comm, "\(error)")
+        }
+    }
+
+    /// A rank that cannot go on ends every rank (the others would wait for it forever).
+    static func abort(_ comm: Communicator, _ message: String) -> Never {
+        FileHandle.standardError.write(Data("train: error on rank \(comm.rank) of \(comm.size): \(message)\n".utf8))
+        comm.abort(code: 1)
+    }
+
+    func train(_ comm: Communicator?) throws {
         do {
             let cfg = try TrainConfig.load(URL(fileURLWithPath: config), overrides: overrides)
-            let setup = try TrainingSetup(config: cfg, resume: resume.map { URL(fileURLWithPath: $0) })
+            let setup = try TrainingSetup(config: cfg, resume: resume.map { URL(fileURLWithPath: $0) }, communicator: comm)
             let trainer = setup.trainer
+            // Rank 0 alone prints (and writes, TrainingSetup).
+            func print(_ line: String) { if comm?.isRoot ?? true { Swift.print(line) } }
             if let resume, let file = setup.resumedFrom {
                 let named = file.path == URL(fileURLWithPath: resume).path ? resume : "\(resume) (\(file.resolvingSymlinksInPath().path))"
                 print("resumed from \(named) at epoch \(trainer.epoch + 1), step \(trainer.globalStep)")
             }
             installStopHandlers()
+            if let comm { print("data-parallel: \(comm.size) ranks, global batch \(cfg.data.batchSize), \(Distributed.threads) threads per rank") }
             print("\(cfg.experiment): \(cfg.model.name), \(setup.classes.count) classes, \(trainer.model.trainableParameterCount) of \(trainer.model.parameterCount) parameters trained (\(cfg.finetune.mode)), \(trainer.totalEpochs) epochs")
             print("run folder \(setup.runDirectory.path)")
             try trainer.fit()
             let last = setup.checkpointDirectory.appendingPathComponent("last.h5")
             if Trainer.stopRequest.load(ordering: .relaxed) {
-                try trainer.writeCheckpoint(to: last)
-                // The checkpoint is written; a link that cannot move is said, not fatal.
-                do { try RunLayout.markLatest(setup.checkpointDirectory) } catch { FileHandle.standardError.write(Data("warning: \(error)\n".utf8)) }
+                if comm?.isRoot ?? true {
+                    try trainer.writeCheckpoint(to: last)
+                    // The checkpoint is written; a link that cannot move is said, not fatal.
+                    do { try RunLayout.markLatest(setup.checkpointDirectory) } catch { FileHandle.standardError.write(Data("warning: \(error)\n".utf8)) }
+                }
                 print("stopped; resume with: train --config \(config)\(overrides.map { " --set \($0)" }.joined()) --resume \(last.path)")
                 return
             }

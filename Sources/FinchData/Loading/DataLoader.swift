@@ -22,6 +22,8 @@ public final class DataLoader: @unchecked Sendable {
     /// Budgets for each image decoded (pixels, file size, JPEG scans); a config's
     /// `data.max_image_pixels` belongs here.
     public var imageLimits: ImageLimits = .standard
+    /// The part of every batch this process loads (data-parallel runs); `.whole` by default.
+    public var shard: Shard = .whole
     private let lock = NSLock()
     private var skipped: [String] = []
 
@@ -58,7 +60,9 @@ public final class DataLoader: @unchecked Sendable {
         guard b >= 0, b < (order.count + batchSize - 1) / batchSize else {
             throw DataParameterError(parameter: "batch index", value: "\(b)", reason: "the epoch's order of \(order.count) has \((order.count + batchSize - 1) / batchSize) batches")
         }
-        let idx = Array(order[(b * batchSize)..<min(order.count, (b + 1) * batchSize)])
+        let whole = (b * batchSize)..<min(order.count, (b + 1) * batchSize)
+        let part = shard.range(in: whole.count)
+        let idx = Array(order[(whole.lowerBound + part.lowerBound)..<(whole.lowerBound + part.upperBound)])
         if let bad = idx.first(where: { !samples.indices.contains($0) }) {
             throw DataParameterError(parameter: "sample index", value: "\(bad)", reason: "the loader has \(samples.count) samples")
         }
@@ -79,7 +83,7 @@ public final class DataLoader: @unchecked Sendable {
                         // Keyed by the draw's position in the epoch, not by which image it is: a sampler
                         // with replacement may draw one image several times, and each draw needs its own
                         // crop and jitter (as each __getitem__ call gets in PyTorch).
-                        var rng = RandomGenerator(seed: self.seed).derived(stream: UInt64(epoch) << 32 | UInt64(b * self.batchSize + k))
+                        var rng = RandomGenerator(seed: self.seed).derived(stream: UInt64(epoch) << 32 | UInt64(b * self.batchSize + part.lowerBound + k))
                         do {
                             let im = try ImageDecoder.decode(contentsOf: self.samples[sampleIndex].url, targetShortSide: self.transform.decodeShortSide,
                                                           limits: limits)

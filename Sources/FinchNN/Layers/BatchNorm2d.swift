@@ -14,6 +14,9 @@ public final class BatchNorm2d: Module {
     public var activation: Activation.Kind
     /// Frozen BatchNorm (fine-tuning's `freeze_bn`): always normalises with running statistics.
     public var usesRunningStatsAlways = false
+    /// Set in a data-parallel run with `sync_bn` (FinchTrain/Distributed): adds per-channel sums
+    /// over every process, so training normalises with the statistics of the whole global batch.
+    public var statisticsReducer: ((UnsafeMutableBufferPointer<Double>) -> Void)?
 
     public init(_ channels: Int, eps: Float = 1e-5, momentum: Float = 0.1, activation: Activation.Kind = .identity) {
         weight = Tensor(repeating: 1, shape: [channels])
@@ -34,6 +37,11 @@ public final class BatchNorm2d: Module {
     public override func callAsFunction(_ x: Tensor) -> Tensor {
         let training = isTraining && !usesRunningStatsAlways
         if training { numBatchesTracked.values[0] += 1 }
+        if training, let statisticsReducer, !OpTrace.isTracing {
+            let y = syncBatchNorm2d(x, weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
+                                    momentum: momentum, eps: eps, sum: statisticsReducer)
+            return Activation.apply(activation, y)
+        }
         // Inference: normalisation and activation in one pass over the map (no gradient needed, not traced).
         if !training, !OpTrace.isTracing, let fused = activation.fused,
            !GradMode.isEnabled || !(x.requiresGrad || weight.requiresGrad || bias.requiresGrad) {

@@ -169,6 +169,16 @@ public struct TrainConfig: ConfigSection {
         public var tensorboard: Bool
     }
 
+    /// Data-parallel runs under `mpirun` (FinchTrain/Distributed); a single process ignores them.
+    public struct DistributedTraining: ConfigSection {
+        @ConfigKey("bucket_mb", 25, range: .aboveUpTo(0, 1024), doc: "gradients summed across ranks in buckets of this size (DDP's bucket_cap_mb)")
+        public var bucketMB: Double
+        @ConfigKey("sync_bn", true, doc: "--sync-bn: training BatchNorm normalises with the whole global batch's statistics (results independent of the rank count)")
+        public var syncBN: Bool
+        @ConfigKey("dist_bn", .reduce, choices: [.reduce, .broadcast], doc: "--dist-bn, without sync_bn: BatchNorm running statistics averaged over ranks or rank 0's, each epoch")
+        public var distBN: DistributedBatchNorm
+    }
+
     @ConfigKey("experiment", fileStemOr: "experiment", doc: "the run's folder name; default: the config file's name")
     public var experiment: String
     @ConfigKey("seed", 42, min: 0, max: Limits.seed, doc: "--seed") public var seed: Int
@@ -186,6 +196,7 @@ public struct TrainConfig: ConfigSection {
     @ConfigSubsection("checkpoint", doc: "checkpoint writing and the best-epoch metric") public var checkpoint: Checkpointing
     @ConfigSubsection(optional: "early_stopping", doc: "stop when a metric stops improving") public var earlyStopping: EarlyStopping?
     @ConfigSubsection("logging", doc: "what the run folder records besides metrics.jsonl") public var logging: RunLogging
+    @ConfigSubsection("distributed", doc: "data-parallel runs under mpirun") public var distributed: DistributedTraining
 
     /// The config with every default filled in, as YAML (saved with each run).
     @NotAConfigKey public private(set) var resolvedYAML: String = ""

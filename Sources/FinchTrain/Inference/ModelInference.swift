@@ -47,7 +47,10 @@ public enum ModelInference {
     /// Accuracy over a class-folder tree (ImageFolder; `root/val` when it exists) with the model's classes.
     /// `onBatch` sees each batch's preprocessed input, logits and labels (e.g. to hand the same
     /// inputs to another engine).
+    /// With a communicator (under mpirun) each rank evaluates its share of every batch and the
+    /// result is the whole set's, each image counted once.
     public static func evaluate(_ m: DeployableModel, data root: URL, batch: Int = 32, workers: Int = 2,
+                                communicator: Communicator? = nil,
                                 onBatch: ((Tensor, Tensor, [Int]) -> Void)? = nil) throws -> ClassificationMetrics {
         try checkBatch(batch)
         try checkWorkers(workers)
@@ -63,15 +66,17 @@ public enum ModelInference {
         let loader = DataLoader(samples: folder.samples, transform: m.evalTransform, batchSize: batch, sampler: .sequential,
                                 dropLast: false, seed: 0, skipBadImages: false)
         loader.workers = workers
+        if let communicator { loader.shard = try Shard(index: communicator.rank, count: communicator.size) }
         var metrics = ClassificationMetrics(numClasses: m.model.numClasses)
         let it = try loader.batches(epoch: 0)
         while let next = it.next() {
             let (x, labels) = try next.get()
+            if labels.isEmpty { continue }   // a last batch smaller than the ranks
             let logits = noGrad { m.model(x) }
             metrics.add(logits: logits, labels: labels, meanLoss: noGrad { Loss.crossEntropy(logits, labels: labels).item })
             onBatch?(x, logits, labels)
         }
-        return metrics
+        return communicator.map { Distributed.combine(metrics, over: $0) } ?? metrics
     }
 }
 

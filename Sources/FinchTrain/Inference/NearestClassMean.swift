@@ -19,8 +19,10 @@ public enum NearestClassMean {
 
     /// Uses `root/train` for the class means and `root/val` for scoring, both with the model's
     /// evaluation transform at `resolution` (default: the model's).
+    /// With a communicator (under mpirun) each rank extracts its share of every batch; the class
+    /// sums and the metrics are added over the ranks.
     public static func run(_ m: DeployableModel, data root: URL, resolution: Int? = nil, batch: Int = 32,
-                           workers: Int = 2) throws -> Result {
+                           workers: Int = 2, communicator: Communicator? = nil) throws -> Result {
         try ModelInference.checkBatch(batch)
         try ModelInference.checkWorkers(workers)
         if let resolution, !(TrainConfig.Limits.minImageSize...TrainConfig.Limits.maxImageSize).contains(resolution) {
@@ -41,9 +43,11 @@ public enum NearestClassMean {
             let loader = DataLoader(samples: folder.samples, transform: t, batchSize: batch, sampler: .sequential,
                                     dropLast: false, seed: 0, skipBadImages: false)
             loader.workers = workers
+            if let communicator { loader.shard = try Shard(index: communicator.rank, count: communicator.size) }
             let it = try loader.batches(epoch: 0)
             while let next = it.next() {
                 let (x, labels) = try next.get()
+                if labels.isEmpty { continue }
                 let f = noGrad { m.model.forwardHead(m.model.forwardFeatures(x), preLogits: true) }
                 body(unitRows(f), labels)
             }
@@ -56,6 +60,15 @@ public enum NearestClassMean {
             let v = f.scalars
             for (i, c) in labels.enumerated() { for j in 0..<dim { sums[c][j] += Double(v[i * dim + j]) } }
         }
+        if let communicator {
+            // A rank whose shares were all empty has no dimension yet: take the others'.
+            var d = [Double(dim)]
+            communicator.allreduceMax(&d)
+            dim = Int(d[0])
+            var flat = sums.isEmpty ? [Double](repeating: 0, count: k * dim) : sums.flatMap { $0 }
+            communicator.allreduceSum(&flat)
+            sums = dim == 0 ? [] : (0..<k).map { Array(flat[($0 * dim)..<(($0 + 1) * dim)]) }
+        }
         guard !sums.isEmpty else { throw ConfigError(file: trainRoot.path, key: "train", message: "has no images") }
         let centroids = unitRows(Tensor(sums.flatMap { $0.map(Float.init) }, shape: [k, dim]))
 
@@ -64,6 +77,7 @@ public enum NearestClassMean {
         try features(val) { f, labels in
             metrics.add(logits: f.matmul(centroids.transposed()), labels: labels)
         }
+        if let communicator { metrics = Distributed.combine(metrics, over: communicator) }
         let evalSeconds = Date().timeIntervalSince(evalStart)
         return Result(metrics: metrics, classes: train.classes, featureDimension: dim, trainImages: train.count,
                       evalImagesPerSecond: Double(metrics.count) / max(evalSeconds, 1e-9), seconds: Date().timeIntervalSince(start))

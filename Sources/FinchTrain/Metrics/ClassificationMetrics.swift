@@ -31,6 +31,19 @@ public struct ClassificationMetrics: Sendable {
         if let meanLoss { lossSum += Double(meanLoss) * Double(labels.count) }
     }
 
+    /// Every count as a number to sum across ranks (FinchTrain/Distributed), and back.
+    var summableCounts: [Double] {
+        confusion.flatMap { $0.map(Double.init) } + [Double(top1Correct), Double(top5Correct), Double(count), lossSum]
+    }
+
+    init(numClasses: Int, summedCounts v: [Double]) {
+        self.init(numClasses: numClasses)
+        ensure(v.count == numClasses * numClasses + 4, "ClassificationMetrics: \(v.count) summed counts for \(numClasses) classes")
+        confusion = (0..<numClasses).map { r in v[(r * numClasses)..<((r + 1) * numClasses)].map { Int($0) } }
+        let n = numClasses * numClasses
+        (top1Correct, top5Correct, count, lossSum) = (Int(v[n]), Int(v[n + 1]), Int(v[n + 2]), v[n + 3])
+    }
+
     public var top1: Double { count == 0 ? 0 : Double(top1Correct) / Double(count) }
     public var top5: Double { count == 0 ? 0 : Double(top5Correct) / Double(count) }
     public var meanLoss: Double { count == 0 ? 0 : lossSum / Double(count) }

@@ -67,6 +67,9 @@ public final class Trainer {
     public var runDirectory: URL?
     public var studentNormalization: (mean: [Float], std: [Float])
     public var teacherNormalization: (mean: [Float], std: [Float])
+    /// Set for a data-parallel run (FinchTrain/Distributed): the loaders then yield this rank's
+    /// share of each batch. Nil trains alone, on the path single runs always took.
+    public var dataParallel: DataParallel?
 
     /// Next epoch to run, optimizer updates so far, batches done in the current epoch.
     public private(set) var epoch = 0
@@ -195,7 +198,7 @@ public final class Trainer {
                 progress.epochLine("early stopping: \(config.earlyStopping!.monitor) has not improved for \(config.earlyStopping!.patience) epochs")
                 break
             }
-            if Trainer.stopRequest.load(ordering: .relaxed) { break }
+            if dataParallel?.agreeOnStop(Trainer.stopRequest.load(ordering: .relaxed)) ?? Trainer.stopRequest.load(ordering: .relaxed) { break }
         }
         return records
     }
@@ -216,7 +219,7 @@ public final class Trainer {
             var images = batch.images
             var targets: Tensor? = nil
             if let mixer, config.mixup.enabled {
-                (images, targets) = mixer.mix(batch, numClasses: numClasses)
+                (images, targets) = dataParallel?.mix(batch, with: mixer, numClasses: numClasses) ?? mixer.mix(batch, numClasses: numClasses)
             }
             let logits = model(images)
             var loss = targets.map { Loss.softTargetCrossEntropy(logits, targets: $0) }
@@ -227,7 +230,14 @@ public final class Trainer {
                 loss = Distillation.loss(task: loss, student: logits, teacher: tl, kind: d.kind,
                                          alpha: Float(d.alpha), temperature: Float(d.temperature))
             }
-            let value = loss.item
+            let localLoss = loss.item
+            var value = localLoss
+            if let dataParallel {
+                let shared = dataParallel.exchangeStep(localCount: batch.labels.count, localLoss: value,
+                                                       stopRequested: Trainer.stopRequest.load(ordering: .relaxed))
+                loss = loss * shared.weight
+                value = shared.loss
+            }
             guard value.isFinite else { throw TrainingError.nonFiniteLoss(epoch: epoch, step: globalStep, value: value) }
             (accumulation.steps == 1 ? loss : loss * accumulation.lossScale).backward()
             if accumulation.microBatchDone() || stepInEpoch + 1 == batches { optimizerStep() }
@@ -237,7 +247,7 @@ public final class Trainer {
                accumulation.position == 0 {
                 try writeCheckpoint(to: dir.appendingPathComponent("last.h5"))
             }
-            lossSum += Double(value) * Double(batch.labels.count)
+            lossSum += Double(localLoss) * Double(batch.labels.count)
             seen += batch.labels.count
             if targets == nil {
                 correct += zip(noGrad { logits.argmax(axis: 1) }, batch.labels).filter { $0 == $1 }.count
@@ -249,7 +259,10 @@ public final class Trainer {
             progress.step(epoch: epoch + 1, epochs: totalEpochs, batch: stepInEpoch, batches: batches, loss: lossSum / Double(seen),
                           accuracy: countedForAccuracy > 0 ? Double(correct) / Double(countedForAccuracy) : nil, imagesPerSecond: rate,
                           eta: elapsed / Double(max(stepInEpoch, 1)) * Double(batches - stepInEpoch))
-            if Trainer.stopRequest.load(ordering: .relaxed) && stepInEpoch < batches { return nil }
+            if (dataParallel?.stopAgreed ?? Trainer.stopRequest.load(ordering: .relaxed)) && stepInEpoch < batches { return nil }
+        }
+        if let dataParallel {
+            try dataParallel.finishEpoch(self, totals: &lossSum, &seen, &correct, &countedForAccuracy)
         }
         // A finite loss does not rule out an overflowing gradient; poisoned weights would make the
         // evaluation below meaningless (NaN logits still have an arg-max) and the checkpoints useless.
@@ -263,6 +276,7 @@ public final class Trainer {
         if trainData.skippedCount > 0 { values["train/skipped_images"] = Double(trainData.skippedCount) }
         for g in optimizer.groups { values["lr/\(g.name)"] = Double(g.lr) }
         let rate = baseLR
+        if let dataParallel { values.merge(dataParallel.takeEpochFigures()) { $1 } }
         var perClass: [Double] = [], confusion: [[Int]] = []
         if let valData {
             let evalStart = Date()
@@ -307,6 +321,7 @@ public final class Trainer {
 
     func optimizerStep() {
         let params = model.parameters.filter(\.requiresGrad)
+        dataParallel?.reduceGradients(params)
         if let clip = config.optimizer.clipGrad {
             if config.optimizer.clipMode == .value { GradientClipping.clipValue(params, clip: Float(clip)) }
             else { GradientClipping.clipNorm(params, maxNorm: Float(clip)) }
@@ -360,11 +375,14 @@ public final class Trainer {
         let it = try data.batches(epoch: 0, startingAt: 0)
         while let next = it.next() {
             let b = try next.get()
+            if dataParallel != nil && b.labels.isEmpty { continue }   // a last batch smaller than the ranks
             noGrad {
                 let logits = m(b.images)
                 metrics.add(logits: logits, labels: b.labels, meanLoss: Loss.crossEntropy(logits, labels: b.labels).item)
             }
         }
+        // A sharded source gave this rank its share of the set; the ranks' shares make the whole.
+        if let dataParallel, (data as? LoaderBatchSource)?.loader.shard.count ?? 1 > 1 { return dataParallel.combine(metrics) }
         return metrics
     }
 

@@ -20,7 +20,7 @@ public struct TrainingSetup {
     /// (model, classes, batches per epoch) before any output folder is created, so a bad one leaves
     /// nothing behind.
     public init(config c: TrainConfig, baseDirectory: URL = URL(fileURLWithPath: FileManager.default.currentDirectoryPath),
-                resume: URL? = nil) throws {
+                resume: URL? = nil, communicator: Communicator? = nil) throws {
         // A loaded config is a plain value and may have been edited since it was read.
         try c.validate()
         config = c
@@ -32,6 +32,8 @@ public struct TrainingSetup {
         let teacher = try Self.loadTeacher(c, numClasses: numClasses, classes: classes, paths)
         let transforms = try Self.makeTransforms(c, model: model)
         let loaders = try Self.makeLoaders(c, data: data, transforms: transforms)
+        // Data-parallel (FinchTrain/Distributed): same run on every rank, each loading its share.
+        let parallel = try communicator.map { try Self.shareData(c, data: data, loaders: loaders, over: $0) }
         if let t = teacher, let d = c.distill {
             try Self.checkTeacherOutput(t, imageSize: d.teacher.imageSize ?? transforms.size, numClasses: numClasses, source: c.source)
         }
@@ -40,8 +42,15 @@ public struct TrainingSetup {
         runDirectory = paths.url("output", c.outputRoot).appendingPathComponent(c.experiment).appendingPathComponent(timestamp)
         checkpointDirectory = paths.url("checkpoints", c.checkpointRoot).appendingPathComponent(c.experiment).appendingPathComponent(timestamp)
         trainer = try Self.makeTrainer(c, model: model, teacher: teacher, loaders: loaders, classes: classes, numClasses: numClasses)
+        trainer.dataParallel = parallel
+        parallel?.attach(to: model)
         resumedFrom = try resume.map { try RunLayout.resumeCheckpoint($0) }
         if let resumedFrom { try trainer.resume(from: resumedFrom) }
+        // Rank 0 alone shows progress and writes run logs and checkpoints.
+        if let communicator, !communicator.isRoot {
+            trainer.progress = ProgressReporter(isTerminal: false, display: nil)
+            return
+        }
         try Self.prepareOutputFolders(run: runDirectory, checkpoints: checkpointDirectory, source: c.source)
         trainer.checkpointDirectory = checkpointDirectory
         trainer.callbacks.append(LatestRunLink(runCheckpoints: checkpointDirectory))
