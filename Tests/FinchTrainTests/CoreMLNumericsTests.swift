@@ -39,9 +39,13 @@ final class CoreMLNumericsTests: XCTestCase {
             let x = ProceduralWeights.input(batch: 1, resolution: res)
             let logits = noGrad { m.model(x) }
             let xPath = try raw(x.scalars, "\(name).x"), logitsPath = try raw(logits.scalars, "\(name).logits")
-            for (variant, options) in [("fp32", CoreMLExportOptions(precision: .float32, input: .tensor)),
-                                       ("fp16", CoreMLExportOptions(precision: .float16, input: .tensor)),
-                                       ("fp32-fold", CoreMLExportOptions(precision: .float32, input: .tensor, foldBatchNorm: true))] {
+            var variants = [("fp32", CoreMLExportOptions(precision: .float32, input: .tensor)),
+                            ("fp16", CoreMLExportOptions(precision: .float16, input: .tensor))]
+            // Folding on one model per family keeps the test short.
+            if ["resnet18", "mobilenetv3_small_100", "tf_efficientnet_lite0", "mobilevit_xxs"].contains(name) {
+                variants.append(("fp32-fold", CoreMLExportOptions(precision: .float32, input: .tensor, foldBatchNorm: true)))
+            }
+            for (variant, options) in variants {
                 let url = dir.appendingPathComponent("\(name)-\(variant).mlpackage")
                 try ModelExport.coreMLExporter(for: m, options: options).graph(from: trace).write(to: url)
                 jobs.append(["package": url.path, "input": "input", "x": xPath, "shape": x.shape, "expected": logitsPath])
@@ -51,9 +55,10 @@ final class CoreMLNumericsTests: XCTestCase {
         // The app-ready form: 0–255 pixels in, the program normalises them, softmax and labels out.
         for (name, precision) in [("mobilenetv3_small_100", CoreMLExporter.Precision.float32), ("resnet18", .float16)] {
             let m = try coreMLDeployable(name, resolution: 40)
-            let pixels = (0..<(3 * 40 * 40)).map { Float(($0 * 7919 + 13) % 256) }
+            let pixels: [Float] = (0..<(3 * 40 * 40)).map { (i: Int) -> Float in Float((i * 7919 + 13) % 256) }
             var normalized = pixels
-            for c in 0..<3 { for i in 0..<1600 { normalized[c * 1600 + i] = (pixels[c * 1600 + i] / 255 - m.mean[c]) / m.std[c] } }
+            for c in 0..<3 { for i in 0..<1600 { let p: Float = pixels[c * 1600 + i] / 255
+                normalized[c * 1600 + i] = (p - m.mean[c]) / m.std[c] } }
             let probs = noGrad { m.model(Tensor(normalized, shape: [1, 3, 40, 40])).softmax(axis: -1) }
             let url = dir.appendingPathComponent("\(name)-image-\(precision.rawValue).mlpackage")
             try ModelExport.exportCoreML(m, to: url, options: CoreMLExportOptions(precision: precision, input: .image))

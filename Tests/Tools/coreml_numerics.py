@@ -5,7 +5,7 @@ CoreMLNumericsTests runs it.
 
     python3 Tests/Tools/coreml_numerics.py JOB.json REPORT.json [INTERPRETER.py]
 
-JOB.json is a list of {"package", "input": "image"|"tensor", "x": RAW float32 file, "shape": [1,3,H,W],
+JOB.json is a list of {"package", "input": the input's name ("image" for an image classifier), "x": RAW float32 file, "shape": [1,3,H,W],
 "expected": RAW float32 file (Finch's logits, or its probabilities for an image classifier)}. The
 report maps each package to {"max_abs": max |interpreter − Finch|, "top1_same": bool, "label": the
 classifier's label, "seconds"}.
@@ -25,16 +25,18 @@ for job in json.load(open(sys.argv[1])):
     x = np.fromfile(job["x"], dtype=np.float32).reshape(job["shape"])
     want = np.fromfile(job["expected"], dtype=np.float32)
     start = time.time()
-    out = mil.run_package(job["package"], {job["input"]: x} if job["input"] == "tensor" else {"image": x})
+    out = mil.run_package(job["package"], {job["input"]: x})
     entry = {}
-    if job["input"] == "tensor":
+    if job["input"] != "image":
         got = np.asarray(out["logits"], dtype=np.float64).reshape(-1)
     else:
         probs = out["classLabel_probs"]
         got = np.array([probs[k] for k in job["classes"]], dtype=np.float64)
         entry["label"] = str(np.asarray(out["classLabel"]).reshape(()).item())
         entry["label_is_top1"] = entry["label"] == job["classes"][int(np.argmax(want))]
-    entry["max_abs"] = float(np.max(np.abs(got - want)))
+    d = float(np.max(np.abs(got - want)))
+    entry["max_abs"] = d if np.isfinite(d) else None  # JSON has no NaN; a missing number fails the test
+    entry["nonfinite_outputs"] = int(np.sum(~np.isfinite(got)))
     entry["scale"] = float(np.max(np.abs(want)))
     entry["top1_same"] = bool(int(np.argmax(got)) == int(np.argmax(want)))
     entry["seconds"] = round(time.time() - start, 2)

@@ -2,7 +2,7 @@ import FinchTensor
 
 /// The MIL (Core ML 5 opset, iOS 15) form of each traced op: one place that speaks MIL op and
 /// parameter names. Ops MIL lacks become short chains (hard-swish = x·hard-sigmoid(x), rsqrt =
-/// 1/√x, log-softmax = x − logsumexp(x)). Shapes are the traced ones: the program has batch 1.
+/// 1/√x, log-softmax = (x − max) − log Σ exp(x − max)). Shapes are the traced ones: the program has batch 1.
 struct CoreMLLowering {
     let builder: MILProgramBuilder
     /// State-dict names of the model's tensors, by identity: these become blob-file weights.
@@ -196,10 +196,15 @@ struct CoreMLLowering {
             result = b.op(type, [("x", x()), ("axes", ints(all)), ("keep_dims", flag(keepDims))], shape: out)
         case .softmax(let axis): result = b.op("softmax", [("x", x()), ("axis", .constant(.int(axis)))], shape: out)
         case .logSoftmax(let axis):
+            // (x − max) − log Σ exp(x − max): exp never overflows, in float16 least of all.
             var kept = out
             kept[axis < 0 ? axis + out.count : axis] = 1
-            let lse = b.op("reduce_log_sum_exp", [("x", x()), ("axes", ints([axis])), ("keep_dims", flag(true))], shape: kept)
-            result = binary("sub", x(), .value(lse))
+            let m = b.op("reduce_max", [("x", x()), ("axes", ints([axis])), ("keep_dims", flag(true))], shape: kept)
+            let shifted = binary("sub", x(), .value(m))
+            let e = b.op("exp", [("x", .value(shifted))], shape: out)
+            let sum = b.op("reduce_sum", [("x", .value(e)), ("axes", ints([axis])), ("keep_dims", flag(true))], shape: kept)
+            let lse = b.op("log", [("x", .value(sum))], shape: kept)
+            result = binary("sub", .value(shifted), .value(lse))
         case .indexSelect(let axis, let indices):
             result = b.op("gather", [("x", x()), ("indices", ints(indices)), ("axis", .constant(.int(axis)))], shape: out)
         case .resizeBilinear(let height, let width):
