@@ -32,6 +32,7 @@ final class CoreMLNumericsTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: interpreter), "\(interpreter) is missing")
         var jobs: [[String: Any]] = []
         var expectations: [String: (model: String, variant: String)] = [:]
+        var sizes: [String: [String: Int]] = [:]
         for name in ModelRegistry.names {
             let res = name.hasPrefix("mobilevit") ? 72 : 48
             let m = try coreMLDeployable(name, resolution: res)
@@ -47,7 +48,9 @@ final class CoreMLNumericsTests: XCTestCase {
             }
             for (variant, options) in variants {
                 let url = dir.appendingPathComponent("\(name)-\(variant).mlpackage")
-                try ModelExport.coreMLExporter(for: m, options: options).graph(from: trace).write(to: url)
+                let package = try ModelExport.coreMLExporter(for: m, options: options).graph(from: trace)
+                try package.write(to: url)
+                sizes[name, default: [:]][variant] = package.weights.count + (try package.specification().count)
                 jobs.append(["package": url.path, "input": "input", "x": xPath, "shape": x.shape, "expected": logitsPath])
                 expectations[url.path] = (name, variant)
             }
@@ -76,7 +79,7 @@ final class CoreMLNumericsTests: XCTestCase {
         for (path, (name, variant)) in expectations {
             guard let e = doc[path], let d = e["max_abs"] as? Double, let scale = e["scale"] as? Double,
                   let same = e["top1_same"] as? Bool else { XCTFail("\(name) \(variant): no result"); continue }
-            table[name, default: [:]][variant] = String(format: "%.1e", d)
+            table[name, default: [:]][variant] = String(format: "%.1e", d) + (variant == "fp32" ? String(format: " (logits up to %.2g)", scale) : "")
             switch variant {
             case "fp32", "fp32-fold":
                 XCTAssertLessThanOrEqual(d, 1e-4, "\(name) \(variant): logits, interpreter vs Finch")
@@ -92,7 +95,8 @@ final class CoreMLNumericsTests: XCTestCase {
             }
         }
         for name in table.keys.sorted() {
-            print("coreml numerics \(name): " + table[name]!.sorted { $0.key < $1.key }.map { "\($0.key) max|Δ|=\($0.value)" }.joined(separator: " "))
+            print("coreml numerics \(name): " + table[name]!.sorted { $0.key < $1.key }.map { "\($0.key) max|Δ|=\($0.value)" }.joined(separator: " ")
+                  + " | package bytes fp32 \(sizes[name]?["fp32"] ?? 0), fp16 \(sizes[name]?["fp16"] ?? 0)")
         }
     }
 }
