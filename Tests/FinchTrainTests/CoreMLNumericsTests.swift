@@ -8,7 +8,8 @@ import FinchTestSupport
 
 /// Finch's Core ML packages run through the NumPy MIL interpreter (Tests/Tools/mil_interpreter.py,
 /// which MILInterpreterTests first proves against coremltools' own conversions of timm models) and
-/// compared with Finch's forward pass: float32 logits within 1e-4, float16 with the same top-1, and
+/// compared with Finch's forward pass: float32 logits within 1e-4 (and 1e-5 of their scale), float16
+/// within 1e-2 of their scale with the same top-1, and
 /// the image classifier's preprocessing and probabilities. MIL_INTERPRETER overrides the
 /// interpreter's path (for a checkout where it lives elsewhere).
 final class CoreMLNumericsTests: XCTestCase {
@@ -82,15 +83,18 @@ final class CoreMLNumericsTests: XCTestCase {
             table[name, default: [:]][variant] = String(format: "%.1e", d) + (variant == "fp32" ? String(format: " (logits up to %.2g)", scale) : "")
             switch variant {
             case "fp32", "fp32-fold":
+                // The procedural weights give logits of 0.1–3: besides the absolute 1e-4, a bound
+                // relative to them (measured: at most 5e-7 of the scale).
                 XCTAssertLessThanOrEqual(d, 1e-4, "\(name) \(variant): logits, interpreter vs Finch")
+                XCTAssertLessThanOrEqual(d, 1e-5 * scale, "\(name) \(variant): logits relative to their scale \(scale)")
                 XCTAssertTrue(same, "\(name) \(variant): top-1")
             case "fp16":
-                // float16 compute rounds every op to 11 significant bits: the logits move by a few
-                // 1e-3 of their scale; the class must not.
-                XCTAssertLessThanOrEqual(d, 0.05 * max(1, scale), "\(name) float16: logits, interpreter vs Finch")
+                // float16 compute rounds every op to 11 significant bits: the logits move by up to
+                // ~2e-3 of their scale (measured); the class must not.
+                XCTAssertLessThanOrEqual(d, 1e-2 * scale, "\(name) float16: logits, interpreter vs Finch (scale \(scale))")
                 XCTAssertTrue(same, "\(name) float16: top-1 differs from Finch's")
             default:
-                XCTAssertLessThanOrEqual(d, variant.hasSuffix("float32") ? 1e-5 : 2e-2, "\(name) \(variant): probabilities")
+                XCTAssertLessThanOrEqual(d, variant.hasSuffix("float32") ? 1e-5 : 2e-3, "\(name) \(variant): probabilities")
                 XCTAssertTrue(same && (e["label_is_top1"] as? Bool ?? false), "\(name) \(variant): classLabel \(e["label"] ?? "")")
             }
         }
