@@ -1,7 +1,7 @@
 import FinchTensor
 import FinchNN
 
-/// An export format for traced models: ONNX today (`ONNXExporter`), Core ML next. A conforming
+/// An export format for traced models: ONNX (`ONNXExporter`) and Core ML (`CoreMLExporter`). A conforming
 /// type turns the recorded forward pass into its format's model, lowering each `TracedOpKind`
 /// in one exhaustive switch (see `ONNXLowering`), so a new op is one case per exporter and a new
 /// exporter touches no op.
@@ -37,7 +37,7 @@ public struct ModelTrace {
     public let parameterNames: [ObjectIdentifier: String]
 
     public init(recording model: Module, inputShape chw: [Int], numClasses: Int, graphName: String = "finch") throws {
-        ensure(chw.count == 3, "ONNX export: input shape is [C, H, W], got \(chw)")
+        ensure(chw.count == 3, "export: input shape is [C, H, W], got \(chw)")
         let wasTraining = model.isTraining
         model.eval()
         defer { model.train(wasTraining) }
@@ -50,10 +50,10 @@ public struct ModelTrace {
         let (t1, x1, y1) = trace(batch: 1)
         let (t2, _, _) = trace(batch: 2)
         guard t1.ops.count == t2.ops.count else {
-            throw ONNXExportError.unstableTrace("\(t1.ops.count) ops at batch 1, \(t2.ops.count) at batch 2")
+            throw ExportError.unstableTrace("\(t1.ops.count) ops at batch 1, \(t2.ops.count) at batch 2")
         }
         for (a, b) in zip(t1.ops, t2.ops) where a.kind.caseName != b.kind.caseName {
-            throw ONNXExportError.unstableTrace("\(a.kind.caseName) vs \(b.kind.caseName)")
+            throw ExportError.unstableTrace("\(a.kind.caseName) vs \(b.kind.caseName)")
         }
         var names: [ObjectIdentifier: String] = [:]
         for (name, value) in model.stateDict() {

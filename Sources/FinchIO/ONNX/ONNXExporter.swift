@@ -3,21 +3,6 @@ import SwiftProtobuf
 import FinchTensor
 import FinchNN
 
-public enum ONNXExportError: Error, CustomStringConvertible {
-    case untracedTensor(op: String, shape: [Int])
-    case unstableTrace(String)
-    case writeFailed(file: String, reason: String)
-
-    public var description: String {
-        switch self {
-        case .untracedTensor(let op, let shape):
-            return "ONNX export: op \(op) reads a tensor of shape \(shape) that no traced op produced (an op without an ONNX mapping ran in forward)"
-        case .unstableTrace(let m): return "ONNX export: the model's forward pass differs between batch sizes (\(m))"
-        case .writeFailed(let f, let r): return "\(f): cannot write (\(r))"
-        }
-    }
-}
-
 /// Exports a model's eval-mode forward pass as an ONNX graph (opset 17): input `input`
 /// float32 [N,3,H,W] with a dynamic batch, output `logits`, weights as initializers named by
 /// their state-dict names, preprocessing and class names in `metadata_props`.
@@ -99,7 +84,7 @@ public struct ONNXExporter: GraphExporter {
                             node.input.append(p)
                             continue
                         }
-                        guard input.count <= 4096 else { throw ONNXExportError.untracedTensor(op: spec.opType, shape: input.shape) }
+                        guard input.count <= 4096 else { throw ExportError.untracedTensor(op: spec.opType, shape: input.shape) }
                         node.input.append(floatConstant(input.scalars, input.shape))
                     case .floats(let values, let dims): node.input.append(floatConstant(values, dims))
                     case .int64s(let values, let dims):
@@ -128,7 +113,7 @@ public struct ONNXExporter: GraphExporter {
             }
         }
         guard g.node.last?.output == ["logits"] else {
-            throw ONNXExportError.unstableTrace("the model's output is not produced by a traced op")
+            throw ExportError.unstableTrace("the model's output is not produced by a traced op")
         }
 
         if foldBatchNorm { foldBatchNorms(&g, &initializers) }
@@ -245,18 +230,18 @@ public struct ONNXExporter: GraphExporter {
     public static func write(_ model: Onnx_ModelProto, to url: URL) throws {
         let data: Data
         do { data = try model.serializedData() } catch {
-            throw ONNXExportError.writeFailed(file: url.path, reason: "\(error)")
+            throw ExportError.writeFailed(file: url.path, reason: "\(error)")
         }
         let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(getpid()).tmp")
         do {
             try data.write(to: tmp)
-            guard rename(tmp.path, url.path) == 0 else { throw ONNXExportError.writeFailed(file: url.path, reason: String(cString: strerror(errno))) }
-        } catch let e as ONNXExportError {
+            guard rename(tmp.path, url.path) == 0 else { throw ExportError.writeFailed(file: url.path, reason: String(cString: strerror(errno))) }
+        } catch let e as ExportError {
             unlink(tmp.path)
             throw e
         } catch {
             unlink(tmp.path)
-            throw ONNXExportError.writeFailed(file: url.path, reason: error.localizedDescription)
+            throw ExportError.writeFailed(file: url.path, reason: error.localizedDescription)
         }
     }
 }

@@ -104,7 +104,7 @@ enum ONNXLowering {
             if case .reshape(let s2) = op2.kind { other = s2 } else if case .expand(let s2) = op2.kind { other = s2 }
             let fixed = zip(shape, other).map { $0 == $1 ? $0 : (isReshape ? -1 : 1) }
             guard fixed.filter({ $0 == -1 }).count <= 1 else {
-                throw ONNXExportError.unstableTrace("reshape to \(shape) has several batch-dependent dimensions")
+                throw ExportError.unstableTrace("reshape to \(shape) has several batch-dependent dimensions")
             }
             return node(isReshape ? "Reshape" : "Expand", [x, .int64s(fixed, dims: [fixed.count])])
         case .permute(let dims): return node("Transpose", ins, ["perm": .ints(dims)])

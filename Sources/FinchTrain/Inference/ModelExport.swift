@@ -75,7 +75,7 @@ public enum ModelExportError: Error, CustomStringConvertible {
 
 /// Loading trained models from checkpoints or weights files, and exporting them.
 public enum ModelExport {
-    public enum Format: String, CaseIterable, Sendable { case safetensors, hdf5, onnx }
+    public enum Format: String, CaseIterable, Sendable { case safetensors, hdf5, onnx, coreml }
 
     /// Loads a Finch checkpoint (`.h5` written by `train`) or a weights file (safetensors or HDF5
     /// with `/model`). For weights files without metadata, `modelName` (and `numClasses`, else
@@ -216,17 +216,11 @@ public enum ModelExport {
     }
 
     /// Writes `m` as `format` to `url` (atomically: a failed export leaves no file). `half` stores
-    /// float16 weights (safetensors, ONNX); `foldBatchNorm` folds BatchNorm into convolutions (ONNX).
+    /// float16 weights (safetensors, ONNX; Core ML computes in float16); `foldBatchNorm` folds BatchNorm
+    /// into convolutions (ONNX, Core ML). `exportCoreML` has Core ML's other options.
     public static func export(_ m: DeployableModel, format: Format, to url: URL, foldBatchNorm: Bool = false,
                               half: Bool = false) throws {
-        let dir = url.deletingLastPathComponent()
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue else {
-            throw ModelExportError.unwritable(path: url.path, reason: "folder \(dir.path) does not exist")
-        }
-        guard FileManager.default.isWritableFile(atPath: dir.path) else {
-            throw ModelExportError.unwritable(path: url.path, reason: "folder \(dir.path) is not writable")
-        }
+        try checkWritableFolder(of: url)
         let state = m.model.stateDict()
         switch format {
         case .safetensors:
@@ -250,6 +244,19 @@ public enum ModelExport {
             let proto = try exporter.export(m.model, inputShape: [3, m.resolution, m.resolution], numClasses: m.model.numClasses,
                                             graphName: m.modelName)
             try ONNXExporter.write(proto, to: url)
+        case .coreml:
+            try exportCoreML(m, to: url, options: CoreMLExportOptions(precision: half ? .float16 : .float32, foldBatchNorm: foldBatchNorm))
+        }
+    }
+
+    static func checkWritableFolder(of url: URL) throws {
+        let dir = url.deletingLastPathComponent()
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue else {
+            throw ModelExportError.unwritable(path: url.path, reason: "folder \(dir.path) does not exist")
+        }
+        guard FileManager.default.isWritableFile(atPath: dir.path) else {
+            throw ModelExportError.unwritable(path: url.path, reason: "folder \(dir.path) is not writable")
         }
     }
 }
