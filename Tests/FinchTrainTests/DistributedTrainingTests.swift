@@ -86,8 +86,9 @@ final class DistributedTrainingTests: XCTestCase {
         return (diff / max(moved, 1e-30)).squareRoot()
     }
 
+    /// The newest run's checkpoint folder (`Checkpoints/<experiment>/latest`, RunLayout).
     func checkpoint(_ experiment: String, _ file: String) -> URL {
-        base.appendingPathComponent("Checkpoints/\(experiment)/\(file)")
+        base.appendingPathComponent("Checkpoints/\(experiment)/latest/\(file)")
     }
 
     /// One process, then 2 and 3 ranks (shares 2+2, 2+1+1 of each batch of 4): the same loss
@@ -181,7 +182,8 @@ final class DistributedTrainingTests: XCTestCase {
     func testCheckpointResumesAtAnotherRankCount() throws {
         let cfg = try writeConfig("resume")
         train(ranks: 2, ["--config", cfg])
-        let ck = base.appendingPathComponent("Checkpoints/resume")
+        // The straight run's own folder; each resumed run writes a new one, which `latest` names.
+        let ck = checkpoint("resume", "").resolvingSymlinksInPath()
         let straight = ck.appendingPathComponent("straight.h5"), halfway = ck.appendingPathComponent("halfway.h5")
         try FileManager.default.moveItem(at: ck.appendingPathComponent("last.h5"), to: straight)
         try FileManager.default.copyItem(at: ck.appendingPathComponent("epoch-2.h5"), to: halfway)
@@ -189,9 +191,9 @@ final class DistributedTrainingTests: XCTestCase {
         for ranks in [3, 1] {
             let out = train(ranks: ranks, ["--config", cfg, "--resume", halfway.path]).output
             XCTAssertTrue(out.contains("resumed from"), out)
-            let d = relativeDistance(try weights(ck.appendingPathComponent("last.h5")), try weights(straight), start: start)
+            let d = relativeDistance(try weights(checkpoint("resume", "last.h5")), try weights(straight), start: start)
             XCTAssertLessThan(d, 1e-4, "resumed at \(ranks) ranks: \(d)")
-            let a = try Checkpoint.read(ck.appendingPathComponent("last.h5")).metrics["train/loss"]!
+            let a = try Checkpoint.read(checkpoint("resume", "last.h5")).metrics["train/loss"]!
             let b = try Checkpoint.read(straight).metrics["train/loss"]!
             for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: 1e-4 * abs(y), "resumed at \(ranks): \(a) vs \(b)") }
         }
