@@ -299,8 +299,6 @@ def fixture(model_name, res, classes, batch, probes=PROBES):
 if __name__ == "__main__":
     outdir = sys.argv[1]
     os.makedirs(outdir, exist_ok=True)
-    # One thread by default: on a shared machine OpenMP's spinning threads waste more than they add.
-    torch.set_num_threads(int(os.environ.get("PARITY_THREADS", "1")))
     for spec in sys.argv[2:]:
         name, res, classes, batch, *rest = spec.split(":")
         t, meta = fixture(name, int(res), int(classes), int(batch), *(int(r) for r in rest))

@@ -50,7 +50,6 @@ def main():
     name, batch, *rest = spec.split(":")
     batch = int(batch)
     probes = int(rest[0]) if rest else make_parity.PROBES
-    torch.set_num_threads(int(os.environ.get("PARITY_THREADS", "1")))
     with safe_open(weights, "pt") as f:
         meta_in = f.metadata()
         state = {k: f.get_tensor(k) for k in f.keys()}
