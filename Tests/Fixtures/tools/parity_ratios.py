@@ -67,7 +67,7 @@ def main():
     print(f"{len(runs)} runs: paths {' '.join(paths)} × threads {' '.join(map(str, threads))}; "
           f"{sum(1 for v in ok.values() if v['fail'])} over the rule, {len(crashed)} without a summary.\n")
     print("### Worst ratio per model and kernel path (over its resolutions and 1/2/3 threads)\n")
-    head = "| model | " + " | ".join(f"{p} logits | {p} loss | {p} grad" for p in paths) + " | runs failing |"
+    head = "| model | " + " | ".join(f"{p} logits | {p} loss | {p} grad" for p in paths) + " | runs over the rule |"
     print(head)
     print("|" + "---|" * (2 + 3 * len(paths)))
     for model in sorted({model_of(f) for f in fixtures}):
