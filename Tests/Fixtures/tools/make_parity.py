@@ -34,12 +34,14 @@ and two more with the batch reversed (threads 1, NCHW, mkldnn on; threads 2, cha
 off): the samples' per-sample gradients and BatchNorm's batch statistics are summed in another
 order (outputs are un-reversed before comparing; BatchNorm's statistics are the same math). 14
 float32 runs, each an answer PyTorch itself gives for the same model and input depending only on
-the machine, its thread count and a memory-format flag, so each is a legitimate float32 result; the
+the machine's core count, the build (with or without oneDNN), a memory-format flag or the order of
+the samples in the batch, so each is a legitimate float32 result; the
 noise is how far the farthest of them lands from float64. Near a ReLU/ReLU6 kink or a max-pool
 near-tie one order can land on float64's side by luck; two orders (the v2 fixtures before
 2026-12-06) were too few to see that, 14 see it far more often. The float64 truth runs once.
 metadata: format=finch-parity-v2, weights=procedural, input=procedural, reference=float64, model,
-          num_classes, resolution, batch, torch, timm, adamw (JSON), probes.
+          num_classes, resolution, batch, torch, timm, adamw (JSON), probes, noise (the orders sampled),
+          noise_argmax (JSON: how many outputs each order was the farthest for).
 
 Format v1 (finch-parity-v1, still read by Finch) stored the input, float32-rounded references under
 the same names without "f64.", and one path's error as grad.torch32err.<param> etc.
