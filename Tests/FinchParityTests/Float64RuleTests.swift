@@ -37,10 +37,13 @@ final class Float64RuleTests: XCTestCase {
     }
 
     /// A relative error of 10⁻⁴ planted in the float64 answer (eval logits, one gradient probe)
-    /// is far beyond PyTorch float32's noise on these outputs, so exactly those checks fail.
+    /// is far beyond PyTorch float32's noise on these outputs, so exactly those checks fail. The
+    /// gradient is the classifier's (float32 spread 4.7·10⁻⁶ of its largest value over the fixture's
+    /// 14 orders): the stem's, behind every ReLU gate of a random-init model, spreads 2.7·10⁻⁵ there,
+    /// so 10⁻⁴ is within 3× of it (the ImageNet fixtures are where small errors deep in a model show).
     func testPlantedErrorOfOneInTenThousandIsCaught() throws {
         let source = Self.parity.appendingPathComponent("mobilenetv3_small_100_64_5.safetensors")
-        let param = "conv_stem.weight"
+        let param = "classifier.weight"
         let copy = try patchedCopy(of: source, edits: [
             "f64.eval.logits": { $0.map { $0 * (1 + 1e-4) } },
             "f64.grad.probe.\(param)": { v in v.enumerated().map { $0.offset == 0 ? $0.element * (1 + 1e-4) + 1e-4 * (v.map(Swift.abs).max() ?? 0) : $0.element } },

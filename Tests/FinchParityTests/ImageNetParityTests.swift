@@ -16,9 +16,11 @@ final class ImageNetParityTests: XCTestCase {
         print(report.summary + String(format: " [%.1f s]", Date().timeIntervalSince(start)))
         // Every family the rule covers has a ratio: the float64 data is there and was used.
         XCTAssertEqual(Set(report.worstRatios.keys), ["eval.logits", "evalgrad", "train.logits", "train.loss", "grad", "train"])
-        // Open gap: Lite2's eval-mode norm of blocks.2.0.conv_dw.weight is 3.53× PyTorch's (its probes
-        // pass); a gradient norm is one number, and norms were the checks nearest the factor 3 throughout.
-        let unexplained = report.failures.filter { !(model == "tf_efficientnet_lite2" && $0.name == "evalgrad.norm.blocks.2.0.conv_dw.weight" && ($0.ratio ?? .infinity) <= 4) }
+        // Gap: Lite2's eval-mode norm of blocks.2.0.conv_dw.weight is 3.39× PyTorch's float32 distance
+        // (rel 2.9·10⁻⁶; its probes pass) on the AVX-512 path at 1 and 2 threads, with OpenBLAS's own
+        // kernels or Prescott's, so it is Finch's AVX-512 depthwise weight gradient (Float lanes over the
+        // batch's output positions per tap); AVX2, generic and 3 threads pass (RATIOS.md).
+        let unexplained = report.failures.filter { !(model == "tf_efficientnet_lite2" && $0.name == "evalgrad.norm.blocks.2.0.conv_dw.weight" && ($0.ratio ?? .infinity) <= 3.6) }
         XCTAssertTrue(unexplained.isEmpty, "\(report.summary)\n" + unexplained.prefix(8).map {
             "  \($0.name): max|Δ|=\($0.maxAbs) ratio=\($0.ratio.map(ratioText) ?? "-") tol \($0.tolerance)"
         }.joined(separator: "\n"))

@@ -177,32 +177,32 @@ private func activationGradient(_ dy: Tensor, x: Tensor, mean: Tensor, scale: [F
     }
 }
 
-/// The per-plane passes of training-mode BatchNorm: AVX-512 in CFinchKernels, Swift otherwise.
+/// The per-plane passes of training-mode BatchNorm, in CFinchKernels on every path.
 enum BatchNormKernels {
-    /// Runs a CFinchKernels pass that writes two floats; nil when it declined (no AVX-512).
+    /// Σ(a − sa) and Σ(a − sa)·(b − sb).
     @inline(__always)
-    private static func pair(_ kernel: (UnsafeMutablePointer<Float>) -> Int32) -> (Float, Float)? {
+    private static func centeredProducts(_ a: UnsafePointer<Float>, _ sa: Float, _ b: UnsafePointer<Float>, _ sb: Float,
+                                         _ n: Int) -> (Float, Float) {
         var out: (Float, Float) = (0, 0)
-        let done = withUnsafeMutableBytes(of: &out) { kernel($0.baseAddress!.assumingMemoryBound(to: Float.self)) }
-        return done != 0 ? out : nil
+        withUnsafeMutableBytes(of: &out) { finch_centered_products(a, sa, b, sb, n, $0.baseAddress!.assumingMemoryBound(to: Float.self)) }
+        return out
     }
 
     @inline(__always)
     static func sum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
-        pair { finch_centered_products(x, 0, x, 0, n, $0) }?.0 ?? ReduceKernels.sumContiguous(x, n)
+        centeredProducts(x, 0, x, 0, n).0
     }
 
     /// Σ(x − mean)².
     @inline(__always)
     static func sumSquaredDeviation(_ x: UnsafePointer<Float>, _ n: Int, mean: Float) -> Float {
-        pair { finch_centered_products(x, mean, x, mean, n, $0) }?.1 ?? VectorMath.sumSquaredDeviation(x, n, mean: mean)
+        centeredProducts(x, mean, x, mean, n).1
     }
 
     /// Σg and Σg·(x − mean) over one plane.
     @inline(__always)
     static func sums(_ g: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int, mean: Float) -> (g: Float, gCentered: Float) {
-        let (s, d) = pair { finch_centered_products(g, 0, x, mean, n, $0) }
-            ?? (ReduceKernels.sumContiguous(g, n), VectorMath.dotCentered(g, x, n, mean: mean))
+        let (s, d) = centeredProducts(g, 0, x, mean, n)
         return (s, d)
     }
 
@@ -212,8 +212,8 @@ enum BatchNormKernels {
                               scale a: Float, meanG: Float, mean: Float, k: Float) {
         if k == 0 && meanG == 0 {
             for t in 0..<n { dx[t] = a * g[t] }
-        } else if finch_batchnorm_input_gradient(g, x, dx, n, a, meanG, mean, k) == 0 {
-            for t in 0..<n { dx[t] = a * (g[t] - meanG - (x[t] - mean) * k) }
+        } else {
+            finch_batchnorm_input_gradient(g, x, dx, n, a, meanG, mean, k)
         }
     }
 }

@@ -15,18 +15,33 @@ store only what the model computes:
   f64.grad.norm.<param>          L2 norm of the full float64 gradient
   adamw.probe.<param>            parameter values there after one torch.optim.AdamW step (float64 run)
   noise.<key>                    float64 [1]: PyTorch float32's own distance from float64 for that
-                                 output, the larger over two equally valid float32 paths (NCHW and
-                                 channels-last), as ../shared/tools/make_golden.py --f64 does:
+                                 output, the largest over the float32 orders listed below:
     noise.eval.logits, noise.train.logits, noise.train.loss, noise.train.<buffer>: max|f32 - f64|
     noise.grad.<param>:      max|g32 - g64| over the whole tensor
     noise.grad.norm.<param>: | |g32| - |g64| |
   evalgrad.absmax.<param>, f64.evalgrad.probe.<param>, f64.evalgrad.norm.<param>, noise.evalgrad.<param>,
   noise.evalgrad.norm.<param>    optional (make_pretrained_parity.py): the same for the gradients of
                                  the loss in eval mode (BatchNorm on running statistics), at grad.index
-Near a ReLU/ReLU6 kink one float32 summation order can land on float64's side by luck, so one path
-alone understates how far float32 may honestly be from the exact answer.
+
+Float32 orders sampled for noise.* (ORDERS): every combination of
+  threads 1, 2, 3     torch.set_num_threads: oneDNN and ATen split convolutions, GEMMs and the
+                      BatchNorm/mean reductions into per-thread partial sums, so the thread count
+                      changes where float32 rounds (Finch runs its suite on 1, 2 and 3 threads too);
+  mkldnn on, off      oneDNN's convolution kernels vs ATen's own (im2col + BLAS GEMM, depthwise and
+                      slow_conv2d): different blockings of the same dot products;
+  NCHW, channels-last memory_format: different kernels and reduction orders over channels/pixels;
+and two more with the batch reversed (threads 1, NCHW, mkldnn on; threads 2, channels-last, mkldnn
+off): the samples' per-sample gradients and BatchNorm's batch statistics are summed in another
+order (outputs are un-reversed before comparing; BatchNorm's statistics are the same math). 14
+float32 runs, each an answer PyTorch itself gives for the same model and input depending only on
+the machine's core count, the build (with or without oneDNN), a memory-format flag or the order of
+the samples in the batch, so each is a legitimate float32 result; the
+noise is how far the farthest of them lands from float64. Near a ReLU/ReLU6 kink or a max-pool
+near-tie one order can land on float64's side by luck; two orders (the v2 fixtures before
+2026-12-06) were too few to see that, 14 see it far more often. The float64 truth runs once.
 metadata: format=finch-parity-v2, weights=procedural, input=procedural, reference=float64, model,
-          num_classes, resolution, batch, torch, timm, adamw (JSON), probes.
+          num_classes, resolution, batch, torch, timm, adamw (JSON), probes, noise (the orders sampled),
+          noise_argmax (JSON: how many outputs each order was the farthest for).
 
 Format v1 (finch-parity-v1, still read by Finch) stored the input, float32-rounded references under
 the same names without "f64.", and one path's error as grad.torch32err.<param> etc.
@@ -46,6 +61,10 @@ cannot load against a CPU-only torch).
 """
 import json, math, os, sys
 import numpy as np
+
+# Threads 2 and 3 sample summation orders, not speed: on a shared machine spinning OpenMP workers
+# only steal cores, so idle workers sleep (must be set before torch loads OpenMP).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torchvision_stub
@@ -118,90 +137,155 @@ def procedural_batch(res, classes, batch):
 ADAMW = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05)
 
 
-def eval_grads(model_name, classes, state, x, y, dtype, channels_last=False):
+# (threads, mkldnn, channels_last, reversed batch): see the module doc for why each is legitimate.
+ORDERS = [(t, mk, cl, False) for t in (1, 2, 3) for mk in (True, False) for cl in (False, True)] + \
+         [(1, True, False, True), (2, False, True, True)]
+
+
+def order_name(order):
+    t, mk, cl, rev = order
+    return f"t{t}-{'mkldnn' if mk else 'aten'}-{'cl' if cl else 'nchw'}{'-rev' if rev else ''}"
+
+
+class Order:
+    """Runs a block under one float32 order: thread count and oneDNN switch, restored afterwards."""
+
+    def __init__(self, order):
+        self.threads, self.mkldnn = (order[0], order[1]) if order else (None, None)
+
+    def __enter__(self):
+        self.saved = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        self.flags = torch.backends.mkldnn.flags(enabled=self.mkldnn if self.mkldnn is not None else True)
+        self.flags.__enter__()
+
+    def __exit__(self, *exc):
+        self.flags.__exit__(*exc)
+        torch.set_num_threads(self.saved)
+
+
+def prepared(model_name, classes, state, x, y, dtype, order):
+    """The model and batch in `dtype`, laid out and ordered as `order` says; `back` undoes the batch order."""
+    m = timm.create_model(model_name, pretrained=False, num_classes=classes)
+    m.load_state_dict(state)
+    m = m.to(dtype)
+    x = x.to(dtype)
+    back = lambda t: t
+    if order and order[3]:
+        flip = torch.arange(x.shape[0] - 1, -1, -1)
+        x, y, back = x[flip], y[flip], (lambda t: t[flip])
+    if order and order[2]:
+        m = m.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    return m, x, y, back
+
+
+def eval_grads(model_name, classes, state, x, y, dtype, order=None):
     """Gradients of the loss with the model in eval mode (BatchNorm on its running statistics)."""
-    m = timm.create_model(model_name, pretrained=False, num_classes=classes)
-    m.load_state_dict(state)
-    m = m.to(dtype)
-    x = x.to(dtype)
-    if channels_last:
-        m = m.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    m.eval()
-    torch.nn.functional.cross_entropy(m(x), y).backward()
-    return {k: p.grad.detach().clone() for k, p in m.named_parameters()}
+    with Order(order):
+        m, x, y, _ = prepared(model_name, classes, state, x, y, dtype, order)
+        m.eval()
+        torch.nn.functional.cross_entropy(m(x), y).backward()
+        return {k: p.grad.detach().clone() for k, p in m.named_parameters()}
 
 
-def gradient_entries(prefix, g64, paths, probes, out):
-    """Probes, norm, scale and two-path noise of each gradient, under keys with `prefix` (grad, evalgrad)."""
-    for k, g in g64.items():
-        idx = probe_indices(k, g.numel(), probes)
-        norm = float(g.norm())
-        out[f"{prefix}.absmax.{k}"] = torch.tensor([float(g.abs().max())], dtype=torch.float32)
-        if prefix == "grad":
-            out[f"grad.index.{k}"] = torch.from_numpy(idx)
-        out[f"f64.{prefix}.probe.{k}"] = g.flatten()[torch.from_numpy(idx)].clone()
-        out[f"f64.{prefix}.norm.{k}"] = scalar64(norm)
-        out[f"noise.{prefix}.{k}"] = scalar64(max(float((p[k].double() - g).abs().max()) for p in paths))
-        out[f"noise.{prefix}.norm.{k}"] = scalar64(max(abs(float(p[k].double().norm()) - norm) for p in paths))
-
-
-def run(model_name, classes, state, x, y, dtype, channels_last=False, adamw=False):
+def run(model_name, classes, state, x, y, dtype, order=None, adamw=False):
     """One eval forward, one train forward + backward (+ one AdamW step) from `state` in `dtype`."""
-    m = timm.create_model(model_name, pretrained=False, num_classes=classes)
-    m.load_state_dict(state)
-    m = m.to(dtype)
-    x = x.to(dtype)
-    if channels_last:
-        m = m.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    out = {}
-    m.eval()
-    with torch.no_grad():
-        out["eval.logits"] = m(x)
-    m.train()
-    logits = m(x)
-    loss = torch.nn.functional.cross_entropy(logits, y)
-    loss.backward()
-    out["train.logits"], out["train.loss"] = logits.detach(), loss.detach().reshape(1)
-    for k, b in m.named_buffers():
-        out[f"train.{k}"] = b.detach().clone()
-    grads = {k: p.grad.detach().clone() for k, p in m.named_parameters()}
-    after = None
-    if adamw:
-        torch.optim.AdamW(m.parameters(), **ADAMW).step()
-        after = {k: p.detach().clone() for k, p in m.named_parameters()}
-    return out, grads, after
+    with Order(order):
+        m, x, y, back = prepared(model_name, classes, state, x, y, dtype, order)
+        out = {}
+        m.eval()
+        with torch.no_grad():
+            out["eval.logits"] = back(m(x))
+        m.train()
+        logits = m(x)
+        loss = torch.nn.functional.cross_entropy(logits, y)
+        loss.backward()
+        out["train.logits"], out["train.loss"] = back(logits.detach()), loss.detach().reshape(1)
+        for k, b in m.named_buffers():
+            out[f"train.{k}"] = b.detach().clone()
+        grads = {k: p.grad.detach().clone() for k, p in m.named_parameters()}
+        after = None
+        if adamw:
+            torch.optim.AdamW(m.parameters(), **ADAMW).step()
+            after = {k: p.detach().clone() for k, p in m.named_parameters()}
+        return out, grads, after
 
 
 def scalar64(v):
     return torch.tensor([float(v)], dtype=torch.float64)
 
 
+class Noise:
+    """The largest distance to float64 per output over the float32 orders, and which order gave it."""
+
+    def __init__(self):
+        self.worst, self.by = {}, {}
+
+    def note(self, key, dist, order):
+        if dist > self.worst.get(key, -1.0):
+            self.worst[key], self.by[key] = dist, order
+
+    def outputs(self, ref, order, out):
+        for k, v in ref.items():
+            if not k.endswith("num_batches_tracked"):
+                self.note(k, float((out[k].double() - v).abs().max()), order)
+
+    def gradients(self, prefix, g64, order, grads):
+        for k, g in g64.items():
+            self.note(f"{prefix}.{k}", float((grads[k].double() - g).abs().max()), order)
+            self.note(f"{prefix}.norm.{k}", abs(float(grads[k].double().norm()) - float(g.norm())), order)
+
+    def counts(self):
+        """How many outputs each order is the farthest for (ties go to the first order run)."""
+        c = {}
+        for o in self.by.values():
+            c[order_name(o)] = c.get(order_name(o), 0) + 1
+        return c
+
+
+def gradient_entries(prefix, g64, noise, probes, out):
+    """Probes, norm, scale and noise of each gradient, under keys with `prefix` (grad, evalgrad)."""
+    for k, g in g64.items():
+        idx = probe_indices(k, g.numel(), probes)
+        out[f"{prefix}.absmax.{k}"] = torch.tensor([float(g.abs().max())], dtype=torch.float32)
+        if prefix == "grad":
+            out[f"grad.index.{k}"] = torch.from_numpy(idx)
+        out[f"f64.{prefix}.probe.{k}"] = g.flatten()[torch.from_numpy(idx)].clone()
+        out[f"f64.{prefix}.norm.{k}"] = scalar64(float(g.norm()))
+        out[f"noise.{prefix}.{k}"] = scalar64(noise.worst[f"{prefix}.{k}"])
+        out[f"noise.{prefix}.norm.{k}"] = scalar64(noise.worst[f"{prefix}.norm.{k}"])
+
+
 def compact(model_name, classes, state, x, y, probes, with_eval_grads=False):
-    """The v2 tensors: float64 truth, two-path float32 noise, probes (see the module doc)."""
-    ref, g64, a64 = run(model_name, classes, state, x, y, torch.float64, adamw=True)
-    paths = [run(model_name, classes, state, x, y, torch.float32, channels_last=cl) for cl in (False, True)]
+    """The v2 tensors: float64 truth, float32 noise over ORDERS, probes (see the module doc)."""
+    ref, g64, a64 = run(model_name, classes, state, x, y, torch.float64, order=(1, True, False, False), adamw=True)
+    e64 = eval_grads(model_name, classes, state, x, y, torch.float64, (1, True, False, False)) if with_eval_grads else None
+    noise = Noise()
+    for order in ORDERS:
+        o32, g32, _ = run(model_name, classes, state, x, y, torch.float32, order)
+        noise.outputs(ref, order, o32)
+        noise.gradients("grad", g64, order, g32)
+        if with_eval_grads:
+            noise.gradients("evalgrad", e64, order, eval_grads(model_name, classes, state, x, y, torch.float32, order))
     out = {"target": y}
     for k, v in ref.items():
-        if k.endswith("num_batches_tracked"):
-            out[k] = v
-            continue
-        out[f"f64.{k}"] = v
-        out[f"noise.{k}"] = scalar64(max(float((p[k].double() - v).abs().max()) for p, _, _ in paths))
-    gradient_entries("grad", g64, [p for _, p, _ in paths], probes, out)
+        out[k if k.endswith("num_batches_tracked") else f"f64.{k}"] = v
+        if not k.endswith("num_batches_tracked"):
+            out[f"noise.{k}"] = scalar64(noise.worst[k])
+    gradient_entries("grad", g64, noise, probes, out)
     for k in g64:
         out[f"adamw.probe.{k}"] = a64[k].flatten()[out[f"grad.index.{k}"]].float().clone()
     if with_eval_grads:
-        e64 = eval_grads(model_name, classes, state, x, y, torch.float64)
-        gradient_entries("evalgrad", e64, [eval_grads(model_name, classes, state, x, y, torch.float32, cl) for cl in (False, True)],
-                         probes, out)
+        gradient_entries("evalgrad", e64, noise, probes, out)
     meta = dict(format="finch-parity-v2", reference="float64", model=model_name, num_classes=str(classes),
                 resolution=str(x.shape[-1]), batch=str(x.shape[0]), torch=torch.__version__, timm=timm.__version__,
                 adamw=json.dumps({"lr": ADAMW["lr"], "betas": list(ADAMW["betas"]), "eps": ADAMW["eps"],
                                   "weight_decay": ADAMW["weight_decay"]}),
                 probes=str(probes), parameters=str(sum(g.numel() for g in g64.values())),
-                noise="max over float32 NCHW and channels-last")
+                noise="max over float32 orders: " + " ".join(order_name(o) for o in ORDERS),
+                noise_argmax=json.dumps(noise.counts(), sort_keys=True))
     return out, meta
 
 
@@ -217,11 +301,10 @@ def fixture(model_name, res, classes, batch, probes=PROBES):
 if __name__ == "__main__":
     outdir = sys.argv[1]
     os.makedirs(outdir, exist_ok=True)
-    # One thread by default: on a shared machine OpenMP's spinning threads waste more than they add.
-    torch.set_num_threads(int(os.environ.get("PARITY_THREADS", "1")))
     for spec in sys.argv[2:]:
         name, res, classes, batch, *rest = spec.split(":")
         t, meta = fixture(name, int(res), int(classes), int(batch), *(int(r) for r in rest))
         path = os.path.join(outdir, f"{name}_{res}_{classes}.safetensors")
         save_file(t, path, metadata=meta)
-        print(path, "loss", float(t["f64.train.loss"]), "bytes", os.path.getsize(path))
+        print(path, "loss", float(t["f64.train.loss"]), "bytes", os.path.getsize(path),
+              "noise argmax", meta["noise_argmax"], flush=True)

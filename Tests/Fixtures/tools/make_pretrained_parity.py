@@ -2,8 +2,9 @@
 
 With random-init weights many activations sit near a ReLU/ReLU6 kink and float32 noise is large,
 so a real bug of 1e-4 relative can hide in it. Trained weights on real photos are far better
-conditioned. This makes a compact v2 fixture (see make_parity.py: float64 truth, two-path float32
-noise, gradient probes) that also carries what Finch needs to run it without ../shared:
+conditioned. This makes a compact v2 fixture (see make_parity.py: float64 truth, float32 noise as the
+largest distance over its 14 float32 orders, ORDERS, also for the eval-mode gradients; gradient
+probes) that also carries what Finch needs to run it without ../shared:
 
   weights.<key>   the model's state_dict rounded to float16 (Finch widens F16 exactly)
   input           [B,3,R,R] float16: the photos, (pixel/255 - mean)/std, rounded to float16
@@ -49,7 +50,6 @@ def main():
     name, batch, *rest = spec.split(":")
     batch = int(batch)
     probes = int(rest[0]) if rest else make_parity.PROBES
-    torch.set_num_threads(int(os.environ.get("PARITY_THREADS", "1")))
     with safe_open(weights, "pt") as f:
         meta_in = f.metadata()
         state = {k: f.get_tensor(k) for k in f.keys()}
