@@ -25,9 +25,10 @@ enum BlockPool {
     /// Too little slack and blocks are unmapped only to be mapped again on the next step: with
     /// 32 MiB, an evaluation-only loop of MobileViT-XXS spent 21% of its time in the kernel
     /// populating and unmapping pages (173 img/s; 263 img/s with 128 MiB), and ResNet18 training
-    /// re-mapped 243 MiB a step. A quarter of the peak, as it was, is what resident memory grew by:
-    /// 0.7 GiB for ResNet50 at 224 px. Past the limit a request cuts down a larger cached block
-    /// rather than map a new one, so the smaller share costs few new mappings.
+    /// re-mapped 243 MiB a step. With a quarter of the peak, as it was, resident memory sat
+    /// 763 MiB above the tensors' peak in ResNet50 training at 224 px (263 MiB with a sixteenth).
+    /// Past the limit a request cuts down a larger cached block rather than map a new one, so the
+    /// smaller share costs few new mappings.
     static func limit(peak: Int) -> Int { peak + max(minimumSlack, peak / 16) }
     /// Variable so tests can reach the limit with small tensors.
     static var minimumSlack = 128 << 20
