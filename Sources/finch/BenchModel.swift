@@ -86,7 +86,7 @@ struct BenchModel: ParsableCommand {
             let m = median(times)
             trainRate = Double(batch) / m
             print("train: \(fmt(m * 1000)) ms/step  \(fmt(trainRate)) images/s  peak_rss_mib=\(fmt(PeakMemory.mebibytes))  " +
-                  "peak_tensor_mib=\(fmt(Double(TensorStorage.peakLiveBytes) / 1048576))")
+                  "peak_tensor_mib=\(fmt(Double(TensorStorage.peakLiveBytes) / 1048576)) pool_mappings=\(TensorStorage.poolMappings)")
         }
         if !trainOnly {
             net.eval()

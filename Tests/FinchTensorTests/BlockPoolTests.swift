@@ -79,6 +79,34 @@ final class BlockPoolTests: XCTestCase {
         XCTAssertEqual(BlockPool.liveBytes, base)
     }
 
+    func testOverTheLimitALargerCachedBlockIsCutDownInsteadOfMappingANewOne() {
+        let savedSlack = BlockPool.minimumSlack
+        BlockPool.minimumSlack = 1 << 20
+        defer { BlockPool.minimumSlack = savedSlack }
+        let large = (1 << 20) + 7 * BlockPool.granule, small = (1 << 20) + 3 * BlockPool.granule
+        var held = (0..<16).map { _ in TensorStorage(count: large / 4) }
+        held.removeAll()
+        let mappingsBefore = BlockPool.mappings, trimsBefore = BlockPool.trims
+        var others: [TensorStorage] = []
+        for i in 0..<12 {
+            let s = TensorStorage(count: small / 4)
+            // Every byte of a cut-down block must still be mapped.
+            s.pointer.update(repeating: Float(i), count: s.count)
+            others.append(s)
+            XCTAssertLessThanOrEqual(BlockPool.liveBytes + BlockPool.cachedBytes, BlockPool.limit(peak: BlockPool.peakLiveBytes))
+        }
+        XCTAssertGreaterThan(BlockPool.trims, trimsBefore, "no cached block was cut down")
+        XCTAssertLessThan(BlockPool.mappings - mappingsBefore, 12, "every request past the limit mapped a new block")
+        XCTAssertEqual(others[11].pointer[small / 4 - 1], 11)
+        others.removeAll()
+        // Cut-down blocks are cached at their new size, reused, and unmapped at that size.
+        let mappingsAfter = BlockPool.mappings
+        let again = TensorStorage(count: small / 4)
+        again.pointer.update(repeating: 1, count: again.count)
+        XCTAssertEqual(BlockPool.mappings, mappingsAfter)
+        TensorStorage.releaseCachedMemory()
+    }
+
     func testPeakLiveBytesFollowsTheHighestPoint() {
         TensorStorage.resetPeak()
         XCTAssertEqual(TensorStorage.peakLiveBytes, TensorStorage.liveBytes)

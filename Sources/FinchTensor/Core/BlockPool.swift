@@ -21,12 +21,15 @@ enum BlockPool {
     static let threshold = 256 << 10
     /// Sizes are rounded up to this, so requests differing by a few elements share blocks.
     static let granule = 16 << 10
-    /// Mapped bytes allowed beyond the peak of live bytes: at least 128 MiB or a quarter of the peak.
+    /// Mapped bytes allowed beyond the peak of live bytes: at least 128 MiB or a sixteenth of the peak.
     /// Too little slack and blocks are unmapped only to be mapped again on the next step: with
     /// 32 MiB, an evaluation-only loop of MobileViT-XXS spent 21% of its time in the kernel
     /// populating and unmapping pages (173 img/s; 263 img/s with 128 MiB), and ResNet18 training
-    /// re-mapped 243 MiB a step.
-    static func limit(peak: Int) -> Int { peak + max(minimumSlack, peak / 4) }
+    /// re-mapped 243 MiB a step. With a quarter of the peak, as it was, resident memory sat
+    /// 763 MiB above the tensors' peak in ResNet50 training at 224 px (263 MiB with a sixteenth).
+    /// Past the limit a request cuts down a larger cached block rather than map a new one, so the
+    /// smaller share costs few new mappings.
+    static func limit(peak: Int) -> Int { peak + max(minimumSlack, peak / 16) }
     /// Variable so tests can reach the limit with small tensors.
     static var minimumSlack = 128 << 20
 
@@ -37,6 +40,8 @@ enum BlockPool {
         var liveBytes = 0
         var peakLiveBytes = 0
         var mappings = 0
+        /// Requests served by cutting down a larger cached block.
+        var trims = 0
     }
     private static let state = Mutex(State())
 
@@ -45,6 +50,7 @@ enum BlockPool {
     static func allocate(bytes: Int) -> UnsafeMutableRawPointer {
         let size = rounded(bytes)
         var evicted: [(pointer: UnsafeMutableRawPointer, size: Int)] = []
+        var trimmed: (pointer: UnsafeMutableRawPointer, from: Int)?
         let (reused, mapping): (UnsafeMutableRawPointer?, Int) = state.withLock { s in
             s.liveBytes += size
             s.peakLiveBytes = max(s.peakLiveBytes, s.liveBytes)
@@ -53,14 +59,28 @@ enum BlockPool {
                 return (p, 0)
             }
             let limit = limit(peak: s.peakLiveBytes)
+            guard s.liveBytes + s.cachedBytes > limit else {
+                s.mappings += 1
+                return (nil, s.mappings)
+            }
+            // Over the limit, the nearest larger cached block is cut down to this size: its pages
+            // are populated already, where a new mapping would have the kernel zero them again.
+            if let larger = smallestCachedSize(s.cached, above: size) {
+                let p = s.cached[larger]!.removeLast()
+                s.cachedBytes -= larger
+                s.trims += 1
+                trimmed = (p, larger)
+            }
             while s.liveBytes + s.cachedBytes > limit, let victim = largestCachedSize(s.cached) {
                 evicted.append((s.cached[victim]!.removeLast(), victim))
                 s.cachedBytes -= victim
             }
+            if let trimmed { return (trimmed.pointer, 0) }
             s.mappings += 1
             return (nil, s.mappings)
         }
         for block in evicted { unmap(block.pointer, size: block.size) }
+        if let trimmed { unmapTail(trimmed.pointer, keeping: size, of: trimmed.from) }
         if let p = reused { return p }
         var flags = MAP_PRIVATE | MAP_ANONYMOUS
         #if os(Linux)
@@ -82,6 +102,12 @@ enum BlockPool {
         munmap(UnsafeMutableRawPointer(bitPattern: Int(bitPattern: p) & ~(page - 1))!, size + page)
     }
 
+    /// Shrinks a block of `size` bytes to its first `kept` (both multiples of the granule, so of a page).
+    private static func unmapTail(_ p: UnsafeMutableRawPointer, keeping kept: Int, of size: Int) {
+        let base = UnsafeMutableRawPointer(bitPattern: Int(bitPattern: p) & ~(page - 1))!
+        munmap(base + kept + page, size - kept)
+    }
+
     static func deallocate(_ p: UnsafeMutableRawPointer, bytes: Int) {
         let size = rounded(bytes)
         state.withLock { s in
@@ -89,6 +115,14 @@ enum BlockPool {
             s.cachedBytes += size
             s.cached[size, default: []].append(p)
         }
+    }
+
+    private static func smallestCachedSize(_ cached: [Int: [UnsafeMutableRawPointer]], above size: Int) -> Int? {
+        var best: Int?
+        for (candidate, blocks) in cached where !blocks.isEmpty && candidate > size && candidate < (best ?? .max) {
+            best = candidate
+        }
+        return best
     }
 
     private static func largestCachedSize(_ cached: [Int: [UnsafeMutableRawPointer]]) -> Int? {
@@ -111,6 +145,7 @@ enum BlockPool {
 
     /// New mappings made so far: a repeating workload adds few once its first steps have run.
     static var mappings: Int { state.withLock { $0.mappings } }
+    static var trims: Int { state.withLock { $0.trims } }
     static var cachedBytes: Int { state.withLock { $0.cachedBytes } }
     static var liveBytes: Int { state.withLock { $0.liveBytes } }
     static var peakLiveBytes: Int { state.withLock { $0.peakLiveBytes } }

@@ -22,6 +22,10 @@ public final class TensorStorage {
     /// ran one large workload and goes on with small ones.
     public static func releaseCachedMemory() { BlockPool.releaseCached() }
 
+    /// New mappings the block pool has made (see `BlockPool`): flat across the steps of a
+    /// repeating workload when its cache serves it, growing when blocks are unmapped and re-made.
+    public static var poolMappings: Int { BlockPool.mappings }
+
     /// Large tensors come from `BlockPool`; small ones and the kernels' scratch buffers from malloc.
     /// glibc serves blocks above its mmap threshold with fresh mappings, so every scratch buffer
     /// would pay page faults on first touch. Raising the threshold to its maximum (32 MiB) and

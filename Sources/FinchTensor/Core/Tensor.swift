@@ -16,6 +16,8 @@ public final class Tensor {
     var gradFn: GradFn?
     /// This recorded result as later ops' tapes see it: same shape and gradFn, no data.
     private var node: Tensor?
+    /// Rebuilds this recorded result bit for bit from what its op keeps anyway (see `SavedTensor`).
+    var rematerialize: (() -> Tensor)?
 
     var graphNode: Tensor {
         if let node { return node }

@@ -18,9 +18,9 @@ extension Tensor {
     public func relu6() -> Tensor {
         let out = Kernels.map(self, ReLU6Kernel.self)
         let xd = detach()
-        return record(out, "relu6", [self], .relu6) { g in
+        return rebuildable(record(out, "relu6", [self], .relu6) { g in
             [Kernels.zip(g, xd, ReLU6Backward.self, op: "relu6_backward")]
-        }
+        }) { Kernels.map(xd, ReLU6Kernel.self) }
     }
 
     public func leakyRelu(_ slope: Float = 0.01) -> Tensor {
@@ -51,27 +51,34 @@ extension Tensor {
     public func hardsigmoid() -> Tensor {
         let out = Kernels.map(self, HardSigmoidKernel.self)
         let xd = detach()
-        return record(out, "hardsigmoid", [self], .hardSigmoid) { g in
+        return rebuildable(record(out, "hardsigmoid", [self], .hardSigmoid) { g in
             [Kernels.zip(g, xd, HardSigmoidBackward.self, op: "hardsigmoid_backward")]
-        }
+        }) { Kernels.map(xd, HardSigmoidKernel.self) }
     }
 
     /// x · relu6(x + 3) / 6; PyTorch's backward: 0 below -3, x/3 + 1/2 on [-3, 3], 1 above.
     public func hardswish() -> Tensor {
         let out = Kernels.map(self, HardSwishKernel.self)
         let xd = detach()
-        return record(out, "hardswish", [self], .hardSwish) { g in
+        return rebuildable(record(out, "hardswish", [self], .hardSwish) { g in
             [Kernels.zip(g, xd, HardSwishBackward.self, op: "hardswish_backward")]
-        }
+        }) { Kernels.map(xd, HardSwishKernel.self) }
     }
 
     /// x · sigmoid(x) (also called swish).
     public func silu() -> Tensor {
         let out = Kernels.map(self, SiLUKernel.self)
         let xd = detach()
-        return record(out, "silu", [self], .silu) { g in
+        return rebuildable(record(out, "silu", [self], .silu) { g in
             [Kernels.zip(g, xd, SiLUBackward.self, op: "silu_backward")]
-        }
+        }) { Kernels.map(xd, SiLUKernel.self) }
+    }
+
+    /// `out` (this op's recorded result) with a recipe rebuilding it from the input the op keeps
+    /// anyway, so a consumer need not keep the output too (see SavedTensor).
+    private func rebuildable(_ out: Tensor, _ recipe: @escaping () -> Tensor) -> Tensor {
+        out.setRematerialize(recipe)
+        return out
     }
 
     public enum GELUApproximation: Sendable { case none, tanh }

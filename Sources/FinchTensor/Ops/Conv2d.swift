@@ -185,15 +185,17 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: (In
 
     let needX = x.requiresGrad, needW = weight.requiresGrad, needB = bias?.requiresGrad ?? false
     let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
+    let savedX = SavedTensor(x, dense: xd), inShape = xd.shape
     return record(out, "conv2d", inputs,
                   .conv2d(stride: [stride.0, stride.1], pads: [padding.top, padding.left, padding.bottom, padding.right],
                           dilation: [dilation.0, dilation.1], groups: groups),
                   operands: [x, weight, bias]) { grad in
         let dy = grad.isContiguous ? grad : grad.copy()
-        let dx = needX ? Tensor(uninitializedShape: xd.shape) : nil
+        let dx = needX ? Tensor(uninitializedShape: inShape) : nil
         let dw = needW ? Tensor(uninitializedShape: wd.shape) : nil
-        withExtendedLifetime(dy) {
-            ConvKernels.backward(dy: dy.basePointer, x: xd.basePointer, weight: wd.basePointer,
+        let xv = savedX.materialize()
+        withExtendedLifetime((dy, xv)) {
+            ConvKernels.backward(dy: dy.basePointer, x: xv.basePointer, weight: wd.basePointer,
                                  dx: dx?.basePointer, dw: dw?.basePointer, g)
         }
         var grads: [Tensor?] = [dx, dw]

@@ -21,12 +21,15 @@ extension Tensor {
 
     public static func + (a: Tensor, b: Tensor) -> Tensor {
         let out = Kernels.zip(a, b, AddKernel.self, op: "add")
-        return record(out, "add", [a, b], .add) { g in [g.sumToShape(a.shape), g.sumToShape(b.shape)] }
+        // Only the shapes: capturing a and b would keep both summands' data until backward.
+        let sa = a.shape, sb = b.shape
+        return record(out, "add", [a, b], .add) { g in [g.sumToShape(sa), g.sumToShape(sb)] }
     }
 
     public static func - (a: Tensor, b: Tensor) -> Tensor {
         let out = Kernels.zip(a, b, SubKernel.self, op: "sub")
-        return record(out, "sub", [a, b], .sub) { g in [g.sumToShape(a.shape), (-g).sumToShape(b.shape)] }
+        let sa = a.shape, sb = b.shape
+        return record(out, "sub", [a, b], .sub) { g in [g.sumToShape(sa), (-g).sumToShape(sb)] }
     }
 
     public static func * (a: Tensor, b: Tensor) -> Tensor {
@@ -172,9 +175,10 @@ extension Tensor {
         let picked = Kernels.zip(c, a.expanded(to: shape).detach(), op: "where") { $0 != 0 ? $1 : 0 }
         let out = Kernels.zip(c, b.expanded(to: shape).detach(), op: "where") { $0 != 0 ? 0 : $1 }
         Kernels.addInPlace(out, picked)
+        let sa = a.shape, sb = b.shape
         return record(out, "where", [a, b], nil) { g in
-            [Kernels.zip(c, g, op: "where_backward") { $0 != 0 ? $1 : 0 }.sumToShape(a.shape),
-             Kernels.zip(c, g, op: "where_backward") { $0 != 0 ? 0 : $1 }.sumToShape(b.shape)]
+            [Kernels.zip(c, g, op: "where_backward") { $0 != 0 ? $1 : 0 }.sumToShape(sa),
+             Kernels.zip(c, g, op: "where_backward") { $0 != 0 ? 0 : $1 }.sumToShape(sb)]
         }
     }
 

@@ -79,23 +79,12 @@ public func batchNorm2d(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean
     // y = (x − mean)·(γ·invstd) + β. Subtracting first, as PyTorch does, matters: folding the mean
     // into the shift (x·scale + (β − mean·scale)) cancels catastrophically for a channel whose mean
     // is large against its spread, which training-mode statistics on small maps produce.
-    let out = Tensor(uninitializedShape: x.shape)
-    let dst = out.basePointer
     var scale = [Float](repeating: 0, count: c), beta = [Float](repeating: 0, count: c)
     for ch in 0..<c {
         scale[ch] = (wd?.basePointer[ch] ?? 1) * ip[ch]
         beta[ch] = bd?.basePointer[ch] ?? 0
     }
-    scale.withUnsafeBufferPointer { sc in
-        beta.withUnsafeBufferPointer { bt in
-            Parallel.forEach(n * c, grain: Swift.max(1, 16384 / Swift.max(plane, 1))) { range in
-                for u in range {
-                    Kernels.affineActivation(src + u * plane, dst + u * plane, plane, mean: mp[u % c], scale: sc[u % c],
-                                             shift: bt[u % c], activation)
-                }
-            }
-        }
-    }
+    let out = normalized(xd, mean: mean, scale: scale, shift: beta, activation: activation)
 
     let needX = x.requiresGrad, needW = weight?.requiresGrad ?? false, needB = bias?.requiresGrad ?? false
     var inputs = [x]
@@ -105,7 +94,7 @@ public func batchNorm2d(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean
         ensure(!OpTrace.isTracing, "batchNorm2d: a fused activation cannot be traced; apply it separately")
     }
     let savedScale = scale, savedShift = beta
-    return record(out, activation == .identity ? "batch_norm" : "batch_norm_act", inputs,
+    let recorded = record(out, activation == .identity ? "batch_norm" : "batch_norm_act", inputs,
                   training ? nil : .batchNorm(epsilon: eps), operands: [x, weight, bias, runningMean, runningVar]) { grad in
         let dy = grad.isContiguous ? grad : grad.copy()
         // With an activation, dz = dy·act'(z) goes to a buffer of our own that the input gradient
@@ -154,6 +143,29 @@ public func batchNorm2d(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean
         if bd != nil { grads.append(db) }
         return grads
     }
+    // The output is rebuilt from what backward keeps here anyway, so the next convolution need
+    // not keep it too (see SavedTensor).
+    recorded.setRematerialize { normalized(xd, mean: mean, scale: savedScale, shift: savedShift, activation: activation) }
+    return recorded
+}
+
+/// act((x − mean)·scale + shift) per channel of x [N, C, *], into a new tensor: BatchNorm's output,
+/// computed the same way each time so a rebuilt output equals the first bit for bit.
+private func normalized(_ x: Tensor, mean: Tensor, scale: [Float], shift: [Float], activation: FusedActivation) -> Tensor {
+    let n = x.shape[0], c = x.shape[1], plane = x.count / Swift.max(n * c, 1)
+    let out = Tensor(uninitializedShape: x.shape)
+    let src = x.basePointer, dst = out.basePointer, mp = mean.basePointer
+    scale.withUnsafeBufferPointer { sc in
+        shift.withUnsafeBufferPointer { bt in
+            Parallel.forEach(n * c, grain: Swift.max(1, 16384 / Swift.max(plane, 1))) { range in
+                for u in range {
+                    Kernels.affineActivation(src + u * plane, dst + u * plane, plane, mean: mp[u % c], scale: sc[u % c],
+                                             shift: bt[u % c], activation)
+                }
+            }
+        }
+    }
+    return out
 }
 
 /// dL/dz for z = (x − mean)·scale + shift and y = act(z), from dL/dy: z is recomputed exactly as
