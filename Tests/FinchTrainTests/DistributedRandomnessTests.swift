@@ -52,7 +52,10 @@ final class DistributedRandomnessTests: XCTestCase {
                 offset += count
             }
             XCTAssertEqual(joined.count, whole.count)
-            for (a, b) in zip(joined, whole) { XCTAssertEqual(a, b, accuracy: 1e-5 * max(1, abs(b)), "shares \(shares)") }
+            // Relative to the logits' scale (small at initialisation): another mask moves them by far more.
+            let scale = whole.map(abs).max() ?? 0
+            XCTAssertGreaterThan(scale, 0)
+            for (a, b) in zip(joined, whole) { XCTAssertEqual(a, b, accuracy: 1e-4 * scale, "shares \(shares)") }
         }
     }
 }

@@ -119,6 +119,7 @@ final class BasicBlock: Module {
         register("conv2", conv2)
         register("bn2", bn2)
         if let d = downsample { register("downsample", d) }
+        if let d = dropPath { register("drop_path", d) }   // joins the model's training mode and seeded stream
     }
 
     override func callAsFunction(_ x: Tensor) -> Tensor {
@@ -156,6 +157,7 @@ final class Bottleneck: Module {
         register("conv3", conv3)
         register("bn3", bn3)
         if let d = downsample { register("downsample", d) }
+        if let d = dropPath { register("drop_path", d) }   // joins the model's training mode and seeded stream
     }
 
     override func callAsFunction(_ x: Tensor) -> Tensor {
