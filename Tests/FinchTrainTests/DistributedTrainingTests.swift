@@ -37,14 +37,15 @@ final class DistributedTrainingTests: XCTestCase {
     override func tearDownWithError() throws { if let base { try? FileManager.default.removeItem(at: base) } }
 
     func writeConfig(_ name: String, epochs: Int = 3, checkpoints: String = "{keep: 5}",
-                     finetune: String = "{freeze_bn: true}", lr: Double = 0.05) throws -> String {
+                     finetune: String = "{freeze_bn: true}", lr: Double = 0.05,
+                     model: String = "{name: mobilenetv3_small_100}") throws -> String {
         // Full training with frozen BatchNorm statistics (equal at any N without synchronising
         // them), MixUp drawn over the global batch, augmentation drawn per image.
         let text = """
         experiment: \(name)
         seed: 11
         data: {root: data, image_size: 32, batch_size: 4, workers: 1, drop_last: true, scale: [0.5, 1.0]}
-        model: {name: mobilenetv3_small_100}
+        model: \(model)
         finetune: \(finetune)
         optimizer: {name: momentum, lr: \(lr), weight_decay: 0.0001}
         schedule: {name: cosine, epochs: \(epochs), warmup_epochs: 0}
@@ -86,7 +87,7 @@ final class DistributedTrainingTests: XCTestCase {
         return (diff / max(moved, 1e-30)).squareRoot()
     }
 
-    /// The newest run's checkpoint folder (`Checkpoints/<experiment>/latest`, RunLayout).
+    /// A file of the experiment's newest run (`latest`: each run writes its own folder).
     func checkpoint(_ experiment: String, _ file: String) -> URL {
         base.appendingPathComponent("Checkpoints/\(experiment)/latest/\(file)")
     }
@@ -136,9 +137,19 @@ final class DistributedTrainingTests: XCTestCase {
         XCTAssertGreaterThan(abs(a[0] - b[0]), 1e-3 * abs(a[0]), "\(a) vs \(b)")
     }
 
-    func compareRankCounts(finetune: String, lr: Double = 0.05) throws {
-        let one = try writeConfig("one", finetune: finetune, lr: lr), two = try writeConfig("two", finetune: finetune, lr: lr)
-        let three = try writeConfig("three", finetune: finetune, lr: lr)
+    /// Dropout before the classifier and drop-path in the blocks: each rank keeps its rows of the
+    /// masks one process draws for the global batch, so the run is the same at any N, within the
+    /// same bound (masks drawn per rank differ from one process's by far more: ~6e-3 of the
+    /// distance trained before this was done).
+    func testDropoutAndDropPathMatchOneProcess() throws {
+        try compareRankCounts(finetune: "{freeze_bn: true}",
+                              model: "{name: mobilenetv3_small_100, drop_rate: 0.3, drop_path_rate: 0.2}")
+    }
+
+    func compareRankCounts(finetune: String, lr: Double = 0.05, model: String = "{name: mobilenetv3_small_100}") throws {
+        let one = try writeConfig("one", finetune: finetune, lr: lr, model: model)
+        let two = try writeConfig("two", finetune: finetune, lr: lr, model: model)
+        let three = try writeConfig("three", finetune: finetune, lr: lr, model: model)
         train(ranks: nil, ["--config", one])
         let out2 = train(ranks: 2, ["--config", two]).output
         train(ranks: 3, ["--config", three])
@@ -163,7 +174,7 @@ final class DistributedTrainingTests: XCTestCase {
             XCTAssertEqual(c.metrics["val/top5"], reference.metrics["val/top5"], name)
             let d = relativeDistance(try weights(checkpoint(name, "last.h5")), w1, start: start)
             XCTAssertLessThan(d, 1e-4, "\(name): weights differ from one process by \(d) of the distance trained")
-            print("DistributedTrainingTests \(finetune): \(name) ranks, weights differ by \(d) of the distance trained from epoch 1")
+            print("DistributedTrainingTests \(finetune) \(model): \(name) ranks, weights differ by \(d) of the distance trained from epoch 1")
         }
         // The confusion matrix counts each of the 7 validation images once, as one process does.
         let matrices = try ["one", "two", "three"].map { name -> String in
@@ -182,10 +193,9 @@ final class DistributedTrainingTests: XCTestCase {
     func testCheckpointResumesAtAnotherRankCount() throws {
         let cfg = try writeConfig("resume")
         train(ranks: 2, ["--config", cfg])
-        // The straight run's own folder; each resumed run writes a new one, which `latest` names.
-        let ck = checkpoint("resume", "").resolvingSymlinksInPath()
-        let straight = ck.appendingPathComponent("straight.h5"), halfway = ck.appendingPathComponent("halfway.h5")
-        try FileManager.default.moveItem(at: ck.appendingPathComponent("last.h5"), to: straight)
+        let ck = checkpoint("resume", "").resolvingSymlinksInPath()   // the 2-rank run's folder
+        let straight = base.appendingPathComponent("straight.h5"), halfway = base.appendingPathComponent("halfway.h5")
+        try FileManager.default.copyItem(at: ck.appendingPathComponent("last.h5"), to: straight)
         try FileManager.default.copyItem(at: ck.appendingPathComponent("epoch-2.h5"), to: halfway)
         let start = try weights(ck.appendingPathComponent("epoch-1.h5"))
         for ranks in [3, 1] {
@@ -215,6 +225,66 @@ final class DistributedTrainingTests: XCTestCase {
         XCTAssertLessThan(worst, 1e-5, "largest weight difference between the transports")
     }
 
+    /// Two machines on paper: rank 0 and rank 1 in separate network namespaces joined by a veth
+    /// pair (10.x addresses), reaching each other only over it. `mpirun` runs in the first and
+    /// starts the second's daemon through a `plm_rsh_agent` script that stands in for ssh
+    /// (`ip netns exec`), so Open MPI sees two hosts: daemons (`oob_tcp_if_include`) and
+    /// gradients (`btl tcp,self`, `btl_tcp_if_include`) cross the veth. The run ends where 2 ranks
+    /// over shared memory end, within the bound. Needs root and `ip` (iproute2), as CI has.
+    func testTwoRanksInSeparateNetworkNamespacesOverTCP() throws {
+        let ip = URL(fileURLWithPath: "/bin/ip")
+        XCTAssertTrue(FileManager.default.isExecutableFile(atPath: ip.path), "ip is missing (apt-get install iproute2)")
+        let tag = String(UUID().uuidString.prefix(6)).lowercased()
+        let (nsA, nsB, vethA, vethB) = ("finch-\(tag)-a", "finch-\(tag)-b", "fv\(tag)a", "fv\(tag)b")
+        let subnet = "10.231.\(Int.random(in: 1...250))"
+        let (hostA, hostB) = ("\(subnet).1", "\(subnet).2")
+        func run(_ args: String...) {
+            let r = ChildProcess.run(ip, args)
+            XCTAssertEqual(r.status, 0, "ip \(args.joined(separator: " ")): \(r.output)")
+        }
+        run("netns", "add", nsA)
+        defer { _ = ChildProcess.run(ip, ["netns", "del", nsA]) }
+        run("netns", "add", nsB)
+        defer { _ = ChildProcess.run(ip, ["netns", "del", nsB]) }   // deleting a namespace removes its veth end
+        run("link", "add", vethA, "type", "veth", "peer", "name", vethB)
+        run("link", "set", vethA, "netns", nsA)
+        run("link", "set", vethB, "netns", nsB)
+        for (ns, dev, addr) in [(nsA, vethA, hostA), (nsB, vethB, hostB)] {
+            run("-n", ns, "addr", "add", "\(addr)/24", "dev", dev)
+            run("-n", ns, "link", "set", dev, "up")
+            run("-n", ns, "link", "set", "lo", "up")
+        }
+        // The agent is called as ssh would be ("[options] host command…") and logs where it went.
+        let agent = base.appendingPathComponent("netns-agent.sh"), log = base.appendingPathComponent("netns-agent.log")
+        try """
+        #!/bin/sh
+        while [ $# -gt 0 ]; do case "$1" in -*) shift;; *) break;; esac; done
+        host=$1; shift
+        case "$host" in \(hostA)) ns=\(nsA);; \(hostB)) ns=\(nsB);; *) echo "unknown host $host" >&2; exit 1;; esac
+        echo "$host $ns" >> '\(log.path)'
+        exec \(ip.path) netns exec "$ns" /bin/sh -c "$*"
+
+        """.write(to: agent, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: agent.path)
+
+        let shm = try writeConfig("shm", epochs: 1), tcp = try writeConfig("netns", epochs: 1)
+        train(ranks: 2, ["--config", shm])
+        let r = ChildProcess.run(ip, ["netns", "exec", nsA, Self.mpirun.path, "--allow-run-as-root",
+                                      "--mca", "plm_rsh_agent", agent.path, "-H", "\(hostA),\(hostB)", "-np", "2",
+                                      "--mca", "btl", "tcp,self", "--mca", "oob_tcp_if_include", "\(subnet).0/24",
+                                      "--mca", "btl_tcp_if_include", "\(subnet).0/24", "-x", "FINCH_NUM_THREADS=1",
+                                      trainBinary.path, "--config", tcp], in: base)
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("data-parallel: 2 ranks"), r.output)
+        // mpirun started the second host's daemon in the second namespace (the first is local).
+        XCTAssertEqual(try String(contentsOf: log, encoding: .utf8), "\(hostB) \(nsB)\n")
+        let a = try weights(checkpoint("shm", "last.h5")), b = try weights(checkpoint("netns", "last.h5"))
+        XCTAssertEqual(Set(a.keys), Set(b.keys))
+        var worst: Float = 0
+        for (k, v) in a { for (x, y) in zip(v, b[k]!) { worst = max(worst, abs(x - y)) } }
+        XCTAssertLessThan(worst, 1e-5, "largest weight difference between the transports")
+    }
+
     /// Ranks started with different configs stop before the first step, naming the rank.
     func testMismatchedConfigsAreRefusedBeforeTheFirstStep() throws {
         let a = try writeConfig("same"), b = "other.yaml"
@@ -224,7 +294,7 @@ final class DistributedTrainingTests: XCTestCase {
                                                                   "-np", "1", trainBinary.path, "--config", b], in: base)
         XCTAssertNotEqual(r.status, 0, r.output)
         XCTAssertTrue(r.output.contains("the resolved config of rank 2 differs from rank 0's"), r.output)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: checkpoint("same", "").path), "a checkpoint folder was made:\n\(r.output)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: base.appendingPathComponent("Checkpoints/same").path), "a checkpoint folder was made:\n\(r.output)")
     }
 
     /// kill -9 of rank 1 mid-run: mpirun ends the others within seconds and names the rank; the

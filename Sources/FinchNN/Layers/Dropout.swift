@@ -11,7 +11,7 @@ public final class Dropout: Module {
     }
 
     public override func callAsFunction(_ x: Tensor) -> Tensor {
-        dropout(x, p: p, training: isTraining, using: &randomSource.generator)
+        dropout(x, p: p, training: isTraining, using: randomSource)
     }
 }
 
@@ -32,7 +32,7 @@ public final class DropPath: Module {
         let keep = 1 - p
         var maskShape = [Int](repeating: 1, count: x.rank)
         maskShape[0] = x.shape[0]
-        let mask = Tensor.bernoulli(maskShape, probability: keep, using: &randomSource.generator)
+        let mask = randomSource.bernoulliMask(maskShape, probability: keep)
         return x * (scaleByKeep ? mask / keep : mask)
     }
 }

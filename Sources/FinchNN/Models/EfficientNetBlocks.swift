@@ -89,6 +89,9 @@ class ResidualBlock: Module {
         self.hasSkip = hasSkip
         dropPath = hasSkip && dropPathRate > 0 ? DropPath(dropPathRate) : nil
         super.init()
+        // A child, so it draws from the model's seeded stream (saved in checkpoints, and shared
+        // across ranks by RandomSource.batchShare) rather than a stream of its own at seed 0.
+        if let dropPath { register("drop_path", dropPath) }
     }
 
     func residual(_ y: Tensor, _ x: Tensor) -> Tensor {

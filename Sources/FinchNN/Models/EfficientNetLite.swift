@@ -71,7 +71,7 @@ public final class EfficientNetLite: ImageClassifier, ModelFamily {
     public override func forwardHead(_ features: Tensor, preLogits: Bool = false) -> Tensor {
         let pooled = adaptiveAvgPool2d(features, outputSize: (1, 1)).flattened(from: 1)
         if preLogits { return pooled }
-        return classifier(dropout(pooled, p: dropRate, training: isTraining, using: &randomSource.generator))
+        return classifier(dropout(pooled, p: dropRate, training: isTraining, using: randomSource))
     }
 
     public override func resetClassifier(numClasses: Int, using rng: inout RandomGenerator) {

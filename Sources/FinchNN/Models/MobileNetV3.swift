@@ -68,7 +68,7 @@ public final class MobileNetV3: ImageClassifier, ModelFamily {
         let pooled = adaptiveAvgPool2d(features, outputSize: (1, 1))
         let h = convHead(pooled).hardswish().flattened(from: 1)
         if preLogits { return h }
-        return classifier(dropout(h, p: dropRate, training: isTraining, using: &randomSource.generator))
+        return classifier(dropout(h, p: dropRate, training: isTraining, using: randomSource))
     }
 
     public override func resetClassifier(numClasses: Int, using rng: inout RandomGenerator) {

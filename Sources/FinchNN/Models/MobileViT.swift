@@ -101,7 +101,7 @@ public final class MobileViT: ImageClassifier, ModelFamily {
     public override func forwardHead(_ features: Tensor, preLogits: Bool = false) -> Tensor {
         let pooled = adaptiveAvgPool2d(features, outputSize: (1, 1)).flattened(from: 1)
         if preLogits { return pooled }
-        return fc(dropout(pooled, p: dropRate, training: isTraining, using: &randomSource.generator))
+        return fc(dropout(pooled, p: dropRate, training: isTraining, using: randomSource))
     }
 
     public override func resetClassifier(numClasses: Int, using rng: inout RandomGenerator) {

@@ -71,7 +71,7 @@ public final class ResNet: ImageClassifier, ModelFamily {
     public override func forwardHead(_ features: Tensor, preLogits: Bool = false) -> Tensor {
         let pooled = adaptiveAvgPool2d(features, outputSize: (1, 1)).flattened(from: 1)
         if preLogits { return pooled }
-        return fc(dropout(pooled, p: dropRate, training: isTraining, using: &randomSource.generator))
+        return fc(dropout(pooled, p: dropRate, training: isTraining, using: randomSource))
     }
 
     public override func resetClassifier(numClasses: Int, using rng: inout RandomGenerator) {
@@ -119,6 +119,7 @@ final class BasicBlock: Module {
         register("conv2", conv2)
         register("bn2", bn2)
         if let d = downsample { register("downsample", d) }
+        if let d = dropPath { register("drop_path", d) }   // joins the model's training mode and seeded stream
     }
 
     override func callAsFunction(_ x: Tensor) -> Tensor {
@@ -156,6 +157,7 @@ final class Bottleneck: Module {
         register("conv3", conv3)
         register("bn3", bn3)
         if let d = downsample { register("downsample", d) }
+        if let d = dropPath { register("drop_path", d) }   // joins the model's training mode and seeded stream
     }
 
     override func callAsFunction(_ x: Tensor) -> Tensor {

@@ -37,3 +37,16 @@ public func dropout(_ x: Tensor, p: Float, training: Bool, using rng: inout Rand
     for i in 0..<mask.count { maskPointer[i] *= scale }
     return x * mask
 }
+
+/// `dropout` with the mask drawn through `source`, which in a data-parallel run draws the global
+/// batch's mask and keeps this process's rows (`RandomSource.batchShare`).
+public func dropout(_ x: Tensor, p: Float, training: Bool, using source: RandomSource) -> Tensor {
+    ensure(p >= 0 && p <= 1, "dropout: probability \(p) is not in [0, 1]")
+    guard training && p > 0 else { return x }
+    if p == 1 { return x * Tensor(zeros: x.shape) }
+    let mask = source.bernoulliMask(x.shape, probability: 1 - p)
+    let scale = 1 / (1 - p)
+    let maskPointer = mask.basePointer
+    for i in 0..<mask.count { maskPointer[i] *= scale }
+    return x * mask
+}

@@ -125,6 +125,13 @@ public final class DataParallel {
     /// The evaluation of every rank's share, as one process's evaluation of the whole set.
     func combine(_ m: ClassificationMetrics) -> ClassificationMetrics { Distributed.combine(m, over: communicator) }
 
+    /// Tells the model's dropout and drop-path where this rank's rows sit in the global batch, so
+    /// each rank keeps its rows of the masks one process draws (a collective: one per step).
+    func shareRandomness(_ source: RandomSource, localCount: Int) {
+        let counts = communicator.allgather(Double(localCount)).map { Int($0) }
+        source.batchShare = (counts[..<communicator.rank].reduce(0, +), localCount, counts.reduce(0, +))
+    }
+
     /// MixUp/CutMix over the global batch with the shared random stream, then this rank's rows,
     /// so the mixing does not depend on the number of ranks.
     func mix(_ batch: Batch, with mixer: BatchMixer, numClasses: Int) -> (images: Tensor, targets: Tensor) {

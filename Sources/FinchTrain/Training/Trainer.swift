@@ -221,6 +221,7 @@ public final class Trainer {
             if let mixer, config.mixup.enabled {
                 (images, targets) = dataParallel?.mix(batch, with: mixer, numClasses: numClasses) ?? mixer.mix(batch, numClasses: numClasses)
             }
+            dataParallel?.shareRandomness(model.randomSource, localCount: batch.labels.count)
             let logits = model(images)
             var loss = targets.map { Loss.softTargetCrossEntropy(logits, targets: $0) }
                 ?? Loss.crossEntropy(logits, labels: batch.labels, labelSmoothing: smoothing)
