@@ -4,6 +4,7 @@
 
 #include "DepthwiseConvKernels.h"
 #include "KernelSupport.h"
+#include "KernelsAVX2.h"
 #include <string.h>
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
@@ -284,13 +285,22 @@ static void depthwise_forward_direct16(const float *plane, const float *weight, 
     }
 }
 int finch_depthwise_forward_direct(const float *plane, const float *weight, float bias, float *out, const long *geometry) {
-    if (!finch_avx512_selected() || geometry[12] != 1) return 0;
+    if (geometry[12] != 1) return 0;
+    if (finch_avx2_selected()) {
+        finch_depthwise_forward_direct_avx2(plane, weight, bias, out, geometry);
+        return 1;
+    }
+    if (!finch_avx512_selected()) return 0;
     depthwise_forward_direct16(plane, weight, bias, out, geometry);
     return 1;
 }
 
 int finch_depthwise_forward_plane(const float *packed, const float *weight, float bias, float *out, const long *geometry,
                                   const long *taps) {
+    if (finch_avx2_selected()) {
+        finch_depthwise_forward_plane_avx2(packed, weight, bias, out, geometry, taps);
+        return 1;
+    }
     if (!finch_avx512_selected()) return 0;
     depthwise_forward_plane16(packed, weight, bias, out, geometry, taps);
     return 1;
@@ -298,6 +308,10 @@ int finch_depthwise_forward_plane(const float *packed, const float *weight, floa
 
 int finch_depthwise_backward_plane(const float *dy, const float *packed, const float *weight, float *acc,
                                    float *dpacked, float *dy_pad, const long *geometry, const long *taps) {
+    if (finch_avx2_selected()) {
+        finch_depthwise_backward_plane_avx2(dy, packed, weight, acc, dpacked, dy_pad, geometry, taps);
+        return 1;
+    }
     if (!finch_avx512_selected()) return 0;
     depthwise_backward_plane16(dy, packed, weight, acc, dpacked, dy_pad, geometry, taps);
     return 1;

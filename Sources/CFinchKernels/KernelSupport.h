@@ -9,6 +9,10 @@
 /// path, and no test switched to one).
 int finch_avx512_selected(void);
 
+/// 1 when the AVX2 + FMA kernels are selected (KernelsAVX2.h): the CPU's best path, or the one
+/// FINCH_KERNELS or a test chose below AVX-512.
+static inline int finch_avx2_selected(void) { return finch_kernels_path() == FINCH_KERNELS_AVX2; }
+
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <immintrin.h>
 

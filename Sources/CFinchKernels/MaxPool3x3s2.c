@@ -2,6 +2,7 @@
 
 #include "MaxPool3x3s2.h"
 #include "KernelSupport.h"
+#include "KernelsAVX2.h"
 #include <math.h>
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
@@ -74,6 +75,10 @@ static void max_pool3x3s2_16(const float *plane, long h, long w, long pt, long p
 
 int finch_max_pool3x3s2(const float *plane, long h, long w, long pt, long pl, long ho, long wo, float *out,
                         int32_t *indices) {
+    if (finch_avx2_selected()) {
+        finch_max_pool3x3s2_avx2(plane, h, w, pt, pl, ho, wo, out, indices);
+        return 1;
+    }
     if (!finch_avx512_selected()) return 0;
     max_pool3x3s2_16(plane, h, w, pt, pl, ho, wo, out, indices);
     return 1;

@@ -10,6 +10,7 @@
 
 #include "WinogradF4Transforms.h"
 #include "KernelSupport.h"
+#include "KernelsAVX2.h"
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <immintrin.h>
@@ -283,12 +284,20 @@ static void weight_gradient(const float *du, long plane, float *dw, long begin, 
 }
 
 int finch_winograd4_weight_transform(const float *w, long plane, float *u, long begin, long end) {
+    if (finch_avx2_selected()) {
+        finch_winograd4_weight_transform_avx2(w, plane, u, begin, end);
+        return 1;
+    }
     if (!finch_avx512_selected()) return 0;
     weight_transform(w, plane, u, begin, end);
     return 1;
 }
 
 int finch_winograd4_weight_gradient(const float *du, long plane, float *dw, long begin, long end) {
+    if (finch_avx2_selected()) {
+        finch_winograd4_weight_gradient_avx2(du, plane, dw, begin, end);
+        return 1;
+    }
     if (!finch_avx512_selected()) return 0;
     weight_gradient(du, plane, dw, begin, end);
     return 1;
@@ -296,6 +305,10 @@ int finch_winograd4_weight_gradient(const float *du, long plane, float *dw, long
 
 int finch_winograd4_input_transform(const float *x, long sample_stride, long samples, long h, long w, long pt,
                                     long pl, long th, long tw, float *dst, long stride) {
+    if (finch_avx2_selected()) {
+        finch_winograd4_input_transform_avx2(x, sample_stride, samples, h, w, pt, pl, th, tw, dst, stride);
+        return 1;
+    }
     if (!finch_avx512_selected()) return 0;
     input_transform(x, sample_stride, samples, h, w, pt, pl, th, tw, dst, stride);
     return 1;
@@ -303,6 +316,10 @@ int finch_winograd4_input_transform(const float *x, long sample_stride, long sam
 
 int finch_winograd4_gradient_transform(const float *dy, long sample_stride, long samples, long ho, long wo, long th,
                                        long tw, float *dst, long stride) {
+    if (finch_avx2_selected()) {
+        finch_winograd4_gradient_transform_avx2(dy, sample_stride, samples, ho, wo, th, tw, dst, stride);
+        return 1;
+    }
     if (!finch_avx512_selected()) return 0;
     gradient_transform(dy, sample_stride, samples, ho, wo, th, tw, dst, stride);
     return 1;
@@ -310,6 +327,10 @@ int finch_winograd4_gradient_transform(const float *dy, long sample_stride, long
 
 int finch_winograd4_output_transform(const float *src, long stride, long samples, long th, long tw, long ho, long wo,
                                      long sample_stride, float bias, float *out) {
+    if (finch_avx2_selected()) {
+        finch_winograd4_output_transform_avx2(src, stride, samples, th, tw, ho, wo, sample_stride, bias, out);
+        return 1;
+    }
     if (!finch_avx512_selected()) return 0;
     output_transform(src, stride, samples, th, tw, ho, wo, sample_stride, bias, out);
     return 1;

@@ -9,6 +9,7 @@
 
 #include "WinogradTransforms.h"
 #include "KernelSupport.h"
+#include "KernelsAVX2.h"
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <immintrin.h>
@@ -260,6 +261,10 @@ static void weight_transform16(const float *w, long plane, float *u, long begin,
 }
 
 int finch_winograd_weight_transform(const float *w, long plane, float *u, long begin, long end) {
+    if (finch_avx2_selected()) {
+        finch_winograd_weight_transform_avx2(w, plane, u, begin, end);
+        return 1;
+    }
     if (!finch_avx512_selected()) return 0;
     weight_transform16(w, plane, u, begin, end);
     return 1;
@@ -267,6 +272,10 @@ int finch_winograd_weight_transform(const float *w, long plane, float *u, long b
 
 int finch_winograd_input_transform(const float *plane, long h, long w, long pt, long pl, long th, long tw,
                                    float *dst, long stride) {
+    if (finch_avx2_selected()) {
+        finch_winograd_input_transform_avx2(plane, h, w, pt, pl, th, tw, dst, stride);
+        return 1;
+    }
     if (!finch_avx512_selected()) return 0;
     input_transform16(plane, h, w, pt, pl, th, tw, dst, stride);
     return 1;
@@ -274,6 +283,10 @@ int finch_winograd_input_transform(const float *plane, long h, long w, long pt, 
 
 int finch_winograd_gradient_transform(const float *plane, long ho, long wo, long th, long tw, float *dst,
                                       long stride) {
+    if (finch_avx2_selected()) {
+        finch_winograd_gradient_transform_avx2(plane, ho, wo, th, tw, dst, stride);
+        return 1;
+    }
     if (!finch_avx512_selected()) return 0;
     gradient_transform16(plane, ho, wo, th, tw, dst, stride);
     return 1;
@@ -281,6 +294,10 @@ int finch_winograd_gradient_transform(const float *plane, long ho, long wo, long
 
 int finch_winograd_output_transform(const float *src, long stride, long th, long tw, long ho, long wo,
                                     float bias, float *out) {
+    if (finch_avx2_selected()) {
+        finch_winograd_output_transform_avx2(src, stride, th, tw, ho, wo, bias, out);
+        return 1;
+    }
     if (!finch_avx512_selected()) return 0;
     output_transform16(src, stride, th, tw, ho, wo, bias, out);
     return 1;

@@ -4,7 +4,7 @@ import CFinchKernels
 
 /// Winograd F(4×4, 3×3): its matrices against the definition of correlation, each AVX-512 transform
 /// against the matrices in Float64, and whole convolutions (forward, dx, dW) against the Float64
-/// definition and finite differences. Without AVX-512 the tile is never chosen, which is checked.
+/// definition and finite differences. Without AVX-512 or AVX2 the tile is never chosen, which is checked.
 final class WinogradF4Tests: XCTestCase {
     // The points 0, 1, −1, ½, −2, ∞ (WinogradF4Transforms.c), rows of Bᵀ scaled to integers.
     let bt: [[Double]] = [[2, -3, -4, 3, 2, 0], [0, -2, 1, 5, 2, 0], [0, -2, 5, -1, -2, 0], [0, 2, 1, -2, -1, 0],
@@ -13,7 +13,7 @@ final class WinogradF4Tests: XCTestCase {
     let gm: [[Double]] = [[0.5, 0, 0], [1.0 / 6, 1.0 / 6, 1.0 / 6], [1.0 / 6, -1.0 / 6, 1.0 / 6],
                           [16.0 / 15, 8.0 / 15, 4.0 / 15], [1.0 / 30, -1.0 / 15, 2.0 / 15], [0, 0, 0.5]]
 
-    private var wide: Bool { Parallel.kernelISA == "avx512" }
+    private var wide: Bool { KernelPath.active >= .avx2 }
 
     /// Aᵀ·[(G·g·Gᵀ) ⊙ (Bᵀ·d·B)]·A is the 4×4 correlation of a 6×6 block with a 3×3 filter.
     func testMatricesComputeCorrelation() {
@@ -32,7 +32,7 @@ final class WinogradF4Tests: XCTestCase {
         } }
     }
 
-    /// The tile is chosen where it costs less, only with the AVX-512 transforms, and not when
+    /// The tile is chosen where it costs less, only with the AVX-512 or AVX2 transforms, and not when
     /// switched off.
     func testTileChoice() {
         defer { WinogradConv.largeTiles = true; WinogradConv.allowWide = true }
@@ -55,11 +55,17 @@ final class WinogradF4Tests: XCTestCase {
 
     /// Each transform against the matrices in Float64, on planes whose tiles overhang the edges,
     /// with padding 0 to 2, with fewer than sixteen tiles per plane (a vector spans samples, and
-    /// the last group of samples is partial) and with more.
+    /// the last group of samples is partial) and with more; on the AVX-512 and the AVX2 kernels.
     func testTransforms() throws {
         guard wide else {
-            return XCTAssertEqual(finch_winograd4_weight_transform(nil, 0, nil, 0, 0), 0, "no AVX-512, no F(4×4) kernels")
+            return XCTAssertEqual(finch_winograd4_weight_transform(nil, 0, nil, 0, 0), 0, "no AVX2, no F(4×4) kernels")
         }
+        for path in KernelPath.supported where path >= .avx2 {
+            KernelPath.with(path) { checkTransforms() }
+        }
+    }
+
+    private func checkTransforms() {
         let planes: [(n: Int, h: Int, w: Int, padding: Padding2d)] = [
             (5, 8, 8, Padding2d(1, 1)), (3, 7, 9, Padding2d(top: 2, bottom: 0, left: 0, right: 2)),
             (2, 18, 13, Padding2d(top: 0, bottom: 1, left: 1, right: 2)), (1, 34, 17, Padding2d(1, 1)),

@@ -1,4 +1,5 @@
-// Depthwise convolution on AVX-512 (DepthwiseConvKernels.c).
+// Depthwise convolution on AVX-512 (DepthwiseConvKernels.c); the per-plane kernels also on AVX2
+// (DepthwiseConvKernelsAVX2.c, the same bits).
 
 #ifndef FINCH_DEPTHWISE_CONV_KERNELS_H
 #define FINCH_DEPTHWISE_CONV_KERNELS_H
@@ -18,14 +19,14 @@ long finch_depthwise_tiles16_scratch(const long *geometry);
 /// Depthwise convolution forward for one (channel, sample) plane from its packed input rows: out
 /// ([ho, wo]) = bias + the taps, with the same operations in the same order as the Swift rows kernel
 /// (no FMA), so results are identical. geometry and taps as for finch_depthwise_backward_plane.
-/// Returns 0 without touching anything when the CPU has no AVX-512.
+/// Returns 0 without touching anything when neither AVX-512 nor AVX2 is selected.
 int finch_depthwise_forward_plane(const float *packed, const float *weight, float bias, float *out, const long *geometry,
                                   const long *taps);
 
 /// The same for column stride 1 (geometry[12] = 1) from the unpacked input plane ([h, w]):
 /// geometry as for finch_depthwise_backward_plane followed by {w, pl}. Identical results to
-/// finch_depthwise_forward_plane. Returns 0 without touching anything when the CPU has no AVX-512
-/// or the column stride is not 1.
+/// finch_depthwise_forward_plane. Returns 0 without touching anything when neither AVX-512 nor AVX2
+/// is selected or the column stride is not 1.
 int finch_depthwise_forward_direct(const float *plane, const float *weight, float bias, float *out, const long *geometry);
 
 /// Depthwise convolution backward for one (channel, sample) plane on packed input rows (see
@@ -33,7 +34,7 @@ int finch_depthwise_forward_direct(const float *plane, const float *weight, floa
 /// NULL) and the weight-scaled dy into the packed input gradient dpacked (when not NULL).
 /// geometry = {kh, kw, sh, dh, dw, pt, h, ho, wo, packed row, padded row, edge, gather (sw = 1)};
 /// taps[j] is tap j's offset in a packed row; dy_pad holds wo + 2·edge floats, zero outside the
-/// middle. Returns 0 without touching anything when the CPU has no AVX-512.
+/// middle. Returns 0 without touching anything when neither AVX-512 nor AVX2 is selected.
 int finch_depthwise_backward_plane(const float *dy, const float *packed, const float *weight, float *acc,
                                    float *dpacked, float *dy_pad, const long *geometry, const long *taps);
 

@@ -1,4 +1,5 @@
-// Winograd F(4×4, 3×3) transforms on AVX-512 (WinogradF4Transforms.c).
+// Winograd F(4×4, 3×3) transforms on AVX-512 (WinogradF4Transforms.c) or AVX2
+// (WinogradF4TransformsAVX2.c, the same bits).
 
 #ifndef FINCH_WINOGRAD_F4_TRANSFORMS_H
 #define FINCH_WINOGRAD_F4_TRANSFORMS_H
@@ -6,8 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/// touching anything when the CPU has no AVX-512. Transformed matrices are ξ = 6·row + column,
-/// `stride` floats apart; within one, element f = sample · th·tw + ty·tw + tx.
+/// Each returns 1, or 0 without touching anything when neither the AVX-512 nor the AVX2 path is
+/// selected. Transformed matrices are ξ = 6·row + column, `stride` floats apart; within one,
+/// element f = sample · th·tw + ty·tw + tx.
 /// Weights: u[ξ·plane + p] = (G·g·Gᵀ)[ξ] for filters begin..<end of w [plane, 3, 3].
 int finch_winograd4_weight_transform(const float *w, long plane, float *u, long begin, long end);
 /// Weight gradient: dw[p] = Gᵀ·du[p]·G for filters begin..<end (du laid out as u above).

@@ -1,9 +1,10 @@
 import CFinchKernels
 
 /// The code path Finch's own kernels take: the portable Swift and C code (`generic`), the AVX2+FMA
-/// exponentials (`avx2`), or the AVX-512 kernels (`avx512`: exponentials, depthwise and few-channel
-/// convolutions, Winograd F(2×2) and F(4×4) transforms, small-plane pointwise convolutions, max
-/// pooling, softmax, BatchNorm). Each path runs on every CPU that runs the next one.
+/// kernels (`avx2`: exponentials, Winograd F(2×2) and F(4×4) transforms, 3×3 stride-2 max pooling),
+/// or the AVX-512 kernels (`avx512`: exponentials, depthwise and few-channel convolutions, Winograd
+/// F(2×2) and F(4×4) transforms, small-plane pointwise convolutions, max pooling, softmax, BatchNorm).
+/// Each path runs on every CPU that runs the next one.
 ///
 /// Chosen once when the library loads: the CPU's best, or `FINCH_KERNELS=generic|avx2|avx512`
 /// clamped to the best (a note on stderr says so; `requested` keeps what was asked). An unknown

@@ -31,7 +31,7 @@ private func checkPool(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int), padd
 /// Max pooling, `torch.nn.functional.max_pool2d`: padding acts as −∞, the gradient goes to the
 /// first maximum of each window (a NaN in the window wins, as in PyTorch).
 enum MaxPoolKernel {
-    /// When false, the AVX-512 3×3 stride-2 kernel is not used (tests compare the two paths).
+    /// When false, the AVX-512 and AVX2 3×3 stride-2 kernels are not used (tests compare the two paths).
     static var allowWide = true
 }
 
@@ -66,9 +66,9 @@ public func maxPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil
                  "misses every element of input \(x.shape)")
     // For each tap (j), the output columns whose window column j lands on real input.
     let tapColumns = g.colRanges
-    // ResNet's 3×3 stride-2 pool: sixteen outputs per AVX-512 vector (4% of a ResNet18 evaluation,
-    // 2% of its training, in the loop below, which gathers stride-2 columns one at a time).
-    let wide = !OpTrace.isTracing && MaxPoolKernel.allowWide && Parallel.kernelISA == "avx512" && g.kh == 3
+    // ResNet's 3×3 stride-2 pool: sixteen outputs per AVX-512 vector, eight per AVX2 one (4% of a
+    // ResNet18 evaluation, 2% of its training, in the loop below, which gathers stride-2 columns one at a time).
+    let wide = !OpTrace.isTracing && MaxPoolKernel.allowWide && KernelPath.active >= .avx2 && g.kh == 3
         && g.kw == 3 && g.sh == 2 && g.sw == 2 && g.dh == 1 && g.dw == 1
     argmax.withUnsafeMutableBufferPointer { am in
         let src = xd.basePointer, dst = out.basePointer

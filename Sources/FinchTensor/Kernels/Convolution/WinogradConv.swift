@@ -11,7 +11,7 @@
 // The transforms only add, subtract and halve, so the result differs from direct convolution
 // by a few units in the last place of the largest terms (the tests bound it).
 //
-// Where the AVX-512 kernels exist, F(4×4, 3×3) (WinogradConvF4.swift) takes the planes on which it
+// Where the AVX-512 or AVX2 kernels exist, F(4×4, 3×3) (WinogradConvF4.swift) takes the planes on which it
 // needs fewer multiplies: 36 GEMMs on a quarter of the tiles, 4× fewer operations than im2col.
 // Everything here but the transforms is shared: a `Chunk` carries its tile, and the transformed
 // buffers hold `Tiles.count` matrices.
@@ -38,7 +38,7 @@ enum WinogradConv {
     static var budget = 4 << 20
 
     /// When false, the transforms stay on the Swift kernels even where CFinchKernels has its
-    /// AVX-512 forms, so tests can run both.
+    /// AVX-512 and AVX2 forms, so tests can run both.
     static var allowWide = true
 
     /// The output tile: F(2×2, 3×3) with 16 transformed matrices, or F(4×4, 3×3) with 36.
@@ -65,9 +65,9 @@ enum WinogradConv {
 
     /// F(4×4, 3×3) where it costs less than F(2×2, 3×3): per weight, a multiply for each tile
     /// of the batch (tiles that overhang the plane included) plus `weightCost`, 36 transformed
-    /// weights against 16. Only where the AVX-512 transforms exist (it has no Swift kernels).
+    /// weights against 16. Only where the AVX-512 or AVX2 transforms exist (it has no Swift kernels).
     static func tiles(for g: ConvGeometry) -> Tiles {
-        guard largeTiles, allowWide, KernelPath.active == .avx512, offsetsFit(g) else { return .two }
+        guard largeTiles, allowWide, KernelPath.active >= .avx2, offsetsFit(g) else { return .two }
         if alwaysLargeTiles { return .four }
         func cost(_ m: Int, _ count: Int) -> Int { count * (g.n * ((g.ho + m - 1) / m) * ((g.wo + m - 1) / m) + weightCost) }
         return cost(4, 36) < cost(2, 16) ? .four : .two

@@ -5,9 +5,10 @@
 // 16×16 map with outputs of scale 4.6, the largest error measured 6.7·10⁻⁵ against F(2×2)'s
 // 8.5·10⁻⁶ (WinogradF4Tests bounds both).
 //
-// The transforms are AVX-512 only (WinogradF4Transforms.c); `WinogradConv.tiles(for:)` chooses this
-// tile only where they exist. Units of work are one channel and a group of samples, so a vector of
-// sixteen tiles spans several samples when a plane has fewer tiles.
+// The transforms exist for AVX-512 (WinogradF4Transforms.c) and AVX2 (WinogradF4TransformsAVX2.c, the
+// same bits), not in Swift; `WinogradConv.tiles(for:)` chooses this tile only where they exist. Units
+// of work are one channel and a group of samples, so a vector of sixteen (eight) tiles spans several
+// samples when a plane has fewer tiles.
 
 import CFinchKernels
 
@@ -19,7 +20,7 @@ extension WinogradConv {
         let plane = cout * cin
         Parallel.forEach(plane, grain: 256) { range in
             let done = finch_winograd4_weight_transform(w, plane, u, range.lowerBound, range.upperBound)
-            ensure(done == 1, "WinogradConv: F(4×4, 3×3) chosen without AVX-512")
+            ensure(done == 1, "WinogradConv: F(4×4, 3×3) chosen without AVX2 or AVX-512")
         }
     }
 
@@ -28,7 +29,7 @@ extension WinogradConv {
         let plane = cout * cin
         Parallel.forEach(plane, grain: 256) { range in
             let done = finch_winograd4_weight_gradient(du, plane, dw, range.lowerBound, range.upperBound)
-            ensure(done == 1, "WinogradConv: F(4×4, 3×3) chosen without AVX-512")
+            ensure(done == 1, "WinogradConv: F(4×4, 3×3) chosen without AVX2 or AVX-512")
         }
     }
 
@@ -57,7 +58,7 @@ extension WinogradConv {
             let done = finch_winograd4_input_transform(x + ((c.n0 + s0) * g.c + ci) * g.inPlane, g.c * g.inPlane, count,
                                                        g.h, g.w, g.pt, g.pl, c.th, c.tw, v + ci * c.p + s0 * tiles,
                                                        c.vStride)
-            ensure(done == 1, "WinogradConv: F(4×4, 3×3) chosen without AVX-512")
+            ensure(done == 1, "WinogradConv: F(4×4, 3×3) chosen without AVX2 or AVX-512")
         }
     }
 
@@ -68,7 +69,7 @@ extension WinogradConv {
             let done = finch_winograd4_gradient_transform(dy + ((c.n0 + s0) * g.cout + co) * g.hw, g.cout * g.hw, count,
                                                           g.ho, g.wo, c.th, c.tw, mt + co * c.p + s0 * tiles,
                                                           c.mStride)
-            ensure(done == 1, "WinogradConv: F(4×4, 3×3) chosen without AVX-512")
+            ensure(done == 1, "WinogradConv: F(4×4, 3×3) chosen without AVX2 or AVX-512")
         }
     }
 
@@ -79,7 +80,7 @@ extension WinogradConv {
             let first = ((c.n0 + s0) * g.cout + co) * g.hw
             let done = finch_winograd4_output_transform(m + co * c.p + s0 * tiles, c.mStride, count, c.th, c.tw, g.ho,
                                                         g.wo, g.cout * g.hw, bias?[co] ?? 0, out + first)
-            ensure(done == 1, "WinogradConv: F(4×4, 3×3) chosen without AVX-512")
+            ensure(done == 1, "WinogradConv: F(4×4, 3×3) chosen without AVX2 or AVX-512")
             // The epilogue while the planes are still in cache.
             if !epilogue.isNone {
                 for s in 0..<count {

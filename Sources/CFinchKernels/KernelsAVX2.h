@@ -1,0 +1,43 @@
+// The AVX2 + FMA forms of kernels that also have AVX-512 forms, for CPUs without AVX-512. Each
+// public entry point (in the AVX-512 file of its family) calls its AVX2 form when the dispatcher
+// chose the avx2 path; the arguments and results are the public function's.
+
+#ifndef FINCH_KERNELS_AVX2_H
+#define FINCH_KERNELS_AVX2_H
+
+#include <stdint.h>
+
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+// WinogradTransformsAVX2.c: F(2×2, 3×3), as finch_winograd_*_transform.
+void finch_winograd_weight_transform_avx2(const float *w, long plane, float *u, long begin, long end);
+void finch_winograd_input_transform_avx2(const float *plane, long h, long w, long pt, long pl, long th, long tw,
+                                         float *dst, long stride);
+void finch_winograd_gradient_transform_avx2(const float *plane, long ho, long wo, long th, long tw, float *dst,
+                                            long stride);
+void finch_winograd_output_transform_avx2(const float *src, long stride, long th, long tw, long ho, long wo,
+                                          float bias, float *out);
+
+// WinogradF4TransformsAVX2.c: F(4×4, 3×3), as finch_winograd4_*.
+void finch_winograd4_weight_transform_avx2(const float *w, long plane, float *u, long begin, long end);
+void finch_winograd4_weight_gradient_avx2(const float *du, long plane, float *dw, long begin, long end);
+void finch_winograd4_input_transform_avx2(const float *x, long sample_stride, long samples, long h, long w, long pt,
+                                          long pl, long th, long tw, float *dst, long stride);
+void finch_winograd4_gradient_transform_avx2(const float *dy, long sample_stride, long samples, long ho, long wo,
+                                             long th, long tw, float *dst, long stride);
+void finch_winograd4_output_transform_avx2(const float *src, long stride, long samples, long th, long tw, long ho,
+                                           long wo, long sample_stride, float bias, float *out);
+
+// DepthwiseConvKernelsAVX2.c, as finch_depthwise_forward_plane, _forward_direct and _backward_plane.
+void finch_depthwise_forward_plane_avx2(const float *packed, const float *weight, float bias, float *out,
+                                        const long *geometry, const long *taps);
+void finch_depthwise_forward_direct_avx2(const float *plane, const float *weight, float bias, float *out,
+                                         const long *geometry);
+void finch_depthwise_backward_plane_avx2(const float *dy, const float *packed, const float *weight, float *acc,
+                                         float *dpacked, float *dy_pad, const long *geometry, const long *taps);
+
+// MaxPool3x3s2AVX2.c, as finch_max_pool3x3s2.
+void finch_max_pool3x3s2_avx2(const float *plane, long h, long w, long pt, long pl, long ho, long wo, float *out,
+                              int32_t *indices);
+#endif
+
+#endif
