@@ -14,19 +14,7 @@
 #define TARGET __attribute__((target("avx2,fma")))
 #define INLINE __attribute__((target("avx2,fma"), always_inline)) static inline
 
-// Lanes l < count with 0 ≤ start + l < limit, as all-ones lanes.
-INLINE __m256i span(long start, long limit, long count) {
-    long lo = start < 0 ? -start : 0, hi = limit - start;
-    if (hi > count) hi = count;
-    if (hi > 8) hi = 8;
-    if (lo > 8) lo = 8;
-    if (hi < lo) hi = lo;
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)lo), lane),
-                               _mm256_cmpgt_epi32(_mm256_set1_epi32((int)hi), lane));
-}
-
-INLINE __m256i first(long n) { return span(0, n, 8); }
+INLINE __m256i first(long n) { return finch_avx2_span(0, n, 8); }
 
 // Loads and stores of the lanes under k: plain when all eight are (full), masked otherwise.
 INLINE __m256 load(const float *p, __m256i k, int full) { return full ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, k); }
@@ -164,7 +152,7 @@ TARGET void finch_depthwise_forward_plane_avx2(const float *packed, const float 
 // Lanes (under k) of input columns col … col + 7 inside a row of w, and where to load them from
 // (masked lanes are never read, but the address stays inside the row when none is left).
 INLINE __m256i column_mask(long col, long w, __m256i k, long *start) {
-    __m256i m = _mm256_and_si256(k, span(col, w, 8));
+    __m256i m = _mm256_and_si256(k, finch_avx2_span(col, w, 8));
     *start = _mm256_testz_si256(m, m) ? 0 : col;
     return m;
 }

@@ -8,6 +8,22 @@
 #include <stdint.h>
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#include <immintrin.h>
+
+// Lanes l < count with 0 ≤ start + l < limit, as all-ones lanes: the mask every AVX2 kernel uses
+// for a plane's edges and a row's partial last vector (AVX2 has no mask registers).
+__attribute__((target("avx2,fma"), always_inline)) static inline __m256i finch_avx2_span(long start, long limit,
+                                                                                        long count) {
+    long lo = start < 0 ? -start : 0, hi = limit - start;
+    if (hi > count) hi = count;
+    if (hi > 8) hi = 8;
+    if (lo > 8) lo = 8;
+    if (hi < lo) hi = lo;
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)lo), lane),
+                               _mm256_cmpgt_epi32(_mm256_set1_epi32((int)hi), lane));
+}
+
 // WinogradTransformsAVX2.c: F(2×2, 3×3), as finch_winograd_*_transform.
 void finch_winograd_weight_transform_avx2(const float *w, long plane, float *u, long begin, long end);
 void finch_winograd_input_transform_avx2(const float *plane, long h, long w, long pt, long pl, long th, long tw,

@@ -10,22 +10,10 @@
 
 #define INLINE __attribute__((target("avx2,fma"), always_inline)) static inline
 
-// Lanes l < count with 0 ≤ start + l < limit, as all-ones lanes.
-INLINE __m256i pool_span(long start, long limit, long count) {
-    long lo = start < 0 ? -start : 0, hi = limit - start;
-    if (hi > count) hi = count;
-    if (hi > 8) hi = 8;
-    if (lo > 8) lo = 8;
-    if (hi < lo) hi = lo;
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)lo), lane),
-                               _mm256_cmpgt_epi32(_mm256_set1_epi32((int)hi), lane));
-}
-
 // Eight floats of `row` from column `first`, −∞ outside the row (masked lanes are not read).
 INLINE __m256 pool_load(const float *row, long first, long w) {
     const __m256 minus_inf = _mm256_set1_ps(-INFINITY);
-    __m256i m = pool_span(first, w, 8);
+    __m256i m = finch_avx2_span(first, w, 8);
     if (_mm256_testz_si256(m, m)) return minus_inf;
     __m256 v = _mm256_maskload_ps((const float *)((const char *)row + first * (long)sizeof(float)), m);
     return _mm256_blendv_ps(minus_inf, v, _mm256_castsi256_ps(m));
@@ -79,7 +67,7 @@ void finch_max_pool3x3s2_avx2(const float *plane, long h, long w, long pt, long 
                     best = _mm256_blendv_ps(best, c2, take_mask(best, c2));
                 }
             }
-            const __m256i lanes = pool_span(0, wo - ow0, 8);
+            const __m256i lanes = finch_avx2_span(0, wo - ow0, 8);
             // Masked stores are microcoded and slow on the AVX2-only AMD cores: only for the last vector.
             if (wo - ow0 >= 8) {
                 _mm256_storeu_ps(out + oh * wo + ow0, best);

@@ -12,19 +12,7 @@
 #define TARGET __attribute__((target("avx2,fma")))
 #define INLINE __attribute__((target("avx2,fma"), always_inline)) static inline
 
-// Lanes l < count with 0 ≤ start + l < limit, as all-ones lanes.
-INLINE __m256i span8(long start, long limit, long count) {
-    long lo = start < 0 ? -start : 0, hi = limit - start;
-    if (hi > count) hi = count;
-    if (hi > 8) hi = 8;
-    if (lo > 8) lo = 8;
-    if (hi < lo) hi = lo;
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)lo), lane),
-                               _mm256_cmpgt_epi32(_mm256_set1_epi32((int)hi), lane));
-}
-
-INLINE __m256i first8(long count) { return span8(0, count, 8); }
+INLINE __m256i first8(long count) { return finch_avx2_span(0, count, 8); }
 
 // Stores the lanes under keep: plainly when all eight are (masked stores are microcoded and slow on
 // the AVX2-only AMD cores).
@@ -44,7 +32,7 @@ INLINE void deinterleave(__m256 lo, __m256 hi, __m256 *even, __m256 *odd) {
 // Masked load of eight floats at row + c; masked lanes are not read (so c may start before the row).
 INLINE __m256 load_span(const float *row, long c, long w, long count, int inside) {
     if (!inside) return _mm256_setzero_ps();
-    __m256i m = span8(c, w, count);
+    __m256i m = finch_avx2_span(c, w, count);
     if (_mm256_testz_si256(m, m)) return _mm256_setzero_ps();
     return _mm256_maskload_ps((const float *)((const char *)row + c * (long)sizeof(float)), m);
 }
@@ -160,7 +148,7 @@ TARGET void finch_winograd_gradient_transform_avx2(const float *plane, long ho, 
 
 // Writes the eight floats v to dst, columns column + l ≥ limit left alone.
 INLINE void store_span(float *dst, __m256 v, long column, long limit) {
-    __m256i m = span8(column, limit, 8);
+    __m256i m = finch_avx2_span(column, limit, 8);
     if (!_mm256_testz_si256(m, m)) put(dst, m, v);
 }
 
