@@ -85,6 +85,11 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         let parts = bytes.split(separator: 0, omittingEmptySubsequences: false)
         let text = String(decoding: parts.first ?? Data(), as: UTF8.self)
         let overrides = parts.dropFirst().map { String(decoding: $0, as: UTF8.self) }
+        // The same text as a timm args.yaml (`finch config from-timm`): whatever it converts must
+        // be YAML that Finch's own reader takes or refuses with a typed error.
+        if let converted = try? TimmArgsConversion.convert(text, source: "fuzz-args.yaml") {
+            _ = try? TrainConfig.parse(converted.yaml, source: "converted.yaml", overrides: [])
+        }
         let cfg = try TrainConfig.parse(text, source: "fuzz.yaml", overrides: overrides)
         _ = cfg.resolvedYAML.count
     }
