@@ -21,3 +21,15 @@ static inline void finch_mpi_finalize_at_exit(void) {
     MPI_Finalized(&finalized);
     if (initialized && !finalized) MPI_Finalize();
 }
+static inline int finch_mpi_thread_single(void) { return MPI_THREAD_SINGLE; }
+static inline MPI_Request finch_mpi_request_null(void) { return MPI_REQUEST_NULL; }
+/// Nonblocking collectives: whether every request of `requests` has completed (driving
+/// Open MPI's progress engine), and the wait for all of them; statuses are not needed.
+static inline int finch_mpi_testall(int count, MPI_Request *requests) {
+    int done = 0;
+    MPI_Testall(count, requests, &done, MPI_STATUSES_IGNORE);
+    return done;
+}
+static inline void finch_mpi_waitall(int count, MPI_Request *requests) {
+    MPI_Waitall(count, requests, MPI_STATUSES_IGNORE);
+}

@@ -22,7 +22,7 @@ struct Finch: ParsableCommand {
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Release-mode benchmarks (build with -c release).",
-        subcommands: [BenchModel.self, BenchData.self, BenchKernels.self], defaultSubcommand: BenchModel.self)
+        subcommands: [BenchModel.self, BenchData.self, BenchKernels.self, BenchDistributed.self], defaultSubcommand: BenchModel.self)
 }
 
 struct Demo: ParsableCommand {

@@ -53,7 +53,7 @@ struct TrainCommand: ParsableCommand {
                 print("resumed from \(named) at epoch \(trainer.epoch + 1), step \(trainer.globalStep)")
             }
             installStopHandlers()
-            if let comm { print("data-parallel: \(comm.size) ranks, global batch \(cfg.data.batchSize), \(Distributed.threads) threads per rank") }
+            if let comm { print("data-parallel: \(comm.size) ranks, global batch \(setup.config.data.batchSize), \(Distributed.threads) threads per rank") }
             print("\(cfg.experiment): \(cfg.model.name), \(setup.classes.count) classes, \(trainer.model.trainableParameterCount) of \(trainer.model.parameterCount) parameters trained (\(cfg.finetune.mode)), \(trainer.totalEpochs) epochs")
             print("run folder \(setup.runDirectory.path)")
             try trainer.fit()

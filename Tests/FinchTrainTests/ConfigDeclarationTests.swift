@@ -23,7 +23,7 @@ final class ConfigDeclarationTests: XCTestCase {
     /// user had given it, passes the key's own range, list or choice rule and counts as unchanged.
     func testEveryDeclaredDefaultPassesItsOwnRule() throws {
         let keys = TrainConfig.declaredKeys
-        XCTAssertEqual(keys.count, 106)   // + logging.tensorboard, distributed.{bucket_mb,sync_bn,dist_bn}
+        XCTAssertEqual(keys.count, 108)   // + logging.tensorboard, distributed.{bucket_mb,sync_bn,dist_bn,overlap,batch_size_per_rank}
         XCTAssertEqual(Set(keys.map(\.path)).count, keys.count, "key paths are unique")
         var checked = 0
         for (path, key) in keys {

@@ -36,10 +36,26 @@ func record(_ out: Tensor, _ name: String, _ inputs: [Tensor], _ traced: @autocl
     return out
 }
 
+/// Observers of one backward sweep, called on the thread that runs it. Data-parallel training
+/// uses them to reduce a gradient while the rest of the graph is still being differentiated.
+public struct BackwardHooks {
+    /// Called once for each leaf whose gradient has received its last contribution of the sweep,
+    /// right after it was accumulated into `grad` (final until the next backward). A leaf no
+    /// gradient reaches is not reported.
+    public var gradientFinal: ((Tensor) -> Void)?
+    /// Called after each graph node's backward: a point to make progress on other work.
+    public var afterNode: (() -> Void)?
+
+    public init(gradientFinal: ((Tensor) -> Void)? = nil, afterNode: (() -> Void)? = nil) {
+        self.gradientFinal = gradientFinal
+        self.afterNode = afterNode
+    }
+}
+
 extension Tensor {
     /// Reverse-mode sweep from this tensor. Without `gradient` the tensor must hold one element
     /// (a loss). Leaf gradients accumulate into `grad`; the graph is freed unless `retainGraph`.
-    public func backward(_ gradient: Tensor? = nil, retainGraph: Bool = false) {
+    public func backward(_ gradient: Tensor? = nil, retainGraph: Bool = false, hooks: BackwardHooks = BackwardHooks()) {
         ensure(requiresGrad, "backward: tensor of shape \(shape) does not require grad")
         let seed: Tensor
         if let gradient {
@@ -57,7 +73,9 @@ extension Tensor {
             for node in order.reversed() {
                 guard let g = grads.removeValue(forKey: ObjectIdentifier(node)) else { continue }
                 guard let fn = node.gradFn else {
+                    // Every consumer of a leaf comes before it in the sweep, so this is its last contribution.
                     node.accumulateGrad(g)
+                    hooks.gradientFinal?(node)
                     continue
                 }
                 guard let bw = fn.backward else {
@@ -78,6 +96,7 @@ extension Tensor {
                 }
                 // Saved tensors go as soon as their op is done, not at the end of the sweep.
                 if !retainGraph { fn.release() }
+                hooks.afterNode?()
             }
         }
         if !retainGraph {

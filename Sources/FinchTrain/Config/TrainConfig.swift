@@ -177,6 +177,10 @@ public struct TrainConfig: ConfigSection {
         public var syncBN: Bool
         @ConfigKey("dist_bn", .reduce, choices: [.reduce, .broadcast], doc: "--dist-bn, without sync_bn: BatchNorm running statistics averaged over ranks or rank 0's, each epoch")
         public var distBN: DistributedBatchNorm
+        @ConfigKey("overlap", true, doc: "gradient buckets summed while backward runs (DDP's overlap); false: after backward")
+        public var overlap: Bool
+        @ConfigKey("batch_size_per_rank", false, doc: "data.batch_size per rank, as timm's --batch-size: the global batch is batch_size × ranks (and scales the lr)")
+        public var batchSizePerRank: Bool
     }
 
     @ConfigKey("experiment", fileStemOr: "experiment", doc: "the run's folder name; default: the config file's name")

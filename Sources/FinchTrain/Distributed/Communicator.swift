@@ -25,10 +25,39 @@ public protocol Communicator: AnyObject {
     func allgatherConcatenated(_ values: UnsafeBufferPointer<Float>) -> [Float]
     /// Ends every rank of the job (a rank that cannot continue must not leave the others waiting).
     func abort(code: Int32) -> Never
+    /// Starts an element-wise sum over all ranks, in place; `buffer` must stay valid and untouched
+    /// until the returned collective has completed. Every rank starts these in the same order.
+    func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) -> PendingCollective
+    /// A communicator over the same ranks whose collectives do not match this one's, so
+    /// nonblocking reductions can be in flight while others run here (BatchNorm's, in backward).
+    func duplicate() -> Communicator
+    /// Whether this thread may start and progress nonblocking collectives (MPI's thread level).
+    var canOverlapOnCurrentThread: Bool { get }
+}
+
+/// A nonblocking collective in flight.
+public protocol PendingCollective: AnyObject {
+    /// Whether it has completed; asking is what lets MPI progress it.
+    func test() -> Bool
+    func wait()
+}
+
+/// A collective that completed when it was started.
+final class CompletedCollective: PendingCollective {
+    func test() -> Bool { true }
+    func wait() {}
 }
 
 extension Communicator {
     public var isRoot: Bool { rank == 0 }
+
+    /// Without nonblocking collectives: the blocking sum, done when started.
+    public func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) -> PendingCollective {
+        allreduceSum(buffer)
+        return CompletedCollective()
+    }
+    public func duplicate() -> Communicator { self }
+    public var canOverlapOnCurrentThread: Bool { false }
 
     public func allreduceSum(_ values: inout [Double]) { values.withUnsafeMutableBufferPointer { allreduceSum($0) } }
     public func allreduceSum(_ values: inout [Float]) { values.withUnsafeMutableBufferPointer { allreduceSum($0) } }

@@ -16,19 +16,50 @@ public final class DataParallel {
     public let distBN: DistributedBatchNorm
     /// Training BatchNorm with the global batch's statistics (`distributed.sync_bn`).
     public let syncBN: Bool
-    /// Seconds spent summing gradients, and the number of reductions (for throughput reports).
+    /// Gradients reduced while backward runs (`distributed.overlap`), when MPI's thread level
+    /// allows it on the training thread; otherwise after backward.
+    public let overlap: Bool
+    /// Seconds spent summing gradients (from the first reduction's start to the last one's end),
+    /// the part of it after backward ended (all of it without overlap), and the number of
+    /// reductions (for throughput reports).
     public private(set) var allreduceSeconds: Double = 0
+    public private(set) var exposedSeconds: Double = 0
     public private(set) var reductions = 0
     /// Set when the ranks agreed to stop (a signal reached at least one of them).
     public private(set) var stopAgreed = false
     private var bucket: [Float]
+    private let buckets: GradientBuckets?
+    /// Set by an overlapped backward: the optimizer step's reduction is already done.
+    private var reducedInBackward = false
 
-    public init(communicator: Communicator, bucketMB: Double, distBN: DistributedBatchNorm = .reduce, syncBN: Bool = true) {
+    /// `overlap` needs nonblocking collectives on the calling thread (the one that initialised MPI);
+    /// make the `DataParallel` there, as every rank must (duplicating the communicator is a collective).
+    public init(communicator: Communicator, bucketMB: Double, distBN: DistributedBatchNorm = .reduce, syncBN: Bool = true,
+                overlap: Bool = true) {
         self.communicator = communicator
         self.syncBN = syncBN
         bucketElements = max(1, Int(bucketMB * 1_048_576 / 4))
         self.distBN = distBN
         bucket = []
+        self.overlap = overlap && communicator.canOverlapOnCurrentThread
+        buckets = self.overlap ? GradientBuckets(communicator: communicator.duplicate(), capacity: bucketElements) : nil
+    }
+
+    /// Backward from `loss`; when the optimizer steps next (`stepsNext`) and `overlap` is on, the
+    /// gradients of `params` (the trained ones, in registration order) are summed over the ranks
+    /// as backward finishes them, so the step's `reduceGradients` has nothing left to do.
+    public func backward(_ loss: Tensor, params: [Tensor], stepsNext: Bool) {
+        guard stepsNext, let buckets, communicator.canOverlapOnCurrentThread else { return loss.backward() }
+        buckets.begin(params)
+        loss.backward(hooks: BackwardHooks(gradientFinal: { buckets.gradientFinal($0) }, afterNode: { buckets.progress() }))
+        let backwardEnd = Date()
+        var present = params.map { $0.grad == nil ? 0.0 : 1.0 }
+        communicator.allreduceMax(&present)
+        let t = buckets.finish(params, present: present.map { $0 > 0 }, backwardEnd: backwardEnd)
+        allreduceSeconds += t.total
+        exposedSeconds += t.exposed
+        reductions += 1
+        reducedInBackward = true
     }
 
     /// The step's collective bookkeeping: the local loss's weight n_r / Σn, the global batch's
@@ -42,10 +73,13 @@ public final class DataParallel {
         return (Float(Double(localCount) / total), Float(v[1] / total))
     }
 
-    /// The epoch's time in gradient reduction (`dist/allreduce_ms_per_step`), then counting anew.
+    /// The epoch's time in gradient reduction (`dist/allreduce_ms_per_step`) and the part of it
+    /// not hidden behind backward (`dist/allreduce_exposed_ms_per_step`), then counting anew.
     func takeEpochFigures() -> [String: Double] {
-        defer { (allreduceSeconds, reductions) = (0, 0) }
-        return reductions == 0 ? [:] : ["dist/allreduce_ms_per_step": 1000 * allreduceSeconds / Double(reductions)]
+        defer { (allreduceSeconds, exposedSeconds, reductions) = (0, 0, 0) }
+        guard reductions > 0 else { return [:] }
+        return ["dist/allreduce_ms_per_step": 1000 * allreduceSeconds / Double(reductions),
+                "dist/allreduce_exposed_ms_per_step": 1000 * exposedSeconds / Double(reductions)]
     }
 
     /// Every rank then stops as if it had received the signal itself (the command writes last.h5 on rank 0).
@@ -65,9 +99,16 @@ public final class DataParallel {
     /// Sums the gradients of `params` over the ranks, packed into buckets of `bucketElements`
     /// floats (one MPI call per bucket, not per tensor). A parameter without a gradient on every
     /// rank keeps none; one with a gradient on some rank gets the sum (zeros elsewhere).
-    func reduceGradients(_ params: [Tensor]) {
+    public func reduceGradients(_ params: [Tensor]) {
+        if reducedInBackward {
+            reducedInBackward = false
+            return
+        }
         let start = Date()
-        defer { allreduceSeconds += Date().timeIntervalSince(start); reductions += 1 }
+        defer {
+            let t = Date().timeIntervalSince(start)
+            (allreduceSeconds, exposedSeconds, reductions) = (allreduceSeconds + t, exposedSeconds + t, reductions + 1)
+        }
         var present = params.map { $0.grad == nil ? 0.0 : 1.0 }
         communicator.allreduceMax(&present)
         let live = params.indices.filter { present[$0] > 0 }.map { params[$0] }
@@ -92,23 +133,17 @@ public final class DataParallel {
             if p.count > bucketElements {
                 // Larger than a bucket: reduced on its own, in a copy (a gradient may share storage).
                 let g = Tensor(uninitializedShape: p.shape)
-                Self.copyGradient(of: p, to: g.basePointer)
+                copyGradient(of: p, to: g.basePointer)
                 communicator.allreduceSum(UnsafeMutableBufferPointer(start: g.basePointer, count: g.count))
                 p.grad = g
                 continue
             }
             if used + p.count > bucketElements { flush() }
-            bucket.withUnsafeMutableBufferPointer { Self.copyGradient(of: p, to: $0.baseAddress! + used) }
+            bucket.withUnsafeMutableBufferPointer { copyGradient(of: p, to: $0.baseAddress! + used) }
             pending.append(p)
             used += p.count
         }
         flush()
-    }
-
-    private static func copyGradient(of p: Tensor, to dst: UnsafeMutablePointer<Float>) {
-        guard let g = p.grad else { dst.initialize(repeating: 0, count: p.count); return }
-        ensure(g.shape == p.shape, "DataParallel: gradient of shape \(g.shape) for a parameter of shape \(p.shape)")
-        g.withContiguousBuffer { dst.update(from: $0.baseAddress!, count: p.count) }
     }
 
     /// The end of an epoch's training, before evaluation: the ranks' loss and accuracy totals

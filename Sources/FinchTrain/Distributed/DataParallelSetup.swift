@@ -23,7 +23,21 @@ extension TrainingSetup {
         }
         for loader in [loaders.train, loaders.val] { loader.shard = try Shard(index: comm.rank, count: n) }
         return DataParallel(communicator: comm, bucketMB: c.distributed.bucketMB, distBN: c.distributed.distBN,
-                            syncBN: c.distributed.syncBN)
+                            syncBN: c.distributed.syncBN, overlap: c.distributed.overlap)
+    }
+
+    /// The config with `data.batch_size` as the global batch: with `distributed.batch_size_per_rank`
+    /// it is multiplied by the ranks (timm's `--batch-size`), so the learning rate derived from
+    /// `lr_base` scales with the global batch, as in timm. A single process's batch is unchanged.
+    static func globalBatch(_ c: TrainConfig, ranks: Int) throws -> TrainConfig {
+        guard c.distributed.batchSizePerRank, ranks > 1 else { return c }
+        let (b, overflow) = c.data.batchSize.multipliedReportingOverflow(by: ranks)
+        guard !overflow, b <= TrainConfig.Limits.batchSize else {
+            throw ConfigError(file: c.source, key: "data.batch_size", message: "\(c.data.batchSize) per rank × \(ranks) ranks is a global batch above \(TrainConfig.Limits.batchSize)")
+        }
+        var g = c
+        g.data.batchSize = b
+        return g
     }
 
     static func fingerprint(_ parts: [String]) -> UInt64 {

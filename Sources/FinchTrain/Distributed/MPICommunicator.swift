@@ -1,5 +1,6 @@
 import Foundation
 import CMPI
+import FinchTensor
 
 /// `MPI_COMM_WORLD` of Open MPI. Only the thread that initialised MPI calls it
 /// (`MPI_THREAD_FUNNELED`): the trainer's loop, never the loader's queues. MPI's default error
@@ -10,6 +11,10 @@ public final class MPICommunicator: Communicator {
     public let localRank: Int
     public let localSize: Int
     let comm: MPI_Comm
+    /// The thread level Open MPI granted, and the thread that initialised it: under
+    /// `MPI_THREAD_FUNNELED` only that thread may call MPI.
+    let threadLevel: Int32
+    let initThread: pthread_t
 
     /// Largest element count per MPI call (counts are C ints).
     static let chunk = 1 << 28
@@ -18,6 +23,8 @@ public final class MPICommunicator: Communicator {
     init(environment: [String: String]) {
         var provided: Int32 = 0
         MPI_Init_thread(nil, nil, finch_mpi_thread_funneled(), &provided)
+        threadLevel = provided
+        initThread = pthread_self()
         atexit { finch_mpi_finalize_at_exit() }
         comm = finch_mpi_comm_world()
         var r: Int32 = 0, s: Int32 = 0
@@ -28,6 +35,33 @@ public final class MPICommunicator: Communicator {
         // mpirun tells each process where it sits on its machine; other launchers get one rank per machine.
         localRank = environment["OMPI_COMM_WORLD_LOCAL_RANK"].flatMap(Int.init) ?? 0
         localSize = max(1, environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap(Int.init) ?? 1)
+    }
+
+    private init(duplicating other: MPICommunicator) {
+        var c: MPI_Comm? = nil
+        MPI_Comm_dup(other.comm, &c)
+        // MPI's default error handler ends the job when the duplication fails.
+        comm = c ?? other.comm
+        (rank, size, localRank, localSize) = (other.rank, other.size, other.localRank, other.localSize)
+        (threadLevel, initThread) = (other.threadLevel, other.initThread)
+    }
+
+    /// A collective call: every rank makes it, so make it once and keep the result.
+    public func duplicate() -> Communicator { MPICommunicator(duplicating: self) }
+
+    public var canOverlapOnCurrentThread: Bool {
+        threadLevel >= finch_mpi_thread_funneled() && pthread_equal(pthread_self(), initThread) != 0
+    }
+
+    public func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) -> PendingCollective {
+        ensure(pthread_equal(pthread_self(), initThread) != 0, "MPICommunicator: a nonblocking reduction started off the thread that initialised MPI")
+        let pending = MPIRequests()
+        chunked(buffer) { base, n in
+            var r = finch_mpi_request_null()
+            MPI_Iallreduce(finch_mpi_in_place(), base, n, finch_mpi_float(), finch_mpi_sum(), comm, &r)
+            pending.requests.append(r)
+        }
+        return pending
     }
 
     private func chunked<T>(_ buffer: UnsafeMutableBufferPointer<T>, _ body: (UnsafeMutablePointer<T>, Int32) -> Void) {
@@ -102,5 +136,21 @@ public final class MPICommunicator: Communicator {
     public func abort(code: Int32) -> Never {
         MPI_Abort(comm, code)
         exit(code)
+    }
+}
+
+/// The requests of one nonblocking collective (several when it was split into int-sized chunks).
+final class MPIRequests: PendingCollective {
+    var requests: [MPI_Request?] = []
+    private var done = false
+
+    func test() -> Bool {
+        if !done { done = requests.withUnsafeMutableBufferPointer { finch_mpi_testall(Int32($0.count), $0.baseAddress) != 0 } }
+        return done
+    }
+
+    func wait() {
+        if !done { requests.withUnsafeMutableBufferPointer { finch_mpi_waitall(Int32($0.count), $0.baseAddress) } }
+        done = true
     }
 }

@@ -25,6 +25,9 @@ extension Trainer {
         if let a = v["val_ema/top1"] { parts.append(String(format: "ema top1 %.3f", a)) }
         parts.append(String(format: "%.0f img/s", v["train/img_per_s"] ?? 0))
         if let lr = baseLR { parts.append(String(format: "lr %.2e", lr)) }
+        if let a = v["dist/allreduce_ms_per_step"] {
+            parts.append(String(format: "allreduce %.1f ms/step (%.1f ms exposed)", a, v["dist/allreduce_exposed_ms_per_step"] ?? a))
+        }
         parts.append(String(format: "%.1fs", v["epoch_seconds"] ?? 0))
         return parts.joined(separator: "  ")
     }

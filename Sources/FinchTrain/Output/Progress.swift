@@ -45,17 +45,38 @@ public final class ProgressReporter {
     }
     private static let installed = Mutex<ProgressDisplay?>(nil)
 
-    public init(isTerminal: Bool = isatty(fileno(stdout)) != 0, display: ProgressDisplay? = ProgressReporter.defaultDisplay) {
+    /// Plain progress lines at each tenth of an epoch where no bar is drawn (under mpirun).
+    public let plainLines: Bool
+    private let writeLine: (String) -> Void
+
+    /// `isTerminal` and `plainLines` default to what `ProgressMode.current` says for stdout.
+    public init(isTerminal: Bool = ProgressMode.current.drawsBar(onTerminal: isatty(fileno(stdout)) != 0),
+                display: ProgressDisplay? = ProgressReporter.defaultDisplay,
+                plainLines: Bool = ProgressMode.current.plainLines(),
+                writeLine: @escaping (String) -> Void = { TrainLog.logger.info("\($0)") }) {
         self.isTerminal = isTerminal
         self.display = display
+        self.plainLines = plainLines && !isTerminal
+        self.writeLine = writeLine
     }
 
     /// Mid-epoch update (passed on at most ~8 times a second, and for the last batch).
     public func step(epoch: Int, epochs: Int, batch: Int, batches: Int, loss: Double, accuracy: Double?, imagesPerSecond: Double, eta: Double) {
+        if plainLines { plainLine(epoch: epoch, epochs: epochs, batch: batch, batches: batches, loss: loss, accuracy: accuracy,
+                                  imagesPerSecond: imagesPerSecond, eta: eta) }
         guard isTerminal, let display, Date().timeIntervalSince(lastDraw) > 0.125 || batch == batches else { return }
         lastDraw = Date()
         display.show(ProgressUpdate(epoch: epoch, epochs: epochs, batch: batch, batches: batches, loss: loss, accuracy: accuracy,
                                     imagesPerSecond: imagesPerSecond, eta: eta))
+    }
+
+    /// `epoch 1/3  40% 24/60 loss 0.4321 acc 0.870 512 img/s ETA 0:12` when the epoch passes a tenth
+    /// (every batch when it has fewer than ten).
+    private func plainLine(epoch: Int, epochs: Int, batch: Int, batches: Int, loss: Double, accuracy: Double?, imagesPerSecond: Double, eta: Double) {
+        guard batches > 0, batches < 10 || 10 * batch / batches > 10 * (batch - 1) / batches else { return }
+        let acc = accuracy.map { String(format: " acc %.3f", $0) } ?? ""
+        writeLine(String(format: "epoch %d/%d %3d%% %d/%d loss %.4f%@ %.0f img/s ETA %@", epoch, epochs, 100 * batch / batches, batch, batches,
+                         loss, acc, imagesPerSecond, Self.duration(eta)))
     }
 
     /// End of an epoch: one line (replacing the bar on a terminal).
@@ -68,6 +89,50 @@ public final class ProgressReporter {
         guard s.isFinite, s >= 0 else { return "--:--" }
         let t = Int(s.rounded())
         return t >= 3600 ? String(format: "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60) : String(format: "%d:%02d", t / 60, t % 60)
+    }
+}
+
+/// Where mid-epoch progress goes (`FINCH_PROGRESS`): `auto` draws the bar on a terminal, but
+/// not under mpirun, whose ranks get a pseudo-terminal even when its output goes to a file, so
+/// rank 0 prints a plain line at each tenth of an epoch instead; `bar` draws it on a terminal
+/// regardless; `lines` never draws it.
+public enum ProgressMode: String, CaseIterable, Sendable {
+    case auto, bar, lines
+
+    /// The environment's mode; a value other than the three names is refused.
+    public static func from(_ environment: [String: String]) throws -> ProgressMode {
+        guard let v = environment["FINCH_PROGRESS"], !v.isEmpty else { return .auto }
+        guard let m = ProgressMode(rawValue: v) else { throw ProgressModeError(value: v) }
+        return m
+    }
+
+    /// This process's mode (`auto` when FINCH_PROGRESS is invalid: the commands refuse it first).
+    public static var current: ProgressMode { (try? from(ProcessInfo.processInfo.environment)) ?? .auto }
+    /// Whether mpirun started this process.
+    public static var underMPI: Bool { Distributed.launchedByMPI() }
+
+    public func drawsBar(onTerminal: Bool, underMPI: Bool = ProgressMode.underMPI) -> Bool {
+        switch self {
+        case .auto: return onTerminal && !underMPI
+        case .bar: return onTerminal
+        case .lines: return false
+        }
+    }
+
+    /// Whether tenth-of-epoch lines replace the bar (under mpirun, or when asked for).
+    public func plainLines(underMPI: Bool = ProgressMode.underMPI) -> Bool {
+        switch self {
+        case .auto: return underMPI
+        case .bar: return false
+        case .lines: return true
+        }
+    }
+}
+
+public struct ProgressModeError: Error, CustomStringConvertible {
+    public let value: String
+    public var description: String {
+        "FINCH_PROGRESS=\(value): expected \(ProgressMode.allCases.map(\.rawValue).joined(separator: ", ")) (auto: a bar on a terminal, lines under mpirun)"
     }
 }
 

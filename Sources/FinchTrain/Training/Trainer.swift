@@ -240,7 +240,11 @@ public final class Trainer {
                 value = shared.loss
             }
             guard value.isFinite else { throw TrainingError.nonFiniteLoss(epoch: epoch, step: globalStep, value: value) }
-            (accumulation.steps == 1 ? loss : loss * accumulation.lossScale).backward()
+            let scaled = accumulation.steps == 1 ? loss : loss * accumulation.lossScale
+            if let dataParallel {
+                let stepsNext = accumulation.position + 1 == accumulation.steps || stepInEpoch + 1 == batches
+                dataParallel.backward(scaled, params: model.parameters.filter(\.requiresGrad), stepsNext: stepsNext)
+            } else { scaled.backward() }
             if accumulation.microBatchDone() || stepInEpoch + 1 == batches { optimizerStep() }
             stepInEpoch += 1
             // Mid-epoch checkpoints (checkpoint.every_steps) for long epochs; resume continues at the next batch.

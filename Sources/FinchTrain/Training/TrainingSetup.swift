@@ -23,6 +23,8 @@ public struct TrainingSetup {
                 resume: URL? = nil, communicator: Communicator? = nil) throws {
         // A loaded config is a plain value and may have been edited since it was read.
         try c.validate()
+        let c = try communicator.map { try Self.globalBatch(c, ranks: $0.size) } ?? c
+        _ = try ProgressMode.from(ProcessInfo.processInfo.environment)
         config = c
         let paths = SetupPaths(config: c, base: baseDirectory)
         let data = try Self.loadData(c, paths)
@@ -48,7 +50,7 @@ public struct TrainingSetup {
         if let resumedFrom { try trainer.resume(from: resumedFrom) }
         // Rank 0 alone shows progress and writes run logs and checkpoints.
         if let communicator, !communicator.isRoot {
-            trainer.progress = ProgressReporter(isTerminal: false, display: nil)
+            trainer.progress = ProgressReporter(isTerminal: false, display: nil, plainLines: false)
             return
         }
         try Self.prepareOutputFolders(run: runDirectory, checkpoints: checkpointDirectory, source: c.source)
