@@ -69,13 +69,25 @@ extension Tensor {
 
         let order = topologicalOrder()
         var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(self): seed]
+        // A leaf's gradient is final once every op using it has run; the sweep order alone puts
+        // the leaves last (a depth-first order visits an op's weight before its input), so
+        // counting the uses lets each leaf take its gradient, and report it, as soon as it is done.
+        var usesLeft: [ObjectIdentifier: Int] = [:]
+        for node in order {
+            for input in node.gradFn?.inputs ?? [] where input.requiresGrad && input.gradFn == nil {
+                usesLeft[ObjectIdentifier(input), default: 0] += 1
+            }
+        }
+        func leafDone(_ leaf: Tensor, _ g: Tensor) {
+            leaf.accumulateGrad(g)
+            hooks.gradientFinal?(leaf)
+        }
         noGrad {
             for node in order.reversed() {
                 guard let g = grads.removeValue(forKey: ObjectIdentifier(node)) else { continue }
                 guard let fn = node.gradFn else {
-                    // Every consumer of a leaf comes before it in the sweep, so this is its last contribution.
-                    node.accumulateGrad(g)
-                    hooks.gradientFinal?(node)
+                    // A leaf some of whose users no gradient reached: its turn in the sweep comes after all of them.
+                    leafDone(node, g)
                     continue
                 }
                 guard let bw = fn.backward else {
@@ -83,16 +95,20 @@ extension Tensor {
                                         "pass retainGraph: true to backward twice")
                 }
                 let inputGrads = bw(g)
-                for (input, ig) in zip(fn.inputs, inputGrads) {
-                    guard input.requiresGrad, let ig else { continue }
-                    ensure(ig.shape == input.shape,
-                                 "backward of \(fn.name): gradient shape \(ig.shape) for input \(input.shape)")
+                for (i, input) in fn.inputs.enumerated() where input.requiresGrad {
                     let key = ObjectIdentifier(input)
-                    if let existing = grads[key] {
-                        grads[key] = existing.adding(ig)
-                    } else {
-                        grads[key] = ig
+                    if i < inputGrads.count, let ig = inputGrads[i] {
+                        ensure(ig.shape == input.shape,
+                                     "backward of \(fn.name): gradient shape \(ig.shape) for input \(input.shape)")
+                        if let existing = grads[key] {
+                            grads[key] = existing.adding(ig)
+                        } else {
+                            grads[key] = ig
+                        }
                     }
+                    guard input.gradFn == nil, let left = usesLeft[key] else { continue }
+                    usesLeft[key] = left - 1
+                    if left == 1, let done = grads.removeValue(forKey: key) { leafDone(input, done) }
                 }
                 // Saved tensors go as soon as their op is done, not at the end of the sweep.
                 if !retainGraph { fn.release() }
