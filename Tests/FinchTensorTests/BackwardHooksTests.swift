@@ -39,4 +39,21 @@ final class BackwardHooksTests: XCTestCase {
         ((x * w1) * w2).sum().backward(hooks: BackwardHooks(gradientFinal: { order.append(ObjectIdentifier($0)) }))
         XCTAssertEqual(order, [ObjectIdentifier(w2), ObjectIdentifier(w1)])
     }
+
+    /// The same through a view of the weight (Linear multiplies by its transposed weight): the
+    /// view runs as soon as its gradient is complete, not at the end of the sweep.
+    func testWeightsUsedThroughAViewAreReportedWhereTheirOpRan() {
+        let w1 = Tensor([1, 2, 3, 4], shape: [2, 2], requiresGrad: true)
+        let w2 = Tensor([5, 6, 7, 8], shape: [2, 2], requiresGrad: true)
+        let x = Tensor([1, -1, 2, 0.5], shape: [2, 2])
+        var events: [String] = []
+        let h = x.matmul(w1.transposed()).relu()
+        h.matmul(w2.transposed()).sum().backward(hooks: BackwardHooks(
+            gradientFinal: { events.append($0 === w1 ? "w1" : $0 === w2 ? "w2" : "?") }, afterNode: { events.append("op") }))
+        // w2 is final right after its matmul and transpose, before relu's and the first matmul's backward.
+        XCTAssertEqual(events.filter { $0 != "op" }, ["w2", "w1"])
+        let i2 = events.firstIndex(of: "w2")!, i1 = events.firstIndex(of: "w1")!
+        XCTAssertEqual(events[i2 + 1..<i1].filter { $0 == "op" }.count, 3, "\(events)")   // relu, matmul, transpose
+        XCTAssertEqual(i1, events.count - 1)
+    }
 }

@@ -69,26 +69,30 @@ extension Tensor {
 
         let order = topologicalOrder()
         var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(self): seed]
-        // A leaf's gradient is final once every op using it has run; the sweep order alone puts
-        // the leaves last (a depth-first order visits an op's weight before its input), so
-        // counting the uses lets each leaf take its gradient, and report it, as soon as it is done.
+        // A leaf's gradient is final once every op using it has run, but the sweep order puts the
+        // leaves, and views of them such as a Linear's transposed weight, last: a depth-first
+        // order visits an op's weight before its input. Counting the uses of leaves and of nodes
+        // computed from leaves alone lets them run as soon as their gradient is complete, so
+        // each parameter's gradient is final, and reported, close to where its op ran.
         var usesLeft: [ObjectIdentifier: Int] = [:]
+        var fromLeaves = Set<ObjectIdentifier>()
         for node in order {
-            for input in node.gradFn?.inputs ?? [] where input.requiresGrad && input.gradFn == nil {
+            let inputs = (node.gradFn?.inputs ?? []).filter(\.requiresGrad)
+            if node.gradFn != nil, !inputs.isEmpty,
+               inputs.allSatisfy({ $0.gradFn == nil || fromLeaves.contains(ObjectIdentifier($0)) }) {
+                fromLeaves.insert(ObjectIdentifier(node))
+            }
+            for input in inputs where input.gradFn == nil || fromLeaves.contains(ObjectIdentifier(input)) {
                 usesLeft[ObjectIdentifier(input), default: 0] += 1
             }
         }
-        func leafDone(_ leaf: Tensor, _ g: Tensor) {
-            leaf.accumulateGrad(g)
-            hooks.gradientFinal?(leaf)
-        }
         noGrad {
-            for node in order.reversed() {
-                guard let g = grads.removeValue(forKey: ObjectIdentifier(node)) else { continue }
+            var ready: [(node: Tensor, gradient: Tensor)] = []
+            func run(_ node: Tensor, _ g: Tensor) {
                 guard let fn = node.gradFn else {
-                    // A leaf some of whose users no gradient reached: its turn in the sweep comes after all of them.
-                    leafDone(node, g)
-                    continue
+                    node.accumulateGrad(g)
+                    hooks.gradientFinal?(node)
+                    return
                 }
                 guard let bw = fn.backward else {
                     ensureFailed("backward: the graph through '\(fn.name)' was already freed; " +
@@ -106,13 +110,19 @@ extension Tensor {
                             grads[key] = ig
                         }
                     }
-                    guard input.gradFn == nil, let left = usesLeft[key] else { continue }
+                    guard let left = usesLeft[key] else { continue }
                     usesLeft[key] = left - 1
-                    if left == 1, let done = grads.removeValue(forKey: key) { leafDone(input, done) }
+                    if left == 1, let done = grads.removeValue(forKey: key) { ready.append((input, done)) }
                 }
                 // Saved tensors go as soon as their op is done, not at the end of the sweep.
                 if !retainGraph { fn.release() }
                 hooks.afterNode?()
+            }
+            for node in order.reversed() {
+                // A node already run early has no gradient left here.
+                guard let g = grads.removeValue(forKey: ObjectIdentifier(node)) else { continue }
+                run(node, g)
+                while let next = ready.popLast() { run(next.node, next.gradient) }
             }
         }
         if !retainGraph {
