@@ -67,7 +67,7 @@ extension DistributedTrainingTests {
         let cfg = try writeConfig("lines", epochs: 1)
         let out = train(ranks: 2, ["--config", cfg]).output
         XCTAssertFalse(out.contains("\r"), out)
-        for line in ["epoch 1/1  33% 1/3 loss", "epoch 1/1  67% 2/3 loss", "epoch 1/1 100% 3/3 loss"] {
+        for line in ["epoch 1/1  33% 1/3 loss", "epoch 1/1  66% 2/3 loss", "epoch 1/1 100% 3/3 loss"] {
             XCTAssertEqual(out.components(separatedBy: line).count - 1, 1, "'\(line)' once, from rank 0:\n\(out)")
         }
         let bar = ChildProcess.run(Self.mpirun, Self.mpirunFlags + ["-x", "FINCH_PROGRESS=bar", "-np", "2", trainBinary.path, "--config", cfg], in: base)

@@ -47,6 +47,7 @@ public final class ProgressReporter {
 
     /// Plain progress lines at each tenth of an epoch where no bar is drawn (under mpirun).
     public let plainLines: Bool
+    /// Where the plain lines and the epoch lines go (a `finch.train` record by default).
     private let writeLine: (String) -> Void
 
     /// `isTerminal` and `plainLines` default to what `ProgressMode.current` says for stdout.
@@ -82,7 +83,7 @@ public final class ProgressReporter {
     /// End of an epoch: one line (replacing the bar on a terminal).
     public func epochLine(_ text: String) {
         if isTerminal { display?.clear() }
-        TrainLog.logger.info("\(text)")
+        writeLine(text)
     }
 
     public static func duration(_ s: Double) -> String {

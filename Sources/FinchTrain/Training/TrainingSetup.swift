@@ -50,7 +50,7 @@ public struct TrainingSetup {
         if let resumedFrom { try trainer.resume(from: resumedFrom) }
         // Rank 0 alone shows progress and writes run logs and checkpoints.
         if let communicator, !communicator.isRoot {
-            trainer.progress = ProgressReporter(isTerminal: false, display: nil, plainLines: false)
+            trainer.progress = ProgressReporter(isTerminal: false, display: nil, plainLines: false, writeLine: { _ in })
             return
         }
         try Self.prepareOutputFolders(run: runDirectory, checkpoints: checkpointDirectory, source: c.source)
