@@ -76,3 +76,21 @@ extension DistributedTrainingTests {
         XCTAssertFalse(bar.output.contains("100% 3/3 loss"), bar.output)
     }
 }
+
+extension DistributedTrainingTests {
+    /// `finch bench distributed` runs plain (1 rank) and under mpirun (2 ranks), rank 0 alone
+    /// printing the kernel path and the figures.
+    func testBenchDistributedRunsAtOneAndTwoRanks() throws {
+        let args = ["bench", "distributed", "--model", "mobilenetv3_small_100", "--batch", "4", "--resolution", "32",
+                    "--steps", "1", "--warmup", "0", "--num-classes", "2", "--bucket-mb", "0.5"]
+        let one = ChildProcess.run(finchBinary, args, in: base)
+        XCTAssertEqual(one.status, 0, one.output)
+        XCTAssertTrue(one.output.contains("ranks=1 ") && one.output.contains("kernels="), one.output)
+        let two = ChildProcess.run(Self.mpirun, Self.mpirunFlags + ["-np", "2", finchBinary.path] + args, in: base)
+        XCTAssertEqual(two.status, 0, two.output)
+        XCTAssertEqual(two.output.components(separatedBy: "train images/s=").count - 1, 1, two.output)
+        XCTAssertTrue(two.output.contains("ranks=2 threads=1") && two.output.contains("overlap=true"), two.output)
+        let reduce = two.output.components(separatedBy: "allreduce ms/step=").last?.split(separator: " ").first.flatMap { Double($0) }
+        XCTAssertGreaterThan(try XCTUnwrap(reduce, two.output), 0)
+    }
+}
