@@ -117,3 +117,13 @@ final class GradientBucketsTests: XCTestCase {
         XCTAssertEqual(lines.count, 20)
     }
 }
+
+extension GradientBucketsTests {
+    /// The first bucket holds at most 1 MiB (DDP's first bucket), the others the configured size.
+    func testFirstBucketIsSmall() {
+        let p = [Tensor(zeros: [200_000]), Tensor(zeros: [200_000]), Tensor(zeros: [200_000])]
+        let b = GradientBuckets(communicator: RecordingCommunicator(), capacity: 1 << 20)
+        b.begin(p)
+        XCTAssertEqual(b.bucketCount, 2)   // [p2] (a second would pass 262144 floats), [p1 p0]
+    }
+}

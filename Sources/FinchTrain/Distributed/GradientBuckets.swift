@@ -26,6 +26,8 @@ final class GradientBuckets {
     private var firstStart: Date?
     private var lastDone: Date?
 
+    static let firstBucketElements = 262_144
+
     init(communicator: Communicator, capacity: Int) {
         self.communicator = communicator
         self.capacity = capacity
@@ -53,8 +55,10 @@ final class GradientBuckets {
         members = []
         var used = 0
         for p in params.reversed() {
-            // A parameter larger than a bucket gets one of its own, as in DDP.
-            if members.isEmpty || used + p.count > capacity && used > 0 {
+            // The first bucket is small (DDP's 1 MiB), so a reduction starts early in backward even
+            // when the whole model fits one bucket; a parameter larger than a bucket gets one of its own.
+            let cap = members.count == 1 ? min(capacity, Self.firstBucketElements) : capacity
+            if members.isEmpty || used + p.count > cap && used > 0 {
                 members.append([])
                 used = 0
             }
