@@ -70,21 +70,37 @@ final class Rebuilt {
     }
 
     /// The values, kept if a consumer asked for them already, else built and not kept.
-    func transientValue() -> Tensor {
-        if let built { return built }
+    func transientValue() -> Tensor { transient().values }
+
+    /// The values and whether the caller alone holds them (built just now, not kept): the next
+    /// link of a chain may then write its result over them.
+    func transient() -> (values: Tensor, owned: Bool) {
+        if let built { return (built, false) }
         guard let recipe else { ensureFailed("Rebuilt: recipe used after it was dropped") }
-        return noGrad { MemoryProfile.isEnabled ? MemoryProfile.labelling("rebuilt", recipe) : recipe() }
+        return (noGrad { MemoryProfile.isEnabled ? MemoryProfile.labelling("rebuilt", recipe) : recipe() }, true)
     }
 
-    /// Both operands' values, the deeper built first (its transient links are gone by the time the
-    /// other is built).
-    static func pair(_ a: Rebuilt, _ b: Rebuilt) -> (Tensor, Tensor) {
-        if a.depth >= b.depth {
-            let va = a.transientValue()
-            return (va, b.transientValue())
+    /// a + b, the deeper operand built first (its transient links are gone by the time the other is
+    /// built) and, when it is the caller's alone, the sum written over it: a chain then needs two
+    /// maps at a time. Addition commutes exactly, so the sum is the recorded one bit for bit.
+    static func sum(_ a: Rebuilt, _ b: Rebuilt) -> Tensor {
+        let (deep, other) = a.depth >= b.depth ? (a, b) : (b, a)
+        let d = deep.transient()
+        let o = other.transientValue()
+        guard d.owned, d.values.isContiguous else { return Kernels.zip(a === deep ? d.values : o, a === deep ? o : d.values, AddKernel.self, op: "add") }
+        Kernels.addInPlace(d.values, o)
+        return d.values
+    }
+
+    /// relu(input), written over the input's values when they are the caller's alone.
+    static func relu(_ input: Rebuilt) -> Tensor {
+        let (v, owned) = input.transient()
+        guard owned, v.isContiguous else { return Kernels.map(v, ReLUKernel.self) }
+        let p = v.basePointer
+        Parallel.forEach(v.count, grain: 1 << 15) { r in
+            for i in r { p[i] = ReLUKernel.apply(p[i]) }
         }
-        let vb = b.transientValue()
-        return (a.transientValue(), vb)
+        return v
     }
 
     /// Values already built (for tests).

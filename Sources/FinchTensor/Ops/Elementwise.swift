@@ -27,10 +27,7 @@ extension Tensor {
         // A residual sum of two rebuildable maps (BatchNorm outputs, or a block output that is
         // itself such a sum after ReLU) is rebuildable too, so the block's ReLU need not keep it.
         if SavedActivations.chains, sa == sb, let ra = a.recipe, let rb = b.recipe {
-            recorded.setRematerialize(Rebuilt(depth: Swift.max(ra.depth, rb.depth) + 1) {
-                let (va, vb) = Rebuilt.pair(ra, rb)
-                return Kernels.zip(va, vb, AddKernel.self, op: "add")
-            })
+            recorded.setRematerialize(Rebuilt(depth: Swift.max(ra.depth, rb.depth) + 1) { Rebuilt.sum(ra, rb) })
         }
         return recorded
     }
