@@ -87,6 +87,13 @@ struct BenchModel: ParsableCommand {
             trainRate = Double(batch) / m
             print("train: \(fmt(m * 1000)) ms/step  \(fmt(trainRate)) images/s  peak_rss_mib=\(fmt(PeakMemory.mebibytes))  " +
                   "peak_tensor_mib=\(fmt(Double(TensorStorage.peakLiveBytes) / 1048576)) pool_mappings=\(TensorStorage.poolMappings)")
+            if MemoryProfile.isEnabled {
+                // FINCH_MEMORY_PROFILE: what the tensors at the training step's peak were made by.
+                print("  peak reached in: \(MemoryProfile.peakContext)")
+                for (label, bytes) in MemoryProfile.peakBreakdown where bytes >= 1 << 20 {
+                    print("  at peak: \(fmt(Double(bytes) / 1048576)) MiB  \(label)")
+                }
+            }
         }
         if !trainOnly {
             net.eval()

@@ -5,7 +5,10 @@ import XCTest
 final class SavedTensorTests: XCTestCase {
     // The shared empty storage of graph nodes is made on first use: not inside a measurement.
     override func setUp() { _ = TensorStorage.empty }
-    override func tearDown() { SavedActivations.recompute = true }
+    override func tearDown() {
+        SavedActivations.recompute = true
+        SavedActivations.chains = true
+    }
 
     private struct Step {
         var loss: Float
@@ -78,8 +81,69 @@ final class SavedTensorTests: XCTestCase {
         let xg = x.detach().requiringGrad()
         let recorded = batchNorm2d(xg, weight: nil, bias: nil, runningMean: rm, runningVar: rv, training: true)
         XCTAssertTrue(SavedTensor(recorded, dense: recorded).isRecomputed)
-        XCTAssertEqual(recorded.rematerialize!().scalars.map(\.bitPattern), recorded.scalars.map(\.bitPattern))
+        XCTAssertEqual(recorded.rematerialize!.value().scalars.map(\.bitPattern), recorded.scalars.map(\.bitPattern))
         // A view of the result is not the result: it keeps its values.
         XCTAssertFalse(SavedTensor(recorded.permuted(0, 1, 3, 2), dense: recorded).isRecomputed)
+    }
+
+    /// Two bottleneck-style residual blocks: relu(BN(conv(h)) + shortcut), the shortcut a projected
+    /// BatchNorm for the first and the block input itself for the second, each output read by a
+    /// convolution.
+    private func residualStep(chains: Bool) -> Step {
+        SavedActivations.chains = chains
+        var rng = RandomGenerator(seed: 23)
+        let x = Tensor.normal([2, 4, 6, 6], using: &rng).requiringGrad()
+        let ws = (0..<4).map { _ in Tensor.normal([4, 4, 1, 1], std: 0.5, using: &rng).requiringGrad() }
+        let gammas = (0..<3).map { _ in Tensor.normal([4], using: &rng).requiringGrad() }
+        let betas = (0..<3).map { _ in Tensor.normal([4], using: &rng).requiringGrad() }
+        func bn(_ t: Tensor, _ i: Int) -> Tensor {
+            batchNorm2d(t, weight: gammas[i], bias: betas[i], runningMean: Tensor.zeros([4]), runningVar: Tensor.ones([4]),
+                        training: true)
+        }
+        let before = TensorStorage.liveBytes
+        let loss: Tensor
+        do {
+            let r1 = (bn(conv2d(x, weight: ws[0]), 0) + bn(conv2d(x, weight: ws[1]), 1)).relu()
+            let r2 = (bn(conv2d(r1, weight: ws[2]), 2) + r1).relu()
+            let y = conv2d(r2, weight: ws[3])
+            loss = (y * y).mean()
+        }
+        let kept = TensorStorage.liveBytes - before
+        loss.backward()
+        return Step(loss: loss.item, grads: ([x] + ws + gammas + betas).map { $0.grad!.scalars }, keptBytes: kept)
+    }
+
+    func testResidualBlockOutputsAreRebuiltNotKept() {
+        let kept = residualStep(chains: false)
+        let rebuilt = residualStep(chains: true)
+        XCTAssertEqual(rebuilt.loss.bitPattern, kept.loss.bitPattern)
+        for (i, (a, b)) in zip(rebuilt.grads, kept.grads).enumerated() {
+            XCTAssertEqual(a.map(\.bitPattern), b.map(\.bitPattern), "gradient \(i) differs")
+        }
+        // Without chains each block output is held (by its ReLU and the next convolution, shared);
+        // with them only the BatchNorm inputs are, and the two block outputs are rebuilt from those.
+        let mapBytes = 2 * 4 * 6 * 6 * MemoryLayout<Float>.stride
+        XCTAssertEqual(kept.keptBytes - rebuilt.keptBytes, 2 * mapBytes)
+    }
+
+    func testAChainIsBuiltOnceAndOnlyForSameShapedRecordedOperands() {
+        var rng = RandomGenerator(seed: 4)
+        let x = Tensor.normal([2, 3, 4, 4], using: &rng).requiringGrad()
+        func bn(_ t: Tensor) -> Tensor {
+            batchNorm2d(t, weight: nil, bias: nil, runningMean: Tensor.zeros([3]), runningVar: Tensor.ones([3]), training: true)
+        }
+        let a = bn(x * 2), b = bn(x * 3)
+        let r = (a + b).relu()
+        let rebuilt = r.rematerialize!
+        XCTAssertFalse(rebuilt.isBuilt)
+        let first = rebuilt.value()
+        XCTAssertEqual(first.scalars.map(\.bitPattern), r.scalars.map(\.bitPattern))
+        XCTAssertTrue(rebuilt.value() === first, "a second reader rebuilt the map again")
+        // Broadcast sums, sums with a kept operand, and ReLU of such a sum keep their maps.
+        XCTAssertNil((a + Tensor.ones([1, 3, 1, 1])).rematerialize)
+        XCTAssertNil((a + x).rematerialize)
+        XCTAssertNil((a + x).relu().rematerialize)
+        SavedActivations.chains = false
+        XCTAssertNil((a + b).relu().rematerialize)
     }
 }

@@ -33,6 +33,7 @@ func record(_ out: Tensor, _ name: String, _ inputs: [Tensor], _ traced: @autocl
     // or some backward closure holds it, as in PyTorch. Holding the tensors here kept every
     // activation of a step alive until the end of backward.
     out.gradFn = GradFn(name: name, inputs: inputs.map { $0.gradFn == nil ? $0 : $0.graphNode }, backward: backward)
+    if MemoryProfile.isEnabled { MemoryProfile.label(out.storage, name) }
     return out
 }
 
@@ -98,7 +99,7 @@ extension Tensor {
                     ensureFailed("backward: the graph through '\(fn.name)' was already freed; " +
                                         "pass retainGraph: true to backward twice")
                 }
-                let inputGrads = bw(g)
+                let inputGrads = MemoryProfile.isEnabled ? MemoryProfile.inBackward(of: fn.name) { bw(g) } : bw(g)
                 for (i, input) in fn.inputs.enumerated() where input.requiresGrad {
                     let key = ObjectIdentifier(input)
                     if i < inputGrads.count, let ig = inputGrads[i] {

@@ -46,6 +46,7 @@ public final class TensorStorage {
         let raw = bytes >= BlockPool.threshold ? BlockPool.allocate(bytes: bytes)
                                                : UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
         pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        if MemoryProfile.isEnabled { MemoryProfile.allocated(self, bytes: bytes) }
     }
 
     private static func byteCount(_ count: Int) -> Int { max(count, 1) * MemoryLayout<Float>.stride }
@@ -60,6 +61,7 @@ public final class TensorStorage {
 
     deinit {
         let bytes = Self.byteCount(count)
+        if MemoryProfile.isEnabled { MemoryProfile.released(self) }
         Self.live.wrappingSubtract(bytes, ordering: .relaxed)
         if bytes >= BlockPool.threshold { BlockPool.deallocate(UnsafeMutableRawPointer(pointer), bytes: bytes) }
         else { UnsafeMutableRawPointer(pointer).deallocate() }

@@ -17,7 +17,7 @@ public final class Tensor {
     /// This recorded result as later ops' tapes see it: same shape and gradFn, no data.
     private var node: Tensor?
     /// Rebuilds this recorded result bit for bit from what its op keeps anyway (see `SavedTensor`).
-    var rematerialize: (() -> Tensor)?
+    var rematerialize: Rebuilt?
 
     var graphNode: Tensor {
         if let node { return node }

@@ -10,6 +10,16 @@ import Darwin
 extension Tensor {
     public func relu() -> Tensor {
         let out = Kernels.map(self, ReLUKernel.self)
+        if SavedActivations.chains, let input = recipe {
+            // The input can be rebuilt (a residual sum of BatchNorm outputs, say): so can the output,
+            // and neither the backward mask nor the next convolution keeps the map (see `Rebuilt`).
+            let rebuilt = Rebuilt(depth: input.depth + 1) { Rebuilt.relu(input) }
+            let recorded = record(out, "relu", [self], .relu) { g in
+                [Kernels.zip(g, rebuilt.value(), ReLUBackward.self, op: "relu_backward")]
+            }
+            recorded.setRematerialize(rebuilt)
+            return recorded
+        }
         let od = out.detach()
         return record(out, "relu", [self], .relu) { g in [Kernels.zip(g, od, ReLUBackward.self, op: "relu_backward")] }
     }

@@ -23,7 +23,13 @@ extension Tensor {
         let out = Kernels.zip(a, b, AddKernel.self, op: "add")
         // Only the shapes: capturing a and b would keep both summands' data until backward.
         let sa = a.shape, sb = b.shape
-        return record(out, "add", [a, b], .add) { g in [g.sumToShape(sa), g.sumToShape(sb)] }
+        let recorded = record(out, "add", [a, b], .add) { g in [g.sumToShape(sa), g.sumToShape(sb)] }
+        // A residual sum of two rebuildable maps (BatchNorm outputs, or a block output that is
+        // itself such a sum after ReLU) is rebuildable too, so the block's ReLU need not keep it.
+        if SavedActivations.chains, sa == sb, let ra = a.recipe, let rb = b.recipe {
+            recorded.setRematerialize(Rebuilt(depth: Swift.max(ra.depth, rb.depth) + 1) { Rebuilt.sum(ra, rb) })
+        }
+        return recorded
     }
 
     public static func - (a: Tensor, b: Tensor) -> Tensor {
