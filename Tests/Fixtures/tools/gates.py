@@ -49,7 +49,8 @@ class FlippableGate(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, a, upper, flip):
-        mask = (a > 0) & (a < upper)
+        # Row-major, so `flip` indexes the element Recorder's (contiguous) copy has at that index.
+        mask = ((a > 0) & (a < upper)).contiguous()
         if flip is not None:
             mask.view(-1)[flip] = ~mask.view(-1)[flip]
         ctx.save_for_backward(mask)

@@ -39,9 +39,24 @@ the samples in the batch, so each is a legitimate float32 result; the
 noise is how far the farthest of them lands from float64. Near a ReLU/ReLU6 kink or a max-pool
 near-tie one order can land on float64's side by luck; two orders (the v2 fixtures before
 2026-12-06) were too few to see that, 14 see it far more often. The float64 truth runs once.
+
+Gate term (gates.py): the sampled orders can all land on one side of a ReLU/ReLU6 kink that another
+valid order crosses. So every float32 run also records each gate's input, and per element the
+spread max over the orders of |pre32 - pre64| (train forward for grad.*, eval forward for evalgrad.*).
+A gate is within noise when |pre64 - kink| <= that element's spread (spread > 0): PyTorch's own
+orders err by that much at exactly that element, so an order erring the same amount in the other
+direction crosses the kink. The criterion is per element and unscaled, so it does not excuse a gate
+whose float64 value sits farther from the kink than PyTorch's own rounding reaches there. The
+within-noise gates, closest to the kink relative to their spread first, at most GATE_CAP per mode,
+are flipped one at a time in the float64 backward (forward values unchanged) and each flipped
+answer's distance to float64 joins noise.grad.* / noise.evalgrad.* like one more order.
+Metadata noise_gates (JSON): the criterion, the cap, how many gates were within noise per mode, and
+per flipped gate its key, [n,c,h,w], kink, pre64, spread, how many outputs its flip raised above the
+14 orders' noise and the three it raised most as [key, flipped distance, orders' noise].
 metadata: format=finch-parity-v2, weights=procedural, input=procedural, reference=float64, model,
           num_classes, resolution, batch, torch, timm, adamw (JSON), probes, noise (the orders sampled),
-          noise_argmax (JSON: how many outputs each order was the farthest for).
+          noise_argmax (JSON: how many outputs each order, or "gate", was the farthest for),
+          noise_gates (JSON, the gate term above).
 
 Format v1 (finch-parity-v1, still read by Finch) stored the input, float32-rounded references under
 the same names without "f64.", and one path's error as grad.torch32err.<param> etc.
