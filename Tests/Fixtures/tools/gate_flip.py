@@ -13,13 +13,14 @@ Eval mode (BatchNorm on running statistics), as the ImageNet fixtures' evalgrad 
 Usage: python gate_flip.py FIXTURE.safetensors --layer blocks.1.1.bn2.act [--layer ...] [--top 6]
            --param bn1.weight --param blocks.0.0.conv_pw.weight ...
 FIXTURE is an ImageNet fixture (weights.* and input stored; see ../parity/imagenet/README.md).
-Activation layers are the `act` of timm's BatchNormAct2d (e.g. blocks.1.1.bn2.act).
+Activation layers are any nn.ReLU/nn.ReLU6 module (e.g. blocks.1.1.bn2.act); the flip is gates.py's.
 """
 import argparse, os, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_parity  # installs the torchvision stub
 import make_pretrained_parity
+import gates
 import timm
 import torch
 from safetensors import safe_open
@@ -35,33 +36,6 @@ def load(path):
     return meta["model"], int(meta["num_classes"]), state, x, y
 
 
-class FlippableGate(torch.autograd.Function):
-    """ReLU/ReLU6 whose backward mask can have one element inverted (forward values unchanged)."""
-    @staticmethod
-    def forward(ctx, a, upper, flip):
-        mask = (a > 0) & (a < upper)
-        if flip is not None:
-            mask.view(-1)[flip] = ~mask.view(-1)[flip]
-        ctx.save_for_backward(mask)
-        return a.clamp(0, upper)
-
-    @staticmethod
-    def backward(ctx, g):
-        (mask,) = ctx.saved_tensors
-        return g * mask, None, None
-
-
-class Gate(torch.nn.Module):
-    def __init__(self, name, upper, plan):
-        super().__init__()
-        self.name, self.upper, self.plan = name, upper, plan
-
-    def forward(self, a):
-        self.plan["pre"][self.name] = a.detach().clone()
-        flip = self.plan["flip"]
-        return FlippableGate.apply(a, self.upper, flip[1] if flip and flip[0] == self.name else None)
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("fixture")
@@ -71,14 +45,10 @@ def main():
     args = ap.parse_args()
     name, classes, state, x, y = load(args.fixture)
 
-    plan = {"pre": {}, "flip": None}
     m = timm.create_model(name, pretrained=False, num_classes=classes)
     m.load_state_dict(state)
     m = m.double().eval()
-    for n, mod in m.named_modules():
-        act = getattr(mod, "act", None)
-        if isinstance(act, (torch.nn.ReLU6, torch.nn.ReLU)):
-            mod.act = Gate(n + ".act", 6.0 if isinstance(act, torch.nn.ReLU6) else float("inf"), plan)
+    plan = gates.flippable(m)
 
     def grads():
         m.zero_grad()
@@ -99,8 +69,8 @@ def main():
                 m32(xx)
     for layer in args.layer:
         a = plan["pre"][layer]
-        upper = next(g.upper for g in m.modules() if isinstance(g, Gate) and g.name == layer)
-        dist = torch.minimum(a.abs(), (a - upper).abs()).view(-1)
+        upper = next(g.upper for g in m.modules() if isinstance(g, gates.Gate) and g.name == layer)
+        dist = gates.kink_distance(a, upper).view(-1)
         for idx in dist.argsort()[:args.top].tolist():
             where = list(torch.unravel_index(torch.tensor(idx), a.shape))
             vals = [v[idx].item() for v in f32[layer]]

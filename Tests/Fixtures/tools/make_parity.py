@@ -39,9 +39,24 @@ the samples in the batch, so each is a legitimate float32 result; the
 noise is how far the farthest of them lands from float64. Near a ReLU/ReLU6 kink or a max-pool
 near-tie one order can land on float64's side by luck; two orders (the v2 fixtures before
 2026-12-06) were too few to see that, 14 see it far more often. The float64 truth runs once.
+
+Gate term (gates.py): the sampled orders can all land on one side of a ReLU/ReLU6 kink that another
+valid order crosses. So every float32 run also records each gate's input, and per element the
+spread max over the orders of |pre32 - pre64| (train forward for grad.*, eval forward for evalgrad.*).
+A gate is within noise when |pre64 - kink| <= that element's spread (spread > 0): PyTorch's own
+orders err by that much at exactly that element, so an order erring the same amount in the other
+direction crosses the kink. The criterion is per element and unscaled, so it does not excuse a gate
+whose float64 value sits farther from the kink than PyTorch's own rounding reaches there. The
+within-noise gates, closest to the kink relative to their spread first, at most GATE_CAP per mode,
+are flipped one at a time in the float64 backward (forward values unchanged) and each flipped
+answer's distance to float64 joins noise.grad.* / noise.evalgrad.* like one more order.
+Metadata noise_gates (JSON): the criterion, the cap, how many gates were within noise per mode, and
+per flipped gate its key, [n,c,h,w], kink, pre64, spread, how many outputs its flip raised above the
+14 orders' noise and the three it raised most as [key, flipped distance, orders' noise].
 metadata: format=finch-parity-v2, weights=procedural, input=procedural, reference=float64, model,
           num_classes, resolution, batch, torch, timm, adamw (JSON), probes, noise (the orders sampled),
-          noise_argmax (JSON: how many outputs each order was the farthest for).
+          noise_argmax (JSON: how many outputs each order, or "gate", was the farthest for),
+          noise_gates (JSON, the gate term above).
 
 Format v1 (finch-parity-v1, still read by Finch) stored the input, float32-rounded references under
 the same names without "f64.", and one path's error as grad.torch32err.<param> etc.
@@ -71,6 +86,7 @@ import torchvision_stub
 torchvision_stub.install()
 import torch, timm
 from safetensors.torch import save_file
+import gates
 
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 PROBES = 16
@@ -181,25 +197,38 @@ def prepared(model_name, classes, state, x, y, dtype, order):
     return m, x, y, back
 
 
-def eval_grads(model_name, classes, state, x, y, dtype, order=None):
-    """Gradients of the loss with the model in eval mode (BatchNorm on its running statistics)."""
+def eval_grads(model_name, classes, state, x, y, dtype, order=None, record=None):
+    """Gradients of the loss with the model in eval mode (BatchNorm on its running statistics);
+    with `record` (a dict), the gates' pre-activations of that forward go to record["eval"]."""
     with Order(order):
-        m, x, y, _ = prepared(model_name, classes, state, x, y, dtype, order)
+        m, x, y, back = prepared(model_name, classes, state, x, y, dtype, order)
+        rec = gates.Recorder(m, back) if record is not None else None
         m.eval()
+        if rec:
+            rec.on = True
         torch.nn.functional.cross_entropy(m(x), y).backward()
+        if rec:
+            record["eval"] = (rec.pre, rec.upper)
         return {k: p.grad.detach().clone() for k, p in m.named_parameters()}
 
 
-def run(model_name, classes, state, x, y, dtype, order=None, adamw=False):
-    """One eval forward, one train forward + backward (+ one AdamW step) from `state` in `dtype`."""
+def run(model_name, classes, state, x, y, dtype, order=None, adamw=False, record=None):
+    """One eval forward, one train forward + backward (+ one AdamW step) from `state` in `dtype`;
+    with `record` (a dict), the gates' pre-activations of the train forward go to record["train"]."""
     with Order(order):
         m, x, y, back = prepared(model_name, classes, state, x, y, dtype, order)
+        rec = gates.Recorder(m, back) if record is not None else None
         out = {}
         m.eval()
         with torch.no_grad():
             out["eval.logits"] = back(m(x))
         m.train()
+        if rec:
+            rec.on = True
         logits = m(x)
+        if rec:
+            rec.on = False
+            record["train"] = (rec.pre, rec.upper)
         loss = torch.nn.functional.cross_entropy(logits, y)
         loss.backward()
         out["train.logits"], out["train.loss"] = back(logits.detach()), loss.detach().reshape(1)
@@ -223,26 +252,93 @@ class Noise:
     def __init__(self):
         self.worst, self.by = {}, {}
 
-    def note(self, key, dist, order):
+    def note(self, key, dist, label):
         if dist > self.worst.get(key, -1.0):
-            self.worst[key], self.by[key] = dist, order
+            self.worst[key], self.by[key] = dist, label
 
     def outputs(self, ref, order, out):
         for k, v in ref.items():
             if not k.endswith("num_batches_tracked"):
-                self.note(k, float((out[k].double() - v).abs().max()), order)
+                self.note(k, float((out[k].double() - v).abs().max()), order_name(order))
 
-    def gradients(self, prefix, g64, order, grads):
+    def gradients(self, prefix, g64, label, grads):
         for k, g in g64.items():
-            self.note(f"{prefix}.{k}", float((grads[k].double() - g).abs().max()), order)
-            self.note(f"{prefix}.norm.{k}", abs(float(grads[k].double().norm()) - float(g.norm())), order)
+            self.note(f"{prefix}.{k}", float((grads[k].double() - g).abs().max()), label)
+            self.note(f"{prefix}.norm.{k}", abs(float(grads[k].double().norm()) - float(g.norm())), label)
 
     def counts(self):
-        """How many outputs each order is the farthest for (ties go to the first order run)."""
+        """How many outputs each order (or "gate", a flipped gate) is the farthest for (ties go to
+        the first one run)."""
         c = {}
         for o in self.by.values():
-            c[order_name(o)] = c.get(order_name(o), 0) + 1
+            o = "gate" if o.startswith("gate ") else o
+            c[o] = c.get(o, 0) + 1
         return c
+
+
+# Gates flipped per mode (train, eval) at most: each costs one float64 forward + backward.
+GATE_CAP = 12
+
+
+class Spread:
+    """PyTorch float32's own per-element spread at every gate: max over the orders of
+    |pre32 - pre64| of the gate's input, per mode (train: batch statistics; eval: running ones)."""
+
+    def __init__(self, pre64):
+        self.pre64 = pre64  # mode -> (pre, upper)
+        self.spread = {mode: {k: torch.zeros_like(a) for k, a in pre.items()} for mode, (pre, _) in pre64.items()}
+
+    def update(self, mode, pre32):
+        for k, s in self.spread[mode].items():
+            torch.maximum(s, (pre32[0][k] - self.pre64[mode][0][k]).abs(), out=s)
+
+    def within(self, mode):
+        """Gates within noise: distance of pre64 to the kink <= that element's spread (> 0), closest
+        to the kink relative to the spread first, as (ratio, key, flat index, pre64, spread, kink)."""
+        pre, upper = self.pre64[mode]
+        found = []
+        for k, a in pre.items():
+            s = self.spread[mode][k].view(-1)
+            d = gates.kink_distance(a, upper[k]).view(-1)
+            for i in torch.nonzero((d <= s) & (s > 0)).view(-1).tolist():
+                kink = 0.0 if abs(a.view(-1)[i].item()) <= abs(a.view(-1)[i].item() - upper[k]) else upper[k]
+                found.append((d[i].item() / s[i].item(), k, i, a.view(-1)[i].item(), s[i].item(), kink))
+        return sorted(found)
+
+
+def flipped_grads(model_name, classes, state, x, y, mode, key, index):
+    """The float64 gradients with one gate's backward inverted (forward unchanged): the answer of a
+    float32 order that lands on the other side of that kink and is otherwise exact."""
+    with Order(TRUTH):
+        m, x, y, _ = prepared(model_name, classes, state, x, y, torch.float64, TRUTH)
+        plan = gates.flippable(m)
+        plan["flip"] = (key, index)
+        m.train() if mode == "train" else m.eval()
+        torch.nn.functional.cross_entropy(m(x), y).backward()
+        return {k: p.grad.detach().clone() for k, p in m.named_parameters()}
+
+
+def gate_noise(model_name, classes, state, x, y, spread, noise, truth):
+    """Folds each within-noise gate's flipped float64 gradients into `noise` (prefix grad for train,
+    evalgrad for eval; `truth` maps mode -> float64 gradients); returns the noise_gates record."""
+    record = {"criterion": "|pre64 - kink| <= max over the float32 orders of |pre32 - pre64| at that element",
+              "cap": GATE_CAP, "within": {}, "flipped": []}
+    for mode, g64 in truth.items():
+        prefix = "grad" if mode == "train" else "evalgrad"
+        found = spread.within(mode)
+        record["within"][mode] = len(found)
+        before = dict(noise.worst)
+        for ratio, key, index, a, s, kink in found[:GATE_CAP]:
+            g = flipped_grads(model_name, classes, state, x, y, mode, key, index)
+            shape = spread.pre64[mode][0][key].shape
+            where = [int(w) for w in torch.unravel_index(torch.tensor(index), shape)]
+            noise.gradients(prefix, g64, f"gate {mode} {key}{where}", g)
+            dist = {f"{prefix}.{k}": float((g[k] - g64[k]).abs().max()) for k in g64}
+            dist.update({f"{prefix}.norm.{k}": abs(float(g[k].norm()) - float(g64[k].norm())) for k in g64})
+            over = sorted(((d / before[k], k, d) for k, d in dist.items() if d > before[k]), reverse=True)
+            record["flipped"].append(dict(mode=mode, gate=key, index=where, kink=kink, pre64=a, spread=s,
+                                          raised=len(over), top=[[k, d, before[k]] for _, k, d in over[:3]]))
+    return record
 
 
 def gradient_entries(prefix, g64, noise, probes, out):
@@ -258,17 +354,28 @@ def gradient_entries(prefix, g64, noise, probes, out):
         out[f"noise.{prefix}.norm.{k}"] = scalar64(noise.worst[f"{prefix}.norm.{k}"])
 
 
+TRUTH = (1, True, False, False)
+
+
 def compact(model_name, classes, state, x, y, probes, with_eval_grads=False):
-    """The v2 tensors: float64 truth, float32 noise over ORDERS, probes (see the module doc)."""
-    ref, g64, a64 = run(model_name, classes, state, x, y, torch.float64, order=(1, True, False, False), adamw=True)
-    e64 = eval_grads(model_name, classes, state, x, y, torch.float64, (1, True, False, False)) if with_eval_grads else None
-    noise = Noise()
+    """The v2 tensors: float64 truth, float32 noise over ORDERS and the gates within it, probes
+    (see the module doc)."""
+    pre64 = {}
+    ref, g64, a64 = run(model_name, classes, state, x, y, torch.float64, order=TRUTH, adamw=True, record=pre64)
+    e64 = eval_grads(model_name, classes, state, x, y, torch.float64, TRUTH, record=pre64) if with_eval_grads else None
+    noise, spread = Noise(), Spread(pre64)
     for order in ORDERS:
-        o32, g32, _ = run(model_name, classes, state, x, y, torch.float32, order)
+        pre32 = {}
+        o32, g32, _ = run(model_name, classes, state, x, y, torch.float32, order, record=pre32)
         noise.outputs(ref, order, o32)
-        noise.gradients("grad", g64, order, g32)
+        noise.gradients("grad", g64, order_name(order), g32)
+        spread.update("train", pre32["train"])
         if with_eval_grads:
-            noise.gradients("evalgrad", e64, order, eval_grads(model_name, classes, state, x, y, torch.float32, order))
+            e32 = eval_grads(model_name, classes, state, x, y, torch.float32, order, record=pre32)
+            noise.gradients("evalgrad", e64, order_name(order), e32)
+            spread.update("eval", pre32["eval"])
+    noise_gates = gate_noise(model_name, classes, state, x, y, spread, noise,
+                             {"train": g64, **({"eval": e64} if with_eval_grads else {})})
     out = {"target": y}
     for k, v in ref.items():
         out[k if k.endswith("num_batches_tracked") else f"f64.{k}"] = v
@@ -284,8 +391,10 @@ def compact(model_name, classes, state, x, y, probes, with_eval_grads=False):
                 adamw=json.dumps({"lr": ADAMW["lr"], "betas": list(ADAMW["betas"]), "eps": ADAMW["eps"],
                                   "weight_decay": ADAMW["weight_decay"]}),
                 probes=str(probes), parameters=str(sum(g.numel() for g in g64.values())),
-                noise="max over float32 orders: " + " ".join(order_name(o) for o in ORDERS),
-                noise_argmax=json.dumps(noise.counts(), sort_keys=True))
+                noise="max over float32 orders: " + " ".join(order_name(o) for o in ORDERS) +
+                      " and float64 with one within-noise gate flipped (noise_gates)",
+                noise_argmax=json.dumps(noise.counts(), sort_keys=True),
+                noise_gates=json.dumps(noise_gates))
     return out, meta
 
 
