@@ -26,6 +26,9 @@
 # a few kB each. Not committed: logs and run folders (Experiments/runs/table/), checkpoints and the
 # timm teachers' state dicts (Checkpoints/table/).
 set -uo pipefail
+# The whole script is one block, read before it starts: a table runs for hours, and bash would
+# otherwise read an edited script from the middle.
+{
 cd "$(dirname "$0")/.."
 SEEDS=${SEEDS:-"0 1 2"}
 ROWS=${ROWS:-"ncm head full mixup teacher distill distill-hard distill-mixup imbalanced-plain imbalanced-weighted export"}
@@ -34,9 +37,12 @@ RESULT_SEEDS=${RESULT_SEEDS:-$SEEDS}
 EPOCHS=${EPOCHS:-}
 TEACHER_EPOCHS=${TEACHER_EPOCHS:-}
 FORCE=${FORCE:-0}
-RES=Experiments/results          # committed JSON
-WORK=Experiments/runs/table      # logs, run folders, export artefacts
-CK=Checkpoints/table             # checkpoints, timm teacher weights
+RES=${RESULTS_DIR:-Experiments/results}   # committed JSON
+WORK=${WORK_DIR:-Experiments/runs/table}  # logs, run folders, export artefacts
+CK=${CK_DIR:-Checkpoints/table}           # checkpoints, timm teacher weights
+# One more `--set key=value` for every training run on both sides (a smoke test of the script
+# with tiny runs into other folders, e.g. SET='data.class_limits={daisy: 8, ...}' RESULTS_DIR=/tmp/r).
+SET=${SET:-}
 mkdir -p "$RES" "$WORK" "$CK"
 export OPENBLAS_NUM_THREADS=2
 START=$(date +%s)
@@ -109,6 +115,7 @@ run_finch() {
     local exp
     exp=$(sed -n 's/^experiment: *//p' "$cfg")
     local sets=(--set "seed=$((42 + s))" --set "schedule.epochs=$ep" --set "output=$out" --set "checkpoints=$ck")
+    [ -n "$SET" ] && sets+=(--set "$SET")
     case $row in distill*) sets+=(--set "distill.teacher.checkpoint=$CK/finch-teacher-s$s.h5") ;; esac
     local resume=()
     if [ -e "$ck/$exp/latest/last.h5" ]; then
@@ -126,12 +133,16 @@ run_finch() {
             return 1
         fi
     fi
-    local run
-    run=$(ls -td "$out/$exp"/*/ 2>/dev/null | head -1)
-    [ -n "$run" ] && [ -f "$run/summary.json" ] || return 1
+    # A resumed run writes a new run folder (its summary holds the whole history) and a best.h5 only
+    # when it improved after the resume: the newest of each is the run's.
+    local run best
+    run=$(ls -t "$out/$exp"/*/summary.json 2>/dev/null | head -1)
+    [ -n "$run" ] || return 1
+    run=$(dirname "$run")
     cp "$run/metrics.jsonl" "$RES/finch-$row-s$s.jsonl.tmp" && mv "$RES/finch-$row-s$s.jsonl.tmp" "$RES/finch-$row-s$s.jsonl"
     if [ "$row" = teacher ]; then
-        cp "$ck/$exp/latest/best.h5" "$CK/finch-teacher-s$s.h5.tmp" && mv "$CK/finch-teacher-s$s.h5.tmp" "$CK/finch-teacher-s$s.h5" || return 1
+        best=$(ls -t "$ck/$exp"/*/best.h5 2>/dev/null | head -1)
+        [ -n "$best" ] && cp "$best" "$CK/finch-teacher-s$s.h5.tmp" && mv "$CK/finch-teacher-s$s.h5.tmp" "$CK/finch-teacher-s$s.h5" || return 1
     fi
     cp "$run/summary.json" "$json.tmp" && mv "$json.tmp" "$json"
 }
@@ -139,6 +150,7 @@ run_finch() {
 run_timm() {
     local row=$1 s=$2 cfg=$3 ep=$4
     local extra=()
+    [ -n "$SET" ] && extra+=(--set "$SET")
     [ "$row" = teacher ] && extra+=(--save-weights "$CK/timm-teacher-s$s.pt")
     case $row in distill*) extra+=(--teacher-weights "$CK/timm-teacher-s$s.pt") ;; esac
     python3 Experiments/timm_reference.py --config "$cfg" --set "seed=$((42 + s))" --set "schedule.epochs=$ep" \
@@ -166,7 +178,8 @@ teacher_ready() {
 
 # One row, one seed, one side: skipped when its result is complete (FORCE=1 aside).
 do_one() {
-    local row=$1 s=$2 sd=$3 ep t0 json=$RES/$sd-$row-s$s.json
+    local row=$1 s=$2 sd=$3 ep t0 json
+    json=$RES/$sd-$row-s$s.json   # not in the line above: `local`'s words expand before it assigns
     [ "$sd" = timm ] && [ "$HAVE_TIMM" != 1 ] && return 0
     if [ "$row" = ncm ]; then ep=0; else ep=$(epochs_for "$row"); fi
     if [ "$FORCE" != 1 ] && complete "$json" "$ep"; then
@@ -232,10 +245,12 @@ for s in $SEEDS; do
 done
 [[ " $ROWS " == *" export "* ]] && side finch && do_export
 
-python3 Experiments/make_results.py --dir "$RES" --seeds "$RESULT_SEEDS" --output Experiments/RESULTS.md \
-    --wall-seconds $(( $(date +%s) - START )) && say "wrote Experiments/RESULTS.md"
+python3 Experiments/make_results.py --dir "$RES" --seeds "$RESULT_SEEDS" --output "${RESULTS_MD:-Experiments/RESULTS.md}" \
+    --wall-seconds $(( $(date +%s) - START )) && say "wrote ${RESULTS_MD:-Experiments/RESULTS.md}"
 if [ ${#FAILED[@]} -gt 0 ]; then
     say "failed: ${FAILED[*]}"
     exit 1
 fi
 say "all selected rows done"
+exit 0
+}
