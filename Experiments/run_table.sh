@@ -14,8 +14,8 @@
 # An interrupted Finch run continues from its last.h5 (bit-exact resume); a timm run restarts.
 # FORCE=1 reruns the selected rows anyway.
 #
-# Rows (ROWS, in this order by default): ncm head full mixup teacher distill distill-hard
-# distill-mixup imbalanced-plain imbalanced-weighted export. Each seed's teacher is trained before
+# Rows (ROWS, in this order by default; the cheap ones first): ncm head full imbalanced-plain
+# imbalanced-weighted mixup teacher distill distill-hard distill-mixup export. Each seed's teacher is trained before
 # that seed's distillation rows (also when ROWS names only a distillation row) and its weights are
 # kept in Checkpoints/table/ for them. SEEDS are offsets added to each config's seed (42).
 # EPOCHS overrides the student fine-tuning rows' epochs (default: each config's, 3) and
@@ -31,7 +31,7 @@ set -uo pipefail
 {
 cd "$(dirname "$0")/.."
 SEEDS=${SEEDS:-"0 1 2"}
-ROWS=${ROWS:-"ncm head full mixup teacher distill distill-hard distill-mixup imbalanced-plain imbalanced-weighted export"}
+ROWS=${ROWS:-"ncm head full imbalanced-plain imbalanced-weighted mixup teacher distill distill-hard distill-mixup export"}
 SIDES=${SIDES:-"finch timm"}
 RESULT_SEEDS=${RESULT_SEEDS:-$SEEDS}
 EPOCHS=${EPOCHS:-}
