@@ -252,6 +252,9 @@ def main():
         L.append("- Finch − timm differences larger than twice their standard error: "
                  + (", ".join(f"{l} ({pts(d, s)})" for l, d, s in big) if big else "none") + ".")
 
+    L.append("- The recipe behind these rows (why the teacher trains 10 epochs while every student, distilled or not, keeps the "
+             "full row's 3, and the KD settings) is discussed in `Experiments/README.md`, \"What makes distillation pay\".")
+
     # Per-class accuracy of the imbalanced pair, both sides: where the samplers' gap comes from.
     rows_pc = [(r, l) for r, l, _ in ROWS if r.startswith("imbalanced")]
     pcs = {(r, i): per_class(res[r][i]) for r, _ in rows_pc for i in (0, 1)}
