@@ -216,8 +216,7 @@ def main():
         h, fu, te = res["head"][i], res["full"][i], res["teacher"][i]
         if not h or not fu:
             L.append(f"- {side}: head-only and full have not both run yet.")
-            continue
-        for kd in KD_ROWS:
+        for kd in KD_ROWS if h and fu else ():
             di = res[kd][i]
             label = dict((r, l) for r, l, _ in ROWS)[kd]
             if not di:
@@ -229,7 +228,7 @@ def main():
             L.append(f"- {side}, {label}: head-only {mean(h):.3f} < full {mean(fu):.3f} < distilled {mean(di):.3f} "
                      f"{'holds' if holds else 'does not hold'} on means over {n} seed{'s' if n != 1 else ''} "
                      f"(full − head-only {pts(d1, s1)}, distilled − full {pts(d2, s2)}; ± is the standard error of the difference from the seeds' spread).")
-        if te:
+        if te and fu:
             d, s = diff(te, fu)
             L.append(f"- {side}, teacher: Lite2 {mean(te):.3f} against the Lite0 student trained alone {mean(fu):.3f}: the teacher is "
                      f"{'above' if d > 0 else 'not above'} the student ({pts(d, s)}).")
