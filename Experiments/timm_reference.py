@@ -203,7 +203,7 @@ def evaluate(model, loader, k):
     seconds = time.time() - start
     per_class = conf.diagonal() / np.maximum(conf.sum(1), 1)
     return dict(top1=float(conf.diagonal().sum() / n), balanced=float(per_class.mean()), loss=loss_sum / n,
-                img_per_s=n / seconds, count=n)
+                img_per_s=n / seconds, count=n, per_class=[float(a) for a in per_class])
 
 
 # ---------------------------------------------------------------- one training run
@@ -280,14 +280,21 @@ def train(c, args):
     else:
         criterion = LabelSmoothingCrossEntropy(smoothing) if smoothing > 0 else torch.nn.CrossEntropyLoss()
 
-    teacher, alpha, temp = None, 0.0, 1.0
+    teacher, alpha, temp, kind = None, 0.0, 1.0, "soft"
     if get(c, "distill"):
+        # The teacher sees the student's batch as it is: same statistics (both Lite models use
+        # mean = std = 0.5) and resolution; a config that asks for anything else is not mirrored here.
+        assert get(c, "distill.teacher.image_size") is None and get(c, "distill.teacher.mean") is None \
+            and get(c, "distill.teacher.std") is None, "distill.teacher.image_size/mean/std are not supported here"
         tw = args.teacher_weights
         assert tw, "--teacher-weights (the timm teacher run's state dict) is needed for a distillation config"
         teacher = timm.create_model(get(c, "distill.teacher.name"), num_classes=k)
         teacher.load_state_dict(torch.load(tw, map_location="cpu"))
         teacher.eval()
-        alpha, temp = float(get(c, "distill.alpha", 0.5)), float(get(c, "distill.temperature", 1.0))
+        # Finch's defaults (TrainConfig.Distill): α 0.5, T 4, soft.
+        alpha, temp = float(get(c, "distill.alpha", 0.5)), float(get(c, "distill.temperature", 4.0))
+        kind = get(c, "distill.kind", "soft")
+        assert kind in ("soft", "hard"), kind
 
     history, train_seconds_total, start = [], 0.0, time.time()
     best = (-1.0, None)  # Finch's checkpoint.monitor val/top1: the teacher is the best epoch's weights
@@ -309,8 +316,11 @@ def train(c, args):
             if teacher is not None:
                 with torch.no_grad():
                     tl = teacher(x)
-                kd = F.kl_div(F.log_softmax(logits / temp, 1), F.softmax(tl / temp, 1), reduction="batchmean")
-                loss = loss * (1 - alpha) + kd * (alpha * temp * temp)
+                if kind == "hard":  # DeiT: cross-entropy against the teacher's arg-max, no smoothing
+                    loss = loss * (1 - alpha) + F.cross_entropy(logits, tl.argmax(1)) * alpha
+                else:
+                    kd = F.kl_div(F.log_softmax(logits / temp, 1), F.softmax(tl / temp, 1), reduction="batchmean")
+                    loss = loss * (1 - alpha) + kd * (alpha * temp * temp)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -321,7 +331,8 @@ def train(c, args):
         train_seconds_total += train_seconds
         v = evaluate(model, val_loader, k)
         row = {"epoch": epoch + 1, "train/loss": loss_sum / seen, "train/top1": correct / seen, "train/img_per_s": seen / train_seconds,
-               "val/top1": v["top1"], "val/balanced_accuracy": v["balanced"], "val/loss": v["loss"], "val/img_per_s": v["img_per_s"]}
+               "val/top1": v["top1"], "val/balanced_accuracy": v["balanced"], "val/loss": v["loss"], "val/img_per_s": v["img_per_s"],
+               "val/per_class_accuracy": dict(zip(classes, v["per_class"]))}
         history.append(row)
         print(json.dumps(row), flush=True)
         if args.save_weights and v["top1"] > best[0]:
@@ -332,7 +343,8 @@ def train(c, args):
     return {"experiment": get(c, "experiment"), "model": name, "epochs_run": epochs, "final": history[-1], "history": history,
             "parameters": sum(p.numel() for p in model.parameters()),
             "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-            "total_seconds": time.time() - start, "train_images": len(train_samples), "seed": seed,
+            "total_seconds": time.time() - start, "train_images": len(train_samples), "val_images": len(val_samples),
+            "classes": classes, "seed": seed,
             "torch": torch.__version__, "timm": timm.__version__}
 
 
