@@ -18,26 +18,13 @@ struct BenchDistributed: ParsableCommand {
         `ranks=… threads=… train images/s=… allreduce ms/step=… exposed ms/step=…`.
         """)
 
-    @Option(help: "Model name from the zoo (timm's), e.g. mobilenetv3_small_100.")
-    var model: String
+    @OptionGroup var workload: BenchWorkload
 
     @Option(help: "Global batch: images per step over all ranks.")
     var batch: Int = 32
 
-    @Option(help: "Input resolution (square).")
-    var resolution: Int = 128
-
     @Option(help: "Threads per rank (default: cores ÷ ranks on this machine, as train uses).")
     var threads: Int?
-
-    @Option(help: "Timed steps (the median is reported) after the warm-up.")
-    var steps: Int = 10
-
-    @Option(help: "Untimed steps first.")
-    var warmup: Int = 2
-
-    @Option(help: "Classes of the classifier head.")
-    var numClasses: Int = 1000
 
     @Option(help: "Gradient bucket size in MiB (distributed.bucket_mb).")
     var bucketMb: Double = 25
@@ -47,11 +34,7 @@ struct BenchDistributed: ParsableCommand {
 
     func validate() throws {
         try checkOption("batch", batch, 2...TrainConfig.Limits.batchSize)
-        try checkOption("resolution", resolution, 16...TrainConfig.Limits.maxImageSize)
         if let threads { try checkOption("threads", threads, OptionRange.threads) }
-        try checkOption("steps", steps, OptionRange.steps)
-        try checkOption("warmup", warmup, 0...OptionRange.steps.upperBound)
-        try checkOption("num-classes", numClasses, OptionRange.classes)
         guard bucketMb > 0 && bucketMb <= 1024 else { throw ValidationError("--bucket-mb \(bucketMb): expected above 0 and at most 1024") }
     }
 
@@ -67,22 +50,22 @@ struct BenchDistributed: ParsableCommand {
         if let threads { Parallel.setThreads(threads) }
         // Shares as Shard gives them: sizes differ by at most one.
         let local = batch / ranks + (rank < batch % ranks ? 1 : 0)
-        let net = try ModelRegistry.create(model, numClasses: numClasses, seed: 0)
+        let net = try ModelRegistry.create(workload.model, numClasses: workload.numClasses, seed: 0)
         var rng = RandomGenerator(seed: 1 + UInt64(rank))
-        let x = Tensor.normal([local, 3, resolution, resolution], using: &rng)
-        let labels = (0..<local).map { _ in Int(rng.next() % UInt64(numClasses)) }
+        let x = Tensor.normal([local, 3, workload.resolution, workload.resolution], using: &rng)
+        let labels = (0..<local).map { _ in Int(rng.next() % UInt64(workload.numClasses)) }
         let parallel = comm.map { DataParallel(communicator: $0, bucketMB: bucketMb, overlap: overlap) }
         if let parallel { parallel.attach(to: net) }
         func say(_ s: String) { if rank == 0 { print(s) } }
-        say("model=\(model) params=\(net.parameterCount) ranks=\(ranks) global_batch=\(batch) resolution=\(resolution) " +
+        say("model=\(workload.model) params=\(net.parameterCount) ranks=\(ranks) global_batch=\(batch) resolution=\(workload.resolution) " +
             "threads=\(Distributed.threads) blas=\(Parallel.blasCore) kernels=\(KernelPath.summary) " +
-            "overlap=\(parallel?.overlap ?? false) bucket_mb=\(bucketMb) steps=\(steps) (median after \(warmup) warm-up)")
+            "overlap=\(parallel?.overlap ?? false) bucket_mb=\(bucketMb) steps=\(workload.steps) (median after \(workload.warmup) warm-up)")
         net.train()
         let params = net.namedParameters().filter { $0.tensor.requiresGrad }
         let opt = AdamW(parameters: params.map { (name: $0.name, tensor: $0.tensor) }, lr: 1e-4, weightDecay: 0.05)
         let trained = params.map(\.tensor)
         var times: [Double] = [], reduce: [Double] = [], exposed: [Double] = []
-        for i in 0..<(warmup + steps) {
+        for i in 0..<(workload.warmup + workload.steps) {
             comm?.barrier()
             let before = (parallel?.allreduceSeconds ?? 0, parallel?.exposedSeconds ?? 0)
             let t = seconds {
@@ -96,7 +79,7 @@ struct BenchDistributed: ParsableCommand {
                 opt.step()
                 opt.zeroGrad()
             }
-            guard i >= warmup else { continue }
+            guard i >= workload.warmup else { continue }
             // The slowest rank sets the pace.
             var v = [t]
             comm?.allreduceMax(&v)

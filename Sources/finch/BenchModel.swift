@@ -13,26 +13,13 @@ struct BenchModel: ParsableCommand {
         abstract: "Images/s of a full training step (forward, backward, AdamW) and of eval-mode forward, with peak memory.",
         discussion: "Runs as `finch bench --model NAME` as well. The last line reads `train images/s=… eval images/s=… peak_rss_mib=…`.")
 
-    @Option(help: "Model name from the zoo (timm's), e.g. mobilenetv3_small_100.")
-    var model: String
+    @OptionGroup var workload: BenchWorkload
 
     @Option(help: "Images per step.")
     var batch: Int = 32
 
-    @Option(help: "Input resolution (square).")
-    var resolution: Int = 128
-
     @Option(help: "Threads for Finch's loops and OpenBLAS.")
     var threads: Int = 2
-
-    @Option(help: "Timed steps (the median is reported) after the warm-up.")
-    var steps: Int = 10
-
-    @Option(help: "Untimed steps first (thread pool start, page faults, allocator warm-up).")
-    var warmup: Int = 2
-
-    @Option(help: "Classes of the classifier head.")
-    var numClasses: Int = 1000
 
     @Option(help: "full | head (backbone frozen: no gradient or optimizer work for it, BatchNorm in eval mode).")
     var finetune: String = "full"
@@ -45,11 +32,7 @@ struct BenchModel: ParsableCommand {
 
     func validate() throws {
         try checkOption("batch", batch, OptionRange.batch)
-        try checkOption("resolution", resolution, 16...TrainConfig.Limits.maxImageSize)
         try checkOption("threads", threads, OptionRange.threads)
-        try checkOption("steps", steps, OptionRange.steps)
-        try checkOption("warmup", warmup, 0...OptionRange.steps.upperBound)
-        try checkOption("num-classes", numClasses, OptionRange.classes)
         // Training-mode BatchNorm needs more than one value per channel (PyTorch refuses the same);
         // at batch 1 the last stages' 1×1 or 2×2 planes would not give it that.
         if !evalOnly && batch < 2 {
@@ -60,12 +43,12 @@ struct BenchModel: ParsableCommand {
     mutating func run() throws {
         guard let mode = FineTuning.Mode(rawValue: finetune), mode != .partial else { throw ValidationError("--finetune is full or head, not \(finetune)") }
         Parallel.setThreads(threads)
-        let net = try ModelRegistry.create(model, numClasses: numClasses, seed: 0)
+        let net = try ModelRegistry.create(workload.model, numClasses: workload.numClasses, seed: 0)
         var rng = RandomGenerator(seed: 1)
-        let x = Tensor.normal([batch, 3, resolution, resolution], using: &rng)
-        let labels = (0..<batch).map { _ in Int(rng.next() % UInt64(numClasses)) }
-        print("model=\(model) params=\(net.parameterCount) batch=\(batch) resolution=\(resolution) threads=\(threads) blas=\(Parallel.blasCore) kernels=\(KernelPath.summary) " +
-              "steps=\(steps) (median after \(warmup) warm-up)")
+        let x = Tensor.normal([batch, 3, workload.resolution, workload.resolution], using: &rng)
+        let labels = (0..<batch).map { _ in Int(rng.next() % UInt64(workload.numClasses)) }
+        print("model=\(workload.model) params=\(net.parameterCount) batch=\(batch) resolution=\(workload.resolution) threads=\(threads) blas=\(Parallel.blasCore) kernels=\(KernelPath.summary) " +
+              "steps=\(workload.steps) (median after \(workload.warmup) warm-up)")
 
         var trainRate = 0.0, evalRate = 0.0
         if !evalOnly {
@@ -74,14 +57,14 @@ struct BenchModel: ParsableCommand {
             let opt = AdamW(parameters: net.namedParameters().filter { $0.tensor.requiresGrad }.map { (name: $0.name, tensor: $0.tensor) },
                             lr: 1e-4, weightDecay: 0.05)
             var times: [Double] = []
-            for i in 0..<(warmup + steps) {
+            for i in 0..<(workload.warmup + workload.steps) {
                 let t = seconds {
                     let loss = Loss.crossEntropy(net(x), labels: labels)
                     loss.backward()
                     opt.step()
                     opt.zeroGrad()
                 }
-                if i >= warmup { times.append(t) }
+                if i >= workload.warmup { times.append(t) }
             }
             let m = median(times)
             trainRate = Double(batch) / m
@@ -98,9 +81,9 @@ struct BenchModel: ParsableCommand {
         if !trainOnly {
             net.eval()
             var times: [Double] = []
-            for i in 0..<(warmup + steps) {
+            for i in 0..<(workload.warmup + workload.steps) {
                 let t = seconds { _ = noGrad { net(x) } }
-                if i >= warmup { times.append(t) }
+                if i >= workload.warmup { times.append(t) }
             }
             let m = median(times)
             evalRate = Double(batch) / m
