@@ -133,18 +133,35 @@ run_finch() {
             return 1
         fi
     fi
-    # A resumed run writes a new run folder (its summary holds the whole history) and a best.h5 only
-    # when it improved after the resume: the newest of each is the run's.
+    # A resumed run writes a new run folder holding only the epochs it ran, and a best.h5 only when
+    # it improved after the resume: the history is the run folders' epochs in time order (a later
+    # folder's record of an epoch wins), the summary and best.h5 the newest ones.
     local run best
     run=$(ls -t "$out/$exp"/*/summary.json 2>/dev/null | head -1)
     [ -n "$run" ] || return 1
     run=$(dirname "$run")
-    cp "$run/metrics.jsonl" "$RES/finch-$row-s$s.jsonl.tmp" && mv "$RES/finch-$row-s$s.jsonl.tmp" "$RES/finch-$row-s$s.jsonl"
+    python3 - "$out/$exp" "$run/summary.json" "$RES/finch-$row-s$s" <<'PY' || return 1
+import glob, json, os, sys
+runs, summary, dest = sys.argv[1], sys.argv[2], sys.argv[3]
+epochs = {}
+for folder in sorted(glob.glob(os.path.join(runs, "*", "metrics.jsonl"))):
+    for line in open(folder):
+        if line.strip():
+            r = json.loads(line)
+            epochs[r["epoch"]] = line.strip()
+s = json.load(open(summary))
+s["epochs_run"] = len(epochs)
+with open(dest + ".jsonl.tmp", "w") as f:
+    f.write("".join(epochs[e] + "\n" for e in sorted(epochs)))
+with open(dest + ".json.tmp", "w") as f:
+    json.dump(s, f, indent=2, sort_keys=True)
+PY
+    mv "$RES/finch-$row-s$s.jsonl.tmp" "$RES/finch-$row-s$s.jsonl"
     if [ "$row" = teacher ]; then
         best=$(ls -t "$ck/$exp"/*/best.h5 2>/dev/null | head -1)
         [ -n "$best" ] && cp "$best" "$CK/finch-teacher-s$s.h5.tmp" && mv "$CK/finch-teacher-s$s.h5.tmp" "$CK/finch-teacher-s$s.h5" || return 1
     fi
-    cp "$run/summary.json" "$json.tmp" && mv "$json.tmp" "$json"
+    mv "$json.tmp" "$json"
 }
 
 run_timm() {
