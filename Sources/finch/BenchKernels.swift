@@ -19,10 +19,17 @@ struct BenchKernels: ParsableCommand {
     @Option(help: "Batch size for the convolution shapes.")
     var batch: Int = 32
 
+    func validate() throws {
+        try checkOption("threads", threads, OptionRange.threads)
+        try checkOption("repeats", repeats, 1...1000)
+        // The largest convolution case (7×7 on 3×128×128) needs about 4 MiB an image with its im2col and
+        // gradients, so 1024 images stay within a few GiB.
+        try checkOption("batch", batch, 1...1024)
+        // Three n×n float matrices: 8192 is 768 MiB.
+        for n in sizes { try checkOption("sizes", n, 1...8192) }
+    }
+
     mutating func run() throws {
-        guard threads > 0 else { throw ValidationError("--threads must be positive, got \(threads)") }
-        guard repeats > 0 else { throw ValidationError("--repeats must be positive, got \(repeats)") }
-        guard sizes.allSatisfy({ $0 > 0 }) else { throw ValidationError("--sizes must be positive, got \(sizes)") }
         Parallel.setThreads(threads)
         print("threads=\(threads) repeats=\(repeats) (median)")
         for n in sizes { benchMatmul(n) }
