@@ -66,6 +66,12 @@ def top_mean(runs, key, spec):
     return spec.format(statistics.mean(v)) if v else "–"
 
 
+def common(*rows):
+    """The rows restricted to the seeds every one of them has, so a comparison of means is paired."""
+    seeds = set.intersection(*(set(r["_seed"] for r in row) for row in rows))
+    return [[r for r in row if r["_seed"] in seeds] for row in rows]
+
+
 def diff(a, b):
     """Difference of two rows' means and its standard error from the seeds' spread (Welch)."""
     va, vb = values(a, "val/top1"), values(b, "val/top1")
@@ -221,16 +227,22 @@ def main():
             label = dict((r, l) for r, l, _ in ROWS)[kd]
             if not di:
                 continue
-            holds = mean(h) < mean(fu) < mean(di)
-            d1, s1 = diff(fu, h)
-            d2, s2 = diff(di, fu)
-            n = min(len(h), len(fu), len(di))
-            L.append(f"- {side}, {label}: head-only {mean(h):.3f} < full {mean(fu):.3f} < distilled {mean(di):.3f} "
-                     f"{'holds' if holds else 'does not hold'} on means over {n} seed{'s' if n != 1 else ''} "
+            ch, cfu, cdi = common(h, fu, di)
+            n = len(ch)
+            if n == 0:
+                L.append(f"- {side}, {label}: no seed has head-only, full and distilled all run yet.")
+                continue
+            holds = mean(ch) < mean(cfu) < mean(cdi)
+            d1, s1 = diff(cfu, ch)
+            d2, s2 = diff(cdi, cfu)
+            L.append(f"- {side}, {label}: head-only {mean(ch):.3f} < full {mean(cfu):.3f} < distilled {mean(cdi):.3f} "
+                     f"{'holds' if holds else 'does not hold'} on means over the {n} seed{'s' if n != 1 else ''} all three have "
                      f"(full − head-only {pts(d1, s1)}, distilled − full {pts(d2, s2)}; ± is the standard error of the difference from the seeds' spread).")
-        if te and fu:
-            d, s = diff(te, fu)
-            L.append(f"- {side}, teacher: Lite2 {mean(te):.3f} against the Lite0 student trained alone {mean(fu):.3f}: the teacher is "
+        cte, cfu = common(te, fu) if te and fu else ([], [])
+        if cte:
+            d, s = diff(cte, cfu)
+            L.append(f"- {side}, teacher: Lite2 {mean(cte):.3f} against the Lite0 student trained alone {mean(cfu):.3f} "
+                     f"(seeds both have: {len(cte)}): the teacher is "
                      f"{'above' if d > 0 else 'not above'} the student ({pts(d, s)}).")
     for side, i in (("Finch", 0), ("timm", 1)):
         p, w = mean(res["imbalanced-plain"][i], "val/balanced_accuracy"), mean(res["imbalanced-weighted"][i], "val/balanced_accuracy")
