@@ -57,6 +57,14 @@ INLINE __m256 three_taps(const float *s0, const float *s1, const float *s2, __m2
                          _mm256_mul_ps(w2, load(s2, k, full)));
 }
 
+// A 3×3 filter's nine weights, each broadcast to all lanes, for the kernels that unroll it.
+struct nine_weights { __m256 w[9]; };
+INLINE struct nine_weights broadcast_nine(const float *weight) {
+    struct nine_weights n;
+    for (int i = 0; i < 9; i++) n.w[i] = _mm256_set1_ps(weight[i]);
+    return n;
+}
+
 INLINE void scaled_add3(float *t, const float *q0, const float *q1, const float *q2, float w0, float w1, float w2,
                         long n) {
     const __m256 v0 = _mm256_set1_ps(w0), v1 = _mm256_set1_ps(w1), v2 = _mm256_set1_ps(w2);
@@ -118,20 +126,18 @@ TARGET void finch_depthwise_forward_plane_avx2(const float *packed, const float 
                                                const long *g, const long *taps) {
     const long kh = g[0], kw = g[1], sh = g[2], dh = g[3], pt = g[5], h = g[6], ho = g[7], wo = g[8], prow = g[9];
     const __m256 b = _mm256_set1_ps(bias);
+    const struct nine_weights n = kh == 3 && kw == 3 ? broadcast_nine(weight) : (struct nine_weights){0};
     for (long oh = 0; oh < ho; oh++) {
         float *o = out + oh * wo;
         const long ih0 = oh * sh - pt;
         if (kh == 3 && kw == 3 && ih0 >= 0 && ih0 + 2 * dh < h) {
             const float *r0 = packed + ih0 * prow, *r1 = r0 + dh * prow, *r2 = r1 + dh * prow;
-            const __m256 w0 = _mm256_set1_ps(weight[0]), w1 = _mm256_set1_ps(weight[1]), w2 = _mm256_set1_ps(weight[2]);
-            const __m256 w3 = _mm256_set1_ps(weight[3]), w4 = _mm256_set1_ps(weight[4]), w5 = _mm256_set1_ps(weight[5]);
-            const __m256 w6 = _mm256_set1_ps(weight[6]), w7 = _mm256_set1_ps(weight[7]), w8 = _mm256_set1_ps(weight[8]);
             for (long x = 0; x < wo; x += 8) {
                 const int full = wo - x >= 8;
                 const __m256i k = first(wo - x);
-                __m256 top = three_taps(r0 + taps[0] + x, r0 + taps[1] + x, r0 + taps[2] + x, w0, w1, w2, k, full);
-                __m256 mid = three_taps(r1 + taps[0] + x, r1 + taps[1] + x, r1 + taps[2] + x, w3, w4, w5, k, full);
-                __m256 bot = three_taps(r2 + taps[0] + x, r2 + taps[1] + x, r2 + taps[2] + x, w6, w7, w8, k, full);
+                __m256 top = three_taps(r0 + taps[0] + x, r0 + taps[1] + x, r0 + taps[2] + x, n.w[0], n.w[1], n.w[2], k, full);
+                __m256 mid = three_taps(r1 + taps[0] + x, r1 + taps[1] + x, r1 + taps[2] + x, n.w[3], n.w[4], n.w[5], k, full);
+                __m256 bot = three_taps(r2 + taps[0] + x, r2 + taps[1] + x, r2 + taps[2] + x, n.w[6], n.w[7], n.w[8], k, full);
                 store(o + x, k, full, _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(b, top), mid), bot));
             }
             continue;
@@ -164,9 +170,7 @@ TARGET void finch_depthwise_forward_direct_avx2(const float *plane, const float 
     const __m256 b = _mm256_set1_ps(bias);
     const int nine = kh == 3 && kw == 3;
     if (nine) {
-        const __m256 w0 = _mm256_set1_ps(weight[0]), w1 = _mm256_set1_ps(weight[1]), w2 = _mm256_set1_ps(weight[2]);
-        const __m256 w3 = _mm256_set1_ps(weight[3]), w4 = _mm256_set1_ps(weight[4]), w5 = _mm256_set1_ps(weight[5]);
-        const __m256 w6 = _mm256_set1_ps(weight[6]), w7 = _mm256_set1_ps(weight[7]), w8 = _mm256_set1_ps(weight[8]);
+        const struct nine_weights n = broadcast_nine(weight);
         for (long x = 0; x < wo; x += 8) {
             const int full = wo - x >= 8;
             const __m256i k = first(wo - x);
@@ -177,9 +181,9 @@ TARGET void finch_depthwise_forward_direct_avx2(const float *plane, const float 
                 const long ih0 = oh * sh - pt;
                 if (ih0 < 0 || ih0 + 2 * dh >= h) continue;
                 const float *r0 = plane + ih0 * w, *r1 = r0 + dh * w, *r2 = r1 + dh * w;
-                __m256 top = masked_three_taps(r0 + a0, r0 + a1, r0 + a2, m0, m1, m2, w0, w1, w2);
-                __m256 mid = masked_three_taps(r1 + a0, r1 + a1, r1 + a2, m0, m1, m2, w3, w4, w5);
-                __m256 bot = masked_three_taps(r2 + a0, r2 + a1, r2 + a2, m0, m1, m2, w6, w7, w8);
+                __m256 top = masked_three_taps(r0 + a0, r0 + a1, r0 + a2, m0, m1, m2, n.w[0], n.w[1], n.w[2]);
+                __m256 mid = masked_three_taps(r1 + a0, r1 + a1, r1 + a2, m0, m1, m2, n.w[3], n.w[4], n.w[5]);
+                __m256 bot = masked_three_taps(r2 + a0, r2 + a1, r2 + a2, m0, m1, m2, n.w[6], n.w[7], n.w[8]);
                 store(out + oh * wo + x, k, full, _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(b, top), mid), bot));
             }
         }
