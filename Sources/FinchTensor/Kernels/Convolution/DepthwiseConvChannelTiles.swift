@@ -152,7 +152,13 @@ enum DepthwiseConvChannelTiles {
     }
 
     /// Each thread owns whole channel blocks, so the weight gradient needs no reduction across
-    /// threads: it accumulates in one vector per tap over every sample and position.
+    /// threads and is the same for any thread count.
+    ///
+    /// One weight's gradient sums N·Ho·Wo products (2048 for a 16×16 map at batch 8). Added in one
+    /// Float chain, as before, its rounding error grows with that length (44ε of Σ|dy·x| against
+    /// 1.0ε now in DepthwiseAccumulationAccuracyTests). The sum is blocked instead: Float partials
+    /// over chunks of `rowsPerChunk` whole rows (at most sixteen outputs, or one row where a row holds
+    /// more), chunks added into a Float partial per plane, planes added in Double (Benchmarks/AccumulationAccuracy.md).
     static func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                          dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?, _ g: ConvGeometry) {
         let t = Tile(g)
@@ -163,20 +169,25 @@ enum DepthwiseConvChannelTiles {
             let dtile = UnsafeMutablePointer<Lanes>.allocate(capacity: t.count)
             let wt = UnsafeMutablePointer<Lanes>.allocate(capacity: g.khw)
             let acc = UnsafeMutablePointer<Lanes>.allocate(capacity: g.khw)
+            let planeAcc = UnsafeMutablePointer<Lanes>.allocate(capacity: g.khw)
+            let total = UnsafeMutablePointer<SIMD8<Double>>.allocate(capacity: g.khw)
             let dyt = UnsafeMutablePointer<Lanes>.allocate(capacity: g.hw)
             defer {
                 tile.deallocate()
                 dtile.deallocate()
                 wt.deallocate()
                 acc.deallocate()
+                planeAcc.deallocate()
+                total.deallocate()
                 dyt.deallocate()
             }
+            let rowsPerChunk = Swift.max(1, 16 / Swift.max(g.wo, 1))
             let dyFlat = UnsafeMutableRawPointer(dyt).assumingMemoryBound(to: Float.self)
             let dFlat = UnsafeMutableRawPointer(dtile).assumingMemoryBound(to: Float.self)
             for block in range {
                 let c0 = block * width, lanes = Swift.min(width, g.c - c0)
                 loadWeights(weight, c0: c0, lanes: lanes, g, into: wt)
-                acc.update(repeating: Lanes(repeating: 0), count: g.khw)
+                total.update(repeating: SIMD8<Double>(repeating: 0), count: g.khw)
                 for s in 0..<g.n {
                     // dy of this block as [Ho·Wo][8].
                     if lanes < width { dyt.update(repeating: Lanes(repeating: 0), count: g.hw) }
@@ -186,18 +197,26 @@ enum DepthwiseConvChannelTiles {
                     }
                     if dw != nil {
                         load(x, sample: s, c0: c0, lanes: lanes, g, t, into: tile)
-                        for oh in 0..<g.ho {
-                            let tileRow = tile + (oh &* rowStep), dyRow = dyt + (oh &* g.wo)
-                            for ow in 0..<g.wo {
-                                let d = dyRow[ow]
-                                let corner = tileRow + (ow &* g.sw)
-                                for i in 0..<g.kh {
-                                    let r = corner + (i &* tapRowStep)
-                                    let a = acc + (i &* g.kw)
-                                    for j in 0..<g.kw { a[j] += d * r[j &* g.dw] }
+                        planeAcc.update(repeating: Lanes(repeating: 0), count: g.khw)
+                        var oh0 = 0
+                        while oh0 < g.ho {
+                            acc.update(repeating: Lanes(repeating: 0), count: g.khw)
+                            for oh in oh0..<Swift.min(g.ho, oh0 &+ rowsPerChunk) {
+                                let tileRow = tile + (oh &* rowStep), dyRow = dyt + (oh &* g.wo)
+                                for ow in 0..<g.wo {
+                                    let d = dyRow[ow]
+                                    let corner = tileRow + (ow &* g.sw)
+                                    for i in 0..<g.kh {
+                                        let r = corner + (i &* tapRowStep)
+                                        let a = acc + (i &* g.kw)
+                                        for j in 0..<g.kw { a[j] += d * r[j &* g.dw] }
+                                    }
                                 }
                             }
+                            for tap in 0..<g.khw { planeAcc[tap] += acc[tap] }
+                            oh0 &+= rowsPerChunk
                         }
+                        for tap in 0..<g.khw { total[tap] += SIMD8<Double>(planeAcc[tap]) }
                     }
                     guard let dx else { continue }
                     dtile.update(repeating: Lanes(repeating: 0), count: t.count)
@@ -227,9 +246,8 @@ enum DepthwiseConvChannelTiles {
                     }
                 }
                 if let dw {
-                    let flat = UnsafeMutableRawPointer(acc).assumingMemoryBound(to: Float.self)
                     for c in 0..<lanes {
-                        for tap in 0..<g.khw { dw[(c0 &+ c) &* g.khw &+ tap] = flat[tap &* width &+ c] }
+                        for tap in 0..<g.khw { dw[(c0 &+ c) &* g.khw &+ tap] = Float(total[tap][c]) }
                     }
                 }
             }
