@@ -197,7 +197,8 @@ def prepared(model_name, classes, state, x, y, dtype, order):
     m = timm.create_model(model_name, pretrained=False, num_classes=classes)
     m.load_state_dict(state)
     m = m.to(dtype)
-    x = x.to(dtype)
+    # NCHW unless the order says channels-last: PyTorch's kernels follow the input's strides.
+    x = x.to(dtype).contiguous()
     back = lambda t: t
     if order and order[3]:
         flip = torch.arange(x.shape[0] - 1, -1, -1)
