@@ -87,9 +87,10 @@ import numpy as np
 # Threads 2 and 3 sample summation orders, not speed: on a shared machine spinning OpenMP workers
 # only steal cores, so idle workers sleep (must be set before torch loads OpenMP).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-# MKL (ATen's BLAS when oneDNN is off) picks its blocking by the buffers' alignment unless told to
-# reproduce, so an order's float32 values changed from one process to the next and the admissible
-# gates with them. STRICT keeps the CPU's own kernels and fixes the order (must precede torch).
+# MKL (ATen's BLAS when oneDNN is off) may pick its blocking by the buffers' alignment unless told
+# to reproduce (its conditional numerical reproducibility); STRICT keeps the CPU's own kernels and
+# makes an order's values independent of where the buffers lie (must precede torch). No such
+# dependence was measured here; it guards the admissible gates, which hinge on single elements.
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
