@@ -22,8 +22,22 @@ public struct GradientInput: Sendable {
 public struct GatePattern: Sendable, Equatable {
     public let mode: String
     public let pattern: String
+    /// When no truth passes: the flip that leaves the fewest checks failing, and how many (a hint
+    /// for tracing, never a verdict: the failures are reported against the base answer).
+    public var closest: (label: String, failing: Int)? = nil
+
+    public init(mode: String, pattern: String, closest: (label: String, failing: Int)? = nil) {
+        self.mode = mode; self.pattern = pattern; self.closest = closest
+    }
+
+    public static func == (a: GatePattern, b: GatePattern) -> Bool {
+        a.mode == b.mode && a.pattern == b.pattern && a.closest?.label == b.closest?.label && a.closest?.failing == b.closest?.failing
+    }
+
     /// The line `finch compare` prints, e.g. "gates (eval): blocks.1.1.bn2.act[4,15,2,12]".
-    public var line: String { "gates (\(mode)): \(pattern)" }
+    public var line: String {
+        "gates (\(mode)): \(pattern)" + (closest.map { "; no single flip passes (closest: \($0.label), \($0.failing) failing)" } ?? "")
+    }
 }
 
 extension ParityComparison {
@@ -41,13 +55,18 @@ extension ParityComparison {
         guard !candidates.isEmpty else { return (nil, base) }
         if base.allSatisfy(\.passed) { return (GatePattern(mode: mode, pattern: "base"), base) }
         var best: (GateFlip, [ParityCheck], Float)? = nil
+        var closest: (label: String, failing: Int) = ("base", base.filter { !$0.passed }.count)
         for f in candidates {
             let checks = gradientChecks(prefix: prefix, inputs: inputs, flip: f)
-            guard checks.allSatisfy(\.passed) else { continue }
+            let failing = checks.filter { !$0.passed }.count
+            if failing < closest.failing { closest = (f.label, failing) }
+            guard failing == 0 else { continue }
             let worst = checks.compactMap(\.ratio).max() ?? 0
             if best == nil || worst < best!.2 { best = (f, checks, worst) }
         }
-        guard let best else { return (GatePattern(mode: mode, pattern: "base"), base) }
+        guard let best else {
+            return (GatePattern(mode: mode, pattern: "base", closest: closest.label == "base" ? nil : closest), base)
+        }
         return (GatePattern(mode: mode, pattern: best.0.label), best.1)
     }
 

@@ -13,7 +13,8 @@ struct Compare: ParsableCommand {
             output's scale; each such check prints its ratio (Finch's distance ÷ PyTorch's), and the summary the worst per family. \
             Where the reference also holds gate flips (flip.*: a ReLU/ReLU6 gate within PyTorch's own rounding of its kink, flipped in the \
             float64 backward), each mode's gradients pass when the base answer or one single flip makes all of them pass; a line \
-            `gates (train|eval): base` or `gates (…): GATE[n,c,h,w]` names the truth used.
+            `gates (train|eval): base` or `gates (…): GATE[n,c,h,w]` names the truth used \
+            (when none passes, the flip leaving fewest checks failing, as a hint).
             """)
 
     @Option(name: .long, help: "Reference file (.safetensors): a full bundle from make_golden.py or a compact fixture from make_parity.py.")

@@ -77,6 +77,8 @@ final class GateFlipJudgementTests: XCTestCase {
         let (pattern, checks) = ParityComparison.judgeGradients(prefix: "grad", mode: "train", inputs: inputs(a: a, b: b), flips: flips)
         XCTAssertEqual(pattern?.pattern, "base")
         XCTAssertEqual(Set(checks.filter { !$0.passed }.map(\.name)), ["grad.a", "grad.b"])
+        // The hint names the flip that leaves fewest failing; the failures stay those against base.
+        XCTAssertEqual(pattern?.line, "gates (train): base; no single flip passes (closest: first[0,0,0,0], 1 failing)")
     }
 
     /// A flip judges its own norm: with the probes explained but the flipped norm not matched, it fails.
