@@ -20,6 +20,8 @@ public struct ParityReport: Sendable {
     public let model: String
     public let source: String
     public let checks: [ParityCheck]
+    /// Per mode with gate flips in the fixture, the truth its gradient checks were judged against.
+    public var gates: [GatePattern] = []
 
     public var passed: Bool { checks.allSatisfy(\.passed) }
     public var failures: [ParityCheck] { checks.filter { !$0.passed } }
@@ -76,9 +78,12 @@ public enum ParityError: Error, CustomStringConvertible {
     case missingKey(file: String, key: String)
     case badMetadata(file: String, key: String, value: String?)
     case badValue(file: String, key: String, reason: String)
+    /// A gate flip (metadata `flips` or a `flip.<j>.*` tensor) that does not fit the fixture.
+    case invalidFlips(file: String, key: String, reason: String)
 
     public var description: String {
         switch self {
+        case .invalidFlips(let f, let k, let r): return "\(f): gate flips: '\(k)' \(r)"
         case .missingKey(let f, let k): return "\(f): reference has no tensor '\(k)'"
         case .badValue(let f, let k, let r): return "\(f): tensor '\(k)' \(r)"
         case .badMetadata(let f, let k, let v): return "\(f): metadata '\(k)' is \(v.map { "'\($0)'" } ?? "missing") — expected a valid value"
@@ -116,7 +121,9 @@ public enum ParityComparison {
         checks += trainChecks
         checks += try run.bufferChecks()
         checks += try run.adamwChecks(refs: refs)
-        return ParityReport(model: run.modelName, source: run.path, checks: checks)
+        var report = ParityReport(model: run.modelName, source: run.path, checks: checks)
+        report.gates = run.gates.patterns
+        return report
     }
 
     typealias GradientReference = (values: [Float], ours: [Float], norm: Float, ourNorm: Float, count: Int)

@@ -20,6 +20,11 @@ struct ParityRun {
     let float64: Bool
     let input: Tensor
     let labels: [Int]
+    /// Admissible gate flips (make_parity.py `flip.*`): alternative float64 truths per mode.
+    let flips: [GateFlip]
+    /// The truth each mode was judged against, filled as the steps run (a class: the steps are non-mutating).
+    final class Patterns { var patterns: [GatePattern] = [] }
+    let gates = Patterns()
 
     init(url: URL) throws {
         file = try SafeTensorsFile(contentsOf: url)
@@ -38,6 +43,15 @@ struct ParityRun {
         labels = try file.int64s("target").map { Int($0) }
         guard labels.count == input.shape.first, labels.allSatisfy({ (0..<classes).contains($0) }) else {
             throw ParityError.badValue(file: path, key: "target", reason: "must hold one class in 0..<\(classes) per input image")
+        }
+        if compact && float64 {
+            flips = try GateFlips.read(file: file, path: path, parameters: model.namedParameters().map { $0.0 },
+                                       evalGradients: file.names.contains { $0.hasPrefix("f64.evalgrad.probe.") })
+        } else {
+            flips = []
+            if let stray = file.names.first(where: { $0.hasPrefix("flip.") }) ?? (meta["flips"] != nil ? "flips" : nil) {
+                throw ParityError.invalidFlips(file: path, key: stray, reason: "needs a compact fixture with float64 data (format finch-parity-v2)")
+            }
         }
         // Validated before any compute: a bad noise value would otherwise surface minutes later.
         if float64 { for k in file.names where k.hasPrefix("noise.") { _ = try noise(String(k.dropFirst("noise.".count))) } }
@@ -129,6 +143,7 @@ struct ParityRun {
         var checks = [try outputCheck("eval.logits", evalLogits.scalars)]
         guard float64 && file.names.contains(where: { $0.hasPrefix("f64.evalgrad.probe.") }) else { return checks }
         Loss.crossEntropy(model(input), labels: labels).backward()
+        var inputs: [GradientInput] = []
         for (name, p) in model.namedParameters() {
             let g = p.grad?.scalars ?? [Float](repeating: 0, count: p.count)
             let idx = try file.int64s("grad.index.\(name)").map { Int($0) }
@@ -136,11 +151,14 @@ struct ParityRun {
             guard idx.allSatisfy({ (0..<p.count).contains($0) }), exact.count == idx.count, norm.count == 1 else {
                 throw ParityError.badValue(file: path, key: "f64.evalgrad.probe.\(name)", reason: "does not match grad.index.\(name)")
             }
-            checks.append(ParityComparison.againstFloat64("evalgrad.\(name)", idx.map { g[$0] }, exact, noise: try noise("evalgrad.\(name)"),
-                                                          scale: Double(try tensor("evalgrad.absmax.\(name)").item)))
-            checks.append(ParityComparison.againstFloat64("evalgrad.norm.\(name)", [Self.norm(g)], norm,
-                                                          noise: max(try noise("evalgrad.norm.\(name)"), try noise("evalgrad.\(name)")), scale: norm[0]))
+            inputs.append(GradientInput(name: name, ours: idx.map { g[$0] }, ourNorm: Self.norm(g), exact: exact, exactNorm: norm[0],
+                                        noise: try noise("evalgrad.\(name)"),
+                                        normNoise: max(try noise("evalgrad.norm.\(name)"), try noise("evalgrad.\(name)")),
+                                        scale: Double(try tensor("evalgrad.absmax.\(name)").item)))
         }
+        let (pattern, gradChecks) = ParityComparison.judgeGradients(prefix: "evalgrad", mode: "eval", inputs: inputs, flips: flips)
+        if let pattern { gates.patterns.append(pattern) }
+        checks += gradChecks
         model.zeroGrad()
         return checks
     }
@@ -194,17 +212,25 @@ struct ParityRun {
             try ParityComparison.fixedToleranceGradientChecks(file: file, params: params, refs: refs, compact: compact, into: &checks)
             return (checks, refs)
         }
+        var inputs: [GradientInput] = []
         for (name, _) in params {
             let r = refs[name]!, e = exactGrads[name]!
             // The scale of a gradient tensor is its largest exact value (compact fixtures store it).
             let scale = compact ? Double(try tensor("grad.absmax.\(name)").item) : (e.values.map(Swift.abs).max() ?? 0)
-            checks.append(ParityComparison.againstFloat64("grad.\(name)", r.ours, e.values, noise: try noise("grad.\(name)"), scale: scale))
             if compact {
                 // The norm, like the loss, is a scalar: it may move as far as one element's noise
                 // (| |g + δ| − |g| | ≤ |δ|, of the order of max|δ| for rounding spread over the tensor).
                 let normNoise = max(try noise("grad.norm.\(name)"), try noise("grad.\(name)"))
-                checks.append(ParityComparison.againstFloat64("grad.norm.\(name)", [r.ourNorm], [e.norm], noise: normNoise, scale: e.norm))
+                inputs.append(GradientInput(name: name, ours: r.ours, ourNorm: r.ourNorm, exact: e.values, exactNorm: e.norm,
+                                            noise: try noise("grad.\(name)"), normNoise: normNoise, scale: scale))
+            } else {
+                checks.append(ParityComparison.againstFloat64("grad.\(name)", r.ours, e.values, noise: try noise("grad.\(name)"), scale: scale))
             }
+        }
+        if compact {
+            let (pattern, gradChecks) = ParityComparison.judgeGradients(prefix: "grad", mode: "train", inputs: inputs, flips: flips)
+            if let pattern { gates.patterns.append(pattern) }
+            checks += gradChecks
         }
         return (checks, refs)
     }

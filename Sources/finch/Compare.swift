@@ -10,7 +10,11 @@ struct Compare: ParsableCommand {
             Exits non-zero when any check misses its tolerance. The last line reads `compare: PASS k/k checks` or `compare: FAIL j/k checks`.
             When the reference holds the float64 answer and PyTorch float32's own error (f64.* and noise.*: make_golden.py --f64, make_parity.py), \
             logits, loss, gradients and BatchNorm buffers must be within 3× PyTorch's float32 distance to float64 plus 4 float32 ulps of the \
-            output's scale; each such check prints its ratio (Finch's distance ÷ PyTorch's), and the summary the worst per family.
+            output's scale; each such check prints its ratio (Finch's distance ÷ PyTorch's), and the summary the worst per family. \
+            Where the reference also holds gate flips (flip.*: a ReLU/ReLU6 gate within PyTorch's own rounding of its kink, flipped in the \
+            float64 backward), each mode's gradients pass when the base answer or one single flip makes all of them pass; a line \
+            `gates (train|eval): base` or `gates (…): GATE[n,c,h,w]` names the truth used \
+            (when none passes, the flip leaving fewest checks failing, as a hint).
             """)
 
     @Option(name: .long, help: "Reference file (.safetensors): a full bundle from make_golden.py or a compact fixture from make_parity.py.")
@@ -30,6 +34,8 @@ struct Compare: ParsableCommand {
             let ratio = c.ratio.map { "  ratio=\(ratioText($0))" } ?? ""
             print("\(c.passed ? "ok  " : "FAIL") \(c.name)  max|Δ|=\(format(c.maxAbs)) max rel=\(format(c.maxRel))\(ratio)  (tol \(c.tolerance))")
         }
+        // The truth each mode's gradients matched when the fixture has gate flips (make_parity.py).
+        for g in report.gates { print(g.line) }
         print(report.summary)
         print(report.verdict)
         if !report.passed { throw ExitCode.failure }

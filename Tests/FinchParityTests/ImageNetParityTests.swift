@@ -1,5 +1,6 @@
 import XCTest
 import Foundation
+import FinchIO
 @testable import FinchParity
 
 /// Parity with trained weights on real photos (Tests/Fixtures/parity/imagenet, made by
@@ -16,6 +17,8 @@ final class ImageNetParityTests: XCTestCase {
         print(report.summary + String(format: " [%.1f s]", Date().timeIntervalSince(start)))
         // Every family the rule covers has a ratio: the float64 data is there and was used.
         XCTAssertEqual(Set(report.worstRatios.keys), ["eval.logits", "evalgrad", "train.logits", "train.loss", "grad", "train"])
+        // With gate flips (make_parity.py flip.*) the modes that have some name the truth they matched.
+        if try SafeTensorsFile(contentsOf: url).contains("flip.0.probe") { XCTAssertFalse(report.gates.isEmpty) }
         // Gap: Lite2's eval-mode norm of blocks.2.0.conv_dw.weight is 3.39× PyTorch's float32 distance
         // (rel 2.9·10⁻⁶; its probes pass) on the AVX-512 path at 1 and 2 threads, with OpenBLAS's own
         // kernels or Prescott's, so it is Finch's AVX-512 depthwise weight gradient (Float lanes over the

@@ -35,8 +35,8 @@ final class ZooParityTests: XCTestCase {
     ///   layer4.1.bn1 whose float64 pre-activation is −5.8·10⁻⁶. PyTorch's 14 orders land between
     ///   −1.05·10⁻⁵ and −1.0·10⁻⁶ on it (their distance to float64 over that layer: 2.0–3.6·10⁻⁵);
     ///   Finch lands at +1.9·10⁻⁶, 7.7·10⁻⁶ away, so the gate opens and passes one gradient element.
-    ///   ReLUGateFlipTests pins it; RATIOS.md has the numbers. The fixture's gate term (make_parity.py)
-    ///   does not cover it: |pre64| 5.82·10⁻⁶ exceeds PyTorch's per-element spread there, 4.77·10⁻⁶.
+    ///   ReLUGateFlipTests pins it; RATIOS.md has the numbers. It is no admissible gate flip
+    ///   (make_parity.py `flip.*`): |pre64| 5.82·10⁻⁶ exceeds PyTorch's per-element spread there, 4.77·10⁻⁶.
     static let knownGaps: [String: Float] = [
         "resnet18_96_10.safetensors": 5500,
     ]
@@ -73,6 +73,8 @@ final class ZooParityTests: XCTestCase {
             let report = try ParityComparison.run(referenceAt: url)
             print(report.summary + String(format: " [%.1f s]", Date().timeIntervalSince(start)))
             XCTAssertTrue(report.checks.contains { $0.ratio != nil }, "\(url.lastPathComponent) has no float64 data", file: file, line: line)
+            // A file with gate flips (make_parity.py flip.*) names the truth each mode matched.
+            if try SafeTensorsFile(contentsOf: url).contains("flip.0.probe") { XCTAssertEqual(report.gates.map(\.mode), ["train"], url.lastPathComponent, file: file, line: line) }
             let bound = Self.knownGaps[url.lastPathComponent]
             let unexplained = Self.unexplainedFailures(of: report, fixture: url.lastPathComponent)
             if let bound, !report.failures.isEmpty {

@@ -74,7 +74,7 @@ def main():
         for idx in dist.argsort()[:args.top].tolist():
             where = list(torch.unravel_index(torch.tensor(idx), a.shape))
             vals = [v[idx].item() for v in f32[layer]]
-            plan["flip"] = (layer, idx)
+            plan["flip"] = {layer: [idx]}
             g = grads()
             plan["flip"] = None
             print(f"{layer} [n,c,h,w]={[int(w) for w in where]} float64 {a.view(-1)[idx].item():.3g}; "

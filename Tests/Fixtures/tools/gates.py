@@ -3,7 +3,7 @@
 A float32 order whose rounding puts a pre-activation on the other side of a kink than float64 opens
 (or closes) that gate and passes (or drops) one element's gradient, and every gradient upstream
 moves; the float32 answer is then as valid as any other order's, yet far from float64's. Shared by
-make_parity.py (the gate term of noise.*) and gate_flip.py (tracing a gap by hand).
+make_parity.py (the fixtures' alternative truths, flip.*) and gate_flip.py (tracing a gap by hand).
 
 Gates are the model's nn.ReLU / nn.ReLU6 modules (timm's act layers, BatchNormAct2d.act, ResNet's
 act1/act2); functional relu calls, hard-swish/hard-sigmoid kinks and max-pool ties are not covered.
@@ -45,14 +45,15 @@ class Recorder:
 
 
 class FlippableGate(torch.autograd.Function):
-    """ReLU/ReLU6 whose backward mask can have one element inverted (forward values unchanged)."""
+    """ReLU/ReLU6 whose backward mask can have elements inverted (forward values unchanged)."""
 
     @staticmethod
     def forward(ctx, a, upper, flip):
-        # Row-major, so `flip` indexes the element Recorder's (contiguous) copy has at that index.
+        # Row-major, so `flip` (flat indices) names the elements Recorder's contiguous copy has there.
         mask = ((a > 0) & (a < upper)).contiguous()
-        if flip is not None:
-            mask.view(-1)[flip] = ~mask.view(-1)[flip]
+        if flip:
+            at = torch.tensor(flip, dtype=torch.long)
+            mask.view(-1)[at] = ~mask.view(-1)[at]
         ctx.save_for_backward(mask)
         return a.clamp(0, upper)
 
@@ -63,7 +64,7 @@ class FlippableGate(torch.autograd.Function):
 
 
 class Gate(torch.nn.Module):
-    """Stands in for a ReLU/ReLU6 module; flips the element `plan["flip"] = (key, flat index)`."""
+    """Stands in for a ReLU/ReLU6 module; flips the elements `plan["flip"] = {key: [flat index, ...]}`."""
 
     def __init__(self, name, upper, plan):
         super().__init__()
@@ -74,8 +75,7 @@ class Gate(torch.nn.Module):
         self.plan["calls"][self.name] = k + 1
         key = self.name if k == 0 else f"{self.name}#{k}"
         self.plan["pre"][key] = a.detach().clone()
-        flip = self.plan["flip"]
-        return FlippableGate.apply(a, self.upper, flip[1] if flip and flip[0] == key else None)
+        return FlippableGate.apply(a, self.upper, (self.plan["flip"] or {}).get(key))
 
 
 def flippable(model):

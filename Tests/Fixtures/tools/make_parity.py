@@ -40,23 +40,30 @@ noise is how far the farthest of them lands from float64. Near a ReLU/ReLU6 kink
 near-tie one order can land on float64's side by luck; two orders (the v2 fixtures before
 2026-12-06) were too few to see that, 14 see it far more often. The float64 truth runs once.
 
-Gate term (gates.py): the sampled orders can all land on one side of a ReLU/ReLU6 kink that another
+Gate flips (gates.py): the sampled orders can all land on one side of a ReLU/ReLU6 kink that another
 valid order crosses. So every float32 run also records each gate's input, and per element the
 spread max over the orders of |pre32 - pre64| (train forward for grad.*, eval forward for evalgrad.*).
-A gate is within noise when |pre64 - kink| <= that element's spread (spread > 0): PyTorch's own
+A gate is admissible when |pre64 - kink| <= that element's spread (spread > 0): PyTorch's own
 orders err by that much at exactly that element, so an order erring the same amount in the other
-direction crosses the kink. The criterion is per element and unscaled, so it does not excuse a gate
+direction crosses the kink. The criterion is per element and unscaled, so it does not admit a gate
 whose float64 value sits farther from the kink than PyTorch's own rounding reaches there. The
-within-noise gates, closest to the kink relative to their spread first, at most GATE_CAP per mode,
-are flipped one at a time in the float64 backward (forward values unchanged) and each flipped
-answer's distance to float64 joins noise.grad.* / noise.evalgrad.* like one more order.
-Metadata noise_gates (JSON): the criterion, the cap, how many gates were within noise per mode, and
-per flipped gate its key, [n,c,h,w], kink, pre64, spread, how many outputs its flip raised above the
-14 orders' noise and the three it raised most as [key, flipped distance, orders' noise].
+admissible gates, closest to the kink relative to their spread first, at most GATE_CAP per mode,
+are flipped one at a time in the float64 backward (forward values unchanged): each flip is another
+exact answer, an alternative truth that Finch may match instead of the base one, within the same
+14-order noise (noise.* holds the orders only, never a flip's effect):
+  flip.<j>.probe   float64 [sum of the probe counts, in flips.params order]: the flip's change to
+                   every gradient probe of its mode (f64.grad.probe / f64.evalgrad.probe)
+  flip.<j>.norm    float64 [len(flips.params)]: each gradient's float64 norm with the flip
+The probes store deltas (a flip moves the backward only, so flips in one layer add exactly, and in
+different layers up to a cross term); the norms store the flipped value, as a norm does not add.
+The fixture holds no full gradient, so a pattern of several gates has no norm: compare judges
+single flips. Metadata flips (JSON): criterion, cap, within (admissible gates per mode), params,
+and per flip j (gates[j]) its mode, gate key, [n,c,h,w], kink, pre64, spread, and the three probe
+or norm checks it moves most relative to their noise, as [check, |change|, noise].
 metadata: format=finch-parity-v2, weights=procedural, input=procedural, reference=float64, model,
           num_classes, resolution, batch, torch, timm, adamw (JSON), probes, noise (the orders sampled),
-          noise_argmax (JSON: how many outputs each order, or "gate", was the farthest for),
-          noise_gates (JSON, the gate term above).
+          noise_argmax (JSON: how many outputs each order was the farthest for),
+          flips (JSON, the gate flips above).
 
 Format v1 (finch-parity-v1, still read by Finch) stored the input, float32-rounded references under
 the same names without "f64.", and one path's error as grad.torch32err.<param> etc.
@@ -80,6 +87,11 @@ import numpy as np
 # Threads 2 and 3 sample summation orders, not speed: on a shared machine spinning OpenMP workers
 # only steal cores, so idle workers sleep (must be set before torch loads OpenMP).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# MKL (ATen's BLAS when oneDNN is off) may pick its blocking by the buffers' alignment unless told
+# to reproduce (its conditional numerical reproducibility); STRICT keeps the CPU's own kernels and
+# makes an order's values independent of where the buffers lie (must precede torch). No such
+# dependence was measured here; it guards the admissible gates, which hinge on single elements.
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torchvision_stub
@@ -186,7 +198,8 @@ def prepared(model_name, classes, state, x, y, dtype, order):
     m = timm.create_model(model_name, pretrained=False, num_classes=classes)
     m.load_state_dict(state)
     m = m.to(dtype)
-    x = x.to(dtype)
+    # NCHW unless the order says channels-last: PyTorch's kernels follow the input's strides.
+    x = x.to(dtype).contiguous()
     back = lambda t: t
     if order and order[3]:
         flip = torch.arange(x.shape[0] - 1, -1, -1)
@@ -267,11 +280,9 @@ class Noise:
             self.note(f"{prefix}.norm.{k}", abs(float(grads[k].double().norm()) - float(g.norm())), label)
 
     def counts(self):
-        """How many outputs each order (or "gate", a flipped gate) is the farthest for (ties go to
-        the first one run)."""
+        """How many outputs each order is the farthest for (ties go to the first one run)."""
         c = {}
         for o in self.by.values():
-            o = "gate" if o.startswith("gate ") else o
             c[o] = c.get(o, 0) + 1
         return c
 
@@ -293,7 +304,7 @@ class Spread:
             torch.maximum(s, (pre32[0][k] - self.pre64[mode][0][k]).abs(), out=s)
 
     def within(self, mode):
-        """Gates within noise: distance of pre64 to the kink <= that element's spread (> 0), closest
+        """Admissible gates: distance of pre64 to the kink <= that element's spread (> 0), closest
         to the kink relative to the spread first, as (ratio, key, flat index, pre64, spread, kink)."""
         pre, upper = self.pre64[mode]
         found = []
@@ -306,39 +317,47 @@ class Spread:
         return sorted(found)
 
 
-def flipped_grads(model_name, classes, state, x, y, mode, key, index):
-    """The float64 gradients with one gate's backward inverted (forward unchanged): the answer of a
-    float32 order that lands on the other side of that kink and is otherwise exact."""
+def flipped_grads(model_name, classes, state, x, y, mode, flip):
+    """The float64 gradients with gates' backward inverted at `flip` ({key: [flat index]}; forward
+    unchanged): the answer of a float32 order that lands on the other side of those kinks and is
+    otherwise exact."""
     with Order(TRUTH):
         m, x, y, _ = prepared(model_name, classes, state, x, y, torch.float64, TRUTH)
         plan = gates.flippable(m)
-        plan["flip"] = (key, index)
+        plan["flip"] = flip
         m.train() if mode == "train" else m.eval()
         torch.nn.functional.cross_entropy(m(x), y).backward()
         return {k: p.grad.detach().clone() for k, p in m.named_parameters()}
 
 
-def gate_noise(model_name, classes, state, x, y, spread, noise, truth):
-    """Folds each within-noise gate's flipped float64 gradients into `noise` (prefix grad for train,
-    evalgrad for eval; `truth` maps mode -> float64 gradients); returns the noise_gates record."""
+def gate_flips(model_name, classes, state, x, y, spread, noise, truth, probes):
+    """Each admissible gate's flipped float64 answer at the stored outputs (`truth` maps mode ->
+    float64 gradients; prefix grad for train, evalgrad for eval): the flip.* tensors and the flips
+    metadata record (module doc)."""
+    params = list(next(iter(truth.values())).keys())
+    index = {k: torch.from_numpy(probe_indices(k, t.numel(), probes)) for k, t in next(iter(truth.values())).items()}
     record = {"criterion": "|pre64 - kink| <= max over the float32 orders of |pre32 - pre64| at that element",
-              "cap": GATE_CAP, "within": {}, "flipped": []}
+              "cap": GATE_CAP, "within": {}, "params": params, "gates": []}
+    tensors = {}
     for mode, g64 in truth.items():
         prefix = "grad" if mode == "train" else "evalgrad"
         found = spread.within(mode)
         record["within"][mode] = len(found)
-        before = dict(noise.worst)
-        for ratio, key, index, a, s, kink in found[:GATE_CAP]:
-            g = flipped_grads(model_name, classes, state, x, y, mode, key, index)
+        for ratio, key, flat, a, s, kink in found[:GATE_CAP]:
+            g = flipped_grads(model_name, classes, state, x, y, mode, {key: [flat]})
+            j = len(record["gates"])
+            delta = {k: g[k].flatten()[index[k]] - g64[k].flatten()[index[k]] for k in params}
+            norm = {k: float(g[k].norm()) for k in params}
+            tensors[f"flip.{j}.probe"] = torch.cat([delta[k] for k in params]).contiguous()
+            tensors[f"flip.{j}.norm"] = torch.tensor([norm[k] for k in params], dtype=torch.float64)
+            moved = [(float(delta[k].abs().max()), f"{prefix}.{k}", noise.worst[f"{prefix}.{k}"]) for k in params]
+            moved += [(abs(norm[k] - float(g64[k].norm())), f"{prefix}.norm.{k}", noise.worst[f"{prefix}.norm.{k}"]) for k in params]
+            moved = sorted(((d / n if n > 0 else math.inf, c, d, n) for d, c, n in moved if d > 0), reverse=True)
             shape = spread.pre64[mode][0][key].shape
-            where = [int(w) for w in torch.unravel_index(torch.tensor(index), shape)]
-            noise.gradients(prefix, g64, f"gate {mode} {key}{where}", g)
-            dist = {f"{prefix}.{k}": float((g[k] - g64[k]).abs().max()) for k in g64}
-            dist.update({f"{prefix}.norm.{k}": abs(float(g[k].norm()) - float(g64[k].norm())) for k in g64})
-            over = sorted(((d / before[k], k, d) for k, d in dist.items() if d > before[k]), reverse=True)
-            record["flipped"].append(dict(mode=mode, gate=key, index=where, kink=kink, pre64=a, spread=s,
-                                          raised=len(over), top=[[k, d, before[k]] for _, k, d in over[:3]]))
-    return record
+            where = [int(w) for w in torch.unravel_index(torch.tensor(flat), shape)]
+            record["gates"].append(dict(mode=mode, gate=key, index=where, kink=kink, pre64=a, spread=s,
+                                        top=[[c, d, n] for _, c, d, n in moved[:3]]))
+    return tensors, record
 
 
 def gradient_entries(prefix, g64, noise, probes, out):
@@ -358,8 +377,8 @@ TRUTH = (1, True, False, False)
 
 
 def compact(model_name, classes, state, x, y, probes, with_eval_grads=False):
-    """The v2 tensors: float64 truth, float32 noise over ORDERS and the gates within it, probes
-    (see the module doc)."""
+    """The v2 tensors: float64 truth, float32 noise over ORDERS, probes, and the admissible gates'
+    flipped answers (see the module doc)."""
     pre64 = {}
     ref, g64, a64 = run(model_name, classes, state, x, y, torch.float64, order=TRUTH, adamw=True, record=pre64)
     e64 = eval_grads(model_name, classes, state, x, y, torch.float64, TRUTH, record=pre64) if with_eval_grads else None
@@ -374,9 +393,9 @@ def compact(model_name, classes, state, x, y, probes, with_eval_grads=False):
             e32 = eval_grads(model_name, classes, state, x, y, torch.float32, order, record=pre32)
             noise.gradients("evalgrad", e64, order_name(order), e32)
             spread.update("eval", pre32["eval"])
-    noise_gates = gate_noise(model_name, classes, state, x, y, spread, noise,
-                             {"train": g64, **({"eval": e64} if with_eval_grads else {})})
-    out = {"target": y}
+    flips, flip_record = gate_flips(model_name, classes, state, x, y, spread, noise,
+                                    {"train": g64, **({"eval": e64} if with_eval_grads else {})}, probes)
+    out = {"target": y, **flips}
     for k, v in ref.items():
         out[k if k.endswith("num_batches_tracked") else f"f64.{k}"] = v
         if not k.endswith("num_batches_tracked"):
@@ -391,10 +410,9 @@ def compact(model_name, classes, state, x, y, probes, with_eval_grads=False):
                 adamw=json.dumps({"lr": ADAMW["lr"], "betas": list(ADAMW["betas"]), "eps": ADAMW["eps"],
                                   "weight_decay": ADAMW["weight_decay"]}),
                 probes=str(probes), parameters=str(sum(g.numel() for g in g64.values())),
-                noise="max over float32 orders: " + " ".join(order_name(o) for o in ORDERS) +
-                      " and float64 with one within-noise gate flipped (noise_gates)",
+                noise="max over float32 orders: " + " ".join(order_name(o) for o in ORDERS),
                 noise_argmax=json.dumps(noise.counts(), sort_keys=True),
-                noise_gates=json.dumps(noise_gates))
+                flips=json.dumps(flip_record))
     return out, meta
 
 

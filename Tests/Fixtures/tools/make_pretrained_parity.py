@@ -58,7 +58,9 @@ def main():
     std = np.array(json.loads(meta_in["std"]), dtype=np.float32).reshape(1, 3, 1, 1)
     pixels, y, picked = photos(flowers, batch)
     x = torch.from_numpy(((pixels / np.float32(255) - mean) / std).astype(np.float32))
-    x = x.half().float()
+    # NCHW-contiguous: the photos' HWC arrays made a channels-last-strided tensor, and PyTorch keeps
+    # an input's layout, so the "NCHW" orders ran channels-last (half the orders sampled one layout).
+    x = x.half().float().contiguous()
     classes = state["classifier.weight"].shape[0]
     # Train-mode BatchNorm over a batch of 8 real photos is ill-conditioned with trained weights
     # (channels whose mean dwarfs their spread lose float32 digits to cancellation), so these files
