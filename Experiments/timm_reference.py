@@ -309,7 +309,7 @@ def train(c, args):
         kind = get(c, "distill.kind", "soft")
         assert kind in ("soft", "hard"), kind
 
-    history, train_seconds_total, start, shown_teacher_input = [], 0.0, time.time(), False
+    history, train_seconds_total, start, shown_input = [], 0.0, time.time(), False
     best = (-1.0, None)  # Finch's checkpoint.monitor val/top1: the teacher is the best epoch's weights
     for epoch in range(epochs):
         for g in opt.param_groups:  # timm's per-epoch cosine, the same floor for every group
@@ -324,20 +324,22 @@ def train(c, args):
             target = y
             if mixer is not None:
                 x, target = mixer(x, y)
+            if not shown_input:  # what the model and its teacher see, once per run (the smoke checks read it)
+                print(f"model input {list(x.shape)}", flush=True)
             logits = model(x)
             loss = criterion(logits, target)
             if teacher is not None:
                 with torch.no_grad():
                     tx = teacher_input(x, teacher_size)
-                    if not shown_teacher_input:
-                        print(f"teacher input {list(tx.shape)} (student batch {list(x.shape)})", flush=True)
-                        shown_teacher_input = True
+                    if not shown_input:
+                        print(f"teacher input {list(tx.shape)}", flush=True)
                     tl = teacher(tx)
                 if kind == "hard":  # DeiT: cross-entropy against the teacher's arg-max, no smoothing
                     loss = loss * (1 - alpha) + F.cross_entropy(logits, tl.argmax(1)) * alpha
                 else:
                     kd = F.kl_div(F.log_softmax(logits / temp, 1), F.softmax(tl / temp, 1), reduction="batchmean")
                     loss = loss * (1 - alpha) + kd * (alpha * temp * temp)
+            shown_input = True
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
