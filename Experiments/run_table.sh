@@ -13,7 +13,8 @@
 # epoch of the expected count, from the row's current config: its experiment name and, for the
 # distillation rows, the teacher's input size) is never rerun, so the same command continues an
 # interrupted table, and a result from an older recipe (the 128-px teacher) is rerun, not kept.
-# An interrupted Finch run continues from its last.h5 (bit-exact resume); a timm run restarts.
+# An interrupted Finch run continues from its last.h5 (bit-exact resume) when it ran the same
+# recipe (its checkpoint folder's recipe.txt); a timm run restarts.
 # FORCE=1 reruns the selected rows anyway.
 #
 # Rows (ROWS, in this order by default; the cheap ones first): ncm head full imbalanced-plain
@@ -135,17 +136,22 @@ run_finch() {
     local sets=(--set "seed=$((42 + s))" --set "schedule.epochs=$ep" --set "output=$out" --set "checkpoints=$ck")
     [ -n "$SET" ] && sets+=(--set "$SET")
     case $row in distill*) sets+=(--set "distill.teacher.checkpoint=$CK/finch-teacher-s$s.h5") ;; esac
-    local resume=()
-    if [ -e "$ck/$exp/latest/last.h5" ]; then
+    # Only a run of the same recipe, epochs, seed, SET and (distillation) teacher weights is
+    # continued: a last.h5 left by an older recipe (the 128-px teacher's students) or by a finished
+    # run that FORCE=1 reruns would otherwise be resumed and its epochs reported as the new ones.
+    local stamp resume=()
+    stamp="$(recipe_for "$row") epochs=$ep seed=$s set=$SET"
+    case $row in distill*) stamp+=" teacher=$(stat -c '%s %Y' "$CK/finch-teacher-s$s.h5" 2>/dev/null)" ;; esac
+    if [ "$FORCE" != 1 ] && [ -e "$ck/$exp/latest/last.h5" ] && [ "$(cat "$ck/recipe.txt" 2>/dev/null)" = "$stamp" ]; then
         resume=(--resume "$ck/$exp")
         say "finch $row seed $s: continuing the interrupted run from $ck/$exp/latest/last.h5"
     else
-        rm -rf "$out" "$ck"
+        rm -rf "$out" "$ck" && mkdir -p "$ck" && echo "$stamp" > "$ck/recipe.txt"
     fi
     if ! $TRAIN --config "$cfg" "${sets[@]}" "${resume[@]}" > "$log" 2>&1; then
         if [ ${#resume[@]} -gt 0 ]; then
             say "finch $row seed $s: resume failed (see $log); restarting it from scratch"
-            rm -rf "$out" "$ck"
+            rm -rf "$out" "$ck" && mkdir -p "$ck" && echo "$stamp" > "$ck/recipe.txt"
             $TRAIN --config "$cfg" "${sets[@]}" > "$log" 2>&1 || return 1
         else
             return 1
