@@ -10,24 +10,67 @@ ROWS = [("ncm", "pretrained as-is", "frozen ImageNet Lite0, nearest class mean (
         ("head", "head-only", "backbone frozen (BatchNorm in eval mode), new zero-initialised head, AdamW 3e-3"),
         ("full", "full", "everything trained, AdamW 3e-4, stem 1e-5, head 10× (3e-3), cosine, label smoothing 0.1"),
         ("mixup", "full + MixUp/CutMix", "as full, MixUp α 0.2 / CutMix α 1.0 (switch 0.5), RandAugment rand-m6-mstd0.5-inc1, smoothing 0.1"),
-        ("teacher", "teacher (Lite2)", "tf_efficientnet_lite2, full fine-tuning as the full row but 10 epochs (drop 0.3); its best epoch teaches"),
-        ("distill", "soft KD", "Lite0 as full + soft KD from the same seed's teacher, α 0.5, T 2"),
+        ("teacher", "teacher (Lite2, 224 px)", "tf_efficientnet_lite2 at 224 px (the photos upsampled), full fine-tuning as the full row but 6 epochs (drop 0.3); its best epoch teaches"),
+        ("distill", "soft KD", "Lite0 at 128 px as full + soft KD from the same seed's teacher, which sees the student's batch resized to 224 (bilinear), α 0.5, T 2"),
         ("distill-hard", "hard KD (DeiT)", "Lite0 as full + hard KD: (1 − α)·CE(labels) + α·CE(teacher arg-max), α 0.5"),
         ("distill-mixup", "soft KD + MixUp/CutMix", "as full + MixUp/CutMix (row above) + soft KD α 0.5, T 2; the teacher sees the mixed batch"),
         ("imbalanced-plain", "imbalanced, uniform", "full on 600/400/150/100/50 train photos per class, uniform shuffling"),
         ("imbalanced-weighted", "imbalanced, weighted", "the same subset, class-balanced WeightedRandomSampler (weights 1/count, 1,300 draws per epoch, with replacement)")]
 KD_ROWS = ("distill", "distill-hard", "distill-mixup")
+# Each trained row's config (as run_table.sh's config_for): a result counts for its row only when it
+# ran the config's current recipe (recipe()), so results of an older one (the 128-px teacher and the
+# students it taught) are left out instead of being reported under the new row.
+CONFIGS = {"head": "flowers-head.yaml", "full": "flowers.yaml", "mixup": "flowers-mixup.yaml",
+           "teacher": "flowers-teacher-lite2-224.yaml", "distill": "flowers-distill.yaml",
+           "distill-hard": "flowers-distill-hard.yaml", "distill-mixup": "flowers-distill-mixup.yaml",
+           "imbalanced-plain": "flowers-imbalanced-plain.yaml", "imbalanced-weighted": "flowers-imbalanced-weighted.yaml"}
+
+
+def block_keys(path):
+    """The scalar keys of a block-style YAML file as dotted paths ("distill.teacher.image_size") to
+    their raw text: enough for the configs' experiment and sizes without a YAML library."""
+    out, stack = {}, []
+    with open(path) as f:
+        for line in f:
+            text = line.split(" #", 1)[0].rstrip()
+            if not text.strip() or text.lstrip().startswith(("#", "-")) or ":" not in text:
+                continue
+            indent = len(text) - len(text.lstrip())
+            key, value = (p.strip() for p in text.split(":", 1))
+            while stack and stack[-1][0] >= indent:
+                stack.pop()
+            stack.append((indent, key))
+            if value:
+                out[".".join(k for _, k in stack)] = value
+    return out
+
+
+def recipe(row):
+    """(experiment, teacher's input size or "-") that a row's result must record, None for ncm."""
+    if row not in CONFIGS:
+        return None
+    k = block_keys(os.path.join(os.path.dirname(os.path.abspath(__file__)), CONFIGS[row]))
+    teacher = "-"
+    if any(key.startswith("distill.") for key in k):
+        teacher = k.get("distill.teacher.image_size") or k.get("data.image_size", "-")
+    return k.get("experiment"), teacher
+
+
+STALE = []  # results left out by load(): another recipe of their row
 
 
 def load(d, side, row, seeds):
     """The runs of one row on one side, one per seed found, each with its per-epoch history."""
-    out = []
+    out, want = [], recipe(row)
     for s in seeds:
         p = os.path.join(d, f"{side}-{row}-s{s}.json")
         if not os.path.exists(p):
             continue
         with open(p) as f:
             r = json.load(f)
+        if want and (r.get("experiment"), str(r.get("teacher_image_size", "-"))) != want:
+            STALE.append(os.path.basename(p))
+            continue
         hist = os.path.join(d, f"{side}-{row}-s{s}.jsonl")
         if os.path.exists(hist):
             with open(hist) as f:
@@ -171,11 +214,15 @@ def main():
              + (f"; the last `run_table.sh` invocation ran {a.wall_seconds / 3600:.1f} h (rows already done are not rerun)" if a.wall_seconds else "")
              + ".\n")
     L.append("Setup: student `tf_efficientnet_lite0`, teacher `tf_efficientnet_lite2`, both from the ImageNet weights in `Checkpoints/`; "
-             f"`Datasets/flowers` train (3,668 photos) / val ({n_val} photos), 5 classes, 128 px for every row (train: RandomResizedCrop "
+             f"`Datasets/flowers` train (3,668 photos) / val ({n_val} photos), 5 classes, 128 px for every row but the teacher, "
+             "which trains and is evaluated at 224 px on the 128-px photos upsampled and is fed the students' batches resized bilinearly to 224 "
+             "(train: RandomResizedCrop "
              "scale 0.25–1, flip, colour jitter 0.3 unless stated; eval: resize to 146, centre crop 128, bicubic); batch 32, "
              "2 threads and 2 loader workers on both sides, the same configs (`Experiments/flowers*.yaml`) read by both. "
              "Seed offset k sets the config's seed to 42 + k on both sides (initial head, dropout, augmentation and order; "
-             "the two sides' random streams differ). Each seed's distillation rows learn from that seed's teacher.\n")
+             "the two sides' random streams differ). Each seed's distillation rows learn from that seed's teacher."
+             + (f" Left out as results of an older recipe of their row (another experiment or teacher resolution): {', '.join(sorted(STALE))}."
+                if STALE else "") + "\n")
     L.append("Top-1 and balanced accuracy are the last epoch's on val, as mean ± sample standard deviation over seeds "
              "(number of seeds in brackets). The seeds' spread is training noise on a fixed val set; the **binomial SE** column is the "
              f"other error a reader should keep in mind, the sampling error of one accuracy measured on {n_val} photos, "
@@ -263,8 +310,8 @@ def main():
         L.append("- Finch − timm differences larger than twice their standard error: "
                  + (", ".join(f"{l} ({pts(d, s)})" for l, d, s in big) if big else "none") + ".")
 
-    L.append("- The recipe behind these rows (why the teacher trains 10 epochs while every student, distilled or not, keeps the "
-             "full row's 3, and the KD settings) is discussed in `Experiments/README.md`, \"What makes distillation pay\".")
+    L.append("- The recipe behind these rows (why the teacher trains at 224 px for 6 epochs while every student, distilled or not, "
+             "keeps the full row's 128 px and 3 epochs, and the KD settings) is discussed in `Experiments/README.md`, \"What makes distillation pay\".")
 
     # Per-class accuracy of the imbalanced pair, both sides: where the samplers' gap comes from.
     rows_pc = [(r, l) for r, l, _ in ROWS if r.startswith("imbalanced")]

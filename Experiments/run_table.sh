@@ -10,8 +10,11 @@
 #   nohup nice -n 19 Experiments/run_table.sh > Experiments/runs/table/run_table.log 2>&1 &
 #
 # Resumable: a row/seed/side whose JSON in Experiments/results/ is present and complete (every
-# epoch of the expected count) is never rerun, so the same command continues an interrupted table.
-# An interrupted Finch run continues from its last.h5 (bit-exact resume); a timm run restarts.
+# epoch of the expected count, from the row's current config: its experiment name and, for the
+# distillation rows, the teacher's input size) is never rerun, so the same command continues an
+# interrupted table, and a result from an older recipe (the 128-px teacher) is rerun, not kept.
+# An interrupted Finch run continues from its last.h5 (bit-exact resume) when it ran the same
+# recipe (its checkpoint folder's recipe.txt); a timm run restarts.
 # FORCE=1 reruns the selected rows anyway.
 #
 # Rows (ROWS, in this order by default; the cheap ones first): ncm head full imbalanced-plain
@@ -19,7 +22,7 @@
 # that seed's distillation rows (also when ROWS names only a distillation row) and its weights are
 # kept in Checkpoints/table/ for them. SEEDS are offsets added to each config's seed (42).
 # EPOCHS overrides the student fine-tuning rows' epochs (default: each config's, 3) and
-# TEACHER_EPOCHS the teacher's (default: its config's, 10); head-only keeps its config's 4.
+# TEACHER_EPOCHS the teacher's (default: its config's, 6 at 224 px); head-only keeps its config's 4.
 # RESULT_SEEDS lists the seeds RESULTS.md reports (default SEEDS).
 #
 # Committed: Experiments/results/{finch,timm}-<row>-s<seed>.json (+ Finch's per-epoch .jsonl),
@@ -70,7 +73,7 @@ config_for() {
         head) echo Experiments/flowers-head.yaml ;;
         full) echo Experiments/flowers.yaml ;;
         mixup) echo Experiments/flowers-mixup.yaml ;;
-        teacher) echo Experiments/flowers-teacher-lite2.yaml ;;
+        teacher) echo Experiments/flowers-teacher-lite2-224.yaml ;;
         distill) echo Experiments/flowers-distill.yaml ;;
         distill-hard) echo Experiments/flowers-distill-hard.yaml ;;
         distill-mixup) echo Experiments/flowers-distill-mixup.yaml ;;
@@ -89,15 +92,31 @@ epochs_for() {
     else python3 -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["schedule"]["epochs"])' "$cfg"; fi
 }
 
-# A result is complete when it parses, has a final val/top1, ran the expected epochs and (Finch)
-# its per-epoch history has them all.
+# What a row's result must say it ran: "<experiment> <teacher input size>" from its config (the
+# teacher's size is distill.teacher.image_size, else the student's data.image_size; "-" without a
+# teacher). Results from another recipe of the row are not complete.
+recipe_for() {
+    python3 - "$(config_for "$1")" <<'EOF'
+import sys, yaml
+c = yaml.safe_load(open(sys.argv[1]))
+d = c.get("distill")
+size = ((d.get("teacher") or {}).get("image_size") or c["data"]["image_size"]) if d else "-"
+print(c["experiment"], size)
+EOF
+}
+
+# A result is complete when it parses, has a final val/top1, ran the expected epochs, comes from
+# the row's recipe (recipe_for; not checked for ncm) and (Finch) its per-epoch history has them all.
 complete() {
     python3 - "$@" <<'EOF' 2>/dev/null
 import json, os, sys
 path, epochs = sys.argv[1], int(sys.argv[2])
+recipe = sys.argv[3].split() if len(sys.argv) > 3 else []
 try:
     r = json.load(open(path))
     ok = "val/top1" in r.get("final", {}) and r.get("epochs_run") == epochs
+    if ok and recipe:
+        ok = r.get("experiment") == recipe[0] and str(r.get("teacher_image_size", "-")) == recipe[1]
     hist = path[:-5] + ".jsonl"
     if ok and epochs > 0 and os.path.basename(path).startswith("finch-"):
         ok = sum(1 for l in open(hist) if l.strip()) == epochs
@@ -117,17 +136,22 @@ run_finch() {
     local sets=(--set "seed=$((42 + s))" --set "schedule.epochs=$ep" --set "output=$out" --set "checkpoints=$ck")
     [ -n "$SET" ] && sets+=(--set "$SET")
     case $row in distill*) sets+=(--set "distill.teacher.checkpoint=$CK/finch-teacher-s$s.h5") ;; esac
-    local resume=()
-    if [ -e "$ck/$exp/latest/last.h5" ]; then
+    # Only a run of the same recipe, epochs, seed, SET and (distillation) teacher weights is
+    # continued: a last.h5 left by an older recipe (the 128-px teacher's students) or by a finished
+    # run that FORCE=1 reruns would otherwise be resumed and its epochs reported as the new ones.
+    local stamp resume=()
+    stamp="$(recipe_for "$row") epochs=$ep seed=$s set=$SET"
+    case $row in distill*) stamp+=" teacher=$(stat -c '%s %Y' "$CK/finch-teacher-s$s.h5" 2>/dev/null)" ;; esac
+    if [ "$FORCE" != 1 ] && [ -e "$ck/$exp/latest/last.h5" ] && [ "$(cat "$ck/recipe.txt" 2>/dev/null)" = "$stamp" ]; then
         resume=(--resume "$ck/$exp")
         say "finch $row seed $s: continuing the interrupted run from $ck/$exp/latest/last.h5"
     else
-        rm -rf "$out" "$ck"
+        rm -rf "$out" "$ck" && mkdir -p "$ck" && echo "$stamp" > "$ck/recipe.txt"
     fi
     if ! $TRAIN --config "$cfg" "${sets[@]}" "${resume[@]}" > "$log" 2>&1; then
         if [ ${#resume[@]} -gt 0 ]; then
             say "finch $row seed $s: resume failed (see $log); restarting it from scratch"
-            rm -rf "$out" "$ck"
+            rm -rf "$out" "$ck" && mkdir -p "$ck" && echo "$stamp" > "$ck/recipe.txt"
             $TRAIN --config "$cfg" "${sets[@]}" > "$log" 2>&1 || return 1
         else
             return 1
@@ -140,9 +164,9 @@ run_finch() {
     run=$(ls -t "$out/$exp"/*/summary.json 2>/dev/null | head -1)
     [ -n "$run" ] || return 1
     run=$(dirname "$run")
-    python3 - "$out/$exp" "$run/summary.json" "$RES/finch-$row-s$s" <<'PY' || return 1
-import glob, json, os, sys
-runs, summary, dest = sys.argv[1], sys.argv[2], sys.argv[3]
+    python3 - "$out/$exp" "$run/summary.json" "$RES/finch-$row-s$s" "$cfg" <<'PY' || return 1
+import glob, json, os, sys, yaml
+runs, summary, dest, cfg = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 epochs = {}
 for folder in sorted(glob.glob(os.path.join(runs, "*", "metrics.jsonl"))):
     for line in open(folder):
@@ -151,6 +175,12 @@ for folder in sorted(glob.glob(os.path.join(runs, "*", "metrics.jsonl"))):
             epochs[r["epoch"]] = line.strip()
 s = json.load(open(summary))
 s["epochs_run"] = len(epochs)
+# The input sizes, as timm_reference.py records them: a distilled student's result names its
+# teacher's resolution, so one from another teacher is rerun (recipe_for).
+c = yaml.safe_load(open(cfg))
+s["image_size"] = c["data"]["image_size"]
+if c.get("distill"):
+    s["teacher_image_size"] = (c["distill"].get("teacher") or {}).get("image_size") or s["image_size"]
 with open(dest + ".jsonl.tmp", "w") as f:
     f.write("".join(epochs[e] + "\n" for e in sorted(epochs)))
 with open(dest + ".json.tmp", "w") as f:
@@ -190,16 +220,16 @@ run_ncm() {
 teacher_ready() {
     local sd=$1 s=$2 w
     [ "$sd" = finch ] && w=$CK/finch-teacher-s$s.h5 || w=$CK/timm-teacher-s$s.pt
-    [ -f "$w" ] && complete "$RES/$sd-teacher-s$s.json" "$(epochs_for teacher)"
+    [ -f "$w" ] && complete "$RES/$sd-teacher-s$s.json" "$(epochs_for teacher)" "$(recipe_for teacher)"
 }
 
 # One row, one seed, one side: skipped when its result is complete (FORCE=1 aside).
 do_one() {
-    local row=$1 s=$2 sd=$3 ep t0 json
+    local row=$1 s=$2 sd=$3 ep t0 json recipe=""
     json=$RES/$sd-$row-s$s.json   # not in the line above: `local`'s words expand before it assigns
     [ "$sd" = timm ] && [ "$HAVE_TIMM" != 1 ] && return 0
-    if [ "$row" = ncm ]; then ep=0; else ep=$(epochs_for "$row"); fi
-    if [ "$FORCE" != 1 ] && complete "$json" "$ep"; then
+    if [ "$row" = ncm ]; then ep=0; else ep=$(epochs_for "$row"); recipe=$(recipe_for "$row"); fi
+    if [ "$FORCE" != 1 ] && complete "$json" "$ep" "$recipe"; then
         # A teacher's JSON without its weights (a fresh clone) is no use to its students.
         if [ "$row" != teacher ] || teacher_ready "$sd" "$s"; then say "$sd $row seed $s: done before, kept"; return 0; fi
     fi
@@ -215,7 +245,7 @@ do_one() {
     if [ "$row" = ncm ]; then run_ncm "$sd" "$s" || ok=1
     elif [ "$sd" = finch ]; then run_finch "$row" "$s" "$(config_for "$row")" "$ep" || ok=1
     else run_timm "$row" "$s" "$(config_for "$row")" "$ep" || ok=1; fi
-    if [ $ok = 0 ] && complete "$json" "$ep"; then
+    if [ $ok = 0 ] && complete "$json" "$ep" "$recipe"; then
         say "$sd $row seed $s: finished in $(( $(date +%s) - t0 )) s, val top-1 $(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["final"]["val/top1"], 4))' "$json")"
     else
         say "$sd $row seed $s: FAILED after $(( $(date +%s) - t0 )) s (see $WORK/$sd-$row-s$s.log)"

@@ -206,6 +206,14 @@ def evaluate(model, loader, k):
                 img_per_s=n / seconds, count=n, per_class=[float(a) for a in per_class])
 
 
+def teacher_input(x, size):
+    """The student's batch as the teacher gets it: unchanged, or resized to size × size as Finch's
+    Distillation.teacherInput does (bilinear, half-pixel centres, no antialiasing)."""
+    if size is None or x.shape[-2:] == (size, size):
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=False)
+
+
 # ---------------------------------------------------------------- one training run
 def train(c, args):
     seed = int(get(c, "seed", 42)) + args.seed_offset
@@ -280,12 +288,17 @@ def train(c, args):
     else:
         criterion = LabelSmoothingCrossEntropy(smoothing) if smoothing > 0 else torch.nn.CrossEntropyLoss()
 
-    teacher, alpha, temp, kind = None, 0.0, 1.0, "soft"
+    teacher, alpha, temp, kind, teacher_size = None, 0.0, 1.0, "soft", None
     if get(c, "distill"):
-        # The teacher sees the student's batch as it is: same statistics (both Lite models use
-        # mean = std = 0.5) and resolution; a config that asks for anything else is not mirrored here.
-        assert get(c, "distill.teacher.image_size") is None and get(c, "distill.teacher.mean") is None \
-            and get(c, "distill.teacher.std") is None, "distill.teacher.image_size/mean/std are not supported here"
+        # The teacher sees the student's augmented (and mixed) batch, resized to its own input size
+        # when distill.teacher.image_size is set, as Finch's Distillation.teacherInput does. Its
+        # statistics are the student's (both Lite models use mean = std = 0.5); other ones are not
+        # mirrored here.
+        assert get(c, "distill.teacher.mean") is None and get(c, "distill.teacher.std") is None, \
+            "distill.teacher.mean/std are not supported here"
+        teacher_size = get(c, "distill.teacher.image_size")
+        if teacher_size is not None:
+            teacher_size = int(teacher_size)
         tw = args.teacher_weights
         assert tw, "--teacher-weights (the timm teacher run's state dict) is needed for a distillation config"
         teacher = timm.create_model(get(c, "distill.teacher.name"), num_classes=k)
@@ -296,7 +309,7 @@ def train(c, args):
         kind = get(c, "distill.kind", "soft")
         assert kind in ("soft", "hard"), kind
 
-    history, train_seconds_total, start = [], 0.0, time.time()
+    history, train_seconds_total, start, shown_input = [], 0.0, time.time(), False
     best = (-1.0, None)  # Finch's checkpoint.monitor val/top1: the teacher is the best epoch's weights
     for epoch in range(epochs):
         for g in opt.param_groups:  # timm's per-epoch cosine, the same floor for every group
@@ -311,16 +324,22 @@ def train(c, args):
             target = y
             if mixer is not None:
                 x, target = mixer(x, y)
+            if not shown_input:  # what the model and its teacher see, once per run (the smoke checks read it)
+                print(f"model input {list(x.shape)}", flush=True)
             logits = model(x)
             loss = criterion(logits, target)
             if teacher is not None:
                 with torch.no_grad():
-                    tl = teacher(x)
+                    tx = teacher_input(x, teacher_size)
+                    if not shown_input:
+                        print(f"teacher input {list(tx.shape)}", flush=True)
+                    tl = teacher(tx)
                 if kind == "hard":  # DeiT: cross-entropy against the teacher's arg-max, no smoothing
                     loss = loss * (1 - alpha) + F.cross_entropy(logits, tl.argmax(1)) * alpha
                 else:
                     kd = F.kl_div(F.log_softmax(logits / temp, 1), F.softmax(tl / temp, 1), reduction="batchmean")
                     loss = loss * (1 - alpha) + kd * (alpha * temp * temp)
+            shown_input = True
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -344,7 +363,8 @@ def train(c, args):
             "parameters": sum(p.numel() for p in model.parameters()),
             "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
             "total_seconds": time.time() - start, "train_images": len(train_samples), "val_images": len(val_samples),
-            "classes": classes, "seed": seed,
+            "classes": classes, "seed": seed, "image_size": size,
+            **({"teacher_image_size": teacher_size or size} if teacher is not None else {}),
             "torch": torch.__version__, "timm": timm.__version__}
 
 

@@ -98,7 +98,7 @@ final class TrainConfigTests: XCTestCase {
         let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Experiments").standardized
         let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".yaml") }.sorted()
         XCTAssertTrue(Set(files).isSuperset(of: ["flowers.yaml", "flowers-head.yaml", "flowers-partial.yaml", "flowers-mixup.yaml",
-                                                 "flowers-teacher-lite2.yaml", "flowers-distill.yaml",
+                                                 "flowers-teacher-lite2-224.yaml", "flowers-distill.yaml",
                                                  "flowers-imbalanced-plain.yaml", "flowers-imbalanced-weighted.yaml"]), "\(files)")
         for f in files {
             let c = try TrainConfig.load(dir.appendingPathComponent(f))
@@ -106,6 +106,9 @@ final class TrainConfigTests: XCTestCase {
             if f == "flowers-head.yaml" { XCTAssertEqual(c.finetune.mode, .head) }
             if f == "flowers-partial.yaml" { XCTAssertEqual(c.finetune.mode, .partial); XCTAssertFalse(c.finetune.unfreeze.isEmpty) }
             if f == "flowers-distill.yaml" { XCTAssertEqual(c.distill?.alpha, 0.5); XCTAssertEqual(c.distill?.teacher.name, "tf_efficientnet_lite2") }
+            // The students stay at 128 px and distil from the teacher at its 224.
+            if f.hasPrefix("flowers-distill") { XCTAssertEqual(c.distill?.teacher.imageSize, 224, f); XCTAssertEqual(c.data.imageSize, 128, f) }
+            if f == "flowers-teacher-lite2-224.yaml" { XCTAssertEqual(c.data.imageSize, 224) }
             if f == "flowers-mixup.yaml" { XCTAssertTrue(c.mixup.enabled); XCTAssertNotNil(c.data.autoAugment) }
             if f.hasPrefix("flowers-imbalanced") {
                 XCTAssertEqual(c.data.classLimits.map(\.1), [600, 400, 150, 100, 50], f)
