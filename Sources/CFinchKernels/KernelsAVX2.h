@@ -5,6 +5,7 @@
 #ifndef FINCH_KERNELS_AVX2_H
 #define FINCH_KERNELS_AVX2_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
@@ -54,6 +55,12 @@ void finch_depthwise_backward_plane_avx2(const float *dy, const float *packed, c
 // MaxPool3x3s2AVX2.c, as finch_max_pool3x3s2.
 void finch_max_pool3x3s2_avx2(const float *plane, long h, long w, long pt, long pl, long ho, long wo, float *out,
                               int32_t *indices);
+
+// BatchNormActivationAVX2.c, as finch_affine_activation and finch_residual_activation.
+void finch_affine_activation_avx2(const float *src, float *dst, size_t n, float mean, float scale, float shift,
+                                  int activation);
+void finch_residual_activation_avx2(float *x, const float *r, size_t n, float mean, float scale, float shift,
+                                    int activation);
 #endif
 
 #endif

@@ -56,6 +56,8 @@ final class AVX2KernelTests: XCTestCase {
                 XCTAssertEqual(finch_winograd4_gradient_transform(nil, 0, 0, 0, 0, 0, 0, nil, 0), expected, "\(path)")
                 XCTAssertEqual(finch_winograd4_output_transform(nil, 0, 0, 0, 0, 0, 0, 0, 0, nil), expected, "\(path)")
                 XCTAssertEqual(finch_max_pool3x3s2(nil, 0, 0, 0, 0, 0, 0, nil, nil), expected, "\(path)")
+                XCTAssertEqual(finch_affine_activation(nil, nil, 0, 0, 1, 0, 3), expected, "\(path)")
+                XCTAssertEqual(finch_residual_activation(nil, nil, 0, 0, 1, 0, 3), expected, "\(path)")
                 scratch.withUnsafeMutableBufferPointer { b in
                     let p = b.baseAddress!
                     XCTAssertEqual(finch_depthwise_forward_plane(p, p, 0, p, geometry, taps), expected, "\(path)")
@@ -276,6 +278,55 @@ final class AVX2KernelTests: XCTestCase {
                     let wide = KernelPath.with(.avx512) { run(direct: direct) }
                     for (i, name) in ["y", "dx", "dw"].enumerated() {
                         assertBitEqual(ours[i], wide[i], "case \(k) direct \(direct): \(name) against AVX-512")
+                    }
+                }
+            }
+        }
+    }
+
+    /// BatchNorm's per-channel pass with each activation, and a residual block's end, bit for bit
+    /// against the Swift fallback the avx2 path ran before (affine loop, then the activation kernel
+    /// of this path) and, except silu and sigmoid (AVX-512 refines a reciprocal estimate), against
+    /// AVX-512. Lengths end inside and at a vector of eight; past the end nothing is written.
+    func testBatchNormActivationAgainstSwiftAndAVX512() {
+        guard avx2 else { return }
+        let activations: [FusedActivation] = [.identity, .relu, .relu6, .hardswish, .hardsigmoid, .silu, .sigmoid]
+        var rng = TestRNG(254)
+        for count in [1, 7, 8, 9, 16, 49, 64, 100] {
+            // Both sides of every kink (±3, 0, 6) and the exponential's range.
+            var src = (0..<count).map { _ in rng.uniform(-8, 8) }
+            for (k, v) in [Float(-3), 3, 0, -0.0, 6, -90, 90].enumerated() where k < count { src[k] = v }
+            let r = (0..<count).map { _ in rng.uniform(-2, 2) }
+            for (mean, scale, shift) in [(Float(0.3), Float(1.7), Float(-0.4)), (0, 1, 0.25)] {
+                for act in activations {
+                    let label = "\(act) n=\(count) mean=\(mean) scale=\(scale)"
+                    func twin(residual: Bool) -> [Float] {
+                        var y = [Float](repeating: .nan, count: count + 3)
+                        for k in 0..<count {
+                            let z = (src[k] - mean) * scale + shift
+                            y[k] = residual ? z + r[k] : z
+                        }
+                        y.withUnsafeMutableBufferPointer { Kernels.activate($0.baseAddress!, count, act) }
+                        return y
+                    }
+                    func kernel(residual: Bool) -> [Float] {
+                        var y = [Float](repeating: .nan, count: count + 3)
+                        if residual {
+                            for k in 0..<count { y[k] = src[k] }
+                            XCTAssertEqual(finch_residual_activation(&y, r, count, mean, scale, shift, act.kernelCode), 1, label)
+                        } else {
+                            XCTAssertEqual(finch_affine_activation(src, &y, count, mean, scale, shift, act.kernelCode), 1, label)
+                        }
+                        return y
+                    }
+                    for residual in [false, true] {
+                        let want = KernelPath.with(.avx2) { twin(residual: residual) }
+                        let ours = KernelPath.with(.avx2) { kernel(residual: residual) }
+                        assertBitEqual(ours, want, "\(label) residual \(residual): against Swift")
+                        if KernelPath.best == .avx512 && act != .silu && act != .sigmoid {
+                            let wide = KernelPath.with(.avx512) { kernel(residual: residual) }
+                            assertBitEqual(ours, wide, "\(label) residual \(residual): against AVX-512")
+                        }
                     }
                 }
             }
