@@ -366,4 +366,40 @@ final class AVX2KernelTests: XCTestCase {
             }
         }
     }
+
+    /// The channel-tile depthwise forward (output planes up to 16 wide): bit for bit against the Swift
+    /// SIMD8 kernel (same arithmetic, no FMA). 21 channels: a block of sixteen and one of five lanes;
+    /// 3×3, 5×5 stride 2 and 3×3 dilation 2, with and without bias.
+    func testDepthwiseChannelTilesAgainstSwift() {
+        guard avx2 else { return }
+        defer { DepthwiseConvChannelTiles.allowWide = true }
+        var rng = TestRNG(256)
+        let cases: [(x: [Int], k: Int, stride: Int, padding: Int, dilation: Int, bias: Bool)] = [
+            ([2, 21, 8, 8], 3, 1, 1, 1, true), ([1, 21, 9, 7], 5, 2, 2, 1, false), ([3, 9, 4, 4], 3, 1, 2, 2, true),
+            ([1, 5, 12, 11], 5, 1, 2, 1, true),
+        ]
+        for (k, cfg) in cases.enumerated() {
+            let c = cfg.x[1]
+            let x = rng.tensor(cfg.x).scalars, w = rng.tensor([c, 1, cfg.k, cfg.k]).scalars, b = rng.tensor([c]).scalars
+            let g = ConvGeometry(input: cfg.x, weight: [c, 1, cfg.k, cfg.k], stride: (cfg.stride, cfg.stride),
+                                 padding: Padding2d(cfg.padding, cfg.padding), dilation: (cfg.dilation, cfg.dilation),
+                                 groups: c, op: "test")
+            XCTAssertTrue(DepthwiseConvChannelTiles.applies(to: g), "case \(k)")
+            func run(wide: Bool) -> [Float] {
+                DepthwiseConvChannelTiles.allowWide = wide
+                var y = [Float](repeating: .nan, count: g.n * g.cout * g.hw + 3)
+                DepthwiseConvChannelTiles.forward(x: x, weight: w, bias: cfg.bias ? b : nil, out: &y, g)
+                return y
+            }
+            let swift = KernelPath.with(.avx2) { run(wide: false) }, ours = KernelPath.with(.avx2) { run(wide: true) }
+            XCTAssertTrue(KernelPath.with(.avx2) {
+                x.withUnsafeBufferPointer { xp in
+                    var y = [Float](repeating: 0, count: g.n * g.cout * g.hw)
+                    return DepthwiseConvChannelTiles.forwardWide(x: xp.baseAddress!, weight: w, bias: nil, out: &y, g)
+                }
+            }, "case \(k): the avx2 path takes the C kernel")
+            XCTAssertFalse(swift.prefix(g.n * g.cout * g.hw).contains { $0.isNaN }, "case \(k): every output written")
+            assertBitEqual(ours, swift, "case \(k): against the Swift kernel")
+        }
+    }
 }
