@@ -45,7 +45,29 @@ void finch_depthwise_tiles16_avx2(const float *x, const float *weight, const flo
             }
             const __m256 b = _mm256_loadu_ps(bb);
             for (long oh = 0; oh < ho; oh++) {
-                for (long ow = 0; ow < wo; ow++) {
+                // Four outputs at a time: each is one chain of dependent adds, whose latency, not the
+                // arithmetic, bounded a single chain (each output still sums its taps in order).
+                long ow = 0;
+                for (; ow + 4 <= wo; ow += 4) {
+                    __m256 a0 = b, a1 = b, a2 = b, a3 = b;
+                    for (long i = 0; i < kh; i++) {
+                        const float *r = tile + ((oh * sh + i * dh) * wp + ow * sw) * 8;
+                        const float *wr = wt + i * kw * 8;
+                        for (long j = 0; j < kw; j++) {
+                            const __m256 wj = _mm256_loadu_ps(wr + j * 8);
+                            const float *rj = r + j * dw * 8;
+                            a0 = _mm256_add_ps(a0, _mm256_mul_ps(wj, _mm256_loadu_ps(rj)));
+                            a1 = _mm256_add_ps(a1, _mm256_mul_ps(wj, _mm256_loadu_ps(rj + sw * 8)));
+                            a2 = _mm256_add_ps(a2, _mm256_mul_ps(wj, _mm256_loadu_ps(rj + 2 * sw * 8)));
+                            a3 = _mm256_add_ps(a3, _mm256_mul_ps(wj, _mm256_loadu_ps(rj + 3 * sw * 8)));
+                        }
+                    }
+                    _mm256_storeu_ps(row + ow * 8, a0);
+                    _mm256_storeu_ps(row + ow * 8 + 8, a1);
+                    _mm256_storeu_ps(row + ow * 8 + 16, a2);
+                    _mm256_storeu_ps(row + ow * 8 + 24, a3);
+                }
+                for (; ow < wo; ow++) {
                     __m256 acc = b;
                     for (long i = 0; i < kh; i++) {
                         const float *r = tile + ((oh * sh + i * dh) * wp + ow * sw) * 8;
