@@ -19,6 +19,17 @@ def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_capability(torch):
+    """ATen's vector path (ATEN_CPU_CAPABILITY clamps it), with the oneDNN/MKL switches if set, so a
+    figure says which instruction set PyTorch ran."""
+    try:
+        cap = torch.backends.cpu.get_cpu_capability()
+    except AttributeError:
+        cap = "unknown"
+    extra = [f"{k}={os.environ[k]}" for k in ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS") if k in os.environ]
+    return ",".join([cap] + extra)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
@@ -45,7 +56,7 @@ def main():
     y = torch.randint(0, a.num_classes, (a.batch,))
     print(f"model={a.model} params={sum(p.numel() for p in model.parameters())} batch={a.batch} "
           f"resolution={a.resolution} threads={a.threads} steps={a.steps} (median after {a.warmup} warm-up) "
-          f"torch={torch.__version__} timm={timm.__version__}")
+          f"torch={torch.__version__} timm={timm.__version__} cpu_capability={cpu_capability(torch)}")
     train_rate = eval_rate = 0.0
     if not a.eval_only:
         model.train()

@@ -1,9 +1,11 @@
 // Evaluation-mode BatchNorm with its activation, and a residual block's end (BatchNorm, shortcut,
-// activation), on AVX-512 (see ConvBatchNormInference.swift and Normalization.swift).
+// activation), on AVX-512 (see ConvBatchNormInference.swift and Normalization.swift); the AVX2 forms
+// are in BatchNormActivationAVX2.c.
 
 #include "BatchNormActivation.h"
 #include "Exponential16.h"
 #include "KernelSupport.h"
+#include "KernelsAVX2.h"
 #include <stddef.h>
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
@@ -92,6 +94,10 @@ static void residual_act_avx512(float *x, const float *r, size_t n, float mean, 
 
 int finch_residual_activation(float *x, const float *r, size_t n, float mean, float scale, float shift,
                               int activation) {
+    if (finch_avx2_selected()) {
+        finch_residual_activation_avx2(x, r, n, mean, scale, shift, activation);
+        return 1;
+    }
     if (!finch_avx512_selected()) return 0;
     residual_act_avx512(x, r, n, mean, scale, shift, activation);
     return 1;
@@ -99,6 +105,10 @@ int finch_residual_activation(float *x, const float *r, size_t n, float mean, fl
 
 int finch_affine_activation(const float *src, float *dst, size_t n, float mean, float scale, float shift,
                             int activation) {
+    if (finch_avx2_selected()) {
+        finch_affine_activation_avx2(src, dst, n, mean, scale, shift, activation);
+        return 1;
+    }
     if (!finch_avx512_selected()) return 0;
     affine_act_avx512(src, dst, n, mean, scale, shift, activation);
     return 1;

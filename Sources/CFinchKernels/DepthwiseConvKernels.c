@@ -77,6 +77,10 @@ static void depthwise16(const float *x, const float *weight, const float *bias, 
 
 int finch_depthwise_tiles16(const float *x, const float *weight, const float *bias, float *out,
                             const long *geometry, long unit_begin, long unit_end, float *scratch) {
+    if (finch_avx2_selected()) {
+        finch_depthwise_tiles16_avx2(x, weight, bias, out, geometry, unit_begin, unit_end, scratch);
+        return 1;
+    }
     if (!finch_avx512_selected()) return 0;
     depthwise16(x, weight, bias, out, geometry, unit_begin, unit_end, scratch);
     return 1;

@@ -5,6 +5,7 @@
 #ifndef FINCH_KERNELS_AVX2_H
 #define FINCH_KERNELS_AVX2_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
@@ -51,9 +52,19 @@ void finch_depthwise_forward_direct_avx2(const float *plane, const float *weight
 void finch_depthwise_backward_plane_avx2(const float *dy, const float *packed, const float *weight, float *acc,
                                          float *dpacked, float *dy_pad, const long *geometry, const long *taps);
 
+// DepthwiseChannelTilesAVX2.c, as finch_depthwise_tiles16 (same units and scratch).
+void finch_depthwise_tiles16_avx2(const float *x, const float *weight, const float *bias, float *out, const long *g,
+                                  long unit_begin, long unit_end, float *scratch);
+
 // MaxPool3x3s2AVX2.c, as finch_max_pool3x3s2.
 void finch_max_pool3x3s2_avx2(const float *plane, long h, long w, long pt, long pl, long ho, long wo, float *out,
                               int32_t *indices);
+
+// BatchNormActivationAVX2.c, as finch_affine_activation and finch_residual_activation.
+void finch_affine_activation_avx2(const float *src, float *dst, size_t n, float mean, float scale, float shift,
+                                  int activation);
+void finch_residual_activation_avx2(float *x, const float *r, size_t n, float mean, float scale, float shift,
+                                    int activation);
 #endif
 
 #endif

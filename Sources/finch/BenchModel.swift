@@ -11,7 +11,7 @@ struct BenchModel: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model",
         abstract: "Images/s of a full training step (forward, backward, AdamW) and of eval-mode forward, with peak memory.",
-        discussion: "Runs as `finch bench --model NAME` as well. The last line reads `train images/s=… eval images/s=… peak_rss_mib=…`.")
+        discussion: "Runs as `finch bench --model NAME` as well. The line before the last reads `gflops: forward_flop_per_image=… train_gflops=… eval_gflops=… sgemm_gflops=… train_fraction=… eval_fraction=…`; the last line reads `train images/s=… eval images/s=… peak_rss_mib=…`.")
 
     @OptionGroup var workload: BenchWorkload
 
@@ -44,6 +44,9 @@ struct BenchModel: ParsableCommand {
         guard let mode = FineTuning.Mode(rawValue: finetune), mode != .partial else { throw ValidationError("--finetune is full or head, not \(finetune)") }
         Parallel.setThreads(threads)
         let net = try ModelRegistry.create(workload.model, numClasses: workload.numClasses, seed: 0)
+        // Counted before anything runs, so the trace's batch-1 tensors are gone before the peak-memory
+        // measurement starts (they are small beside a step's anyway).
+        let flops = BenchFLOPs(forward: ForwardFLOPs(counting: net, inputShape: [3, workload.resolution, workload.resolution]))
         var rng = RandomGenerator(seed: 1)
         let x = Tensor.normal([batch, 3, workload.resolution, workload.resolution], using: &rng)
         let labels = (0..<batch).map { _ in Int(rng.next() % UInt64(workload.numClasses)) }
@@ -89,6 +92,8 @@ struct BenchModel: ParsableCommand {
             evalRate = Double(batch) / m
             print("eval:  \(fmt(m * 1000)) ms/step  \(fmt(evalRate)) images/s  peak_rss_mib=\(fmt(PeakMemory.mebibytes))")
         }
+        // After the steps, so OpenBLAS's threads are as warm for the probe as they were for the model.
+        print(flops.line(trainRate: mode == .full ? trainRate : 0, evalRate: evalRate, sgemm: BenchFLOPs.sgemmGFLOPs()))
         print("train images/s=\(fmt(trainRate)) eval images/s=\(fmt(evalRate)) peak_rss_mib=\(fmt(PeakMemory.mebibytes))")
     }
 }

@@ -56,6 +56,8 @@ final class AVX2KernelTests: XCTestCase {
                 XCTAssertEqual(finch_winograd4_gradient_transform(nil, 0, 0, 0, 0, 0, 0, nil, 0), expected, "\(path)")
                 XCTAssertEqual(finch_winograd4_output_transform(nil, 0, 0, 0, 0, 0, 0, 0, 0, nil), expected, "\(path)")
                 XCTAssertEqual(finch_max_pool3x3s2(nil, 0, 0, 0, 0, 0, 0, nil, nil), expected, "\(path)")
+                XCTAssertEqual(finch_affine_activation(nil, nil, 0, 0, 1, 0, 3), expected, "\(path)")
+                XCTAssertEqual(finch_residual_activation(nil, nil, 0, 0, 1, 0, 3), expected, "\(path)")
                 scratch.withUnsafeMutableBufferPointer { b in
                     let p = b.baseAddress!
                     XCTAssertEqual(finch_depthwise_forward_plane(p, p, 0, p, geometry, taps), expected, "\(path)")
@@ -279,6 +281,91 @@ final class AVX2KernelTests: XCTestCase {
                     }
                 }
             }
+        }
+    }
+
+    /// BatchNorm's per-channel pass with each activation, and a residual block's end, bit for bit
+    /// against the Swift fallback the avx2 path ran before (affine loop, then the activation kernel
+    /// of this path) and, except silu and sigmoid (AVX-512 refines a reciprocal estimate), against
+    /// AVX-512. Lengths end inside and at a vector of eight; past the end nothing is written.
+    func testBatchNormActivationAgainstSwiftAndAVX512() {
+        guard avx2 else { return }
+        let activations: [FusedActivation] = [.identity, .relu, .relu6, .hardswish, .hardsigmoid, .silu, .sigmoid]
+        var rng = TestRNG(254)
+        for count in [1, 7, 8, 9, 16, 49, 64, 100] {
+            // Both sides of every kink (±3, 0, 6) and the exponential's range.
+            var src = (0..<count).map { _ in rng.uniform(-8, 8) }
+            for (k, v) in [Float(-3), 3, 0, -0.0, 6, -90, 90].enumerated() where k < count { src[k] = v }
+            let r = (0..<count).map { _ in rng.uniform(-2, 2) }
+            for (mean, scale, shift) in [(Float(0.3), Float(1.7), Float(-0.4)), (0, 1, 0.25)] {
+                for act in activations {
+                    let label = "\(act) n=\(count) mean=\(mean) scale=\(scale)"
+                    func twin(residual: Bool) -> [Float] {
+                        var y = [Float](repeating: .nan, count: count + 3)
+                        for k in 0..<count {
+                            let z = (src[k] - mean) * scale + shift
+                            y[k] = residual ? z + r[k] : z
+                        }
+                        y.withUnsafeMutableBufferPointer { Kernels.activate($0.baseAddress!, count, act) }
+                        return y
+                    }
+                    func kernel(residual: Bool) -> [Float] {
+                        var y = [Float](repeating: .nan, count: count + 3)
+                        if residual {
+                            for k in 0..<count { y[k] = src[k] }
+                            XCTAssertEqual(finch_residual_activation(&y, r, count, mean, scale, shift, act.kernelCode), 1, label)
+                        } else {
+                            XCTAssertEqual(finch_affine_activation(src, &y, count, mean, scale, shift, act.kernelCode), 1, label)
+                        }
+                        return y
+                    }
+                    for residual in [false, true] {
+                        let want = KernelPath.with(.avx2) { twin(residual: residual) }
+                        let ours = KernelPath.with(.avx2) { kernel(residual: residual) }
+                        assertBitEqual(ours, want, "\(label) residual \(residual): against Swift")
+                        if KernelPath.best == .avx512 && act != .silu && act != .sigmoid {
+                            let wide = KernelPath.with(.avx512) { kernel(residual: residual) }
+                            assertBitEqual(ours, wide, "\(label) residual \(residual): against AVX-512")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The channel-tile depthwise forward (output planes up to 16 wide): bit for bit against the Swift
+    /// SIMD8 kernel (same arithmetic, no FMA). 21 channels: a block of sixteen and one of five lanes;
+    /// 3×3, 5×5 stride 2 and 3×3 dilation 2, with and without bias.
+    func testDepthwiseChannelTilesAgainstSwift() {
+        guard avx2 else { return }
+        defer { DepthwiseConvChannelTiles.allowWide = true }
+        var rng = TestRNG(256)
+        let cases: [(x: [Int], k: Int, stride: Int, padding: Int, dilation: Int, bias: Bool)] = [
+            ([2, 21, 8, 8], 3, 1, 1, 1, true), ([1, 21, 9, 7], 5, 2, 2, 1, false), ([3, 9, 4, 4], 3, 1, 2, 2, true),
+            ([1, 5, 12, 11], 5, 1, 2, 1, true),
+        ]
+        for (k, cfg) in cases.enumerated() {
+            let c = cfg.x[1]
+            let x = rng.tensor(cfg.x).scalars, w = rng.tensor([c, 1, cfg.k, cfg.k]).scalars, b = rng.tensor([c]).scalars
+            let g = ConvGeometry(input: cfg.x, weight: [c, 1, cfg.k, cfg.k], stride: (cfg.stride, cfg.stride),
+                                 padding: Padding2d(cfg.padding, cfg.padding), dilation: (cfg.dilation, cfg.dilation),
+                                 groups: c, op: "test")
+            XCTAssertTrue(DepthwiseConvChannelTiles.applies(to: g), "case \(k)")
+            func run(wide: Bool) -> [Float] {
+                DepthwiseConvChannelTiles.allowWide = wide
+                var y = [Float](repeating: .nan, count: g.n * g.cout * g.hw + 3)
+                DepthwiseConvChannelTiles.forward(x: x, weight: w, bias: cfg.bias ? b : nil, out: &y, g)
+                return y
+            }
+            let swift = KernelPath.with(.avx2) { run(wide: false) }, ours = KernelPath.with(.avx2) { run(wide: true) }
+            XCTAssertTrue(KernelPath.with(.avx2) {
+                x.withUnsafeBufferPointer { xp in
+                    var y = [Float](repeating: 0, count: g.n * g.cout * g.hw)
+                    return DepthwiseConvChannelTiles.forwardWide(x: xp.baseAddress!, weight: w, bias: nil, out: &y, g)
+                }
+            }, "case \(k): the avx2 path takes the C kernel")
+            XCTAssertFalse(swift.prefix(g.n * g.cout * g.hw).contains { $0.isNaN }, "case \(k): every output written")
+            assertBitEqual(ours, swift, "case \(k): against the Swift kernel")
         }
     }
 }

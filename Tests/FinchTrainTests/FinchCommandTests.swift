@@ -3,6 +3,7 @@ import Foundation
 import FinchTensor
 import FinchTestSupport
 import FinchIO
+import FinchNN
 @testable import FinchTrain
 
 /// The `finch` executable's outputs that scripts consume (Experiments/run_table.sh): evaluate's
@@ -121,5 +122,93 @@ final class FinchCommandTests: XCTestCase {
         let out = try run("train", ["--config", "log.yaml"])
         for step in 1...3 { XCTAssertTrue(out.contains("epoch 1/1 step \(step)/3 (global \(step)) loss "), out) }
         XCTAssertTrue(out.contains("lr 1.00e-03"), out)
+    }
+
+    /// `finch bench --model` prices its steps in GFLOP/s from the model's own FLOP count beside raw
+    /// sgemm's, on lines compare_pytorch.py parses.
+    func testBenchModelPrintsGFLOPsBesideSgemm() throws {
+        let out = try run("finch", ["bench", "--model", "mobilenetv3_small_100", "--resolution", "32", "--batch", "2",
+                                    "--steps", "1", "--warmup", "0", "--threads", "1", "--num-classes", "10"])
+        let lines = out.split(separator: "\n").map(String.init)
+        func field(_ line: String, _ key: String) throws -> Double {
+            let part = try XCTUnwrap(line.split(separator: " ").first { $0.hasPrefix(key + "=") }, "\(key) in \(line)")
+            return try XCTUnwrap(Double(part.dropFirst(key.count + 1)), "\(key) in \(line)")
+        }
+        let last = try XCTUnwrap(lines.last)
+        XCTAssertTrue(last.hasPrefix("train images/s="), out)
+        let gflops = try XCTUnwrap(lines.dropLast().last, out)
+        XCTAssertTrue(gflops.hasPrefix("gflops: "), out)
+        let model = try ModelRegistry.create("mobilenetv3_small_100", numClasses: 10)
+        let flops = ForwardFLOPs(counting: model, inputShape: [3, 32, 32])
+        XCTAssertEqual(try field(gflops, "forward_flop_per_image"), Double(flops.total))
+        XCTAssertEqual(try field(gflops, "conv_flop") + field(gflops, "matmul_flop"), Double(flops.total))
+        // The last line: `train images/s=T eval images/s=E peak_rss_mib=M`.
+        let words = last.split(separator: " ")
+        let trainRate = try XCTUnwrap(Double(words[1].dropFirst("images/s=".count)), last)
+        let evalRate = try XCTUnwrap(Double(words[3].dropFirst("images/s=".count)), last)
+        XCTAssertGreaterThan(trainRate, 0)
+        XCTAssertGreaterThan(evalRate, 0)
+        // Both sides are rounded for print (rates to 0.1, GFLOP/s to 0.01).
+        let trainGF = 3 * Double(flops.total) * trainRate / 1e9, evalGF = Double(flops.total) * evalRate / 1e9
+        XCTAssertEqual(try field(gflops, "train_gflops"), trainGF, accuracy: 0.006 + 0.05 * trainGF)
+        let eval = try field(gflops, "eval_gflops")
+        XCTAssertEqual(eval, evalGF, accuracy: 0.006 + 0.05 * evalGF)
+        let sgemm = try field(gflops, "sgemm_gflops")
+        XCTAssertGreaterThan(sgemm, 0.5, "a 512³ sgemm below 0.5 GFLOP/s is not a measurement")
+        XCTAssertEqual(try field(gflops, "eval_fraction"), eval / sgemm, accuracy: 0.002)
+        XCTAssertEqual(try field(gflops, "sgemm_n"), 512)
+    }
+
+    /// Benchmarks/compare_pytorch.py reads the real `finch bench` output (this debug build) and a
+    /// stand-in PyTorch side with fixed figures, so the table's ratios, latency and GFLOP/s columns
+    /// are checked against numbers known here. Batch 1 runs eval only.
+    func testComparePyTorchSweepTablesFinchBesideTheOtherSide() throws {
+        guard try PythonTools.available(["statistics"]) else { return }
+        let stub = base.appendingPathComponent("torch_stub.py")
+        try """
+        import sys
+        print("model=stub cpu_capability=STUB")
+        print(f"train images/s={0.0 if '--eval-only' in sys.argv else 10.0} eval images/s=20.0 peak_rss_mib=1000.0")
+        """.write(to: stub, atomically: true, encoding: .utf8)
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../Benchmarks/compare_pytorch.py").standardized
+        let md = base.appendingPathComponent("table.md")
+        let r = PythonTools.run([script.path, "--sweep", "--models", "mobilenetv3_small_100", "--batches", "1", "2",
+                                 "--resolutions", "32", "--rounds", "1", "--steps", "1", "--warmup", "0", "--threads", "1",
+                                 "--finch", binaries.appendingPathComponent("finch").path, "--pytorch-bench", stub.path,
+                                 "--markdown", md.path])
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("2 configurations × 1 rounds × 2 sides = 4 runs, estimated"), r.output)
+        XCTAssertTrue(r.output.contains("[4/4]"), r.output)
+        let text = try String(contentsOf: md, encoding: .utf8)
+        XCTAssertTrue(text.contains("PyTorch cpu_capability=STUB"), text)
+        XCTAssertTrue(text.contains("Command: `python3 Benchmarks/compare_pytorch.py --sweep --models mobilenetv3_small_100"), text)
+        func row(_ prefix: String) throws -> [String] {
+            let line = try XCTUnwrap(text.split(separator: "\n").first { $0.hasPrefix(prefix) }, "\(prefix) in\n\(text)")
+            return line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        // model, px, batch, Finch train, PyTorch train, ratio, Finch eval, PyTorch eval, ratio, Finch MiB, PyTorch MiB, ratio
+        let b1 = try row("| mobilenetv3_small_100 | 32 | 1 |"), b2 = try row("| mobilenetv3_small_100 | 32 | 2 |")
+        XCTAssertEqual(Array(b1[3...5]), ["–", "–", "–"], "batch 1 does not train")
+        XCTAssertEqual(b2[4], "10.0")
+        let ft = try XCTUnwrap(Double(b2[3])), fe = try XCTUnwrap(Double(b2[6])), fm = try XCTUnwrap(Double(b2[9]))
+        XCTAssertEqual(b2[5], String(format: "%.2f×", ft / 10))
+        XCTAssertEqual(b2[8], String(format: "%.2f×", fe / 20))
+        XCTAssertEqual(b2[11], String(format: "%.2f×", fm / 1000))
+        // Latency: model, px, Finch ms, PyTorch ms (1000 / 20 images/s), PyTorch ÷ Finch.
+        let latency = try XCTUnwrap(text.split(separator: "\n").first { $0.hasPrefix("| mobilenetv3_small_100 | 32 | ") && $0.split(separator: "|").count == 5 }, text)
+        let l = latency.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+        XCTAssertEqual(l[3], "50.00")
+        let b1eval = try XCTUnwrap(Double(b1[6])), finchMs = try XCTUnwrap(Double(l[2]))
+        XCTAssertEqual(finchMs, 1000 / b1eval, accuracy: 0.01 + 1000 / b1eval * 0.002)
+        XCTAssertTrue(l[4].hasSuffix("×"), String(latency))
+        XCTAssertEqual(try XCTUnwrap(Double(l[4].dropLast())), 50 / finchMs, accuracy: 0.011 + 50 / finchMs * 0.002)
+        // GFLOP/s: Finch's count prices both sides; PyTorch's train figure is 3 × count × 10 images/s.
+        let flops = ForwardFLOPs(counting: try ModelRegistry.create("mobilenetv3_small_100", numClasses: 1000), inputShape: [3, 32, 32])
+        let g = try XCTUnwrap(text.split(separator: "\n").first { $0.hasPrefix("| mobilenetv3_small_100 | 32 | 2 | ") && $0.split(separator: "|").count == 11 }, text)
+            .split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+        XCTAssertEqual(g[3], String(format: "%.4g", Double(flops.total) / 1e9))
+        let perImage = Double(flops.total) / 1e9
+        XCTAssertEqual(g[5], String(format: "%.1f", 3 * perImage * 10))
     }
 }

@@ -1,4 +1,4 @@
-// Evaluation-mode BatchNorm and its activation on AVX-512 (BatchNormActivation.c).
+// Evaluation-mode BatchNorm and its activation on AVX-512 and AVX2 (BatchNormActivation.c).
 
 #ifndef FINCH_BATCH_NORM_ACTIVATION_H
 #define FINCH_BATCH_NORM_ACTIVATION_H
@@ -10,15 +10,15 @@
 /// with its activation: 0 identity, 1 relu, 2 relu6, 3 hardswish, 4 hardsigmoid, 5 silu, 6 sigmoid
 /// (FusedActivation's order). Same operations in the same order as the Swift kernels (no FMA), so
 /// results are identical, except silu and sigmoid, whose reciprocal is an estimate refined by one
-/// Newton step (a few units in the last place). Returns 0 without touching anything when the CPU
-/// has no AVX-512.
+/// Newton step on AVX-512 (a few units in the last place; on AVX2 they divide, as finch_silu and
+/// finch_sigmoid there). Returns 0 without touching anything on the generic path.
 int finch_affine_activation(const float *src, float *dst, size_t n, float mean, float scale, float shift,
                             int activation);
 
 /// x[i] = act(((x[i] − mean)·scale + shift) + r[i]) in place: the end of a residual block
 /// (BatchNorm, the shortcut r, the activation after the sum), with finch_affine_activation's
 /// activation codes and the same operations as the Swift kernels. Returns 0 without touching
-/// anything when the CPU has no AVX-512.
+/// anything on the generic path.
 int finch_residual_activation(float *x, const float *r, size_t n, float mean, float scale, float shift,
                               int activation);
 

@@ -11,7 +11,8 @@
 /// unit_begin..<unit_end, unit = block · n + sample with blocks of 16 channels (see
 /// DepthwiseConvChannelTiles.swift). geometry = {n, c, h, w, kh, kw, sh, sw, pt, pl, dh, dw, ho, wo};
 /// scratch holds finch_depthwise_tiles16_scratch(geometry) floats, 64-byte aligned.
-/// Returns 0 without touching anything when the CPU has no AVX-512.
+/// On AVX2 each unit runs as two halves of eight lanes with the Swift kernel's arithmetic (no FMA).
+/// Returns 0 without touching anything on the generic path.
 int finch_depthwise_tiles16(const float *x, const float *weight, const float *bias, float *out,
                             const long *geometry, long unit_begin, long unit_end, float *scratch);
 long finch_depthwise_tiles16_scratch(const long *geometry);

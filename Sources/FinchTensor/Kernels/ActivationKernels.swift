@@ -154,7 +154,7 @@ extension Kernels {
     }
 
     /// dst = act((src − mean)·scale + shift): one channel's plane of BatchNorm with its activation,
-    /// in CFinchKernels where the CPU has AVX-512, else here; both give the same bits.
+    /// in CFinchKernels on the AVX-512 and AVX2 paths, else here; each gives this loop's bits on its path.
     @inline(__always)
     static func affineActivation(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ count: Int,
                                  mean: Float, scale: Float, shift: Float, _ activation: FusedActivation) {
@@ -164,7 +164,7 @@ extension Kernels {
     }
 
     /// x = act(((x − mean)·scale + shift) + r) in place: a residual block's BatchNorm, shortcut and
-    /// activation, in CFinchKernels where the CPU has AVX-512, else here (same operations).
+    /// activation, in CFinchKernels on the AVX-512 and AVX2 paths, else here (same operations).
     @inline(__always)
     static func residualActivation(_ x: UnsafeMutablePointer<Float>, _ r: UnsafePointer<Float>, _ count: Int,
                                    mean: Float, scale: Float, shift: Float, _ activation: FusedActivation) {

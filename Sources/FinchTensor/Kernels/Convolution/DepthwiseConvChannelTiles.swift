@@ -128,14 +128,15 @@ enum DepthwiseConvChannelTiles {
         }
     }
 
-    /// The same kernel in CFinchKernels with sixteen channels per AVX-512 vector and FMA (a portable
-    /// Swift build runs the SIMD8 code above as pairs of SSE2 operations). False without AVX-512.
+    /// The same kernel in CFinchKernels with sixteen channels per AVX-512 vector and FMA, or on AVX2
+    /// eight per vector with this code's arithmetic and bits (a portable Swift build runs the SIMD8
+    /// code above as pairs of SSE2 operations). False on the generic path.
     static var allowWide = true
 
     static func forwardWide(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                             out: UnsafeMutablePointer<Float>, _ g: ConvGeometry,
                             epilogue: ConvKernels.Epilogue = .none) -> Bool {
-        guard allowWide, Parallel.kernelISA == "avx512" else { return false }
+        guard allowWide, KernelPath.active >= .avx2 else { return false }
         let geometry = [g.n, g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw, g.ho, g.wo]
         let scratch = geometry.withUnsafeBufferPointer { finch_depthwise_tiles16_scratch($0.baseAddress!) }
         let blocks = (g.c + 15) / 16
