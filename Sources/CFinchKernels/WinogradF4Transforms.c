@@ -26,7 +26,8 @@
 // The matrices are built for the interpolation points 0, ±⅔, ±3⁄2 and ∞, of the form {0, ±c, ±1⁄c}
 // that Alam, Anderson, Barabasz and Gregg (2022) found to cancel in the transforms: against the float64
 // direct convolution of a ResNet-like 3×3 layer, the float32 RMS error is 1.8× F(2×2, 3×3)'s where
-// Lavin & Gray's 0, ±1, ±2 give 4.0× and the former 0, ±1, ½, −2 2.6× (Benchmarks/winograd_points.py).
+// Lavin & Gray's 0, ±1, ±2 give 4.0× and the former 0, ±1, ½, −2 2.6× (Benchmarks/winograd_points.py);
+// in Finch, 2.8–3.1× where the former points gave 4.2–4.4× (WinogradF4Tests.testRoundingAgainstDouble).
 // Rows of Bᵀ are scaled to coprime integers and G carries the inverse scales; the paired points
 // share even and odd halves, so the transforms take no more operations than before.
 
