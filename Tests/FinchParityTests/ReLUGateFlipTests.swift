@@ -4,8 +4,10 @@ import Foundation
 @testable import FinchNN
 @testable import FinchIO
 
-/// Why resnet18_96_10 fails the float64 rule at two threads only (ratio 6318, 108 checks) while one
-/// and three threads pass: not a partitioning bug but one ReLU gate. In layer4.1.bn1's output
+/// Why resnet18_96_10 failed the float64 rule at two threads only (ratio 6318, 108 checks) while one
+/// and three threads passed: not a partitioning bug but one ReLU gate. (Measured with the former F(4×4)
+/// points; with 0, ±⅔, ±3⁄2, ∞ the gate stays shut at 1 and 2 threads on AVX-512 and opens on avx2
+/// at 2 threads instead (Benchmarks/WinogradRounding.md); the assertions below hold either way.) In layer4.1.bn1's output
 /// ([2, 512, 3, 3], BatchNorm over 18 values per channel) one pre-activation lies 5·10⁻⁶ from zero;
 /// the thread count's summation order puts it on the other side (−5.2·10⁻⁶ at one thread, the
 /// float64 side, +1.9·10⁻⁶ at two), which passes one whole element's gradient (5·10⁻³) into channel

@@ -310,20 +310,13 @@ enum WinogradConv {
                         let d0 = columns(0), d1 = columns(1), d2 = columns(2), d3 = columns(3)
                         let o = dst + ty * tw + tx
                         let lanes = Swift.min(4, tw - tx)
-                        @inline(__always) func store(_ at: UnsafeMutablePointer<Float>, _ value: SIMD4<Float>) {
-                            if lanes == 4 {
-                                UnsafeMutableRawPointer(at).storeBytes(of: value, as: SIMD4<Float>.self)
-                            } else {
-                                for k in 0..<lanes { at[k] = value[k] }
-                            }
-                        }
                         // Bᵀ·d on rows (d0 − d2, d1 + d2, d2 − d1, d1 − d3), then the same on columns.
                         @inline(__always) func emit(_ i: Int, _ r: (SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>)) {
                             let base = o + (4 * i) * stride
-                            store(base, r.0 - r.2)
-                            store(base + stride, r.1 + r.2)
-                            store(base + 2 * stride, r.2 - r.1)
-                            store(base + 3 * stride, r.1 - r.3)
+                            storeTiles(base, r.0 - r.2, lanes: lanes)
+                            storeTiles(base + stride, r.1 + r.2, lanes: lanes)
+                            storeTiles(base + 2 * stride, r.2 - r.1, lanes: lanes)
+                            storeTiles(base + 3 * stride, r.1 - r.3, lanes: lanes)
                         }
                         emit(0, (d0.0 - d2.0, d0.1 - d2.1, d0.2 - d2.2, d0.3 - d2.3))
                         emit(1, (d1.0 + d2.0, d1.1 + d2.1, d1.2 + d2.2, d1.3 + d2.3))
@@ -332,6 +325,17 @@ enum WinogradConv {
                     }
                 }
             }
+        }
+    }
+
+    /// Stores the first `lanes` (at most four) tiles of a vector of four: whole, or one by one where
+    /// a tile row ends inside the group.
+    @inline(__always)
+    private static func storeTiles(_ at: UnsafeMutablePointer<Float>, _ value: SIMD4<Float>, lanes: Int) {
+        if lanes == 4 {
+            UnsafeMutableRawPointer(at).storeBytes(of: value, as: SIMD4<Float>.self)
+        } else {
+            for k in 0..<lanes { at[k] = value[k] }
         }
     }
 
@@ -516,19 +520,12 @@ enum WinogradConv {
                         let e0 = r0.evenHalf, o0 = r0.oddHalf, e1 = r1.evenHalf, o1 = r1.oddHalf
                         let o = dst + ty * tw + tx
                         let lanes = Swift.min(4, tw - tx)
-                        @inline(__always) func store(_ at: UnsafeMutablePointer<Float>, _ value: SIMD4<Float>) {
-                            if lanes == 4 {
-                                UnsafeMutableRawPointer(at).storeBytes(of: value, as: SIMD4<Float>.self)
-                            } else {
-                                for k in 0..<lanes { at[k] = value[k] }
-                            }
-                        }
                         @inline(__always) func emit(_ i: Int, _ c0: SIMD4<Float>, _ c1: SIMD4<Float>) {
                             let base = o + (4 * i) * stride
-                            store(base, c0)
-                            store(base + stride, c0 + c1)
-                            store(base + 2 * stride, c0 - c1)
-                            store(base + 3 * stride, -c1)
+                            storeTiles(base, c0, lanes: lanes)
+                            storeTiles(base + stride, c0 + c1, lanes: lanes)
+                            storeTiles(base + 2 * stride, c0 - c1, lanes: lanes)
+                            storeTiles(base + 3 * stride, -c1, lanes: lanes)
                         }
                         emit(0, e0, o0)
                         emit(1, e0 + e1, o0 + o1)

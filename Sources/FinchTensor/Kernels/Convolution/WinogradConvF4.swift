@@ -1,9 +1,10 @@
 // Winograd F(4×4, 3×3): each 4×4 block of output from a 6×6 block of input, 36 multiplies per
 // (input channel, output channel) pair where direct convolution needs 144 and F(2×2, 3×3) 64, so
-// the 36 GEMMs do 4× fewer operations than im2col's. The transforms multiply by up to 8 and divide
-// by 30, so the result is further from direct convolution than F(2×2)'s: on 64 channels of a
-// 16×16 map with outputs of scale 4.6, the largest error measured 6.7·10⁻⁵ against F(2×2)'s
-// 8.5·10⁻⁶ (WinogradF4Tests bounds both).
+// the 36 GEMMs do 4× fewer operations than im2col's. Its transforms (points 0, ±⅔, ±3⁄2, ∞) amplify
+// the GEMMs' rounding more than F(2×2)'s, so the result is further from direct convolution: on
+// ResNet-like layers the RMS error is about 3× F(2×2)'s, and on 64 channels of a 16×16 map with
+// outputs of scale 4.6 the largest error measured 4.5·10⁻⁵ against F(2×2)'s 8.5·10⁻⁶ (WinogradF4Tests
+// bounds both; Benchmarks/WinogradRounding.md).
 //
 // The transforms exist for AVX-512 (WinogradF4Transforms.c) and AVX2 (WinogradF4TransformsAVX2.c, the
 // same bits), not in Swift; `WinogradConv.tiles(for:)` chooses this tile only where they exist. Units
