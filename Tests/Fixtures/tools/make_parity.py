@@ -43,11 +43,15 @@ near-tie one order can land on float64's side by luck; two orders (the v2 fixtur
 Gate flips (gates.py): the sampled orders can all land on one side of a ReLU/ReLU6 kink that another
 valid order crosses. So every float32 run also records each gate's input, and per element the
 spread max over the orders of |pre32 - pre64| (train forward for grad.*, eval forward for evalgrad.*).
-A gate is admissible when |pre64 - kink| <= that element's spread (spread > 0): PyTorch's own
-orders err by that much at exactly that element, so an order erring the same amount in the other
-direction crosses the kink. The criterion is per element and unscaled, so it does not admit a gate
-whose float64 value sits farther from the kink than PyTorch's own rounding reaches there. The
-admissible gates, closest to the kink relative to their spread first, at most GATE_CAP per mode,
+A gate is admissible when |pre64 - kink| <= 3 x that element's spread (spread > 0, GATE_RULE_FACTOR):
+the rule accepts Finch on any value within 3x PyTorch's order noise of float64, the gate's input
+included, so a gate that close to its kink may open in an answer the rule accepts everywhere else
+(without the factor the rule contradicts itself: resnet18_96_10's layer4.1.bn1 gate, 1.22 spreads
+from its kink, failed 17 checks while Finch's error at that element, at most 1.8 spreads over 12
+path x BLAS x thread runs and 0.97 in RMS, was within the rule). The factor admits gates only as
+alternative truths that the whole mode must then match, never as noise. The criterion is per
+element, so it does not admit a gate whose float64 value sits farther from the kink than the rule
+lets Finch's own rounding reach there. The admissible gates, closest to the kink relative to their spread first, at most GATE_CAP per mode,
 are flipped one at a time in the float64 backward (forward values unchanged): each flip is another
 exact answer, an alternative truth that Finch may match instead of the base one, within the same
 14-order noise (noise.* holds the orders only, never a flip's effect):
@@ -289,6 +293,9 @@ class Noise:
 
 # Gates flipped per mode (train, eval) at most: each costs one float64 forward + backward.
 GATE_CAP = 12
+# The rule's own factor: Finch may sit 3x PyTorch's order noise from float64 on any value, a gate's
+# input included, so a gate that close to its kink may open in an answer the rule otherwise accepts.
+GATE_RULE_FACTOR = 3.0
 
 
 class Spread:
@@ -304,14 +311,14 @@ class Spread:
             torch.maximum(s, (pre32[0][k] - self.pre64[mode][0][k]).abs(), out=s)
 
     def within(self, mode):
-        """Admissible gates: distance of pre64 to the kink <= that element's spread (> 0), closest
+        """Admissible gates: distance of pre64 to the kink <= 3 x that element's spread (> 0), closest
         to the kink relative to the spread first, as (ratio, key, flat index, pre64, spread, kink)."""
         pre, upper = self.pre64[mode]
         found = []
         for k, a in pre.items():
             s = self.spread[mode][k].view(-1)
             d = gates.kink_distance(a, upper[k]).view(-1)
-            for i in torch.nonzero((d <= s) & (s > 0)).view(-1).tolist():
+            for i in torch.nonzero((d <= GATE_RULE_FACTOR * s) & (s > 0)).view(-1).tolist():
                 kink = 0.0 if abs(a.view(-1)[i].item()) <= abs(a.view(-1)[i].item() - upper[k]) else upper[k]
                 found.append((d[i].item() / s[i].item(), k, i, a.view(-1)[i].item(), s[i].item(), kink))
         return sorted(found)
@@ -336,7 +343,7 @@ def gate_flips(model_name, classes, state, x, y, spread, noise, truth, probes):
     metadata record (module doc)."""
     params = list(next(iter(truth.values())).keys())
     index = {k: torch.from_numpy(probe_indices(k, t.numel(), probes)) for k, t in next(iter(truth.values())).items()}
-    record = {"criterion": "|pre64 - kink| <= max over the float32 orders of |pre32 - pre64| at that element",
+    record = {"criterion": "|pre64 - kink| <= 3 x max over the float32 orders of |pre32 - pre64| at that element",
               "cap": GATE_CAP, "within": {}, "params": params, "gates": []}
     tensors = {}
     for mode, g64 in truth.items():
