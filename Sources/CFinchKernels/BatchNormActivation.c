@@ -38,18 +38,6 @@ static inline __m512 activate16(__m512 y, const int activation) {
     }
 }
 
-// `body` with ACT the activation code as a constant, so each activation gets its own loop and
-// none is chosen per vector.
-#define PER_ACTIVATION(code, body)                  \
-    switch (code) {                                 \
-    case 1: { enum { ACT = 1 }; body; } break;      \
-    case 2: { enum { ACT = 2 }; body; } break;      \
-    case 3: { enum { ACT = 3 }; body; } break;      \
-    case 4: { enum { ACT = 4 }; body; } break;      \
-    case 5: { enum { ACT = 5 }; body; } break;      \
-    case 6: { enum { ACT = 6 }; body; } break;      \
-    default: { enum { ACT = 0 }; body; } break;     \
-    }
 
 // One loop per (activation, shift-only) pair, so neither choice is made per vector.
 __attribute__((target("avx512f"), always_inline))

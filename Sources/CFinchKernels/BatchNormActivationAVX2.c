@@ -8,6 +8,7 @@
 // them on this path, Exponential8.h), so finite inputs give the same bits as before.
 
 #include "KernelsAVX2.h"
+#include "KernelSupport.h"
 #include "Exponential8.h"
 #include <string.h>
 
@@ -65,17 +66,6 @@ INLINE void residual_act_loop(float *x, const float *r, size_t n, __m256 m, __m2
     }
 }
 
-// One loop per (activation, shift-only) pair, so neither choice is made per vector.
-#define PER_ACTIVATION(code, body)                  \
-    switch (code) {                                 \
-    case 1: { enum { ACT = 1 }; body; } break;      \
-    case 2: { enum { ACT = 2 }; body; } break;      \
-    case 3: { enum { ACT = 3 }; body; } break;      \
-    case 4: { enum { ACT = 4 }; body; } break;      \
-    case 5: { enum { ACT = 5 }; body; } break;      \
-    case 6: { enum { ACT = 6 }; body; } break;      \
-    default: { enum { ACT = 0 }; body; } break;     \
-    }
 
 __attribute__((target("avx2,fma")))
 void finch_affine_activation_avx2(const float *src, float *dst, size_t n, float mean, float scale, float shift,

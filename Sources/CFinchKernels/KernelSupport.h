@@ -37,4 +37,17 @@ static inline __m512i filter_offsets(void) {
 }
 #endif
 
+// `body` with ACT the activation code (BatchNormActivation.h) as a constant, so each activation
+// gets its own loop and none is chosen per vector: shared by the AVX-512 and AVX2 forms.
+#define PER_ACTIVATION(code, body)                  \
+    switch (code) {                                 \
+    case 1: { enum { ACT = 1 }; body; } break;      \
+    case 2: { enum { ACT = 2 }; body; } break;      \
+    case 3: { enum { ACT = 3 }; body; } break;      \
+    case 4: { enum { ACT = 4 }; body; } break;      \
+    case 5: { enum { ACT = 5 }; body; } break;      \
+    case 6: { enum { ACT = 6 }; body; } break;      \
+    default: { enum { ACT = 0 }; body; } break;     \
+    }
+
 #endif
