@@ -1,11 +1,13 @@
 // Direct convolution for inputs with few channels (the RGB stems), sixteen output columns per
-// AVX-512 vector and sixteen output channels in registers (see FewChannelConv.swift).
+// AVX-512 vector and sixteen output channels in registers (see FewChannelConv.swift); the AVX2 form
+// is FewChannelConvAVX2.c.
 //
 // An RGB stem has K = 3·kh·kw ≤ 147, so im2col writes kh·kw/stride² copies of the image for a GEMM
 // that is short in K; here each input vector is loaded once per tap and feeds sixteen FMAs.
 
 #include "FewChannelConv.h"
 #include "KernelSupport.h"
+#include "KernelsAVX2.h"
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <immintrin.h>
@@ -70,6 +72,10 @@ static void few_channel_conv16(const float *x, const float *weight, const float 
 
 int finch_few_channel_conv(const float *x, const float *weight, const float *bias, float *out, const long *geometry,
                            long unit_begin, long unit_end, float *scratch) {
+    if (finch_avx2_selected()) {
+        finch_few_channel_conv_avx2(x, weight, bias, out, geometry, unit_begin, unit_end, scratch);
+        return 1;
+    }
     if (!finch_avx512_selected()) return 0;
     few_channel_conv16(x, weight, bias, out, geometry, unit_begin, unit_end, scratch);
     return 1;

@@ -1,8 +1,10 @@
-// Softmax and log-softmax over short contiguous rows on AVX-512, with Exponentials.c's exponential.
+// Softmax and log-softmax over short contiguous rows on AVX-512 (on AVX2: SoftmaxRowsAVX2.c), with
+// Exponentials.c's exponential.
 
 #include "SoftmaxRows.h"
 #include "Exponential16.h"
 #include "KernelSupport.h"
+#include "KernelsAVX2.h"
 #include <math.h>
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
@@ -52,6 +54,10 @@ static void softmax_rows16(const float *src, float *dst, size_t rows, size_t r, 
 }
 
 int finch_softmax_rows(const float *src, float *dst, size_t rows, size_t r, int log_softmax) {
+    if (finch_avx2_selected()) {
+        finch_softmax_rows_avx2(src, dst, rows, r, log_softmax);
+        return 1;
+    }
     if (!finch_avx512_selected()) return 0;
     softmax_rows16(src, dst, rows, r, log_softmax);
     return 1;

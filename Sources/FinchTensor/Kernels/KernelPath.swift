@@ -1,7 +1,8 @@
 import CFinchKernels
 
 /// The code path Finch's own kernels take: the portable Swift and C code (`generic`), the AVX2+FMA
-/// kernels (`avx2`: exponentials, Winograd F(2×2) and F(4×4) transforms, 3×3 stride-2 max pooling),
+/// kernels (`avx2`: exponentials, Winograd F(2×2) and F(4×4) transforms, 3×3 stride-2 max pooling,
+/// few-channel and small-plane pointwise convolutions, softmax),
 /// or the AVX-512 kernels (`avx512`: exponentials, depthwise and few-channel convolutions, Winograd
 /// F(2×2) and F(4×4) transforms, small-plane pointwise convolutions, max pooling, softmax, BatchNorm).
 /// Each path runs on every CPU that runs the next one.

@@ -27,11 +27,17 @@ enum Gemm {
                       a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                       beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, split: Bool = true) {
         Parallel.configure()
+        // OpenBLAS clears C for beta = 0 in a pass of its own before the kernel adds A·B to it; with
+        // Haswell's kernels (Zen, Haswell) that pass runs several times slower than clearing the rows
+        // here and asking for C += A·B, and the kernel's additions are the same, so are the bits.
+        let clears = beta == 0 && clearsOutputItself
+        let beta = clears ? 1 : beta
         // One block per thread, not Parallel's few parts per thread: every block repacks the shared
         // operand (ResNet18 evaluation, 2 threads, medians of 8 alternating runs: 123.0 img/s with
         // four blocks per thread, 138.6 with one).
         let parts = split && Parallel.gemmSplit ? Swift.min(Parallel.threads, m * n * k / splitMinimumWork + 1) : 1
         if parts <= 1 {
+            if clears { clear(c, rows: 0..<m, columns: 0..<n, ldc: ldc) }
             cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                         Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
             return
@@ -45,18 +51,32 @@ enum Gemm {
                 if byColumns {
                     let lo = n * p / parts, hi = n * (p + 1) / parts
                     guard lo < hi else { continue }
+                    if clears { clear(c, rows: 0..<m, columns: lo..<hi, ldc: ldc) }
                     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                                 Int32(m), Int32(hi - lo), Int32(k), alpha, a, Int32(lda),
                                 transB ? b + lo * ldb : b + lo, Int32(ldb), beta, c + lo, Int32(ldc))
                 } else {
                     let lo = m * p / parts, hi = m * (p + 1) / parts
                     guard lo < hi else { continue }
+                    if clears { clear(c, rows: lo..<hi, columns: 0..<n, ldc: ldc) }
                     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                                 Int32(hi - lo), Int32(n), Int32(k), alpha, transA ? a + lo : a + lo * lda, Int32(lda),
                                 b, Int32(ldb), beta, c + lo * ldc, Int32(ldc))
                 }
             }
         }
+    }
+
+    /// Whether `sgemm` clears C itself for beta = 0 (OpenBLAS on Haswell's kernels; the AVX-512
+    /// cores have small-matrix kernels that never read C for beta = 0). Tests switch it.
+    nonisolated(unsafe) static var clearsOutputItself: Bool = {
+        let core = Parallel.blasCore.lowercased()
+        return core == "haswell" || core == "zen"
+    }()
+
+    @inline(__always)
+    private static func clear(_ c: UnsafeMutablePointer<Float>, rows: Range<Int>, columns: Range<Int>, ldc: Int) {
+        for r in rows { (c + r * ldc + columns.lowerBound).update(repeating: 0, count: columns.count) }
     }
 
     /// Multiply-adds below which a product stays on one thread (splitting costs more than it saves).

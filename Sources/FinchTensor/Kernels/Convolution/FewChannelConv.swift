@@ -6,7 +6,7 @@ import CFinchKernels
 /// kernel in CFinchKernels reads each input vector once per tap for sixteen output channels.
 /// ResNet's 7×7 stem (147 deep, 64 channels) stays on im2col, where the GEMM is efficient
 /// enough to win (eval 90 → 100 img/s median of four alternating runs when it moved back).
-/// AVX-512 only; elsewhere the im2col path runs.
+/// AVX-512 and AVX2 (the same bits); on the generic path the im2col path runs.
 enum FewChannelConv {
     /// Input channels above this go through im2col, whose GEMM is then deep enough to win.
     static var maximumChannels = 4
@@ -23,7 +23,7 @@ enum FewChannelConv {
     static func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                         out: UnsafeMutablePointer<Float>, _ g: ConvGeometry,
                         epilogue: ConvKernels.Epilogue = .none) -> Bool {
-        guard allowWide, Parallel.kernelISA == "avx512" else { return false }
+        guard allowWide, KernelPath.active >= .avx2 else { return false }
         let geometry = [g.n, g.c, g.h, g.w, g.cout, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.ho, g.wo]
         let scratch = geometry.withUnsafeBufferPointer { finch_few_channel_conv_scratch($0.baseAddress!) }
         let units = g.n * ((g.cout + 15) / 16) * g.ho
