@@ -75,13 +75,15 @@ final class ConvColumnBackwardTests: XCTestCase {
 
     /// im2col and col2im through the scratch plane against the row kernels: strides 1 and 2, padding
     /// 0 to 3 (asymmetric, wider than the kernel reach, and an unread last row), dilation, groups,
-    /// 1×1 to 7×7 kernels, chunks of one and of several samples (col2im adds onto a zeroed dx).
+    /// 1×1 to 7×7 kernels, rows of 3 to 15 values (vector copies with every tail), chunks of one and of several samples (col2im adds onto a zeroed dx).
     func testSmallPlaneColumnsEqualRowKernels() {
         let savedThreads = Parallel.threads, savedWidth = ConvKernels.smallPlaneWidth
         defer { Parallel.setThreads(savedThreads); ConvKernels.smallPlaneWidth = savedWidth }
         // (n, c, h, w, kh, kw, stride, padding, dilation)
         let cases: [(Int, Int, Int, Int, Int, Int, (Int, Int), Padding2d, (Int, Int))] = [
             (3, 5, 4, 4, 3, 3, (1, 1), Padding2d(1, 1), (1, 1)),
+            (2, 3, 7, 7, 3, 3, (1, 1), Padding2d(1, 1), (1, 1)),
+            (1, 2, 15, 15, 3, 3, (1, 1), Padding2d(1, 1), (1, 1)),
             (2, 4, 8, 8, 3, 3, (2, 2), Padding2d(1, 1), (1, 1)),
             (2, 3, 7, 9, 3, 3, (2, 2), Padding2d(top: 0, bottom: 1, left: 2, right: 0), (1, 1)),
             (1, 3, 8, 8, 1, 1, (2, 2), .zero, (1, 1)),

@@ -35,8 +35,28 @@ extension ConvKernels {
         guard r0 < r1 && c0 < c1 else { return }
         for r in r0..<r1 {
             let src = plane + ((r &- g.pt) &* g.w &- g.pl), dst = p + (r &* cols)
-            for q in c0..<c1 { dst[q] = src[q] }
+            copyRow(src + c0, dst + c0, c1 &- c0)
         }
+    }
+
+    /// dst[0..<count] = src[0..<count] in vectors of eight and four and a tail of at most three: a
+    /// plain loop becomes a memcpy call, which costs more than the copy at these widths.
+    @inline(__always)
+    private static func copyRow(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ count: Int) {
+        var k = 0
+        while k &+ 8 <= count {
+            UnsafeMutableRawPointer(dst + k).storeBytes(of: UnsafeRawPointer(src + k).loadUnaligned(as: SIMD8<Float>.self),
+                                                       as: SIMD8<Float>.self)
+            k &+= 8
+        }
+        if k &+ 4 <= count {
+            UnsafeMutableRawPointer(dst + k).storeBytes(of: UnsafeRawPointer(src + k).loadUnaligned(as: SIMD4<Float>.self),
+                                                       as: SIMD4<Float>.self)
+            k &+= 4
+        }
+        if k < count { dst[k] = src[k] }
+        if k &+ 1 < count { dst[k &+ 1] = src[k &+ 1] }
+        if k &+ 2 < count { dst[k &+ 2] = src[k &+ 2] }
     }
 
     /// `im2col` over whole planes, through a zero-padded copy of each input plane.
@@ -59,7 +79,7 @@ extension ConvKernels {
                         for oh in 0..<g.ho {
                             let src = tap + (oh &* g.sh &* width), row = d + (oh &* g.wo)
                             if g.sw == 1 {
-                                for ow in 0..<g.wo { row[ow] = src[ow] }
+                                copyRow(src, row, g.wo)
                             } else {
                                 for ow in 0..<g.wo { row[ow] = src[ow &* g.sw] }
                             }
@@ -106,7 +126,7 @@ extension ConvKernels {
                 let plane = dx + (((n0 &+ s) &* g.c &+ c) &* g.inPlane)
                 for r in r0..<r1 {
                     let from = p + (r &* width), to = plane + ((r &- g.pt) &* g.w &- g.pl)
-                    for q in c0..<c1 { to[q] = from[q] }
+                    copyRow(from + c0, to + c0, c1 - c0)
                 }
             }
         }
