@@ -1,8 +1,8 @@
 import XCTest
 @testable import FinchTensor
 
-/// The column path's shortcuts against the row-by-row im2col and col2im, bit for bit: the backward of
-/// 1×1 stride-1 convolutions (whole planes gathered and scattered) and the scratch-plane kernels for
+/// The column path's shortcuts against the row-by-row im2col and col2im, bit for bit: 1×1 stride-1
+/// convolutions, forward and backward (whole planes gathered and scattered) and the scratch-plane kernels for
 /// narrow planes (SmallPlaneColumns.swift), on every kernel path and 1, 2 and 3 threads.
 final class ConvColumnBackwardTests: XCTestCase {
     private func bits(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> [UInt32] {
@@ -10,7 +10,7 @@ final class ConvColumnBackwardTests: XCTestCase {
     }
 
     /// dx and dW of `ConvKernels.backward` with the plane path on or off.
-    private func backward(_ g: ConvGeometry, x: Tensor, w: Tensor, dy: Tensor, planes: Bool) -> (dx: [UInt32], dw: [UInt32]) {
+    private func backward(_ g: ConvGeometry, x: Tensor, w: Tensor, dy: Tensor, planes: Bool) -> (dx: [UInt32], dw: [UInt32], y: [UInt32]) {
         let saved = (ConvKernels.pointwiseColumnPlanes, ConvKernels.smallPlaneWidth)
         defer { (ConvKernels.pointwiseColumnPlanes, ConvKernels.smallPlaneWidth) = saved }
         ConvKernels.pointwiseColumnPlanes = planes
@@ -23,7 +23,13 @@ final class ConvColumnBackwardTests: XCTestCase {
         dx.initialize(repeating: .nan, count: dxCount)
         dw.initialize(repeating: .nan, count: dwCount)
         ConvKernels.backward(dy: dy.basePointer, x: x.basePointer, weight: w.basePointer, dx: dx, dw: dw, g)
-        return (bits(dx, dxCount), bits(dw, dwCount))
+        // The forward's columns come from the same im2col (called directly: the AVX-512 small-plane
+        // kernel would take the shape in `ConvKernels.forward`).
+        let out = UnsafeMutablePointer<Float>.allocate(capacity: g.n * g.cout * g.hw)
+        defer { out.deallocate() }
+        out.initialize(repeating: .nan, count: g.n * g.cout * g.hw)
+        ConvKernels.im2colForward(x: x.basePointer, weight: w.basePointer, bias: nil, out: out, g)
+        return (bits(dx, dxCount), bits(dw, dwCount), bits(out, g.n * g.cout * g.hw))
     }
 
     func testPointwisePlanesEqualIm2col() {
@@ -48,6 +54,7 @@ final class ConvColumnBackwardTests: XCTestCase {
                             let label = "shape \(k), \(samplesPerChunk) per chunk, \(threads) threads, \(path)"
                             XCTAssertEqual(ours.dx, reference.dx, "dx: \(label)")
                             XCTAssertEqual(ours.dw, reference.dw, "dW: \(label)")
+                            XCTAssertEqual(ours.y, reference.y, "forward: \(label)")
                             XCTAssertFalse(ours.dx.contains { Float(bitPattern: $0).isNaN }, "dx written: \(label)")
                         }
                     }

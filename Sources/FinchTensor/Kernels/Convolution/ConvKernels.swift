@@ -292,9 +292,9 @@ enum ConvKernels {
         if let target = dw, bandedWeightGradient(dy: dy, x: x, dw: target, g) { dw = nil }
         guard dx != nil || dw != nil else { return }
         let nbMax = chunkSize(g)
-        // A 1×1 stride-1 convolution's columns are its input planes side by side, and each input
-        // value has one column entry: gathering and scattering whole planes replaces im2col's
-        // row-by-row copy and col2im's zeroing and accumulation (ResNet50's small-plane 1×1 layers).
+        // A 1×1 stride-1 convolution's columns are its input planes side by side (im2col gathers
+        // them whole), and each input value has one column entry: scattering whole planes replaces
+        // col2im's zeroing and accumulation (ResNet50's small-plane 1×1 layers).
         let planes = g.isPointwise && pointwiseColumnPlanes
         // col2im accumulates.
         if !planes { dx?.initialize(repeating: 0, count: g.n * g.c * g.inPlane) }
@@ -317,11 +317,7 @@ enum ConvKernels {
                 dyc = dy + n0 * g.cout * g.hw
             }
             if let dw {
-                if planes {
-                    gatherPlanes(x, channels: g.c, plane: g.hw, n0: n0, nb: nb, into: cols)
-                } else {
-                    im2col(x, g, n0: n0, nb: nb, into: cols)
-                }
+                im2col(x, g, n0: n0, nb: nb, into: cols)
                 for grp in 0..<g.groups {
                     Gemm.sgemm(transA: false, transB: true, m: g.coutg, n: g.kg, k: ld,
                                a: dyc + grp * g.coutg * ld, lda: ld, b: cols + grp * g.kg * ld, ldb: ld,
@@ -350,6 +346,10 @@ enum ConvKernels {
     /// `rows` limits the columns to a band of output rows (then [Cin·kh·kw, nb·rows·Wo]).
     static func im2col(_ x: UnsafePointer<Float>, _ g: ConvGeometry, n0: Int, nb: Int, rows band: Range<Int>? = nil,
                        into cols: UnsafeMutablePointer<Float>) {
+        if band == nil, g.isPointwise && pointwiseColumnPlanes {
+            // The columns of a 1×1 stride-1 convolution are its input planes side by side.
+            return gatherPlanes(x, channels: g.c, plane: g.hw, n0: n0, nb: nb, into: cols)
+        }
         if band == nil, smallPlaneColumns(g) { return smallPlaneIm2col(x, g, n0: n0, nb: nb, into: cols) }
         let rowR = g.rowRanges, colR = g.colRanges
         let band = band ?? 0..<g.ho
@@ -464,8 +464,8 @@ enum ConvKernels {
         }
     }
 
-    /// When false, 1×1 stride-1 backward on the column path goes through im2col and col2im like
-    /// every other shape (tests compare the two).
+    /// When false, 1×1 stride-1 convolutions on the column path go through the row-by-row im2col
+    /// and col2im like every other shape (tests compare the two).
     static var pointwiseColumnPlanes = true
 
     /// col2im for a 1×1 stride-1 convolution: cols [Cin, nb·HW] → dx[n0 + s, c, :], overwriting.
