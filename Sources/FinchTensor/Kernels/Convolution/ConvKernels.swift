@@ -292,8 +292,12 @@ enum ConvKernels {
         if let target = dw, bandedWeightGradient(dy: dy, x: x, dw: target, g) { dw = nil }
         guard dx != nil || dw != nil else { return }
         let nbMax = chunkSize(g)
+        // A 1×1 stride-1 convolution's columns are its input planes side by side (im2col gathers
+        // them whole), and each input value has one column entry: scattering whole planes replaces
+        // col2im's zeroing and accumulation (ResNet50's small-plane 1×1 layers).
+        let planes = g.isPointwise && pointwiseColumnPlanes
         // col2im accumulates.
-        dx?.initialize(repeating: 0, count: g.n * g.c * g.inPlane)
+        if !planes { dx?.initialize(repeating: 0, count: g.n * g.c * g.inPlane) }
         // One buffer serves as cols(x) for dW and is then overwritten by Wᵀ·dY for dX,
         // so recomputing im2col costs no second allocation.
         let cols = UnsafeMutablePointer<Float>.allocate(capacity: g.c * g.khw * g.hw * nbMax)
@@ -326,7 +330,11 @@ enum ConvKernels {
                                a: weight + grp * g.coutg * g.kg, lda: g.kg, b: dyc + grp * g.coutg * ld, ldb: ld,
                                c: cols + grp * g.kg * ld, ldc: ld)
                 }
-                col2im(cols, g, n0: n0, nb: nb, into: dx)
+                if planes {
+                    scatterGradientPlanes(cols, g, n0: n0, nb: nb, into: dx)
+                } else {
+                    col2im(cols, g, n0: n0, nb: nb, into: dx)
+                }
             }
             n0 += nb
         }
@@ -338,6 +346,11 @@ enum ConvKernels {
     /// `rows` limits the columns to a band of output rows (then [Cin·kh·kw, nb·rows·Wo]).
     static func im2col(_ x: UnsafePointer<Float>, _ g: ConvGeometry, n0: Int, nb: Int, rows band: Range<Int>? = nil,
                        into cols: UnsafeMutablePointer<Float>) {
+        if band == nil, g.isPointwise && pointwiseColumnPlanes {
+            // The columns of a 1×1 stride-1 convolution are its input planes side by side.
+            return gatherPlanes(x, channels: g.c, plane: g.hw, n0: n0, nb: nb, into: cols)
+        }
+        if band == nil, smallPlaneColumns(g) { return smallPlaneIm2col(x, g, n0: n0, nb: nb, into: cols) }
         let rowR = g.rowRanges, colR = g.colRanges
         let band = band ?? 0..<g.ho
         let bandSize = band.count * g.wo, ld = nb * bandSize
@@ -379,6 +392,7 @@ enum ConvKernels {
     /// Split over (sample, channel) planes, so no two threads write the same memory.
     static func col2im(_ cols: UnsafePointer<Float>, _ g: ConvGeometry, n0: Int, nb: Int,
                        into dx: UnsafeMutablePointer<Float>) {
+        if smallPlaneColumns(g) { return smallPlaneCol2im(cols, g, n0: n0, nb: nb, into: dx) }
         let rowR = g.rowRanges, colR = g.colRanges
         let ld = nb * g.hw
         Parallel.forEach(nb * g.c, grain: Swift.max(1, 4096 / Swift.max(g.hw * g.khw, 1))) { range in
@@ -435,11 +449,36 @@ enum ConvKernels {
     /// out[n0 + s, co, :] → buf [Cout, nb·HW], the inverse of `scatter`.
     static func gather(_ dy: UnsafePointer<Float>, _ g: ConvGeometry, n0: Int, nb: Int,
                        into buf: UnsafeMutablePointer<Float>) {
-        let hw = g.hw, ld = nb * hw
-        Parallel.forEach(nb * g.cout, grain: Swift.max(1, 16384 / hw)) { range in
+        gatherPlanes(dy, channels: g.cout, plane: g.hw, n0: n0, nb: nb, into: buf)
+    }
+
+    /// t[n0 + s, c, :] → buf [channels, nb·plane] for a tensor t [N, channels, plane].
+    static func gatherPlanes(_ t: UnsafePointer<Float>, channels: Int, plane: Int, n0: Int, nb: Int,
+                             into buf: UnsafeMutablePointer<Float>) {
+        let ld = nb * plane
+        Parallel.forEach(nb * channels, grain: Swift.max(1, 16384 / Swift.max(plane, 1))) { range in
             for u in range {
-                let s = u / g.cout, co = u % g.cout
-                (buf + co * ld + s * hw).update(from: dy + ((n0 + s) * g.cout + co) * hw, count: hw)
+                let s = u / channels, c = u % channels
+                (buf + c * ld + s * plane).update(from: t + ((n0 + s) * channels + c) * plane, count: plane)
+            }
+        }
+    }
+
+    /// When false, 1×1 stride-1 convolutions on the column path go through the row-by-row im2col
+    /// and col2im like every other shape (tests compare the two).
+    static var pointwiseColumnPlanes = true
+
+    /// col2im for a 1×1 stride-1 convolution: cols [Cin, nb·HW] → dx[n0 + s, c, :], overwriting.
+    /// Adding +0 keeps col2im's result bit for bit, which sums onto zeros (−0 becomes +0).
+    static func scatterGradientPlanes(_ cols: UnsafePointer<Float>, _ g: ConvGeometry, n0: Int, nb: Int,
+                                      into dx: UnsafeMutablePointer<Float>) {
+        let hw = g.hw, ld = nb * hw
+        Parallel.forEach(nb * g.c, grain: Swift.max(1, 16384 / hw)) { range in
+            // Offsets stay inside cols and dx, whose sizes were checked: wrapping arithmetic.
+            for u in range {
+                let s = u / g.c, c = u % g.c
+                let src = cols + (c &* ld &+ s &* hw), dst = dx + (((n0 &+ s) &* g.c &+ c) &* hw)
+                for k in 0..<hw { dst[k] = src[k] + 0 }
             }
         }
     }
