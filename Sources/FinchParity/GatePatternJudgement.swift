@@ -49,11 +49,19 @@ extension ParityComparison {
     /// checks is not allowed (a single float32 run crosses one kink or the other, for every output
     /// at once). The fixture stores no full gradient, so gate sets are never composed here: only a
     /// set the fixture stores (with its own norms) is a truth. Among passing truths the one with
-    /// the smallest worst ratio is reported.
-    public static func judgeGradients(prefix: String, mode: String, inputs: [GradientInput], flips: [GateFlip]) -> (GatePattern?, [ParityCheck]) {
+    /// the smallest worst ratio is reported. With `crossed` (Finch's own side of each admissible
+    /// gate in this forward, GateObservation), a truth counts only if Finch crossed every one of its
+    /// gates (a gate Finch's forward cannot be read at counts as crossed): a truth Finch did not take
+    /// is no explanation of its numbers, however close it lands.
+    public static func judgeGradients(prefix: String, mode: String, inputs: [GradientInput], flips: [GateFlip],
+                                      crossed: [GateSide]? = nil) -> (GatePattern?, [ParityCheck]) {
         let base = gradientChecks(prefix: prefix, inputs: inputs, flip: nil)
-        let candidates = flips.filter { $0.mode == mode }
-        guard !candidates.isEmpty else { return (nil, base) }
+        var candidates = flips.filter { $0.mode == mode }
+        if let crossed {
+            let sides = Dictionary(crossed.filter { $0.gate.mode == mode }.map { ($0.gate.label, $0) }, uniquingKeysWith: { a, _ in a })
+            candidates = candidates.filter { $0.gates.allSatisfy { sides[$0].map { $0.finch == nil || $0.flipped } ?? true } }
+        }
+        guard flips.contains(where: { $0.mode == mode }) else { return (nil, base) }
         if base.allSatisfy(\.passed) { return (GatePattern(mode: mode, pattern: "base"), base) }
         var best: (GateFlip, [ParityCheck], Float)? = nil
         var closest: (label: String, failing: Int) = ("base", base.filter { !$0.passed }.count)

@@ -41,60 +41,80 @@ public struct GateSide: Sendable {
     private func sci(_ x: Double) -> String { String(format: "%+.3e", x) }
 }
 
-extension ParityComparison {
-    /// For `finch compare --gates`: runs the reference's eval-mode forward (with gradients, as the
-    /// eval-gradient checks do) and its train-mode forward, and reports for every admissible gate
-    /// the file lists which side of its kink Finch lands on. A gate maps to the BatchNorm whose
-    /// fused activation it is (timm's `X.act` → `X`, ResNet's `X.actN` → `X.bnN`); that BatchNorm's
-    /// input is observed and normalised again exactly as its backward recomputes it, so the sign
-    /// read here is the one Finch's backward uses.
-    public static func gateSides(referenceAt url: URL) throws -> [GateSide] {
-        let run = try ParityRun(url: url)
-        let gates = try GateFlips.admissible(file: run.file, path: run.path)
-        let modules = Dictionary(uniqueKeysWithValues: run.model.namedModules().map { ($0.name, $0.module) })
-        func batchNorm(for key: String) -> BatchNorm2d? {
-            guard !key.contains("#") else { return nil }
-            let parts = key.split(separator: ".").map(String.init)
-            guard let leaf = parts.last else { return nil }
-            let parent = parts.dropLast().joined(separator: ".")
-            let name = leaf == "act" ? parent
-                : leaf.hasPrefix("act") ? (parent.isEmpty ? "" : parent + ".") + "bn" + leaf.dropFirst(3) : nil
-            guard let name, let bn = modules[name] as? BatchNorm2d, bn.activation == .relu || bn.activation == .relu6 else { return nil }
-            return bn
+/// Finch's pre-activations at the admissible gates of one mode, read during a forward pass: each
+/// gate maps to the BatchNorm whose fused activation it is (timm's `X.act` → `X`, ResNet's `X.actN`
+/// → `X.bnN`); that BatchNorm's input is observed and normalised again exactly as its backward
+/// recomputes it, so the sign read here is the one Finch's backward uses. Install, run the forward,
+/// then `finish()` (which removes the observers).
+final class GateObservation {
+    let gates: [AdmissibleGate]
+    private var observed: [BatchNorm2d] = []
+    private var relu6: Set<String> = []
+    private var values: [String: [[Int]: Float]] = [:]
+
+    init(model: Module, gates all: [AdmissibleGate], mode: String) {
+        gates = all.filter { $0.mode == mode }
+        let modules = Dictionary(model.namedModules().map { ($0.name, $0.module) }, uniquingKeysWith: { a, _ in a })
+        for key in Set(gates.map(\.gate)) {
+            guard let bn = Self.batchNorm(for: key, in: modules) else { continue }
+            if bn.activation == .relu6 { relu6.insert(key) }
+            let indices = gates.filter { $0.gate == key }.map(\.index)
+            bn.inputObserver = { [unowned self, unowned bn] x in self.record(key, indices, bn, x) }
+            observed.append(bn)
         }
-        var values: [String: [[Int]: Float]] = [:]  // "mode key" → index → Finch's pre-activation
-        for mode in ["eval", "train"] {
-            let wanted = gates.filter { $0.mode == mode }
-            guard !wanted.isEmpty else { continue }
-            var observed: [BatchNorm2d] = []
-            for key in Set(wanted.map(\.gate)) {
-                guard let bn = batchNorm(for: key) else { continue }
-                let indices = wanted.filter { $0.gate == key }.map(\.index)
-                bn.inputObserver = { [unowned bn] x in
-                    let training = bn.isTraining && !bn.usesRunningStatsAlways
-                    let z = noGrad {
-                        batchNorm2d(x, weight: bn.weight, bias: bn.bias, runningMean: training ? nil : bn.runningMean,
-                                    runningVar: training ? nil : bn.runningVar, training: training, momentum: bn.momentum, eps: bn.eps)
-                    }
-                    let shape = z.shape, flat = z.scalars
-                    for index in indices where index.count == shape.count && zip(index, shape).allSatisfy({ $0 < $1 }) {
-                        var at = 0
-                        for (i, n) in zip(index, shape) { at = at * n + i }
-                        values["\(mode) \(key)", default: [:]][index] = flat[at]
-                    }
-                }
-                observed.append(bn)
-            }
-            defer { for bn in observed { bn.inputObserver = nil } }
-            if mode == "eval" { run.model.eval() } else { run.model.train() }
-            _ = run.model(run.input)
+    }
+
+    static func batchNorm(for key: String, in modules: [String: Module]) -> BatchNorm2d? {
+        guard !key.contains("#") else { return nil }
+        let parts = key.split(separator: ".").map(String.init)
+        guard let leaf = parts.last else { return nil }
+        let parent = parts.dropLast().joined(separator: ".")
+        let name = leaf == "act" ? parent
+            : leaf.hasPrefix("act") ? (parent.isEmpty ? "" : parent + ".") + "bn" + leaf.dropFirst(3) : nil
+        guard let name, let bn = modules[name] as? BatchNorm2d, bn.activation == .relu || bn.activation == .relu6 else { return nil }
+        return bn
+    }
+
+    private func record(_ key: String, _ indices: [[Int]], _ bn: BatchNorm2d, _ x: Tensor) {
+        let training = bn.isTraining && !bn.usesRunningStatsAlways
+        let z = noGrad {
+            batchNorm2d(x, weight: bn.weight, bias: bn.bias, runningMean: training ? nil : bn.runningMean,
+                        runningVar: training ? nil : bn.runningVar, training: training, momentum: bn.momentum, eps: bn.eps)
         }
+        let shape = z.shape, flat = z.scalars
+        for index in indices where index.count == shape.count && zip(index, shape).allSatisfy({ $0 < $1 }) {
+            var at = 0
+            for (i, n) in zip(index, shape) { at = at * n + i }
+            values[key, default: [:]][index] = flat[at]
+        }
+    }
+
+    func finish() -> [GateSide] {
+        for bn in observed { bn.inputObserver = nil }
+        observed = []
         return gates.map { g in
-            let relu6 = batchNorm(for: g.gate)?.activation == .relu6
-            guard let z = values["\(g.mode) \(g.gate)"]?[g.index] else { return GateSide(gate: g, finch: nil, flipped: false) }
-            let upper = g.upper(relu6: relu6)
+            guard let z = values[g.gate]?[g.index] else { return GateSide(gate: g, finch: nil, flipped: false) }
+            let upper = g.upper(relu6: relu6.contains(g.gate))
             func open(_ v: Double) -> Bool { v > 0 && v < upper }
             return GateSide(gate: g, finch: z, flipped: open(Double(z)) != open(g.pre64))
         }
+    }
+}
+
+extension ParityComparison {
+    /// For `finch compare --gates`: runs the reference's eval-mode forward (with gradients, as the
+    /// eval-gradient checks do) and its train-mode forward, and reports for every admissible gate
+    /// the file lists which side of its kink Finch lands on (GateObservation).
+    public static func gateSides(referenceAt url: URL) throws -> [GateSide] {
+        let run = try ParityRun(url: url)
+        let gates = try GateFlips.admissible(file: run.file, path: run.path)
+        var sides: [GateSide] = []
+        for mode in ["eval", "train"] where gates.contains(where: { $0.mode == mode }) {
+            let observation = GateObservation(model: run.model, gates: gates, mode: mode)
+            if mode == "eval" { run.model.eval() } else { run.model.train() }
+            _ = run.model(run.input)
+            sides += observation.finish()
+        }
+        return sides
     }
 }

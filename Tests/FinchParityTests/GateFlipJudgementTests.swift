@@ -139,6 +139,40 @@ final class GateFlipJudgementTests: XCTestCase {
         XCTAssertTrue(checks.contains { $0.name == "grad.b" && !$0.passed })
     }
 
+    /// Finch's own side of a gate (GateObservation): `z` its pre-activation, float64's just below zero.
+    func side(_ gate: String, index: [Int], finch z: Float?) -> GateSide {
+        let g = AdmissibleGate(mode: "train", gate: gate, index: index, kink: 0, pre64: -1e-7, spread: 1e-6)
+        return GateSide(gate: g, finch: z, flipped: z.map { $0 > 0 } ?? false)
+    }
+
+    /// A truth whose gate Finch's forward did not cross explains nothing, however well it fits; one
+    /// Finch crossed (or cannot be read at) counts. A pair needs both gates crossed.
+    func testATruthCountsOnlyIfFinchCrossedItsGates() {
+        var a = exactA, b = exactB
+        a[1] += 0.01
+        b[0] += 0.02
+        let single = [flip("g.act[0,1]", param: "a", at: 1, by: 0.01, norm: 3.01)]
+        let ins = inputs(a: a, b: exactB, normA: 3.01)
+        let notCrossed = ParityComparison.judgeGradients(prefix: "grad", mode: "train", inputs: ins, flips: single,
+                                                          crossed: [side("g.act", index: [0, 1], finch: -2e-7)])
+        XCTAssertEqual(notCrossed.0, GatePattern(mode: "train", pattern: "base"))
+        XCTAssertFalse(notCrossed.1.allSatisfy(\.passed))
+        for z: Float? in [3e-7, nil] {
+            let counted = ParityComparison.judgeGradients(prefix: "grad", mode: "train", inputs: ins, flips: single,
+                                                           crossed: [side("g.act", index: [0, 1], finch: z)])
+            XCTAssertEqual(counted.0?.pattern, "g.act[0,1]")
+            XCTAssertTrue(counted.1.allSatisfy(\.passed))
+        }
+        let pairTruth = [pair(["p.act[0,0]", "q.act[0,1]"], a: 0.01, b: 0.02)]
+        let both = inputs(a: a, b: b, normA: 3.01, normB: 4.02)
+        let oneCrossed = ParityComparison.judgeGradients(prefix: "grad", mode: "train", inputs: both, flips: pairTruth,
+                                                          crossed: [side("p.act", index: [0, 0], finch: 1e-7), side("q.act", index: [0, 1], finch: -1e-7)])
+        XCTAssertEqual(oneCrossed.0?.pattern, "base")
+        let twoCrossed = ParityComparison.judgeGradients(prefix: "grad", mode: "train", inputs: both, flips: pairTruth,
+                                                          crossed: [side("p.act", index: [0, 0], finch: 1e-7), side("q.act", index: [0, 1], finch: 1e-7)])
+        XCTAssertEqual(twoCrossed.0?.pattern, "p.act[0,0] + q.act[0,1]")
+    }
+
     // MARK: Reading flip data from an untrusted file
 
     enum Entry { case f64([Double]), i64([Int64]) }
