@@ -65,6 +65,11 @@ void finch_affine_activation_avx2(const float *src, float *dst, size_t n, float 
                                   int activation);
 void finch_residual_activation_avx2(float *x, const float *r, size_t n, float mean, float scale, float shift,
                                     int activation);
+
+// SmallPlanePointwiseAVX2.c, as finch_pointwise_small_units and finch_pointwise_small.
+long finch_pointwise_small_units_avx2(long n, long cout, long hw);
+void finch_pointwise_small_avx2(const float *x, const float *weight, const float *bias, float *out, long n, long c,
+                                long cout, long hw, long unit_begin, long unit_end, float *packed);
 #endif
 
 #endif

@@ -1,8 +1,10 @@
 // 1×1 convolution on small planes (4×4 to 15×15 pixels), sixteen pixels per AVX-512 vector and a
-// block of output channels in registers (see SmallPlanePointwiseConv.swift).
+// block of output channels in registers (see SmallPlanePointwiseConv.swift); the AVX2 form, eight
+// pixels per vector, is in SmallPlanePointwiseAVX2.c.
 
 #include "SmallPlanePointwise.h"
 #include "KernelSupport.h"
+#include "KernelsAVX2.h"
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <immintrin.h>
@@ -80,6 +82,7 @@ static void pointwise_small16(const float *x, const float *weight, const float *
 }
 
 long finch_pointwise_small_units(long n, long cout, long hw) {
+    if (finch_avx2_selected()) return finch_pointwise_small_units_avx2(n, cout, hw);
     long vectors_total = (hw + 15) / 16, vectors = vectors_total < 4 ? vectors_total : 4;
     long rows = block_rows(vectors);
     return n * ((cout + rows - 1) / rows);
@@ -87,6 +90,10 @@ long finch_pointwise_small_units(long n, long cout, long hw) {
 
 int finch_pointwise_small(const float *x, const float *weight, const float *bias, float *out, long n, long c,
                           long cout, long hw, long unit_begin, long unit_end, float *scratch) {
+    if (finch_avx2_selected()) {
+        finch_pointwise_small_avx2(x, weight, bias, out, n, c, cout, hw, unit_begin, unit_end, scratch);
+        return 1;
+    }
     if (!finch_avx512_selected()) return 0;
     pointwise_small16(x, weight, bias, out, n, c, cout, hw, unit_begin, unit_end, scratch);
     return 1;

@@ -58,6 +58,7 @@ final class AVX2KernelTests: XCTestCase {
                 XCTAssertEqual(finch_max_pool3x3s2(nil, 0, 0, 0, 0, 0, 0, nil, nil), expected, "\(path)")
                 XCTAssertEqual(finch_affine_activation(nil, nil, 0, 0, 1, 0, 3), expected, "\(path)")
                 XCTAssertEqual(finch_residual_activation(nil, nil, 0, 0, 1, 0, 3), expected, "\(path)")
+                XCTAssertEqual(finch_pointwise_small(nil, nil, nil, nil, 1, 1, 1, 16, 0, 0, nil), expected, "\(path)")
                 scratch.withUnsafeMutableBufferPointer { b in
                     let p = b.baseAddress!
                     XCTAssertEqual(finch_depthwise_forward_plane(p, p, 0, p, geometry, taps), expected, "\(path)")
@@ -329,6 +330,39 @@ final class AVX2KernelTests: XCTestCase {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// The small-plane 1×1 kernel: bit for bit against AVX-512 (both accumulate bias + Σ w·x by FMA
+    /// in input-channel order), and against the generic column path (a GEMM, another order) within
+    /// both sides' rounding of c + 1 terms. Planes of 4×4 and 8×8 (blocks of two vectors), 7×7, 3×7 and 15×15
+    /// (three, partly empty); output channels leave partial blocks; nothing is written past the end.
+    func testSmallPlanePointwiseAgainstGenericAndAVX512() {
+        guard avx2 else { return }
+        var rng = TestRNG(255)
+        for (n, c, cout, h, w) in [(2, 20, 17, 4, 4), (2, 13, 5, 7, 7), (1, 9, 13, 8, 8), (3, 6, 7, 3, 7), (1, 7, 9, 15, 15)] {
+            let x = rng.tensor([n, c, h, w]).scalars, wt = rng.tensor([cout, c, 1, 1]).scalars, b = rng.tensor([cout]).scalars
+            let g = ConvGeometry(input: [n, c, h, w], weight: [cout, c, 1, 1], stride: (1, 1), padding: Padding2d(0, 0),
+                                 dilation: (1, 1), groups: 1, op: "test")
+            XCTAssertTrue(SmallPlanePointwiseConv.applies(to: g))
+            func kernel() -> [Float] {
+                var y = [Float](repeating: .nan, count: n * cout * h * w + 3)
+                XCTAssertTrue(SmallPlanePointwiseConv.forward(x: x, weight: wt, bias: b, out: &y, g), "\(KernelPath.active)")
+                return y
+            }
+            let label = "\(n)×\(c)→\(cout) \(h)×\(w)"
+            let ours = KernelPath.with(.avx2) { kernel() }
+            XCTAssertTrue(ours.suffix(3).allSatisfy(\.isNaN), "\(label): written past the end")
+            if KernelPath.best == .avx512 { assertBitEqual(ours, KernelPath.with(.avx512) { kernel() }, "\(label): against AVX-512") }
+            let conv = { (xs: [Float], ws: [Float], bs: [Float]) in
+                conv2d(Tensor(xs, shape: [n, c, h, w]), weight: Tensor(ws, shape: [cout, c, 1, 1]), bias: Tensor(bs, shape: [cout])).scalars
+            }
+            let generic = KernelPath.with(.generic) { conv(x, wt, b) }
+            let magnitude = KernelPath.with(.generic) { conv(x.map(abs), wt.map(abs), b.map(abs)) }
+            for i in generic.indices where abs(ours[i] - generic[i]) > 2 * Float(c + 1) * Self.eps * magnitude[i] {
+                XCTFail("\(label): [\(i)] \(ours[i]) against generic \(generic[i])")
+                break
             }
         }
     }

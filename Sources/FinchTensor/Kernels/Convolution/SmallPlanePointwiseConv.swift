@@ -4,7 +4,7 @@ import CFinchKernels
 /// BLAS (n = H·W = 16 or 64), and the batched column path spends as long gathering the batch into
 /// [C, N·H·W] and scattering the result back as in the GEMM (MobileNetV3-Small's late stages and
 /// MobileViT's). The kernel in CFinchKernels reads NCHW as it is: sixteen pixels per vector and a
-/// block of output channels in registers. AVX-512 only; elsewhere the column path runs.
+/// block of output channels in registers (eight pixels on AVX2). On the generic path the column path runs.
 enum SmallPlanePointwiseConv {
     /// Planes in this range take the kernel (larger ones run one GEMM per sample).
     static let planes = 16..<256
@@ -19,7 +19,7 @@ enum SmallPlanePointwiseConv {
     /// Writes out = conv2d(x, weight) + bias and returns true, or returns false having done nothing.
     static func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                         out: UnsafeMutablePointer<Float>, _ g: ConvGeometry) -> Bool {
-        guard allowWide, Parallel.kernelISA == "avx512" else { return false }
+        guard allowWide, KernelPath.active >= .avx2 else { return false }
         let units = finch_pointwise_small_units(g.n, g.cout, g.hw)
         let perUnit = Swift.max(1, g.c * g.hw * g.cout * g.n / Swift.max(units, 1))
         Parallel.forEach(units, grain: Swift.max(1, 65536 / perUnit)) { range in
