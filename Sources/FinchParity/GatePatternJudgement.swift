@@ -18,11 +18,11 @@ public struct GradientInput: Sendable {
     }
 }
 
-/// Which truth one mode's gradient checks were judged against: "base" or a flipped gate.
+/// Which truth one mode's gradient checks were judged against: "base", a flipped gate or a flipped pair ("A + B").
 public struct GatePattern: Sendable, Equatable {
     public let mode: String
     public let pattern: String
-    /// When no truth passes: the flip that leaves the fewest checks failing, and how many (a hint
+    /// When no truth passes: the truth that leaves the fewest checks failing, and how many (a hint
     /// for tracing, never a verdict: the failures are reported against the base answer).
     public var closest: (label: String, failing: Int)? = nil
 
@@ -36,23 +36,32 @@ public struct GatePattern: Sendable, Equatable {
 
     /// The line `finch compare` prints, e.g. "gates (eval): blocks.1.1.bn2.act[4,15,2,12]".
     public var line: String {
-        "gates (\(mode)): \(pattern)" + (closest.map { "; no single flip passes (closest: \($0.label), \($0.failing) failing)" } ?? "")
+        "gates (\(mode)): \(pattern)" + (closest.map { "; no flip passes (closest: \($0.label), \($0.failing) failing)" } ?? "")
     }
 }
 
 extension ParityComparison {
     /// The gradient checks of one mode (`prefix` grad or evalgrad) against the float64 answer and,
-    /// when it fails, against each admissible gate flip of that mode: the mode passes when one
-    /// truth makes every one of its checks pass the rule with the same 14-order noise. A flip only
-    /// changes the truth where the fixture stores its effect, so a check it does not move is
-    /// judged as against the base; mixing flips across checks is not allowed (a single float32
-    /// run crosses one kink or the other, for every output at once). The fixture stores no full
-    /// gradient, so a pattern of several gates has no norm to judge: patterns are single flips.
-    /// Among passing flips the one with the smallest worst ratio is reported.
-    public static func judgeGradients(prefix: String, mode: String, inputs: [GradientInput], flips: [GateFlip]) -> (GatePattern?, [ParityCheck]) {
+    /// when it fails, against each flipped truth of that mode (one gate, or a pair the fixture ran
+    /// together in float64): the mode passes when one truth makes every one of its checks pass the
+    /// rule with the same 14-order noise. A truth only changes the answer where the fixture stores
+    /// its effect, so a check it does not move is judged as against the base; mixing truths across
+    /// checks is not allowed (a single float32 run crosses one kink or the other, for every output
+    /// at once). The fixture stores no full gradient, so gate sets are never composed here: only a
+    /// set the fixture stores (with its own norms) is a truth. Among passing truths the one with
+    /// the smallest worst ratio is reported. With `crossed` (Finch's own side of each admissible
+    /// gate in this forward, GateObservation), a truth counts only if Finch crossed every one of its
+    /// gates (a gate Finch's forward cannot be read at counts as crossed): a truth Finch did not take
+    /// is no explanation of its numbers, however close it lands.
+    public static func judgeGradients(prefix: String, mode: String, inputs: [GradientInput], flips: [GateFlip],
+                                      crossed: [GateSide]? = nil) -> (GatePattern?, [ParityCheck]) {
         let base = gradientChecks(prefix: prefix, inputs: inputs, flip: nil)
-        let candidates = flips.filter { $0.mode == mode }
-        guard !candidates.isEmpty else { return (nil, base) }
+        var candidates = flips.filter { $0.mode == mode }
+        if let crossed {
+            let sides = Dictionary(crossed.filter { $0.gate.mode == mode }.map { ($0.gate.label, $0) }, uniquingKeysWith: { a, _ in a })
+            candidates = candidates.filter { $0.gates.allSatisfy { sides[$0].map { $0.finch == nil || $0.flipped } ?? true } }
+        }
+        guard flips.contains(where: { $0.mode == mode }) else { return (nil, base) }
         if base.allSatisfy(\.passed) { return (GatePattern(mode: mode, pattern: "base"), base) }
         var best: (GateFlip, [ParityCheck], Float)? = nil
         var closest: (label: String, failing: Int) = ("base", base.filter { !$0.passed }.count)

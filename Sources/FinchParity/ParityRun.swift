@@ -22,6 +22,9 @@ struct ParityRun {
     let labels: [Int]
     /// Admissible gate flips (make_parity.py `flip.*`): alternative float64 truths per mode.
     let flips: [GateFlip]
+    /// The admissible gates the file lists, whose side of the kink Finch's own forward is read at
+    /// (GateObservation): a truth counts only if Finch crossed its gates.
+    let admissible: [AdmissibleGate]
     /// The truth each mode was judged against, filled as the steps run (a class: the steps are non-mutating).
     final class Patterns { var patterns: [GatePattern] = [] }
     let gates = Patterns()
@@ -53,6 +56,7 @@ struct ParityRun {
                 throw ParityError.invalidFlips(file: path, key: stray, reason: "needs a compact fixture with float64 data (format finch-parity-v2)")
             }
         }
+        admissible = flips.isEmpty ? [] : try GateFlips.admissible(file: file, path: path)
         // Validated before any compute: a bad noise value would otherwise surface minutes later.
         if float64 { for k in file.names where k.hasPrefix("noise.") { _ = try noise(String(k.dropFirst("noise.".count))) } }
     }
@@ -142,7 +146,9 @@ struct ParityRun {
         let evalLogits = noGrad { model(input) }
         var checks = [try outputCheck("eval.logits", evalLogits.scalars)]
         guard float64 && file.names.contains(where: { $0.hasPrefix("f64.evalgrad.probe.") }) else { return checks }
+        let observation = admissible.isEmpty ? nil : GateObservation(model: model, gates: admissible, mode: "eval")
         Loss.crossEntropy(model(input), labels: labels).backward()
+        let crossed = observation?.finish()
         var inputs: [GradientInput] = []
         for (name, p) in model.namedParameters() {
             let g = p.grad?.scalars ?? [Float](repeating: 0, count: p.count)
@@ -156,7 +162,7 @@ struct ParityRun {
                                         normNoise: max(try noise("evalgrad.norm.\(name)"), try noise("evalgrad.\(name)")),
                                         scale: Double(try tensor("evalgrad.absmax.\(name)").item)))
         }
-        let (pattern, gradChecks) = ParityComparison.judgeGradients(prefix: "evalgrad", mode: "eval", inputs: inputs, flips: flips)
+        let (pattern, gradChecks) = ParityComparison.judgeGradients(prefix: "evalgrad", mode: "eval", inputs: inputs, flips: flips, crossed: crossed)
         if let pattern { gates.patterns.append(pattern) }
         checks += gradChecks
         model.zeroGrad()
@@ -167,7 +173,9 @@ struct ParityRun {
     /// the gradient references too, which the AdamW step needs.
     func trainChecks() throws -> ([ParityCheck], [String: ParityComparison.GradientReference]) {
         model.train()
+        let observation = admissible.isEmpty ? nil : GateObservation(model: model, gates: admissible, mode: "train")
         let trainLogits = model(input)
+        let crossed = observation?.finish()
         let loss = Loss.crossEntropy(trainLogits, labels: labels)
         loss.backward()
         var checks = [try outputCheck("train.logits", trainLogits.scalars)]
@@ -228,7 +236,7 @@ struct ParityRun {
             }
         }
         if compact {
-            let (pattern, gradChecks) = ParityComparison.judgeGradients(prefix: "grad", mode: "train", inputs: inputs, flips: flips)
+            let (pattern, gradChecks) = ParityComparison.judgeGradients(prefix: "grad", mode: "train", inputs: inputs, flips: flips, crossed: crossed)
             if let pattern { gates.patterns.append(pattern) }
             checks += gradChecks
         }

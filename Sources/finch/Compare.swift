@@ -12,9 +12,11 @@ struct Compare: ParsableCommand {
             logits, loss, gradients and BatchNorm buffers must be within 3× PyTorch's float32 distance to float64 plus 4 float32 ulps of the \
             output's scale; each such check prints its ratio (Finch's distance ÷ PyTorch's), and the summary the worst per family. \
             Where the reference also holds gate flips (flip.*: a ReLU/ReLU6 gate within PyTorch's own rounding of its kink, flipped in the \
-            float64 backward), each mode's gradients pass when the base answer or one single flip makes all of them pass; a line \
-            `gates (train|eval): base` or `gates (…): GATE[n,c,h,w]` names the truth used \
-            (when none passes, the flip leaving fewest checks failing, as a hint).
+            float64 backward), each mode's gradients pass when the base answer or one stored truth (a single flip, or a pair flipped \
+            together in its own float64 run) makes all of them pass; a line `gates (train|eval): base` or `gates (…): GATE[n,c,h,w]` \
+            (`A + B` for a pair) names the truth used (when none passes, the truth leaving fewest checks failing, as a hint). \
+            `--gates` prints instead, for every admissible gate the reference lists, Finch's own pre-activation there and \
+            whether it crossed the kink (FLIPPED).
             """)
 
     @Option(name: .long, help: "Reference file (.safetensors): a full bundle from make_golden.py or a compact fixture from make_parity.py.")
@@ -23,10 +25,23 @@ struct Compare: ParsableCommand {
     @Flag(help: "Print only failing checks and the per-family summary.")
     var quiet = false
 
+    @Flag(help: "Instead of the checks: for every admissible ReLU/ReLU6 gate the reference lists (flips.admissible), Finch's pre-activation and whether it lies on the other side of the kink than float64 (FLIPPED), under this FINCH_KERNELS and thread count.")
+    var gates = false
+
     mutating func run() throws {
         let url = URL(fileURLWithPath: reference)
         guard FileManager.default.isReadableFile(atPath: url.path) else {
             throw ValidationError("cannot read reference file \(reference)")
+        }
+        if gates {
+            let sides = try ParityComparison.gateSides(referenceAt: url)
+            for s in sides { print(s.line) }
+            for mode in ["eval", "train"] where sides.contains(where: { $0.gate.mode == mode }) {
+                let of = sides.filter { $0.gate.mode == mode }, flipped = of.filter(\.flipped)
+                print("gates flipped (\(mode)): \(flipped.count) of \(of.count) admissible (\(of.filter { $0.finch == nil }.count) not traced)"
+                      + (flipped.isEmpty ? "" : ": " + flipped.map(\.gate.label).joined(separator: " + ")))
+            }
+            return
         }
         let report = try ParityComparison.run(referenceAt: url)
         for c in report.checks where !quiet || !c.passed {

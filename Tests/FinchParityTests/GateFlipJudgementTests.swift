@@ -4,8 +4,9 @@ import FinchIO
 @testable import FinchParity
 
 /// Gate flips as alternative truths (make_parity.py `flip.*`, ParityComparison.judgeGradients):
-/// a mode passes when the base float64 answer or one single flip makes every gradient check of
-/// that mode pass with the 14-order noise; and the flip data of an untrusted file is validated.
+/// a mode passes when the base float64 answer or one stored truth (a single flip or a pair flipped
+/// together) makes every gradient check of that mode pass with the 14-order noise; and the flip
+/// data of an untrusted file is validated.
 final class GateFlipJudgementTests: XCTestCase {
     /// Two parameters, "a" and "b", four probes each; PyTorch's noise 1e-6 everywhere, so the rule
     /// allows 3e-6 (plus 4 ulps of a scale of 2).
@@ -78,7 +79,7 @@ final class GateFlipJudgementTests: XCTestCase {
         XCTAssertEqual(pattern?.pattern, "base")
         XCTAssertEqual(Set(checks.filter { !$0.passed }.map(\.name)), ["grad.a", "grad.b"])
         // The hint names the flip that leaves fewest failing; the failures stay those against base.
-        XCTAssertEqual(pattern?.line, "gates (train): base; no single flip passes (closest: first[0,0,0,0], 1 failing)")
+        XCTAssertEqual(pattern?.line, "gates (train): base; no flip passes (closest: first[0,0,0,0], 1 failing)")
     }
 
     /// A flip judges its own norm: with the probes explained but the flipped norm not matched, it fails.
@@ -98,6 +99,78 @@ final class GateFlipJudgementTests: XCTestCase {
                                                                  flips: [flip("g[0,0,0,0]", mode: "eval", param: "a", at: 1, by: 0.01, norm: 3)])
         XCTAssertNil(pattern)
         XCTAssertFalse(checks.allSatisfy(\.passed))
+    }
+
+    /// A truth flipping two gates at once, its answer from its own float64 run: moves a and b.
+    func pair(_ gates: [String], a: Double, b: Double) -> GateFlip {
+        GateFlip(mode: "train", gates: gates, probeDelta: ["a": [0, a, 0, 0], "b": [b, 0, 0, 0]], norm: ["a": 3 + a, "b": 4 + b])
+    }
+
+    /// Finch crossed two kinks in one run: neither single flip explains both parameters, the pair does.
+    func testAPairTruthPassesAndIsNamed() {
+        var a = exactA, b = exactB
+        a[1] += 0.01
+        b[0] += 0.02
+        let flips = [flip("first[0,0,0,0]", param: "a", at: 1, by: 0.01, norm: 3.01),
+                     flip("second[0,0,0,1]", param: "b", at: 0, by: 0.02, norm: 4.02),
+                     pair(["first[0,0,0,0]", "second[0,0,0,1]"], a: 0.01, b: 0.02)]
+        let (pattern, checks) = ParityComparison.judgeGradients(prefix: "grad", mode: "train",
+                                                                 inputs: inputs(a: a, b: b, normA: 3.01, normB: 4.02), flips: flips)
+        XCTAssertEqual(pattern?.pattern, "first[0,0,0,0] + second[0,0,0,1]")
+        XCTAssertEqual(pattern?.line, "gates (train): first[0,0,0,0] + second[0,0,0,1]")
+        XCTAssertTrue(checks.allSatisfy(\.passed), checks.map { "\($0.name) \($0.maxAbs)" }.joined(separator: ", "))
+        // Without the pair's own run the two singles do not compose: the mode fails.
+        let (without, _) = ParityComparison.judgeGradients(prefix: "grad", mode: "train",
+                                                            inputs: inputs(a: a, b: b, normA: 3.01, normB: 4.02), flips: Array(flips.prefix(2)))
+        XCTAssertEqual(without?.pattern, "base")
+        XCTAssertNotNil(without?.closest)
+    }
+
+    /// A pair moves a and b; a 1e-4 error in b's third probe, which the pair does not move, still fails.
+    func testAPairCannotExcuseACheckItDoesNotMove() {
+        var a = exactA, b = exactB
+        a[1] += 0.01
+        b[0] += 0.02
+        b[2] += 1e-4
+        let (pattern, checks) = ParityComparison.judgeGradients(prefix: "grad", mode: "train", inputs: inputs(a: a, b: b, normA: 3.01, normB: 4.02),
+                                                                 flips: [pair(["p[0,0,0,0]", "q[0,0,0,1]"], a: 0.01, b: 0.02)])
+        XCTAssertEqual(pattern?.pattern, "base")
+        XCTAssertEqual(pattern?.closest?.label, "p[0,0,0,0] + q[0,0,0,1]")
+        XCTAssertTrue(checks.contains { $0.name == "grad.b" && !$0.passed })
+    }
+
+    /// Finch's own side of a gate (GateObservation): `z` its pre-activation, float64's just below zero.
+    func side(_ gate: String, index: [Int], finch z: Float?) -> GateSide {
+        let g = AdmissibleGate(mode: "train", gate: gate, index: index, kink: 0, pre64: -1e-7, spread: 1e-6)
+        return GateSide(gate: g, finch: z, flipped: z.map { $0 > 0 } ?? false)
+    }
+
+    /// A truth whose gate Finch's forward did not cross explains nothing, however well it fits; one
+    /// Finch crossed (or cannot be read at) counts. A pair needs both gates crossed.
+    func testATruthCountsOnlyIfFinchCrossedItsGates() {
+        var a = exactA, b = exactB
+        a[1] += 0.01
+        b[0] += 0.02
+        let single = [flip("g.act[0,1]", param: "a", at: 1, by: 0.01, norm: 3.01)]
+        let ins = inputs(a: a, b: exactB, normA: 3.01)
+        let notCrossed = ParityComparison.judgeGradients(prefix: "grad", mode: "train", inputs: ins, flips: single,
+                                                          crossed: [side("g.act", index: [0, 1], finch: -2e-7)])
+        XCTAssertEqual(notCrossed.0, GatePattern(mode: "train", pattern: "base"))
+        XCTAssertFalse(notCrossed.1.allSatisfy(\.passed))
+        for z: Float? in [3e-7, nil] {
+            let counted = ParityComparison.judgeGradients(prefix: "grad", mode: "train", inputs: ins, flips: single,
+                                                           crossed: [side("g.act", index: [0, 1], finch: z)])
+            XCTAssertEqual(counted.0?.pattern, "g.act[0,1]")
+            XCTAssertTrue(counted.1.allSatisfy(\.passed))
+        }
+        let pairTruth = [pair(["p.act[0,0]", "q.act[0,1]"], a: 0.01, b: 0.02)]
+        let both = inputs(a: a, b: b, normA: 3.01, normB: 4.02)
+        let oneCrossed = ParityComparison.judgeGradients(prefix: "grad", mode: "train", inputs: both, flips: pairTruth,
+                                                          crossed: [side("p.act", index: [0, 0], finch: 1e-7), side("q.act", index: [0, 1], finch: -1e-7)])
+        XCTAssertEqual(oneCrossed.0?.pattern, "base")
+        let twoCrossed = ParityComparison.judgeGradients(prefix: "grad", mode: "train", inputs: both, flips: pairTruth,
+                                                          crossed: [side("p.act", index: [0, 0], finch: 1e-7), side("q.act", index: [0, 1], finch: 1e-7)])
+        XCTAssertEqual(twoCrossed.0?.pattern, "p.act[0,0] + q.act[0,1]")
     }
 
     // MARK: Reading flip data from an untrusted file
@@ -131,6 +204,8 @@ final class GateFlipJudgementTests: XCTestCase {
 
     static let validFlips = #"{"params": ["a", "b"], "gates": [{"mode": "train", "gate": "layer1.act", "index": [1, 2, 0, 3]}]}"#
 
+    static let pairFlips = #"{"params": ["a", "b"], "truths": [{"mode": "train", "gates": [{"gate": "layer1.act", "index": [1, 2, 0, 3]}, {"gate": "layer2.act", "index": [0, 5, 1, 1]}]}]}"#
+
     func tensors(probe: [Double] = [0.1, 0.2, 0.3], norm: [Double] = [1.5, 2.5]) -> [String: Entry] {
         ["grad.index.a": .i64([0, 4]), "grad.index.b": .i64([7]), "flip.0.probe": .f64(probe), "flip.0.norm": .f64(norm)]
     }
@@ -148,6 +223,54 @@ final class GateFlipJudgementTests: XCTestCase {
         XCTAssertEqual(flips[0].probeDelta["b"], [0.3])
         XCTAssertEqual(flips[0].norm, ["a": 1.5, "b": 2.5])
         XCTAssertTrue(try read(try file(["grad.index.a": .i64([0])], flips: nil)).isEmpty, "no flips: compare as before")
+    }
+
+    func testAPairTruthIsReadAsOneTruthOfTwoGates() throws {
+        let flips = try read(try file(tensors(), flips: Self.pairFlips))
+        XCTAssertEqual(flips.count, 1)
+        XCTAssertEqual(flips[0].gates, ["layer1.act[1,2,0,3]", "layer2.act[0,5,1,1]"])
+        XCTAssertEqual(flips[0].label, "layer1.act[1,2,0,3] + layer2.act[0,5,1,1]")
+        XCTAssertEqual(flips[0].probeDelta["b"], [0.3])
+        let single = try read(try file(tensors(), flips: Self.pairFlips.replacingOccurrences(of: #", {"gate": "layer2.act", "index": [0, 5, 1, 1]}"#, with: "")))
+        XCTAssertEqual(single[0].gates, ["layer1.act[1,2,0,3]"], "a set of one is a single flip")
+    }
+
+    func testMalformedPairMetadataIsAClearError() {
+        let t = tensors(), p = Self.pairFlips
+        let second = #"{"gate": "layer2.act", "index": [0, 5, 1, 1]}"#
+        expectError(t, flips: p.replacingOccurrences(of: second, with: second + ", " + second.replacingOccurrences(of: "layer2", with: "layer3")), key: "flips")
+        expectError(t, flips: p.replacingOccurrences(of: second, with: #"{"gate": "layer1.act", "index": [1, 2, 0, 3]}"#), key: "flips")
+        expectError(t, flips: p.replacingOccurrences(of: "[0, 5, 1, 1]", with: #""0,5,1,1""#), key: "flips")
+        expectError(t, flips: p.replacingOccurrences(of: #""gate": "layer2.act", "#, with: ""), key: "flips")
+        expectError(t, flips: p.replacingOccurrences(of: #""gates": [{"gate": "layer1.act", "index": [1, 2, 0, 3]}, "# + second + "]", with: #""gates": []"#), key: "flips")
+        expectError(t, flips: p.replacingOccurrences(of: #""truths": ["#, with: #""gates": [], "truths": ["#), key: "flips")
+        expectError(t, flips: p.replacingOccurrences(of: #""truths": ["#, with: #""truths": {"x": ["#).replacingOccurrences(of: "}]}]}", with: "}]}]}}"), key: "flips")
+        var stray = t
+        stray["flip.1.norm"] = .f64([1, 1])
+        expectError(stray, flips: p, key: "flip.1.norm")
+        // The message says which truth and which gate.
+        XCTAssertThrowsError(try read(try file(t, flips: p.replacingOccurrences(of: "[0, 5, 1, 1]", with: "[-2]")))) { e in
+            XCTAssertTrue("\(e)".contains("truth 0 gate 1"), "\(e)")
+        }
+    }
+
+    func testAdmissibleGatesAreReadAndValidated() throws {
+        let listed = #"{"params": ["a", "b"], "truths": [], "admissible": {"eval": [["blocks.1.act", [4, 15, 2, 12], 0.0, -8.7e-07, 1.45e-06], ["blocks.2.act", [0, 1, 0, 0], 6.0, 5.999999, 2e-06]]}}"#
+        let gates = try GateFlips.admissible(file: try file([:], flips: listed), path: "hostile.safetensors")
+        XCTAssertEqual(gates.map(\.label), ["blocks.1.act[4,15,2,12]", "blocks.2.act[0,1,0,0]"])
+        XCTAssertEqual(gates.map(\.mode), ["eval", "eval"])
+        XCTAssertEqual(gates[1].kink, 6)
+        // Older files: the gates of their truths.
+        let old = try GateFlips.admissible(file: try file([:], flips: #"{"gates": [{"mode": "train", "gate": "g.act", "index": [0, 1], "kink": 0.0, "pre64": 1e-7, "spread": 1e-6}]}"#), path: "x")
+        XCTAssertEqual(old.map(\.label), ["g.act[0,1]"])
+        for bad in [listed.replacingOccurrences(of: "0.0, -8.7e-07", with: "3.0, -8.7e-07"),
+                    listed.replacingOccurrences(of: "1.45e-06", with: "-1.45e-06"),
+                    listed.replacingOccurrences(of: #""eval": ["#, with: #""bogus": ["#),
+                    listed.replacingOccurrences(of: "[4, 15, 2, 12], ", with: "")] {
+            XCTAssertThrowsError(try GateFlips.admissible(file: try file([:], flips: bad), path: "hostile.safetensors")) { e in
+                XCTAssertTrue(e is ParityError && "\(e)".contains("hostile.safetensors") && "\(e)".contains("'flips'"), "\(e)")
+            }
+        }
     }
 
     /// Each malformed case is a ParityError naming the file and the offending key.

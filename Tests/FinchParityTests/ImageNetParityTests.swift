@@ -23,6 +23,7 @@ final class ImageNetParityTests: XCTestCase {
         // (rel 2.9·10⁻⁶; its probes pass) on the AVX-512 path at 1 and 2 threads, with OpenBLAS's own
         // kernels or Prescott's, so it is Finch's AVX-512 depthwise weight gradient (Float lanes over the
         // batch's output positions per tap); AVX2, generic and 3 threads pass (RATIOS.md).
+        // Not a gate: the gates Finch crosses there move this norm by 0 in float64 (parity/README.md).
         let unexplained = report.failures.filter { !(model == "tf_efficientnet_lite2" && $0.name == "evalgrad.norm.blocks.2.0.conv_dw.weight" && ($0.ratio ?? .infinity) <= 3.6) }
         XCTAssertTrue(unexplained.isEmpty, "\(report.summary)\n" + unexplained.prefix(8).map {
             "  \($0.name): max|Δ|=\($0.maxAbs) ratio=\($0.ratio.map(ratioText) ?? "-") tol \($0.tolerance)"

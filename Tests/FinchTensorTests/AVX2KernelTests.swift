@@ -58,6 +58,7 @@ final class AVX2KernelTests: XCTestCase {
                 XCTAssertEqual(finch_max_pool3x3s2(nil, 0, 0, 0, 0, 0, 0, nil, nil), expected, "\(path)")
                 XCTAssertEqual(finch_affine_activation(nil, nil, 0, 0, 1, 0, 3), expected, "\(path)")
                 XCTAssertEqual(finch_residual_activation(nil, nil, 0, 0, 1, 0, 3), expected, "\(path)")
+                XCTAssertEqual(finch_pointwise_small(nil, nil, nil, nil, 1, 1, 1, 16, 0, 0, nil), expected, "\(path)")
                 scratch.withUnsafeMutableBufferPointer { b in
                     let p = b.baseAddress!
                     XCTAssertEqual(finch_depthwise_forward_plane(p, p, 0, p, geometry, taps), expected, "\(path)")

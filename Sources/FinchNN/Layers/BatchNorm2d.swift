@@ -17,6 +17,9 @@ public final class BatchNorm2d: Module {
     /// Set in a data-parallel run with `sync_bn` (FinchTrain/Distributed): adds per-channel sums
     /// over every process, so training normalises with the statistics of the whole global batch.
     public var statisticsReducer: ((UnsafeMutableBufferPointer<Double>) -> Void)?
+    /// Called with each forward's input (`finch compare --gates` recomputes the pre-activation
+    /// from it, exactly as the backward does, to see which side of a ReLU kink Finch lands on).
+    public var inputObserver: ((Tensor) -> Void)?
 
     public init(_ channels: Int, eps: Float = 1e-5, momentum: Float = 0.1, activation: Activation.Kind = .identity) {
         weight = Tensor(repeating: 1, shape: [channels])
@@ -35,6 +38,7 @@ public final class BatchNorm2d: Module {
     }
 
     public override func callAsFunction(_ x: Tensor) -> Tensor {
+        inputObserver?(x)
         let training = isTraining && !usesRunningStatsAlways
         if training { numBatchesTracked.values[0] += 1 }
         if training, let statisticsReducer, !OpTrace.isTracing {

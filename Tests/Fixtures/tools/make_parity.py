@@ -51,19 +51,23 @@ from its kink, failed 17 checks while Finch's error at that element, at most 1.8
 path x BLAS x thread runs and 0.97 in RMS, was within the rule). The factor admits gates only as
 alternative truths that the whole mode must then match, never as noise. The criterion is per
 element, so it does not admit a gate whose float64 value sits farther from the kink than the rule
-lets Finch's own rounding reach there. The admissible gates, closest to the kink relative to their spread first, at most GATE_CAP per mode,
-are flipped one at a time in the float64 backward (forward values unchanged): each flip is another
-exact answer, an alternative truth that Finch may match instead of the base one, within the same
-14-order noise (noise.* holds the orders only, never a flip's effect):
-  flip.<j>.probe   float64 [sum of the probe counts, in flips.params order]: the flip's change to
+lets Finch's own rounding reach there. Each truth is a set of admissible gates flipped together in
+the float64 backward (forward values unchanged): the closest single gates (closest to the kink
+relative to their spread first; GATE_CAP per mode: every eval gate, the closest 12 train gates),
+then every pair among the GATE_PAIR_K = 8 closest of each mode, each pair in its own float64 run
+(flips in different layers do not add: a cross term through the path between them). Each is
+another exact answer, an alternative truth that Finch may match instead of the base one, within
+the same 14-order noise (noise.* holds the orders only, never a flip's effect):
+  flip.<j>.probe   float64 [sum of the probe counts, in flips.params order]: truth j's change to
                    every gradient probe of its mode (f64.grad.probe / f64.evalgrad.probe)
-  flip.<j>.norm    float64 [len(flips.params)]: each gradient's float64 norm with the flip
-The probes store deltas (a flip moves the backward only, so flips in one layer add exactly, and in
-different layers up to a cross term); the norms store the flipped value, as a norm does not add.
-The fixture holds no full gradient, so a pattern of several gates has no norm: compare judges
-single flips. Metadata flips (JSON): criterion, cap, within (admissible gates per mode), params,
-and per flip j (gates[j]) its mode, gate key, [n,c,h,w], kink, pre64, spread, and the three probe
-or norm checks it moves most relative to their noise, as [check, |change|, noise].
+  flip.<j>.norm    float64 [len(flips.params)]: each gradient's float64 norm under truth j
+The probes store deltas; the norms store the flipped value, as a norm does not add. Metadata flips
+(JSON): criterion, cap, pairs (the rules above), within (admissible gates per mode), params,
+admissible (per mode, every admissible gate as [key, [n,c,h,w], kink, pre64, spread], closest
+first: what `finch compare --gates` looks up), and per truth j (truths[j]) its mode, its gates
+(each {gate, index, kink, pre64, spread}) and the three probe or norm checks it moves most relative
+to their noise, as [check, |change|, noise]. Files made before 2026-12-07 list single flips as
+gates[j] = {mode, gate, index, ...}; Finch reads both.
 metadata: format=finch-parity-v2, weights=procedural, input=procedural, reference=float64, model,
           num_classes, resolution, batch, torch, timm, adamw (JSON), probes, noise (the orders sampled),
           noise_argmax (JSON: how many outputs each order was the farthest for),
@@ -85,7 +89,7 @@ Usage: python make_parity.py OUTDIR model:res:classes:batch[:probes] [...]
 Needs torch, timm, safetensors, numpy (torchvision_stub.py stands in for a torchvision that
 cannot load against a CPU-only torch).
 """
-import json, math, os, sys
+import itertools, json, math, os, sys
 import numpy as np
 
 # Threads 2 and 3 sample summation orders, not speed: on a shared machine spinning OpenMP workers
@@ -291,8 +295,14 @@ class Noise:
         return c
 
 
-# Gates flipped per mode (train, eval) at most: each costs one float64 forward + backward.
-GATE_CAP = 12
+# Single flips per mode at most, None for every admissible gate: each costs one float64 forward +
+# backward and 8 bytes per probe. Eval mode (the ImageNet files) keeps them all (Lite2: 43); train
+# mode, with hundreds admissible at batch statistics (Lite2: 470), the closest 12.
+GATE_CAP = {"train": 12, "eval": None}
+# Pairs: every pair among the GATE_PAIR_K closest admissible gates of each mode is flipped together
+# in its own float64 run (flips in different layers do not add). A stated rule, not the pair some
+# float32 run happened to flip: K = 8 gives 28 pairs per mode.
+GATE_PAIR_K = 8
 # The rule's own factor: Finch may sit 3x PyTorch's order noise from float64 on any value, a gate's
 # input included, so a gate that close to its kink may open in an answer the rule otherwise accepts.
 GATE_RULE_FACTOR = 3.0
@@ -337,22 +347,37 @@ def flipped_grads(model_name, classes, state, x, y, mode, flip):
         return {k: p.grad.detach().clone() for k, p in m.named_parameters()}
 
 
+def truth_sets(found, cap, k):
+    """The gate sets flipped, each its own truth: the `cap` closest single gates (all when None),
+    then every pair among the `k` closest."""
+    singles = [[g] for g in (found if cap is None else found[:cap])]
+    return singles + [list(p) for p in itertools.combinations(found[:k], 2)]
+
+
 def gate_flips(model_name, classes, state, x, y, spread, noise, truth, probes):
-    """Each admissible gate's flipped float64 answer at the stored outputs (`truth` maps mode ->
-    float64 gradients; prefix grad for train, evalgrad for eval): the flip.* tensors and the flips
-    metadata record (module doc)."""
+    """Each truth's flipped float64 answer at the stored outputs (`truth` maps mode -> float64
+    gradients; prefix grad for train, evalgrad for eval): the flip.* tensors and the flips metadata
+    record (module doc). A truth is a set of admissible gates flipped together."""
     params = list(next(iter(truth.values())).keys())
     index = {k: torch.from_numpy(probe_indices(k, t.numel(), probes)) for k, t in next(iter(truth.values())).items()}
     record = {"criterion": "|pre64 - kink| <= 3 x max over the float32 orders of |pre32 - pre64| at that element",
-              "cap": GATE_CAP, "within": {}, "params": params, "gates": []}
+              "cap": {m: ("all" if c is None else c) for m, c in GATE_CAP.items()},
+              "pairs": f"every pair among the {GATE_PAIR_K} closest admissible gates of each mode",
+              "within": {}, "params": params, "admissible": {}, "truths": []}
     tensors = {}
     for mode, g64 in truth.items():
         prefix = "grad" if mode == "train" else "evalgrad"
         found = spread.within(mode)
         record["within"][mode] = len(found)
-        for ratio, key, flat, a, s, kink in found[:GATE_CAP]:
-            g = flipped_grads(model_name, classes, state, x, y, mode, {key: [flat]})
-            j = len(record["gates"])
+        shape = lambda key: spread.pre64[mode][0][key].shape
+        where = lambda key, flat: [int(w) for w in torch.unravel_index(torch.tensor(flat), shape(key))]
+        record["admissible"][mode] = [[key, where(key, flat), kink, a, s] for _, key, flat, a, s, kink in found]
+        for gate_set in truth_sets(found, GATE_CAP[mode], GATE_PAIR_K):
+            flip = {}
+            for _, key, flat, *_ in gate_set:
+                flip.setdefault(key, []).append(flat)
+            g = flipped_grads(model_name, classes, state, x, y, mode, flip)
+            j = len(record["truths"])
             delta = {k: g[k].flatten()[index[k]] - g64[k].flatten()[index[k]] for k in params}
             norm = {k: float(g[k].norm()) for k in params}
             tensors[f"flip.{j}.probe"] = torch.cat([delta[k] for k in params]).contiguous()
@@ -360,10 +385,9 @@ def gate_flips(model_name, classes, state, x, y, spread, noise, truth, probes):
             moved = [(float(delta[k].abs().max()), f"{prefix}.{k}", noise.worst[f"{prefix}.{k}"]) for k in params]
             moved += [(abs(norm[k] - float(g64[k].norm())), f"{prefix}.norm.{k}", noise.worst[f"{prefix}.norm.{k}"]) for k in params]
             moved = sorted(((d / n if n > 0 else math.inf, c, d, n) for d, c, n in moved if d > 0), reverse=True)
-            shape = spread.pre64[mode][0][key].shape
-            where = [int(w) for w in torch.unravel_index(torch.tensor(flat), shape)]
-            record["gates"].append(dict(mode=mode, gate=key, index=where, kink=kink, pre64=a, spread=s,
-                                        top=[[c, d, n] for _, c, d, n in moved[:3]]))
+            record["truths"].append(dict(mode=mode, gates=[dict(gate=key, index=where(key, flat), kink=kink, pre64=a, spread=s)
+                                                          for _, key, flat, a, s, kink in gate_set],
+                                         top=[[c, d, n] for _, c, d, n in moved[:3]]))
     return tensors, record
 
 
