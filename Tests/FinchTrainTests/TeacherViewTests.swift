@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 import FinchTensor
 import FinchData
+import FinchNN
 import FinchTestSupport
 @testable import FinchTrain
 
@@ -129,6 +130,55 @@ final class TeacherViewTests: XCTestCase {
         XCTAssertNoThrow(try TrainConfig.parse(base, source: "t.yaml", overrides: ["data.re_prob=0.25", "distill.teacher.view=resized"]))
     }
 
+    /// Through the trainer: the teacher is fed the loader's own rendering, CutMix-ed by the draw
+    /// that mixed the student's batch, never the student's batch resized.
+    func testTrainerFeedsTheTeacherItsOwnMixedView() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("finch-tview-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try TinyImageFolder.make(under: dir)
+        let folder = try ImageFolder(root: dir.appendingPathComponent("data/train"))
+        let c = try TrainConfig.parse("""
+        seed: 3
+        data: {root: unused, batch_size: 3, image_size: 8}
+        model: {name: tiny}
+        optimizer: {name: adamw, lr: 0.01}
+        schedule: {name: cosine, epochs: 1, warmup_epochs: 0}
+        mixup: {cutmix_alpha: 1.0}
+        distill: {teacher: {name: tiny, checkpoint: unused.h5, image_size: 12}, kind: soft, alpha: 0.5, temperature: 2}
+        """, source: "teacher.yaml")
+        var student = ImageTransform(size: 8, training: true)
+        student.scale = (0.25, 1)
+        student.mean = half
+        student.std = half
+        func loader() -> DataLoader {
+            let l = DataLoader(samples: folder.samples, transform: student, batchSize: 3, sampler: .random, dropLast: false, seed: 7)
+            l.workers = 0
+            l.secondView = Distillation.teacherTransform(student: student, size: 12, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225])
+            return l
+        }
+        var rng = RandomGenerator(seed: 1)
+        let model = TinyClassifier(numClasses: 2), teacher = RecordingTeacher(numClasses: 2)
+        model.initializeWeights(using: &rng)
+        teacher.initializeWeights(using: &rng)
+        let mixup = Mixup(mixupAlpha: 0, cutmixAlpha: 1, numClasses: 2)
+        let trainer = try Trainer(config: c, model: model, train: LoaderBatchSource(loader: loader(), classes: folder.classes), val: nil,
+                                  teacher: teacher, mixer: MixupMixer(mixup, seed: 5))
+        trainer.studentNormalization = (half, half)
+        trainer.progress = ProgressReporter(isTerminal: false)
+        try trainer.fit()
+
+        XCTAssertEqual(teacher.seen.count, 2)
+        let replay = MixupMixer(mixup, seed: 5)
+        let batches = try loader().viewBatches(epoch: 0)
+        for (k, seen) in teacher.seen.enumerated() {
+            let b = try XCTUnwrap(batches.next()).get()
+            let mixed = replay.mixViews(Batch(images: b.images, labels: b.labels, teacherImages: b.secondImages), numClasses: 2)
+            XCTAssertEqual(seen.shape, [3, 3, 12, 12])
+            XCTAssertTrue(seen.scalars == mixed.teacherImages?.scalars, "batch \(k): the teacher's own view, mixed by the student's draw")
+            XCTAssertFalse(seen.scalars == (b.secondImages?.scalars ?? []), "batch \(k): CutMix reached the teacher's view")
+        }
+    }
+
     /// A batch source without the teacher's rendering cannot serve `own`: refused before training.
     func testOwnViewWithoutATeacherRenderingIsRefused() throws {
         let c = try TrainConfig.parse("""
@@ -142,5 +192,30 @@ final class TeacherViewTests: XCTestCase {
         XCTAssertThrowsError(try Trainer(config: c, model: student, train: data, val: nil, teacher: teacher)) {
             XCTAssertTrue("\($0)".contains("distill.teacher.view is own, but the training batches carry no teacher view"), "\($0)")
         }
+    }
+}
+
+/// TinyClassifier's layers, recording what it is fed.
+final class RecordingTeacher: ImageClassifier {
+    let convStem = Conv2d(3, 8, kernelSize: 3, stride: 2, bias: false)
+    let pool = GlobalAvgPool()
+    let classifier: Linear
+    var seen: [Tensor] = []
+
+    init(numClasses: Int) {
+        classifier = Linear(8, numClasses)
+        super.init(modelName: "tiny", numClasses: numClasses, pretrainedConfig: .imagenet)
+        register("conv_stem", convStem)
+        register("classifier", classifier)
+    }
+
+    override func forwardFeatures(_ x: Tensor) -> Tensor {
+        seen.append(x)
+        return convStem(x)
+    }
+    override func forwardHead(_ f: Tensor, preLogits: Bool) -> Tensor { preLogits ? pool(f) : classifier(pool(f)) }
+    override func initializeWeights(using rng: inout RandomGenerator) {
+        Init.kaimingNormalFanOut(convStem.weight, using: &rng)
+        classifier.resetParameters(using: &rng)
     }
 }
