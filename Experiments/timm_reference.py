@@ -353,8 +353,9 @@ def train(c, args):
 
     teacher, alpha, temp, kind, teacher_size = None, 0.0, 1.0, "soft", None
     if get(c, "distill"):
-        # The teacher sees the student's augmented (and mixed) batch, resized to its own input size
-        # when distill.teacher.image_size is set, as Finch's Distillation.teacherInput does. Its
+        # The teacher sees its own rendering of each augmented (and mixed) photo (view own: TwoViews,
+        # mix_views), or the student's batch resized to its input size (view resized, or one size:
+        # teacher_input, as Finch's Distillation.teacherInput). Its
         # statistics are the student's (both Lite models use mean = std = 0.5); other ones are not
         # mirrored here.
         assert get(c, "distill.teacher.mean") is None and get(c, "distill.teacher.std") is None, \
