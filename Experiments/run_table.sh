@@ -92,16 +92,21 @@ epochs_for() {
     else python3 -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["schedule"]["epochs"])' "$cfg"; fi
 }
 
-# What a row's result must say it ran: "<experiment> <teacher input size>" from its config (the
-# teacher's size is distill.teacher.image_size, else the student's data.image_size; "-" without a
-# teacher). Results from another recipe of the row are not complete.
+# What a row's result must say it ran: "<experiment> <teacher input size> <teacher view>" from its
+# config (the teacher's size is distill.teacher.image_size, else the student's data.image_size; "-"
+# without a teacher). Results from another recipe of the row are not complete: the students of the
+# resized view (before distill.teacher.view) are rerun.
 recipe_for() {
     python3 - "$(config_for "$1")" <<'EOF'
 import sys, yaml
 c = yaml.safe_load(open(sys.argv[1]))
 d = c.get("distill")
 size = ((d.get("teacher") or {}).get("image_size") or c["data"]["image_size"]) if d else "-"
-print(c["experiment"], size)
+# Finch's rule (Distillation.rendersOwnView; timm_reference.py the same): own, the default, only
+# when the teacher's size differs from the student's; at one size the two views are one.
+t = (d or {}).get("teacher") or {}
+view = ("own" if t.get("view", "own") == "own" and size != c["data"]["image_size"] else "resized") if d else "-"
+print(c["experiment"], size, view)
 EOF
 }
 
@@ -116,7 +121,8 @@ try:
     r = json.load(open(path))
     ok = "val/top1" in r.get("final", {}) and r.get("epochs_run") == epochs
     if ok and recipe:
-        ok = r.get("experiment") == recipe[0] and str(r.get("teacher_image_size", "-")) == recipe[1]
+        ok = r.get("experiment") == recipe[0] and str(r.get("teacher_image_size", "-")) == recipe[1] \
+            and r.get("teacher_view", "-") == recipe[2]
     hist = path[:-5] + ".jsonl"
     if ok and epochs > 0 and os.path.basename(path).startswith("finch-"):
         ok = sum(1 for l in open(hist) if l.strip()) == epochs
@@ -181,6 +187,8 @@ c = yaml.safe_load(open(cfg))
 s["image_size"] = c["data"]["image_size"]
 if c.get("distill"):
     s["teacher_image_size"] = (c["distill"].get("teacher") or {}).get("image_size") or s["image_size"]
+    t = c["distill"].get("teacher") or {}
+    s["teacher_view"] = "own" if t.get("view", "own") == "own" and s["teacher_image_size"] != s["image_size"] else "resized"
 with open(dest + ".jsonl.tmp", "w") as f:
     f.write("".join(epochs[e] + "\n" for e in sorted(epochs)))
 with open(dest + ".json.tmp", "w") as f:

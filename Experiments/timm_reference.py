@@ -24,6 +24,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 import timm  # noqa: E402
 from timm.data import Mixup  # noqa: E402
+from timm.data.mixup import cutmix_bbox_and_lam, mixup_target  # noqa: E402
 from timm.data.auto_augment import rand_augment_transform  # noqa: E402
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
@@ -127,6 +128,52 @@ class TrainTransform:
         return to_tensor(im, self.mean, self.std)
 
 
+class TwoViews:
+    """distill.teacher.view: own, as Finch's DataLoader.secondView: the photo through the student's
+    transform, then again through the same transform at the teacher's size with the random state
+    the first call started from (Python's, NumPy's and torch's: crop box in source pixels, filter,
+    flip, jitter order and factors, RandAugment's ops, magnitudes and signs). None of those draws
+    depends on the output size, so the second call makes the same choices."""
+
+    def __init__(self, student, teacher):
+        self.student, self.teacher = student, teacher
+
+    def __call__(self, im):
+        state = random.getstate(), np.random.get_state(), torch.get_rng_state()
+        x = self.student(im)
+        after = random.getstate(), np.random.get_state(), torch.get_rng_state()
+        random.setstate(state[0]), np.random.set_state(state[1]), torch.set_rng_state(state[2])
+        tx = self.teacher(im)
+        # Continue from where the student's call left the streams (the same place, or a draw
+        # depended on the size and the views differ: refuse rather than teach from another view).
+        assert random.getstate() == after[0] and torch.equal(torch.get_rng_state(), after[2]), "a draw depended on the output size"
+        return x, tx
+
+
+def scale_edge(e, frm, to):
+    """A CutMix box edge on the teacher's image: nearest pixel, halves up (Finch's Mixup.scaled)."""
+    return (2 * e * to + frm) // (2 * frm)
+
+
+def mix_views(mixer, x, tx, y):
+    """timm's Mixup.__call__ in batch mode (one λ and box for the batch, partner = flip(0)) on the
+    student's batch, and the same λ, partner and box (scaled to its size) on the teacher's."""
+    assert mixer.mode == "batch" and len(x) % 2 == 0
+    lam, use_cutmix = mixer._params_per_batch()
+    if lam != 1.0:
+        if use_cutmix:
+            (yl, yh, xl, xh), lam = cutmix_bbox_and_lam(x.shape, lam, ratio_minmax=mixer.cutmix_minmax, correct_lam=mixer.correct_lam)
+            x[:, :, yl:yh, xl:xh] = x.flip(0)[:, :, yl:yh, xl:xh]
+            (h, w), (th, tw) = x.shape[2:], tx.shape[2:]
+            tyl, tyh, txl, txh = scale_edge(yl, h, th), scale_edge(yh, h, th), scale_edge(xl, w, tw), scale_edge(xh, w, tw)
+            tx[:, :, tyl:tyh, txl:txh] = tx.flip(0)[:, :, tyl:tyh, txl:txh]
+        else:
+            x_flipped, tx_flipped = x.flip(0).mul_(1.0 - lam), tx.flip(0).mul_(1.0 - lam)
+            x.mul_(lam).add_(x_flipped)
+            tx.mul_(lam).add_(tx_flipped)
+    return x, tx, mixup_target(y, mixer.num_classes, lam, mixer.label_smoothing)
+
+
 class EvalTransform:
     """Resize the short side to ⌊size / crop_pct⌋, centre crop (torchvision's round), normalise."""
 
@@ -159,7 +206,8 @@ class Files(torch.utils.data.Dataset):
     def __getitem__(self, i):
         path, label = self.samples[i]
         with Image.open(path) as im:
-            return self.transform(im.convert("RGB")), label
+            x = self.transform(im.convert("RGB"))
+        return (*x, label) if isinstance(x, tuple) else (x, label)
 
 
 def worker_init(worker_id):
@@ -233,6 +281,21 @@ def train(c, args):
     batch = int(get(c, "data.batch_size", 128))
     workers = int(get(c, "data.workers", 2))
 
+    # distill.teacher.view (Finch's TrainConfig.Teacher): own renders the teacher's view in the
+    # loader (TwoViews); resized (or one size) adapts the student's batch (teacher_input).
+    teacher_view = None
+    if get(c, "distill"):
+        ts = get(c, "distill.teacher.image_size")
+        view = get(c, "distill.teacher.view", "own")
+        assert view in ("own", "resized"), f"distill.teacher.view: {view!r} is not one of own, resized"
+        if ts is not None and int(ts) != size and view == "own":
+            assert not get(c, "data.re_prob"), "distill.teacher.view own with random erasing is refused (as Finch)"
+            teacher_view = int(ts)
+    train_transform = TrainTransform(c, size, mean, std)
+    if teacher_view is not None:
+        # The teacher's statistics are the student's here (see below).
+        train_transform = TwoViews(train_transform, TrainTransform(c, teacher_view, mean, std))
+
     labels = [l for _, l in train_samples]
     counts = np.bincount(labels, minlength=k)
     if get(c, "data.sampler", "random") == "weighted":
@@ -241,7 +304,7 @@ def train(c, args):
         shuffle = None
     else:
         sampler, shuffle = None, True
-    train_loader = torch.utils.data.DataLoader(Files(train_samples, TrainTransform(c, size, mean, std)), batch_size=batch,
+    train_loader = torch.utils.data.DataLoader(Files(train_samples, train_transform), batch_size=batch,
                                                shuffle=shuffle, sampler=sampler, drop_last=True, num_workers=workers,
                                                worker_init_fn=worker_init, persistent_workers=workers > 0)
     val_loader = torch.utils.data.DataLoader(Files(val_samples, EvalTransform(size, float(get(c, "data.crop_pct", crop_pct)), interp, mean, std)),
@@ -290,8 +353,9 @@ def train(c, args):
 
     teacher, alpha, temp, kind, teacher_size = None, 0.0, 1.0, "soft", None
     if get(c, "distill"):
-        # The teacher sees the student's augmented (and mixed) batch, resized to its own input size
-        # when distill.teacher.image_size is set, as Finch's Distillation.teacherInput does. Its
+        # The teacher sees its own rendering of each augmented (and mixed) photo (view own: TwoViews,
+        # mix_views), or the student's batch resized to its input size (view resized, or one size:
+        # teacher_input, as Finch's Distillation.teacherInput). Its
         # statistics are the student's (both Lite models use mean = std = 0.5); other ones are not
         # mirrored here.
         assert get(c, "distill.teacher.mean") is None and get(c, "distill.teacher.std") is None, \
@@ -320,9 +384,12 @@ def train(c, args):
                 if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                     m.eval()
         seen, loss_sum, correct, t0 = 0, 0.0, 0, time.time()
-        for x, y in train_loader:
+        for item in train_loader:
+            x, tx_own, y = item if teacher_view is not None else (item[0], None, item[1])
             target = y
-            if mixer is not None:
+            if mixer is not None and tx_own is not None:
+                x, tx_own, target = mix_views(mixer, x, tx_own, y)
+            elif mixer is not None:
                 x, target = mixer(x, y)
             if not shown_input:  # what the model and its teacher see, once per run (the smoke checks read it)
                 print(f"model input {list(x.shape)}", flush=True)
@@ -330,7 +397,7 @@ def train(c, args):
             loss = criterion(logits, target)
             if teacher is not None:
                 with torch.no_grad():
-                    tx = teacher_input(x, teacher_size)
+                    tx = tx_own if tx_own is not None else teacher_input(x, teacher_size)
                     if not shown_input:
                         print(f"teacher input {list(tx.shape)}", flush=True)
                     tl = teacher(tx)
@@ -364,7 +431,7 @@ def train(c, args):
             "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
             "total_seconds": time.time() - start, "train_images": len(train_samples), "val_images": len(val_samples),
             "classes": classes, "seed": seed, "image_size": size,
-            **({"teacher_image_size": teacher_size or size} if teacher is not None else {}),
+            **({"teacher_image_size": teacher_size or size, "teacher_view": "own" if teacher_view else "resized"} if teacher is not None else {}),
             "torch": torch.__version__, "timm": timm.__version__}
 
 

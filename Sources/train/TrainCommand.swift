@@ -55,12 +55,13 @@ struct TrainCommand: ParsableCommand {
             installStopHandlers()
             if let comm { print("data-parallel: \(comm.size) ranks, global batch \(setup.config.data.batchSize), \(Distributed.threads) threads per rank") }
             print("\(cfg.experiment): \(cfg.model.name), \(setup.classes.count) classes, \(trainer.model.trainableParameterCount) of \(trainer.model.parameterCount) parameters trained (\(cfg.finetune.mode)), \(trainer.totalEpochs) epochs")
-            // Input sizes said once: a teacher at its own resolution gets the student's batch resized.
+            // Input sizes said once, and what a teacher at its own resolution sees (distill.teacher.view).
             let size = cfg.data.imageSize ?? trainer.model.pretrainedConfig.inputSize
             if let d = cfg.distill {
                 let t = d.teacher.imageSize ?? size
-                print("input \(size)×\(size) px; teacher \(d.teacher.name) at \(t)×\(t) px"
-                      + (t == size ? "" : " (the student's batch resized bilinearly)"))
+                let view = d.teacher.view == .own ? "each photo rendered again at its size with the student's augmentation"
+                    : "the student's batch resized bilinearly"
+                print("input \(size)×\(size) px; teacher \(d.teacher.name) at \(t)×\(t) px" + (t == size ? "" : " (\(view))"))
             } else {
                 print("input \(size)×\(size) px")
             }

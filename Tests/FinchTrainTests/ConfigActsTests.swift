@@ -57,7 +57,7 @@ final class ConfigActsTests: XCTestCase {
                                           to: ([0, 0, 0], [1, 1, 1]), imageSize: 6)
         XCTAssertTrue(c.scalars.allSatisfy { abs($0 - 1) < 1e-6 })
 
-        for (extra, expected) in [("image_size: 12", [8, 3, 12, 12]), ("num_classes: 3", [8, 3, 8, 8])] {
+        for (extra, expected) in [("image_size: 12, view: resized", [8, 3, 12, 12]), ("num_classes: 3", [8, 3, 8, 8])] {
             let teacher = ShapeRecordingTeacher(numClasses: 3)
             let t = try trainer(try config("distill: {teacher: {name: recorder, checkpoint: unused.h5, \(extra)}}"), teacher: teacher)
             try t.fit()

@@ -23,7 +23,7 @@ final class ConfigDeclarationTests: XCTestCase {
     /// user had given it, passes the key's own range, list or choice rule and counts as unchanged.
     func testEveryDeclaredDefaultPassesItsOwnRule() throws {
         let keys = TrainConfig.declaredKeys
-        XCTAssertEqual(keys.count, 108)   // + logging.tensorboard, distributed.{bucket_mb,sync_bn,dist_bn,overlap,batch_size_per_rank}
+        XCTAssertEqual(keys.count, 109)   // + logging.tensorboard, distributed.{bucket_mb,sync_bn,dist_bn,overlap,batch_size_per_rank}, distill.teacher.view
         XCTAssertEqual(Set(keys.map(\.path)).count, keys.count, "key paths are unique")
         var checked = 0
         for (path, key) in keys {
@@ -83,7 +83,7 @@ final class ConfigDeclarationTests: XCTestCase {
         let choiceKeys = TrainConfig.declaredKeys.filter { !$0.key.choices.isEmpty }
         XCTAssertEqual(choiceKeys.map(\.path), ["data.sampler", "data.interpolation", "data.re_mode", "data.on_bad_image", "model.head_init",
                                                "finetune.mode", "optimizer.name", "optimizer.lr_base_scale", "optimizer.clip_mode",
-                                               "schedule.name", "mixup.mode", "distill.kind", "checkpoint.mode", "early_stopping.mode", "distributed.dist_bn"])
+                                               "schedule.name", "mixup.mode", "distill.teacher.view", "distill.kind", "checkpoint.mode", "early_stopping.mode", "distributed.dist_bn"])
         for (path, key) in choiceKeys {
             let intended = try XCTUnwrap(key.choices.last)
             let typo = intended + "x"

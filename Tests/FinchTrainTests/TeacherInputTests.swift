@@ -54,7 +54,7 @@ final class TeacherInputTests: XCTestCase {
         model: {name: tiny}
         optimizer: {name: adamw, lr: 0.01}
         schedule: {name: cosine, epochs: 2, warmup_epochs: 0}
-        distill: {teacher: {name: tiny, checkpoint: unused.h5, image_size: 12}, kind: soft, alpha: 0.5, temperature: 2}
+        distill: {teacher: {name: tiny, checkpoint: unused.h5, image_size: 12, view: resized}, kind: soft, alpha: 0.5, temperature: 2}
         """, source: "teacher.yaml")
         var rng = RandomGenerator(seed: 1)
         let student = TinyClassifier(numClasses: 3), teacher = TinyClassifier(numClasses: 3)

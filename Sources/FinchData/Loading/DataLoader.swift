@@ -24,6 +24,11 @@ public final class DataLoader: @unchecked Sendable {
     public var imageLimits: ImageLimits = .standard
     /// The part of every batch this process loads (data-parallel runs); `.whole` by default.
     public var shard: Shard = .whole
+    /// A second rendering of every training draw (a distillation teacher at its own size and
+    /// normalisation, `distill.teacher.view: own`): the same decoded photo through this transform
+    /// with a copy of the draw's stream, so crop box (in source pixels), flip, filter, jitter and
+    /// RandAugment are the same draws; only the size and mean/std differ. Nil loads one view.
+    public var secondView: ImageTransform?
     private let lock = NSLock()
     private var skipped: [String] = []
 
@@ -53,8 +58,15 @@ public final class DataLoader: @unchecked Sendable {
 
     /// Builds batch `b` of `epoch` from the epoch's order.
     public func batch(_ b: Int, of order: [Int], epoch: Int) throws -> (images: Tensor, labels: [Int]) {
+        let v = try views(b, of: order, epoch: epoch)
+        return (v.images, v.labels)
+    }
+
+    /// Batch `b` with its second view (`secondView`), which is nil when none is set.
+    public func views(_ b: Int, of order: [Int], epoch: Int) throws -> LoadedViews {
         // A handful of comparisons; the transform's settable fields may have changed since batches().
         try transform.validate()
+        try secondView?.validate()
         let limits = imageLimits
         // Public, so its arguments are checked rather than trusted to come from batches().
         guard b >= 0, b < (order.count + batchSize - 1) / batchSize else {
@@ -69,6 +81,12 @@ public final class DataLoader: @unchecked Sendable {
         let s = transform.size
         let images = Tensor(uninitializedShape: [idx.count, 3, s, s])
         let base = images.basePointer
+        let second = secondView, s2 = second?.size ?? 0
+        let secondImages = second.map { _ in Tensor(uninitializedShape: [idx.count, 3, s2, s2]) }
+        let secondBase = secondImages?.basePointer
+        // One decode serves both views; the larger request keeps the DCT-scaled decode at least 2×
+        // above what either view samples from it.
+        let decodeSide = max(transform.decodeShortSide, second?.decodeShortSide ?? 0)
         var errors = [Error?](repeating: nil, count: idx.count)
         var ok = [Bool](repeating: true, count: idx.count)
         let threads = max(1, min(workers, idx.count))
@@ -85,9 +103,11 @@ public final class DataLoader: @unchecked Sendable {
                         // crop and jitter (as each __getitem__ call gets in PyTorch).
                         var rng = RandomGenerator(seed: self.seed).derived(stream: UInt64(epoch) << 32 | UInt64(b * self.batchSize + part.lowerBound + k))
                         do {
-                            let im = try ImageDecoder.decode(contentsOf: self.samples[sampleIndex].url, targetShortSide: self.transform.decodeShortSide,
+                            let im = try ImageDecoder.decode(contentsOf: self.samples[sampleIndex].url, targetShortSide: decodeSide,
                                                           limits: limits)
+                            var secondRNG = rng
                             self.transform.apply(im, rng: &rng, into: base + k * 3 * s * s)
+                            if let second, let secondBase { second.apply(im, rng: &secondRNG, into: secondBase + k * 3 * s2 * s2) }
                         } catch {
                             errs[k] = error
                             oks[k] = false
@@ -104,12 +124,19 @@ public final class DataLoader: @unchecked Sendable {
             DataLog.logger.warning("skipping unreadable image: \(errors[k]!)")
         }
         let labels = keep.map { samples[idx[$0]].label }
-        if keep.count == idx.count { return (images, labels) }
-        return (noGrad { images.indexSelect(axis: 0, indices: keep) }, labels)
+        if keep.count == idx.count { return LoadedViews(images: images, labels: labels, secondImages: secondImages) }
+        return noGrad { LoadedViews(images: images.indexSelect(axis: 0, indices: keep), labels: labels,
+                                    secondImages: secondImages?.indexSelect(axis: 0, indices: keep)) }
     }
 
     /// The epoch's batches from `start`, one prepared ahead on a background queue.
     public func batches(epoch: Int, startingAt start: Int = 0) throws -> AnyIterator<Result<(images: Tensor, labels: [Int]), Error>> {
+        let it = try viewBatches(epoch: epoch, startingAt: start)
+        return AnyIterator { it.next().map { r in r.map { ($0.images, $0.labels) } } }
+    }
+
+    /// `batches` with each batch's second view (`secondView`).
+    public func viewBatches(epoch: Int, startingAt start: Int = 0) throws -> AnyIterator<Result<LoadedViews, Error>> {
         lock.lock(); skipped = []; lock.unlock()
         try transform.validate()
         let order = try sampler.indices(count: samples.count, epoch: epoch, seed: seed)
@@ -117,17 +144,17 @@ public final class DataLoader: @unchecked Sendable {
         let queue = DispatchQueue(label: "finch.loader")
         var next = start
         var pending: (DispatchGroup, Box)? = nil
-        final class Box: @unchecked Sendable { var value: Result<(images: Tensor, labels: [Int]), Error>? }
+        final class Box: @unchecked Sendable { var value: Result<LoadedViews, Error>? }
         func launch(_ b: Int) -> (DispatchGroup, Box) {
             let g = DispatchGroup(), box = Box()
-            queue.async(group: g) { box.value = Result { try self.batch(b, of: order, epoch: epoch) } }
+            queue.async(group: g) { box.value = Result { try self.views(b, of: order, epoch: epoch) } }
             return (g, box)
         }
         if workers == 0 {
             return AnyIterator {
                 guard next < count else { return nil }
                 defer { next += 1 }
-                return Result { try self.batch(next, of: order, epoch: epoch) }
+                return Result { try self.views(next, of: order, epoch: epoch) }
             }
         }
         return AnyIterator {
@@ -139,4 +166,12 @@ public final class DataLoader: @unchecked Sendable {
             return box.value
         }
     }
+}
+
+/// A loaded batch: the images [N,3,S,S] and labels, and the same draws rendered by the loader's
+/// `secondView` [N,3,S₂,S₂] when it has one.
+public struct LoadedViews: @unchecked Sendable {
+    public let images: Tensor
+    public let labels: [Int]
+    public let secondImages: Tensor?
 }

@@ -129,6 +129,27 @@ public struct Mixup: Sendable {
         return draws
     }
 
+    /// The same draws for the batch rendered at another size (a distillation teacher's own view):
+    /// λ is kept and each CutMix box edge e becomes ⌊e·to/from + ½⌋ (nearest, halves up; integer
+    /// arithmetic, so timm_reference.py computes the same edges), which maps 0 and the full side
+    /// onto themselves and keeps the box where it was on the photo.
+    public static func scaled(_ draws: [Draw], from: (height: Int, width: Int), to: (height: Int, width: Int)) -> [Draw] {
+        ensure(from.height > 0 && from.width > 0 && to.height > 0 && to.width > 0, "Mixup.scaled: sizes \(from) → \(to)")
+        func edge(_ e: Int, _ f: Int, _ t: Int) -> Int { (2 * e * t + f) / (2 * f) }
+        return draws.map { d in
+            guard let b = d.box else { return d }
+            return Draw(lam: d.lam, box: (edge(b.yl, from.height, to.height), edge(b.yh, from.height, to.height),
+                                          edge(b.xl, from.width, to.width), edge(b.xh, from.width, to.width)))
+        }
+    }
+
+    /// Mixes a second rendering of the batch (`images` [N, C, H, W] at any size) by draws made for
+    /// `from` (the first rendering's height and width): blends by the same λ, pastes the scaled boxes.
+    public func applyScaled(_ draws: [Draw], from: (height: Int, width: Int), images: Tensor) -> Tensor {
+        ensure(images.rank == 4, "Mixup.applyScaled: images \(images.shape)")
+        return mixImages(Mixup.scaled(draws, from: from, to: (images.shape[2], images.shape[3])), images: images)
+    }
+
     // MARK: Applying them
 
     /// Mixes `images` [N, C, H, W] by `draws` (each sample with its mirror, read from the unmixed
@@ -136,7 +157,13 @@ public struct Mixup: Sendable {
     public func apply(_ draws: [Draw], images: Tensor, labels: [Int]) -> (images: Tensor, targets: Tensor) {
         ensure(images.rank == 4 && images.shape[0] == labels.count && draws.count == labels.count,
                      "Mixup: images \(images.shape), \(labels.count) labels, \(draws.count) draws")
-        let n = labels.count, c = images.shape[1], h = images.shape[2], w = images.shape[3]
+        return (mixImages(draws, images: images), targets(labels: labels, lams: draws.map(\.lam)))
+    }
+
+    /// The images half of `apply`.
+    func mixImages(_ draws: [Draw], images: Tensor) -> Tensor {
+        ensure(images.rank == 4 && images.shape[0] == draws.count, "Mixup: images \(images.shape), \(draws.count) draws")
+        let n = draws.count, c = images.shape[1], h = images.shape[2], w = images.shape[3]
         let src = images.contiguous()
         let out = src.copy()
         let plane = h * w, sample = c * plane
@@ -157,7 +184,7 @@ public struct Mixup: Sendable {
                 for k in 0..<sample { o[k] = a[k] * lam + b[k] * rest }
             }
         }
-        return (out, targets(labels: labels, lams: draws.map(\.lam)))
+        return out
     }
 
     /// λ·smooth(y) + (1−λ)·smooth(flip(y)) (timm's mixup_target), one λ per sample.

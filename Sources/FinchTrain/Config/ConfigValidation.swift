@@ -67,6 +67,8 @@ extension TrainConfig {
         try inert("data.color_jitter", unless: data.autoAugment == nil, "data.auto_augment replaces colour jitter, as in timm")
         if let d = distill {
             try inert("distill.temperature", unless: d.kind == .soft, "hard distillation uses the teacher's argmax, not a temperature")
+            try inert("distill.teacher.view", unless: d.teacher.imageSize != nil && d.teacher.imageSize != data.imageSize,
+                      "the teacher sees the student's size (distill.teacher.image_size is unset or equal to data.image_size)")
         }
     }
 
@@ -84,6 +86,9 @@ extension TrainConfig {
         if let d = distill {
             if d.teacher.name.isEmpty { throw fail("distill.teacher.name", "is required") }
             if d.teacher.checkpoint.isEmpty { throw fail("distill.teacher.checkpoint", "is required (the teacher's weights)") }
+            if d.teacher.view == .own, d.teacher.imageSize != nil, d.teacher.imageSize != data.imageSize, data.reProb > 0 {
+                throw fail("distill.teacher.view", "own renders the teacher's view with the student's augmentation draws, but random erasing (data.re_prob \(data.reProb)) draws its boxes from the image size; set distill.teacher.view: resized or data.re_prob: 0")
+            }
         }
         if schedule.warmupEpochs >= schedule.epochs && !schedule.warmupPrefix && schedule.name != .none {
             throw fail("schedule.warmup_epochs", "\(schedule.warmupEpochs) warmup epochs leave no training in \(schedule.epochs) epochs")

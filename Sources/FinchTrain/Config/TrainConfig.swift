@@ -134,6 +134,9 @@ public struct TrainConfig: ConfigSection {
         public var imageSize: Int?
         @ConfigKey("mean", count: 3, each: Limits.mean, doc: "unset: the teacher model's") public var mean: [Double]?
         @ConfigKey("std", count: 3, each: Limits.std, doc: "unset: the teacher model's") public var std: [Double]?
+        @ConfigKey("view", .own, choices: [.own, .resized],
+                   doc: "with an image_size other than the student's: own = each training photo rendered again at image_size with the student's augmentation draws (crop box, flip, jitter, RandAugment; MixUp/CutMix by the same draws), normalised with the teacher's mean/std; resized = the student's batch resized bilinearly (timm's F.interpolate)")
+        public var view: Distillation.TeacherView
     }
 
     public struct Distill: ConfigSection {

@@ -169,19 +169,23 @@ public final class DataParallel {
 
     /// MixUp/CutMix over the global batch with the shared random stream, then this rank's rows,
     /// so the mixing does not depend on the number of ranks.
-    func mix(_ batch: Batch, with mixer: BatchMixer, numClasses: Int) -> (images: Tensor, targets: Tensor) {
-        let images = batch.images
-        let all = images.withContiguousBuffer { communicator.allgatherConcatenated($0) }
+    func mix(_ batch: Batch, with mixer: BatchMixer, numClasses: Int) -> (images: Tensor, targets: Tensor, teacherImages: Tensor?) {
         let labels = batch.labels.map(Float.init)
         let allLabels = labels.withUnsafeBufferPointer { communicator.allgatherConcatenated($0) }
         let counts = communicator.allgather(Double(batch.labels.count)).map { Int($0) }
         let offset = counts[..<communicator.rank].reduce(0, +)
-        var shape = images.shape
-        shape[0] = allLabels.count
-        let global = Batch(images: Tensor(all, shape: shape), labels: allLabels.map { Int($0) })
-        let (mixed, targets) = mixer.mix(global, numClasses: numClasses)
+        func gathered(_ images: Tensor) -> Tensor {
+            let all = images.withContiguousBuffer { communicator.allgatherConcatenated($0) }
+            var shape = images.shape
+            shape[0] = allLabels.count
+            return Tensor(all, shape: shape)
+        }
+        // Every rank renders a teacher view or none (one config), so the gathers stay paired.
+        let global = Batch(images: gathered(batch.images), labels: allLabels.map { Int($0) }, teacherImages: batch.teacherImages.map(gathered))
+        let (mixed, targets, teacherMixed) = mixer.mixViews(global, numClasses: numClasses)
         let rows = Array(offset..<offset + batch.labels.count)
-        return noGrad { (mixed.indexSelect(axis: 0, indices: rows), targets.indexSelect(axis: 0, indices: rows)) }
+        return noGrad { (mixed.indexSelect(axis: 0, indices: rows), targets.indexSelect(axis: 0, indices: rows),
+                         teacherMixed?.indexSelect(axis: 0, indices: rows)) }
     }
 
     /// Stops when the ranks' trained weights differ: every rank must apply the same step to the

@@ -10,8 +10,9 @@ public final class LoaderBatchSource: BatchSource {
     }
     public var batchCount: Int { loader.batchCount }
     public var skippedCount: Int { loader.skippedFiles.count }
+    public var teacherViewSize: Int? { loader.secondView?.size }
     public func batches(epoch: Int, startingAt start: Int) throws -> AnyIterator<Result<Batch, Error>> {
-        let it = try loader.batches(epoch: epoch, startingAt: start)
-        return AnyIterator { it.next().map { r in r.map { Batch(images: $0.images, labels: $0.labels) } } }
+        let it = try loader.viewBatches(epoch: epoch, startingAt: start)
+        return AnyIterator { it.next().map { r in r.map { Batch(images: $0.images, labels: $0.labels, teacherImages: $0.secondImages) } } }
     }
 }

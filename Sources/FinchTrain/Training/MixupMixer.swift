@@ -25,6 +25,22 @@ public final class MixupMixer: BatchMixer {
         return noGrad { mixup(images: batch.images, labels: batch.labels, using: &rng) }
     }
 
+    /// One draw for both views: the teacher's batch gets the student's permutation and λ, and the
+    /// student's CutMix boxes scaled to its size (`Mixup.scaled`).
+    public func mixViews(_ batch: Batch, numClasses: Int) -> (images: Tensor, targets: Tensor, teacherImages: Tensor?) {
+        guard let t = batch.teacherImages else {
+            let (images, targets) = mix(batch, numClasses: numClasses)
+            return (images, targets, nil)
+        }
+        ensure(numClasses == mixup.numClasses, "MixupMixer: built for \(mixup.numClasses) classes, asked for \(numClasses)")
+        let x = batch.images
+        let draws = mixup.draw(batchSize: batch.labels.count, height: x.shape[2], width: x.shape[3], using: &rng)
+        return noGrad {
+            let (images, targets) = mixup.apply(draws, images: x, labels: batch.labels)
+            return (images, targets, mixup.applyScaled(draws, from: (x.shape[2], x.shape[3]), images: t))
+        }
+    }
+
     public var randomState: [UInt64] { rng.state }
 
     public func restoreRandomState(_ state: [UInt64]) throws {

@@ -101,9 +101,15 @@ public final class Trainer {
         teacherNormalization = studentNormalization
         if let t = teacher {
             let d = config.distill!.teacher
-            teacherNormalization = (d.mean.map { $0.map(Float.init) } ?? t.pretrainedConfig.mean, d.std.map { $0.map(Float.init) } ?? t.pretrainedConfig.std)
+            teacherNormalization = Distillation.teacherNormalization(d, model: t)
             t.eval()
             t.freeze()
+            // view: own needs the loader's second rendering; resizing the student's batch instead
+            // would quietly train on the view the config turned down.
+            let studentSize = config.data.imageSize ?? pc.inputSize
+            if Distillation.rendersOwnView(config, studentSize: studentSize), train.teacherViewSize != d.imageSize {
+                throw TrainingError.invalid("distill.teacher.view is own, but the training batches carry \(train.teacherViewSize.map { "a \($0)-px teacher view" } ?? "no teacher view") for a \(d.imageSize!)-px teacher (set distill.teacher.view: resized to resize the student's batch)")
+            }
         }
         guard train.classes.count == model.numClasses else {
             throw TrainingError.invalid("the training data has \(train.classes.count) classes but the model has \(model.numClasses) outputs")
@@ -218,16 +224,23 @@ public final class Trainer {
             let batch = try next.get()
             var images = batch.images
             var targets: Tensor? = nil
+            var teacherImages = batch.teacherImages
             if let mixer, config.mixup.enabled {
-                (images, targets) = dataParallel?.mix(batch, with: mixer, numClasses: numClasses) ?? mixer.mix(batch, numClasses: numClasses)
+                (images, targets, teacherImages) = dataParallel?.mix(batch, with: mixer, numClasses: numClasses)
+                    ?? mixer.mixViews(batch, numClasses: numClasses)
+                if batch.teacherImages != nil && teacherImages == nil {
+                    throw TrainingError.invalid("the batch mixer \(type(of: mixer)) does not mix the teacher's own view (distill.teacher.view: own); set distill.teacher.view: resized")
+                }
             }
             dataParallel?.shareRandomness(model.randomSource, localCount: batch.labels.count)
             let logits = model(images)
             var loss = targets.map { Loss.softTargetCrossEntropy(logits, targets: $0) }
                 ?? Loss.crossEntropy(logits, labels: batch.labels, labelSmoothing: smoothing)
             if let teacher, let d = config.distill {
-                let tl = noGrad { teacher(Distillation.teacherInput(images, from: studentNormalization, to: teacherNormalization,
-                                                                    imageSize: d.teacher.imageSize)) }
+                // The loader's own rendering for the teacher when it made one (view: own), else
+                // the student's batch adapted to it.
+                let tl = noGrad { teacher(teacherImages ?? Distillation.teacherInput(images, from: studentNormalization, to: teacherNormalization,
+                                                                                     imageSize: d.teacher.imageSize)) }
                 loss = Distillation.loss(task: loss, student: logits, teacher: tl, kind: d.kind,
                                          alpha: Float(d.alpha), temperature: Float(d.temperature))
             }

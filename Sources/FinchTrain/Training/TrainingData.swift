@@ -4,11 +4,17 @@ import FinchTensor
 public struct Batch {
     public let images: Tensor
     public let labels: [Int]
-    public init(images: Tensor, labels: [Int]) {
+    /// The same draws rendered for a distillation teacher at its own size and normalisation
+    /// (`distill.teacher.view: own`); nil when the source renders one view.
+    public let teacherImages: Tensor?
+    public init(images: Tensor, labels: [Int], teacherImages: Tensor? = nil) {
         ensure(images.rank == 4 && images.shape[0] == labels.count,
                      "Batch: images \(images.shape) for \(labels.count) labels")
+        ensure(teacherImages.map { $0.rank == 4 && $0.shape[0] == labels.count } ?? true,
+               "Batch: teacher images \(teacherImages?.shape ?? []) for \(labels.count) labels")
         self.images = images
         self.labels = labels
+        self.teacherImages = teacherImages
     }
 }
 
@@ -23,19 +29,32 @@ public protocol BatchSource: AnyObject {
     func batches(epoch: Int, startingAt start: Int) throws -> AnyIterator<Result<Batch, Error>>
     /// Images that failed to load and were skipped in the last epoch (loader policy `skip`).
     var skippedCount: Int { get }
+    /// The side of the teacher's own view each batch carries (`Batch.teacherImages`), nil if none.
+    var teacherViewSize: Int? { get }
 }
 
 extension BatchSource {
     public var skippedCount: Int { 0 }
+    public var teacherViewSize: Int? { nil }
 }
 
 /// MixUp/CutMix or any batch-level augmentation producing soft targets [N, classes].
 public protocol BatchMixer: AnyObject {
     /// Mixes `images` in place (or returns new ones) and returns them with their soft targets.
     func mix(_ batch: Batch, numClasses: Int) -> (images: Tensor, targets: Tensor)
+    /// `mix`, and the batch's teacher view (if any) mixed by the same draws; a mixer that cannot
+    /// returns nil for it and the trainer refuses the run rather than give the teacher another view.
+    func mixViews(_ batch: Batch, numClasses: Int) -> (images: Tensor, targets: Tensor, teacherImages: Tensor?)
     /// State of its random stream, for checkpoints.
     var randomState: [UInt64] { get }
     func restoreRandomState(_ state: [UInt64]) throws
+}
+
+extension BatchMixer {
+    public func mixViews(_ batch: Batch, numClasses: Int) -> (images: Tensor, targets: Tensor, teacherImages: Tensor?) {
+        let (images, targets) = mix(batch, numClasses: numClasses)
+        return (images, targets, nil)
+    }
 }
 
 /// Batches held in memory (tests, small experiments).

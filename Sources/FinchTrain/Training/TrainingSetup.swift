@@ -34,6 +34,11 @@ public struct TrainingSetup {
         let teacher = try Self.loadTeacher(c, numClasses: numClasses, classes: classes, paths)
         let transforms = try Self.makeTransforms(c, model: model)
         let loaders = try Self.makeLoaders(c, data: data, transforms: transforms)
+        if let t = teacher, let d = c.distill, let size = d.teacher.imageSize, Distillation.rendersOwnView(c, studentSize: transforms.size) {
+            let n = Distillation.teacherNormalization(d.teacher, model: t)
+            loaders.train.secondView = Distillation.teacherTransform(student: transforms.train, size: size, mean: n.mean, std: n.std)
+            try loaders.train.secondView?.validate()
+        }
         // Data-parallel (FinchTrain/Distributed): same run on every rank, each loading its share.
         let parallel = try communicator.map { try Self.shareData(c, data: data, loaders: loaders, over: $0) }
         if let t = teacher, let d = c.distill {
