@@ -14,10 +14,11 @@ enum SmallPlanePointwiseConv {
     static var allowWide = true
 
     /// On AVX2 (eight pixels a vector, half AVX-512's registers) the kernel beats the column path's
-    /// GEMM only for narrow layers: ResNet50's 1024×256 to 2048×512 layers at 7×7–14×14 ran at half
-    /// the GEMM's speed (eval 20.1 → 9.5 img/s at 224 px). MobileNetV3's and MobileViT's layers are
-    /// far below this many weights.
+    /// GEMM only for narrow layers on the smallest planes: ResNet50's 1024×256 to 2048×512 layers at
+    /// 7×7–14×14 ran at half the GEMM's speed (eval 20.1 → 9.5 img/s at 224 px), and MobileNetV3-Small
+    /// at 224 px (7×7 and 14×14 planes) evaluated 25 % slower with it.
     static let avx2MaxWeights = 1 << 17
+    static let avx2MaxPlane = 64
 
     static func applies(to g: ConvGeometry) -> Bool {
         g.isPointwise && g.groups == 1 && planes.contains(g.hw)
@@ -27,7 +28,7 @@ enum SmallPlanePointwiseConv {
     static func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                         out: UnsafeMutablePointer<Float>, _ g: ConvGeometry) -> Bool {
         guard allowWide, KernelPath.active >= .avx2 else { return false }
-        if KernelPath.active == .avx2, g.c * g.cout > avx2MaxWeights { return false }
+        if KernelPath.active == .avx2, g.c * g.cout > avx2MaxWeights || g.hw > avx2MaxPlane { return false }
         let units = finch_pointwise_small_units(g.n, g.cout, g.hw)
         let perUnit = Swift.max(1, g.c * g.hw * g.cout * g.n / Swift.max(units, 1))
         Parallel.forEach(units, grain: Swift.max(1, 65536 / perUnit)) { range in
