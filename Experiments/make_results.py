@@ -11,7 +11,7 @@ ROWS = [("ncm", "pretrained as-is", "frozen ImageNet Lite0, nearest class mean (
         ("full", "full", "everything trained, AdamW 3e-4, stem 1e-5, head 10× (3e-3), cosine, label smoothing 0.1"),
         ("mixup", "full + MixUp/CutMix", "as full, MixUp α 0.2 / CutMix α 1.0 (switch 0.5), RandAugment rand-m6-mstd0.5-inc1, smoothing 0.1"),
         ("teacher", "teacher (Lite2, 224 px)", "tf_efficientnet_lite2 at 224 px (the photos upsampled), full fine-tuning as the full row but 6 epochs (drop 0.3); its best epoch teaches"),
-        ("distill", "soft KD", "Lite0 at 128 px as full + soft KD from the same seed's teacher, which sees the student's batch resized to 224 (bilinear), α 0.5, T 2"),
+        ("distill", "soft KD", "Lite0 at 128 px as full + soft KD from the same seed's teacher, which sees each training draw rendered again at 224 px from the photo with the same augmentation (`distill.teacher.view: own`), α 0.5, T 2"),
         ("distill-hard", "hard KD (DeiT)", "Lite0 as full + hard KD: (1 − α)·CE(labels) + α·CE(teacher arg-max), α 0.5"),
         ("distill-mixup", "soft KD + MixUp/CutMix", "as full + MixUp/CutMix (row above) + soft KD α 0.5, T 2; the teacher sees the mixed batch"),
         ("imbalanced-plain", "imbalanced, uniform", "full on 600/400/150/100/50 train photos per class, uniform shuffling"),
@@ -215,7 +215,7 @@ def main():
              + ".\n")
     L.append("Setup: student `tf_efficientnet_lite0`, teacher `tf_efficientnet_lite2`, both from the ImageNet weights in `Checkpoints/`; "
              f"`Datasets/flowers` train (3,668 photos) / val ({n_val} photos), 5 classes, 128 px for every row but the teacher, "
-             "which trains and is evaluated at 224 px on the 128-px photos upsampled and is fed the students' batches resized bilinearly to 224 "
+             "which trains and is evaluated at 224 px on the 128-px photos upsampled and during distillation sees each of the students' training draws rendered again at 224 px (same crop, flip, jitter, RandAugment and mix) "
              "(train: RandomResizedCrop "
              "scale 0.25–1, flip, colour jitter 0.3 unless stated; eval: resize to 146, centre crop 128, bicubic); batch 32, "
              "2 threads and 2 loader workers on both sides, the same configs (`Experiments/flowers*.yaml`) read by both. "
