@@ -44,7 +44,7 @@ final class Float64RuleTests: XCTestCase {
     func testPlantedErrorOfOneInTenThousandIsCaught() throws {
         let source = Self.parity.appendingPathComponent("mobilenetv3_small_100_64_5.safetensors")
         let param = "classifier.weight"
-        let copy = try patchedCopy(of: source, edits: [
+        let copy = try patchedParityCopy(of: source, edits: [
             "f64.eval.logits": { $0.map { $0 * (1 + 1e-4) } },
             "f64.grad.probe.\(param)": { v in v.enumerated().map { $0.offset == 0 ? $0.element * (1 + 1e-4) + 1e-4 * (v.map(Swift.abs).max() ?? 0) : $0.element } },
         ])
@@ -57,7 +57,7 @@ final class Float64RuleTests: XCTestCase {
     /// Noise is validated where it enters: one non-negative finite number.
     func testNegativeNoiseIsATypedError() throws {
         let source = Self.parity.appendingPathComponent("mobilenetv3_small_100_64_5.safetensors")
-        let copy = try patchedCopy(of: source, edits: ["noise.train.loss": { _ in [-1] }])
+        let copy = try patchedParityCopy(of: source, edits: ["noise.train.loss": { _ in [-1] }])
         defer { try? FileManager.default.removeItem(at: copy) }
         XCTAssertThrowsError(try ParityComparison.run(referenceAt: copy)) { error in
             guard case ParityError.badValue(_, let key, _) = error else { return XCTFail("\(error)") }
@@ -71,29 +71,5 @@ final class Float64RuleTests: XCTestCase {
         XCTAssertTrue(report.passed, report.summary)
         XCTAssertTrue(report.checks.allSatisfy { $0.ratio == nil })
         XCTAssertTrue(report.worstRatios.isEmpty)
-    }
-
-    /// A copy of a safetensors file with some F64 tensors rewritten in place (same sizes).
-    func patchedCopy(of url: URL, edits: [String: ([Double]) -> [Double]]) throws -> URL {
-        var bytes = try Data(contentsOf: url)
-        let headerLength = bytes.prefix(8).withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
-        let header = try XCTUnwrap(JSONSerialization.jsonObject(with: bytes.subdata(in: 8..<(8 + headerLength))) as? [String: Any])
-        for (key, edit) in edits {
-            let entry = try XCTUnwrap(header[key] as? [String: Any], "no \(key)")
-            XCTAssertEqual(entry["dtype"] as? String, "F64")
-            let offsets = try XCTUnwrap(entry["data_offsets"] as? [Int])
-            let range = (8 + headerLength + offsets[0])..<(8 + headerLength + offsets[1])
-            let values = bytes.subdata(in: range).withUnsafeBytes { p in
-                (0..<(range.count / 8)).map { Double(bitPattern: UInt64(littleEndian: p.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self))) }
-            }
-            let edited = edit(values)
-            XCTAssertEqual(edited.count, values.count)
-            var out = Data()
-            for v in edited { withUnsafeBytes(of: v.bitPattern.littleEndian) { out.append(contentsOf: $0) } }
-            bytes.replaceSubrange(range, with: out)
-        }
-        let copy = FileManager.default.temporaryDirectory.appendingPathComponent("parity-\(UUID().uuidString)-" + url.lastPathComponent)
-        try bytes.write(to: copy)
-        return copy
     }
 }

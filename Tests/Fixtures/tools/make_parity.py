@@ -45,6 +45,15 @@ PyTorch ops (what timm builds where the fused silu kernel is missing): all other
 fused elementwise kernel, so they never vary that rounding, and on mobilevit_xxs_64_5 that left a
 gradient norm's noise 2.15x smaller than this valid float32 answer's (Benchmarks/AccumulationAccuracy.md).
 
+The eval-mode gradients of the ImageNet files (evalgrad.*) get 24 more orders (EVAL_SPLIT_ORDERS:
+every threads x mkldnn x layout combination with the batch split into micro-batches of 1 and of 2,
+gradients accumulated, each micro-batch's mean loss divided by their count). BatchNorm on running
+statistics makes that the same math as one batch, and gradient accumulation is how PyTorch users run
+a batch that does not fit; the whole-batch orders all sum the per-sample weight gradients inside one
+convolution backward, so none of them varies that order. On tf_efficientnet_lite2_imagenet_128_8 the
+14 orders put evalgrad.norm.blocks.2.0.conv_dw.weight's noise at 1.09e-5; micro-batches of 1 (2
+threads, channels-last, oneDNN) land 1.98e-5 from float64.
+
 Gate flips (gates.py): the sampled orders can all land on one side of a ReLU/ReLU6 kink that another
 valid order crosses. So every float32 run also records each gate's input, and per element the
 spread max over the orders of |pre32 - pre64| (train forward for grad.*, eval forward for evalgrad.*).
@@ -186,6 +195,14 @@ ORDERS = [(t, mk, cl, False) for t in (1, 2, 3) for mk in (True, False) for cl i
 # (threads, mkldnn, channels_last, reversed batch, SiLU as timm's Swish): for models with nn.SiLU only.
 SWISH_ORDERS = [(t, mk, cl, False, True) for t in (1, 2, 3) for mk in (True, False) for cl in (False, True)]
 
+# (..., micro-batch size): eval-mode gradients only (evalgrad.*), accumulated over micro-batches of
+# 1 and 2 samples, each micro-batch's mean loss divided by the number of micro-batches (gradient
+# accumulation as PyTorch users write it). With BatchNorm on its running statistics this is the same
+# math as one batch; only the order of the per-sample sums and the convolutions' blocking for a
+# smaller batch change. Train mode is left out: there batch statistics make it another problem.
+EVAL_SPLIT_ORDERS = [(t, mk, cl, False, False, split) for split in (1, 2)
+                     for t in (1, 2, 3) for mk in (True, False) for cl in (False, True)]
+
 
 def orders_for(model_name, classes):
     """ORDERS, plus SWISH_ORDERS when the model has an nn.SiLU (see the module doc)."""
@@ -196,7 +213,14 @@ def orders_for(model_name, classes):
 def order_name(order):
     t, mk, cl, rev = order[:4]
     swish = len(order) > 4 and order[4]
-    return f"t{t}-{'mkldnn' if mk else 'aten'}-{'cl' if cl else 'nchw'}{'-rev' if rev else ''}{'-swish' if swish else ''}"
+    split = micro_batch(order)
+    return (f"t{t}-{'mkldnn' if mk else 'aten'}-{'cl' if cl else 'nchw'}{'-rev' if rev else ''}{'-swish' if swish else ''}"
+            + (f"-mb{split}" if split else ""))
+
+
+def micro_batch(order):
+    """The micro-batch size of an EVAL_SPLIT_ORDERS order, None for one whole batch."""
+    return order[5] if order and len(order) > 5 else None
 
 
 def with_swish(m):
@@ -255,9 +279,16 @@ def eval_grads(model_name, classes, state, x, y, dtype, order=None, record=None)
         m.eval()
         if rec:
             rec.on = True
-        torch.nn.functional.cross_entropy(m(x), y).backward()
+        split = micro_batch(order) or x.shape[0]
+        steps = -(-x.shape[0] // split)
+        pres = []
+        for s in range(0, x.shape[0], split):
+            (torch.nn.functional.cross_entropy(m(x[s:s + split]), y[s:s + split]) / steps).backward()
+            if rec:
+                pres.append(dict(rec.pre))
         if rec:
-            record["eval"] = (rec.pre, rec.upper)
+            # Recorder keeps one forward's inputs; the micro-batches' are joined along the batch.
+            record["eval"] = ({k: torch.cat([p[k] for p in pres]) for k in pres[0]}, rec.upper)
         return {k: p.grad.detach().clone() for k, p in m.named_parameters()}
 
 
@@ -453,6 +484,17 @@ def compact(model_name, classes, state, x, y, probes, with_eval_grads=False):
             e32 = eval_grads(model_name, classes, state, x, y, torch.float32, order, record=pre32)
             noise.gradients("evalgrad", e64, order_name(order), e32)
             spread.update("eval", pre32["eval"])
+    if with_eval_grads:
+        # The micro-batch orders must be the same math: in float64 they agree with one batch.
+        split64 = eval_grads(model_name, classes, state, x, y, torch.float64, TRUTH[:4] + (False, 1))
+        for k, g in e64.items():
+            gap = float((split64[k] - g).abs().max())
+            assert gap <= 1e-9 * max(float(g.abs().max()), 1e-30), f"micro-batch float64 gradient of {k} off by {gap}"
+    for order in EVAL_SPLIT_ORDERS if with_eval_grads else []:
+        pre32 = {}
+        e32 = eval_grads(model_name, classes, state, x, y, torch.float32, order, record=pre32)
+        noise.gradients("evalgrad", e64, order_name(order), e32)
+        spread.update("eval", pre32["eval"])
     flips, flip_record = gate_flips(model_name, classes, state, x, y, spread, noise,
                                     {"train": g64, **({"eval": e64} if with_eval_grads else {})}, probes)
     out = {"target": y, **flips}
@@ -470,7 +512,8 @@ def compact(model_name, classes, state, x, y, probes, with_eval_grads=False):
                 adamw=json.dumps({"lr": ADAMW["lr"], "betas": list(ADAMW["betas"]), "eps": ADAMW["eps"],
                                   "weight_decay": ADAMW["weight_decay"]}),
                 probes=str(probes), parameters=str(sum(g.numel() for g in g64.values())),
-                noise="max over float32 orders: " + " ".join(order_name(o) for o in orders),
+                noise="max over float32 orders: " + " ".join(order_name(o) for o in orders)
+                      + ("; evalgrad also: " + " ".join(order_name(o) for o in EVAL_SPLIT_ORDERS) if with_eval_grads else ""),
                 noise_argmax=json.dumps(noise.counts(), sort_keys=True),
                 flips=json.dumps(flip_record))
     return out, meta
