@@ -7,7 +7,7 @@
 // and backward added a product for each gradient and copies to bring q, k and v's gradients back
 // into the projection's layout. Here each (sequence, head) runs by blocks of four query rows: the
 // scores, softmax and weighted sum of a block stay in a few kilobytes of scratch, the weights are
-// written only when backward needs them, and backward writes the q, k and v gradients in place.
+// never written to memory (backward rebuilds them), and backward writes q, k and v's gradients in place.
 //
 // Every sum runs in a fixed order that does not depend on the vector width or the thread count:
 // scores and dP over the head's values t in order (vectors across tokens j), weighted sums over
@@ -152,7 +152,7 @@ static inline void accumulate_rows(float *acc, long dpad, const float *w, long n
 // e^x for x ≤ 0 (scores less their row's maximum) by exp8's reduction and polynomial, without the
 // cases such x never reach: no overflow, and below -87.3, where e^x leaves float's normal range, the
 // ~1e-38 of -87.3 instead of a subnormal or 0, which a row's sum (at least 1, its maximum's term)
-// cannot see. Half of exp8's instructions, and the exponentials were half of the forward's time.
+// cannot see. Half of exp8's instructions, in the pass that costs the forward kernel more than either product.
 __attribute__((target("avx2,fma"), always_inline))
 static inline __m256 exp8_nonpositive(__m256 x) {
     const __m256 magic = _mm256_set1_ps(12582912.0f);
@@ -232,10 +232,8 @@ static Geometry geometry(long n, long heads, long d, float scale) {
     return g;
 }
 
-// qs[i][t] = q_i[t]·scale; tr[t][j] = x_j[t] with zero padding to np tokens.
-static void stage_pair(const Geometry *g, const float *q, const float *x, float *qs, float *tr) {
-    for (long i = 0; i < g->n; i++)
-        for (long t = 0; t < g->d; t++) qs[i * g->d + t] = q[i * g->row + t] * g->scale;
+// tr[t][j] = x_j[t], zero-padded to np tokens.
+static void stage_transposed(const Geometry *g, const float *x, float *tr) {
     for (long t = 0; t < g->d; t++) {
         float *dst = tr + t * g->np;
         for (long j = 0; j < g->n; j++) dst[j] = x[j * g->row + t];
@@ -243,68 +241,86 @@ static void stage_pair(const Geometry *g, const float *q, const float *x, float 
     }
 }
 
+// qs[i][t] = q_i[t]·scale; tr[t][j] = x_j[t], zero-padded to np tokens.
+static void stage_pair(const Geometry *g, const float *q, const float *x, float *qs, float *tr) {
+    for (long i = 0; i < g->n; i++)
+        for (long t = 0; t < g->d; t++) qs[i * g->d + t] = q[i * g->row + t] * g->scale;
+    stage_transposed(g, x, tr);
+}
+
+// A block of query rows' weights: scores into srow, e^(s − max) left there, the weights written to
+// probs (rows np apart; NULL: not written) and 1/Σe to inv. Backward calls this too, so the weights
+// it differentiates are the forward's, bit for bit.
+__attribute__((target("avx2,fma"), always_inline))
+static inline void weights_rows(const Geometry *g, const float *qs, const float *kt, float *srow, float *probs,
+                                float *inv, const long rows) {
+    row_products(qs, g->d, kt, g->np, g->d, srow, rows);
+#pragma clang loop unroll(full)
+    for (long r = 0; r < rows; r++) inv[r] = softmax_row(srow + r * g->np, g->n, g->np, probs ? probs + r * g->np : NULL);
+}
+
 __attribute__((target("avx2,fma"), always_inline))
 static inline void forward_rows(const Geometry *g, const float *qs, const float *kt, const float *v, float *srow,
-                                float *o, float *probs, const long rows) {
-    row_products(qs, g->d, kt, g->np, g->d, srow, rows);
+                                float *o, const long rows) {
     float inv[BLOCK_ROWS];
-#pragma clang loop unroll(full)
-    for (long r = 0; r < rows; r++) inv[r] = softmax_row(srow + r * g->np, g->n, g->np, probs ? probs + r * g->n : NULL);
+    weights_rows(g, qs, kt, srow, NULL, inv, rows);
     weighted_rows(srow, g->np, g->n, v, g->row, g->d, inv, o, g->c, rows);
 }
 
 __attribute__((target("avx2,fma")))
-static void forward_pair(const Geometry *g, const float *base, float *out, float *probs, float *scratch) {
+static void forward_pair(const Geometry *g, const float *base, float *out, float *scratch) {
     float *qs = scratch, *kt = qs + g->n * g->d, *srow = kt + g->d * g->np;
     stage_pair(g, base, base + g->c, qs, kt);
     const float *v = base + 2 * g->c;
     for (long i = 0; i < g->n; i += BLOCK_ROWS) {
         const long rows = g->n - i < BLOCK_ROWS ? g->n - i : BLOCK_ROWS;
-        float *o = out + i * g->c, *p = probs ? probs + i * g->n : NULL;
+        float *o = out + i * g->c;
         const float *q = qs + i * g->d;
         switch (rows) {
-        case 4: forward_rows(g, q, kt, v, srow, o, p, 4); break;
-        case 3: forward_rows(g, q, kt, v, srow, o, p, 3); break;
-        case 2: forward_rows(g, q, kt, v, srow, o, p, 2); break;
-        default: forward_rows(g, q, kt, v, srow, o, p, 1); break;
+        case 4: forward_rows(g, q, kt, v, srow, o, 4); break;
+        case 3: forward_rows(g, q, kt, v, srow, o, 3); break;
+        case 2: forward_rows(g, q, kt, v, srow, o, 2); break;
+        default: forward_rows(g, q, kt, v, srow, o, 1); break;
         }
     }
 }
 
+// The weights are rebuilt here from q and k rather than kept from the forward: writing them there
+// and reading them back cost more than the scores and softmax again (MobileViT-XXS at 224 px: 79 MB
+// per stage-2 layer, kept from each layer's forward to its backward).
 __attribute__((target("avx2,fma"), always_inline))
-static inline void backward_rows(const Geometry *g, const float *qs, const float *vt, const float *k,
-                                 const float *p, const float *go, float *dp, float *dq, float *dk, float *dv,
+static inline void backward_rows(const Geometry *g, const float *qs, const float *kt, const float *vt, const float *k,
+                                 const float *go, float *srow, float *p, float *dp, float *dq, float *dk, float *dv,
                                  const long rows) {
+    float inv[BLOCK_ROWS];
+    weights_rows(g, qs, kt, srow, p, inv, rows);
     row_products(go, g->c, vt, g->np, g->d, dp, rows);
 #pragma clang loop unroll(full)
-    for (long r = 0; r < rows; r++) softmax_gradient_row(dp + r * g->np, p + r * g->n, g->n, g->np);
-    // p's rows are n long; the accumulations read them through a padded copy in dp's spare rows.
+    for (long r = 0; r < rows; r++) softmax_gradient_row(dp + r * g->np, p + r * g->np, g->n, g->np);
     const float scale[BLOCK_ROWS] = {g->scale, g->scale, g->scale, g->scale};
     weighted_rows(dp, g->np, g->n, k, g->row, g->d, scale, dq, g->row, rows);
     accumulate_rows(dk, g->dpad, dp, g->np, g->n, qs, g->d, g->d, rows);
-    float *pp = dp + BLOCK_ROWS * g->np;
-#pragma clang loop unroll(full)
-    for (long r = 0; r < rows; r++) memcpy(pp + r * g->np, p + r * g->n, (size_t)g->n * sizeof(float));
-    accumulate_rows(dv, g->dpad, pp, g->np, g->n, go, g->c, g->d, rows);
+    accumulate_rows(dv, g->dpad, p, g->np, g->n, go, g->c, g->d, rows);
 }
 
 __attribute__((target("avx2,fma")))
-static void backward_pair(const Geometry *g, const float *base, const float *probs, const float *go, float *gbase,
-                          float *scratch) {
-    float *qs = scratch, *vt = qs + g->n * g->d, *dp = vt + g->d * g->np;
-    float *dk = dp + 2 * BLOCK_ROWS * g->np, *dv = dk + g->n * g->dpad;
-    stage_pair(g, base, base + 2 * g->c, qs, vt);
+static void backward_pair(const Geometry *g, const float *base, const float *go, float *gbase, float *scratch) {
+    float *qs = scratch, *kt = qs + g->n * g->d, *vt = kt + g->d * g->np, *srow = vt + g->d * g->np;
+    float *p = srow + BLOCK_ROWS * g->np, *dp = p + BLOCK_ROWS * g->np;
+    float *dk = dp + BLOCK_ROWS * g->np, *dv = dk + g->n * g->dpad;
+    stage_pair(g, base, base + g->c, qs, kt);
+    stage_transposed(g, base + 2 * g->c, vt);
     memset(dk, 0, (size_t)(2 * g->n * g->dpad) * sizeof(float));
     const float *k = base + g->c;
     for (long i = 0; i < g->n; i += BLOCK_ROWS) {
         const long rows = g->n - i < BLOCK_ROWS ? g->n - i : BLOCK_ROWS;
-        const float *q = qs + i * g->d, *p = probs + i * g->n, *gi = go + i * g->c;
+        const float *q = qs + i * g->d, *gi = go + i * g->c;
         float *dq = gbase + i * g->row;
         switch (rows) {
-        case 4: backward_rows(g, q, vt, k, p, gi, dp, dq, dk, dv, 4); break;
-        case 3: backward_rows(g, q, vt, k, p, gi, dp, dq, dk, dv, 3); break;
-        case 2: backward_rows(g, q, vt, k, p, gi, dp, dq, dk, dv, 2); break;
-        default: backward_rows(g, q, vt, k, p, gi, dp, dq, dk, dv, 1); break;
+        case 4: backward_rows(g, q, kt, vt, k, gi, srow, p, dp, dq, dk, dv, 4); break;
+        case 3: backward_rows(g, q, kt, vt, k, gi, srow, p, dp, dq, dk, dv, 3); break;
+        case 2: backward_rows(g, q, kt, vt, k, gi, srow, p, dp, dq, dk, dv, 2); break;
+        default: backward_rows(g, q, kt, vt, k, gi, srow, p, dp, dq, dk, dv, 1); break;
         }
     }
     for (long j = 0; j < g->n; j++) {
@@ -315,47 +331,46 @@ static void backward_pair(const Geometry *g, const float *base, const float *pro
 
 static int has_kernels(void) { return finch_avx2_selected() || finch_avx512_selected(); }
 
-int finch_attention_forward(const float *qkv, float *out, float *probs, long first, long count, long n, long heads,
-                            long head_dim, float scale) {
+int finch_attention_forward(const float *qkv, float *out, long first, long count, long n, long heads, long head_dim,
+                            float scale) {
     if (!has_kernels()) return 0;
     const Geometry g = geometry(n, heads, head_dim, scale);
     float *scratch = malloc((size_t)(g.n * g.d + g.d * g.np + BLOCK_ROWS * g.np + 8) * sizeof(float));
     if (!scratch) return -1;
     for (long pair = first; pair < first + count; pair++) {
         const long s = pair / heads, h = pair % heads;
-        forward_pair(&g, qkv + s * n * g.row + h * g.d, out + s * n * g.c + h * g.d,
-                     probs ? probs + pair * n * n : NULL, scratch);
+        forward_pair(&g, qkv + s * n * g.row + h * g.d, out + s * n * g.c + h * g.d, scratch);
     }
     free(scratch);
     return 1;
 }
 
-int finch_attention_backward(const float *qkv, const float *probs, const float *grad_out, float *grad_qkv, long first,
-                             long count, long n, long heads, long head_dim, float scale) {
+int finch_attention_backward(const float *qkv, const float *grad_out, float *grad_qkv, long first, long count, long n,
+                             long heads, long head_dim, float scale) {
     if (!has_kernels()) return 0;
     const Geometry g = geometry(n, heads, head_dim, scale);
-    float *scratch = malloc((size_t)(g.n * g.d + g.d * g.np + 2 * BLOCK_ROWS * g.np + 2 * g.n * g.dpad + 8) *
+    float *scratch = malloc((size_t)(g.n * g.d + 2 * g.d * g.np + 3 * BLOCK_ROWS * g.np + 2 * g.n * g.dpad + 8) *
                             sizeof(float));
     if (!scratch) return -1;
     for (long pair = first; pair < first + count; pair++) {
         const long s = pair / heads, h = pair % heads;
-        backward_pair(&g, qkv + s * n * g.row + h * g.d, probs + pair * n * n, grad_out + s * n * g.c + h * g.d,
+        backward_pair(&g, qkv + s * n * g.row + h * g.d, grad_out + s * n * g.c + h * g.d,
                       grad_qkv + s * n * g.row + h * g.d, scratch);
     }
     free(scratch);
     return 1;
 }
 #else
-int finch_attention_forward(const float *qkv, float *out, float *probs, long first, long count, long n, long heads,
-                            long head_dim, float scale) {
-    (void)qkv; (void)out; (void)probs; (void)first; (void)count; (void)n; (void)heads; (void)head_dim; (void)scale;
+int finch_attention_forward(const float *qkv, float *out, long first, long count, long n, long heads, long head_dim,
+                            float scale) {
+    (void)qkv; (void)out; (void)first; (void)count; (void)n; (void)heads; (void)head_dim; (void)scale;
     return 0;
 }
 
-int finch_attention_backward(const float *qkv, const float *probs, const float *grad_out, float *grad_qkv, long first,
-                             long count, long n, long heads, long head_dim, float scale) {
-    (void)qkv; (void)probs; (void)grad_out; (void)grad_qkv; (void)first; (void)count; (void)n; (void)heads;
-    (void)head_dim; (void)scale;
+int finch_attention_backward(const float *qkv, const float *grad_out, float *grad_qkv, long first, long count, long n,
+                             long heads, long head_dim, float scale) {
+    (void)qkv; (void)grad_out; (void)grad_qkv; (void)first; (void)count; (void)n; (void)heads; (void)head_dim;
+    (void)scale;
     return 0;
 }
 #endif

@@ -5,8 +5,8 @@ import CFinchKernels
 /// the heads side by side, [S, N, heads·d], the input of attention's output projection.
 ///
 /// One kernel (SelfAttention.c) instead of `(q·scale).matmul(kᵀ).softmax().matmul(v)`: no GEMM
-/// packing per head, no attention map in inference, and backward writes q, k and v's gradients
-/// straight into `qkv`'s layout. Its sums run in another order than OpenBLAS's, so the result
+/// packing per head, no attention map in memory (backward rebuilds the weights it needs), and
+/// backward writes q, k and v's gradients straight into `qkv`'s layout. Its sums run in another order than OpenBLAS's, so the result
 /// differs from the composition by rounding; it is the same on the avx2 and avx512 paths and on
 /// any number of threads. Nil on the generic path and while a tracer runs (export formats see the
 /// composition), so the caller composes it there.
@@ -24,22 +24,19 @@ public func fusedSelfAttention(_ qkv: Tensor, heads: Int) -> Tensor? {
         out.storage.pointer.initialize(repeating: 0, count: out.count)
         return out
     }
-    // The weights are what backward needs of the forward beside qkv; inference never writes them.
-    let keepsWeights = GradMode.isEnabled && qkv.requiresGrad
-    let probs = keepsWeights ? Tensor(uninitializedShape: [s, heads, n, n]) : nil
-    let src = source.basePointer, dst = out.basePointer, pp = probs?.basePointer
+    let src = source.basePointer, dst = out.basePointer
     Parallel.forEach(pairs) { range in
-        let status = finch_attention_forward(src, dst, pp, range.lowerBound, range.count, n, heads, d, scale)
+        let status = finch_attention_forward(src, dst, range.lowerBound, range.count, n, heads, d, scale)
         ensure(status == 1, "fusedSelfAttention: the kernel refused (status \(status))")
     }
+    // Backward keeps qkv alone and rebuilds the weights from it (SelfAttention.c says why).
     return record(out, "self_attention", [qkv], nil) { g in
-        guard let probs else { return [nil] }
         let gc = g.isContiguous ? g : g.copy()
         let grad = Tensor(uninitializedShape: source.shape)
-        let gp = gc.basePointer, gq = grad.basePointer, pw = probs.basePointer, xs = source.basePointer
-        withExtendedLifetime((gc, probs, source)) {
+        let gp = gc.basePointer, gq = grad.basePointer, xs = source.basePointer
+        withExtendedLifetime((gc, source)) {
             Parallel.forEach(pairs) { range in
-                let status = finch_attention_backward(xs, pw, gp, gq, range.lowerBound, range.count, n, heads, d, scale)
+                let status = finch_attention_backward(xs, gp, gq, range.lowerBound, range.count, n, heads, d, scale)
                 ensure(status == 1, "fusedSelfAttention: the backward kernel refused (status \(status))")
             }
         }
