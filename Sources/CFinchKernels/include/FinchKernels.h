@@ -17,6 +17,7 @@
 #include "KernelDispatch.h"
 #include "Exponentials.h"
 #include "SoftmaxRows.h"
+#include "SelfAttention.h"
 #include "WorkerPool.h"
 #include "DepthwiseConvKernels.h"
 #include "MaxPool3x3s2.h"

@@ -29,8 +29,14 @@ public final class Attention: Module {
     public override func callAsFunction(_ x: Tensor) -> Tensor {
         ensure(x.rank == 3, "Attention: input must be [B, N, C], got shape \(x.shape)")
         let (b, n, c) = (x.shape[0], x.shape[1], x.shape[2])
+        let projected = qkv(x)
+        // One kernel per sequence and head where the kernels have one; dropout on the weights needs
+        // the weights as a tensor, and exporters the composition below.
+        if !(attnDrop.isTraining && attnDrop.p > 0), let heads = fusedSelfAttention(projected, heads: numHeads) {
+            return projDrop(proj(heads))
+        }
         // [B, N, 3, heads, d] → [3, B, heads, N, d]: q, k and v are strided views, no copies.
-        let parts = qkv(x).reshaped([b, n, 3, numHeads, headDim]).permuted(2, 0, 3, 1, 4)
+        let parts = projected.reshaped([b, n, 3, numHeads, headDim]).permuted(2, 0, 3, 1, 4)
         let q = parts.narrowed(axis: 0, start: 0, length: 1).squeezed(axis: 0)
         let k = parts.narrowed(axis: 0, start: 1, length: 1).squeezed(axis: 0)
         let v = parts.narrowed(axis: 0, start: 2, length: 1).squeezed(axis: 0)
