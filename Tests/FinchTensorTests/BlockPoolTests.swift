@@ -126,4 +126,65 @@ final class BlockPoolTests: XCTestCase {
         XCTAssertEqual(BlockPool.liveBytes, before + BlockPool.rounded(pooled * 4))
         _ = (small, large)
     }
+
+    func testARepeatedSequenceOfDifferentSizesMapsNothingAfterTheFirstRound() {
+        let savedSlack = BlockPool.minimumSlack
+        BlockPool.minimumSlack = 1 << 20
+        defer { BlockPool.minimumSlack = savedSlack }
+        let mib = (1 << 20) / 4
+        var mappingsAfter: [Int] = []
+        var values: [Float] = []
+        for _ in 0..<4 {
+            // Phases of one step, each holding about 8 MiB in blocks of its own size: a cache of
+            // whole blocks by size would need all four sets at once, twice the limit.
+            for (count, floats) in [(8, mib), (4, 2 * mib), (16, mib / 2), (3, 2 * mib + mib / 2 + 100)] {
+                let held = (0..<count).map { _ in TensorStorage(count: floats) }
+                for (i, s) in held.enumerated() { s.pointer.update(repeating: Float(i), count: s.count) }
+                values.append(held.map { $0.pointer[$0.count - 1] + $0.pointer[0] }.reduce(0, +))
+                XCTAssertLessThanOrEqual(BlockPool.residentBytes, BlockPool.limit(peak: BlockPool.peakLiveBytes))
+            }
+            mappingsAfter.append(BlockPool.mappings)
+        }
+        XCTAssertEqual(mappingsAfter[3], mappingsAfter[1], "rounds after the first should map nothing new: \(mappingsAfter)")
+        XCTAssertEqual(Array(values[12..<16]), Array(values[0..<4]))
+    }
+
+    func testFreeRangesPastTheLimitAreReleasedAndServeLaterRequests() {
+        let savedSlack = BlockPool.minimumSlack
+        BlockPool.minimumSlack = 1 << 20
+        defer { BlockPool.minimumSlack = savedSlack }
+        let mib = (1 << 20) / 4
+        // Sixteen 1 MiB blocks; freeing every other one leaves eight holes no 1.5 MiB block fits.
+        var blocks = (0..<16).map { _ in TensorStorage(count: mib) }
+        let holes = stride(from: 0, to: 16, by: 2).map { blocks[$0].pointer }
+        blocks = stride(from: 1, to: 16, by: 2).map { blocks[$0] }
+        let larger = (0..<6).map { _ in TensorStorage(count: mib * 3 / 2) }
+        XCTAssertLessThanOrEqual(BlockPool.residentBytes, BlockPool.limit(peak: BlockPool.peakLiveBytes),
+                                 "the holes should have been handed back to the kernel")
+        #if os(Linux)
+        XCTAssertTrue(holes.contains { !isResident($0, bytes: mib * 4) }, "no hole's pages were released")
+        #endif
+        // Requests of the holes' size take them again, with pages that hold what is written.
+        let again = (0..<8).map { _ in TensorStorage(count: mib) }
+        XCTAssertEqual(Set(again.map { $0.pointer }), Set(holes), "the holes should be reused")
+        for (i, s) in again.enumerated() { s.pointer.update(repeating: Float(i), count: s.count) }
+        for (i, s) in again.enumerated() { XCTAssertEqual(s.pointer[s.count - 1], Float(i)) }
+        #if os(Linux)
+        for s in again { XCTAssertTrue(isResident(s.pointer, bytes: mib * 4)) }
+        #endif
+        _ = (blocks, larger)
+    }
+
+    #if os(Linux)
+    /// Whether every page of a range is in memory (mincore).
+    private func isResident(_ p: UnsafeMutablePointer<Float>, bytes: Int) -> Bool {
+        let page = 4096
+        let start = Int(bitPattern: p) & ~(page - 1)
+        let end = Int(bitPattern: p) + bytes
+        let pages = (end - start + page - 1) / page
+        var flags = [UInt8](repeating: 0, count: pages)
+        guard mincore(UnsafeMutableRawPointer(bitPattern: start), end - start, &flags) == 0 else { return false }
+        return flags.allSatisfy { $0 & 1 == 1 }
+    }
+    #endif
 }

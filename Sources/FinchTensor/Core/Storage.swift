@@ -22,8 +22,8 @@ public final class TensorStorage {
     /// ran one large workload and goes on with small ones.
     public static func releaseCachedMemory() { BlockPool.releaseCached() }
 
-    /// New mappings the block pool has made (see `BlockPool`): flat across the steps of a
-    /// repeating workload when its cache serves it, growing when blocks are unmapped and re-made.
+    /// Times the block pool had to map new memory (see `BlockPool`): flat across the steps of a
+    /// repeating workload once its free ranges serve it.
     public static var poolMappings: Int { BlockPool.mappings }
 
     /// Large tensors come from `BlockPool`; small ones and the kernels' scratch buffers from malloc.
