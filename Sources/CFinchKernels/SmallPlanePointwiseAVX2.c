@@ -8,9 +8,8 @@
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 
 // rows × vectors accumulators, vectors input vectors and a broadcast weight within sixteen registers.
-long finch_pointwise_small_rows_avx2(long vectors) {
-    return vectors == 1 ? 12 : (vectors == 2 ? 6 : (vectors == 3 ? 4 : 3));
-}
+#define ROWS(v) ((v) == 1 ? 12 : ((v) == 2 ? 6 : ((v) == 3 ? 4 : 3)))
+long finch_pointwise_small_rows_avx2(long vectors) { return ROWS(vectors); }
 
 __attribute__((target("avx2,fma"), always_inline))
 static inline void pointwise_block8(const float *x, const float *packed, const float *bias, float *out, long c,
@@ -54,30 +53,14 @@ static inline void pointwise_block8(const float *x, const float *packed, const f
     }
 }
 
+#define INLINE __attribute__((target("avx2,fma"), always_inline)) static inline
+#define LANES 8
+#define BLOCK pointwise_block8
+#include "SmallPlanePointwiseUnits.h"
+
 __attribute__((target("avx2,fma")))
 void finch_pointwise_small_avx2(const float *x, const float *weight, const float *bias, float *out, long n, long c,
                                 long cout, long hw, long unit_begin, long unit_end, float *packed) {
-    const long vectors_total = (hw + 7) / 8, vectors = vectors_total < 4 ? vectors_total : 4;
-    const long rows = finch_pointwise_small_rows_avx2(vectors);
-    long loaded = -1;
-    for (long u = unit_begin; u < unit_end; u++) {
-        long s = u % n, block = u / n, co0 = block * rows;
-        long used = cout - co0 < rows ? cout - co0 : rows;
-        if (block != loaded) {
-            for (long ci = 0; ci < c; ci++)
-                for (long k = 0; k < rows; k++) packed[ci * rows + k] = k < used ? weight[(co0 + k) * c + ci] : 0.0f;
-            loaded = block;
-        }
-        const float *xs = x + s * c * hw;
-        float *ys = out + s * cout * hw;
-        for (long p0 = 0; p0 < hw; p0 += 8 * vectors) {
-            switch (vectors) {
-            case 1: pointwise_block8(xs, packed, bias, ys, c, hw, co0, p0, 12, 1, used); break;
-            case 2: pointwise_block8(xs, packed, bias, ys, c, hw, co0, p0, 6, 2, used); break;
-            case 3: pointwise_block8(xs, packed, bias, ys, c, hw, co0, p0, 4, 3, used); break;
-            default: pointwise_block8(xs, packed, bias, ys, c, hw, co0, p0, 3, 4, used); break;
-            }
-        }
-    }
+    pointwise_units(x, weight, bias, out, n, c, cout, hw, unit_begin, unit_end, packed);
 }
 #endif
