@@ -55,6 +55,9 @@ static inline void pointwise_block(const float *x, const float *packed, const fl
 #define INLINE __attribute__((target("avx512f"), always_inline)) static inline
 #define LANES 16
 #define BLOCK pointwise_block
+// The whole batch in one group: with twice AVX2's rows per block each input is re-read half as often,
+// and grouping as AVX2 does measured no gain (0.77× on 576 → 96 at 4×4, the weights repacked 5× as often).
+#define GROUP_FLOATS 0L
 #include "SmallPlanePointwiseUnits.h"
 
 __attribute__((target("avx512f")))
