@@ -21,8 +21,8 @@ long finch_few_channel_conv_scratch(const long *g) {
 __attribute__((target("avx512f")))
 static void few_channel_conv16(const float *x, const float *weight, const float *bias, float *out, const long *g,
                                long unit_begin, long unit_end, float *scratch) {
-    const long c = g[1], h = g[2], w = g[3], cout = g[4], kh = g[5], kw = g[6];
-    const long sh = g[7], sw = g[8], pt = g[9], pl = g[10], ho = g[11], wo = g[12];
+    const long c = g[1], w = g[3], cout = g[4], kh = g[5], kw = g[6];
+    const long sw = g[8], pl = g[10], ho = g[11], wo = g[12];
     const long taps = c * kh * kw;
     const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     float *wt = scratch, *bt = scratch + 16 * taps;
@@ -36,9 +36,8 @@ static void few_channel_conv16(const float *x, const float *weight, const float 
             for (long k = 0; k < 16; k++) acc[k] = _mm512_set1_ps(bt[k]);
             for (long ci = 0; ci < c; ci++) {
                 for (long i = 0; i < kh; i++) {
-                    long r = oh * sh - pt + i;
-                    if (r < 0 || r >= h) continue;
-                    const float *row = x + ((s * c + ci) * h + r) * w;
+                    const float *row = few_channel_row(x, g, s, ci, oh, i);
+                    if (!row) continue;
                     for (long j = 0; j < kw; j++) {
                         long col = ow0 * sw - pl + j;
                         __m512 v;

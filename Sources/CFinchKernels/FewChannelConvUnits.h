@@ -28,4 +28,12 @@ static inline struct few_channel_unit few_channel_unit(const float *weight, cons
     return unit;
 }
 
+/// Row oh·sh − pt + i of input channel ci of sample s: the row tap row i of output row oh reads, or
+/// NULL where that is padding (the tap then adds nothing).
+static inline const float *few_channel_row(const float *x, const long *g, long s, long ci, long oh, long i) {
+    const long c = g[1], h = g[2], w = g[3], sh = g[7], pt = g[9];
+    const long r = oh * sh - pt + i;
+    return r < 0 || r >= h ? (const float *)0 : x + ((s * c + ci) * h + r) * w;
+}
+
 #endif
