@@ -51,6 +51,7 @@ static inline void pointwise_block(const float *x, const float *packed, const fl
 
 // Output channels per block for a given number of pixel vectors: about 24 accumulators.
 #define ROWS(v) ((v) == 1 ? 16 : ((v) == 2 ? 12 : ((v) == 3 ? 8 : 6)))
+#define MAX_VECTORS 4
 
 #define INLINE __attribute__((target("avx512f"), always_inline)) static inline
 #define LANES 16
@@ -68,11 +69,10 @@ static void pointwise_small16(const float *x, const float *weight, const float *
 
 long finch_pointwise_small_units(long n, long cout, long hw) {
     if (finch_avx2_selected()) {
-        long vectors8 = (hw + 7) / 8 < 4 ? (hw + 7) / 8 : 4;
-        long rows8 = finch_pointwise_small_rows_avx2(vectors8);
+        long rows8 = finch_pointwise_small_rows_avx2(hw);
         return n * ((cout + rows8 - 1) / rows8);
     }
-    long vectors_total = (hw + 15) / 16, vectors = vectors_total < 4 ? vectors_total : 4;
+    long vectors_total = (hw + 15) / 16, vectors = vectors_total < MAX_VECTORS ? vectors_total : MAX_VECTORS;
     long rows = ROWS(vectors);
     return n * ((cout + rows - 1) / rows);
 }

@@ -1,7 +1,8 @@
 // The unit loop of the small-plane 1×1 convolution, written once for both vector widths: the file
 // that includes this defines INLINE (its target attribute), LANES (floats per vector), ROWS(v) (output
-// channels per block for v vectors, a constant expression), BLOCK (its register-blocked kernel,
-// called with rows and vectors as constants so its loops unroll) and GROUP_FLOATS (below).
+// channels per block for v vectors, a constant expression), MAX_VECTORS (vectors per block at most:
+// 2 or 4), BLOCK (its register-blocked kernel, called with rows and vectors as constants so its loops
+// unroll) and GROUP_FLOATS (below).
 //
 // Units go by groups of samples whose inputs fit in GROUP_FLOATS floats (0: one group), block-major
 // within a group (unit = group · blocks · G + block · size + sample in the group, G samples a group
@@ -19,7 +20,8 @@ static inline long pointwise_group_samples(long n, long c, long hw, long budget)
 
 INLINE void pointwise_units(const float *x, const float *weight, const float *bias, float *out, long n, long c,
                             long cout, long hw, long unit_begin, long unit_end, float *packed) {
-    const long vectors_total = (hw + LANES - 1) / LANES, vectors = vectors_total < 4 ? vectors_total : 4;
+    const long vectors_total = (hw + LANES - 1) / LANES;
+    const long vectors = vectors_total < MAX_VECTORS ? vectors_total : MAX_VECTORS;
     const long rows = ROWS(vectors), blocks = (cout + rows - 1) / rows;
     const long per_group = pointwise_group_samples(n, c, hw, GROUP_FLOATS);
     long loaded = -1;
@@ -44,9 +46,11 @@ INLINE void pointwise_units(const float *x, const float *weight, const float *bi
         for (long p0 = 0; p0 < hw; p0 += LANES * vectors) {
             switch (vectors) {
             case 1: BLOCK(xs, packed, bias, ys, c, hw, co0, p0, ROWS(1), 1, used); break;
+#if MAX_VECTORS > 2
             case 2: BLOCK(xs, packed, bias, ys, c, hw, co0, p0, ROWS(2), 2, used); break;
             case 3: BLOCK(xs, packed, bias, ys, c, hw, co0, p0, ROWS(3), 3, used); break;
-            default: BLOCK(xs, packed, bias, ys, c, hw, co0, p0, ROWS(4), 4, used); break;
+#endif
+            default: BLOCK(xs, packed, bias, ys, c, hw, co0, p0, ROWS(MAX_VECTORS), MAX_VECTORS, used); break;
             }
         }
     }
