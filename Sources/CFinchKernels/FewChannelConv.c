@@ -8,6 +8,7 @@
 #include "FewChannelConv.h"
 #include "KernelSupport.h"
 #include "KernelsAVX2.h"
+#include "FewChannelConvUnits.h"
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <immintrin.h>
@@ -20,31 +21,23 @@ long finch_few_channel_conv_scratch(const long *g) {
 __attribute__((target("avx512f")))
 static void few_channel_conv16(const float *x, const float *weight, const float *bias, float *out, const long *g,
                                long unit_begin, long unit_end, float *scratch) {
-    const long c = g[1], h = g[2], w = g[3], cout = g[4], kh = g[5], kw = g[6];
-    const long sh = g[7], sw = g[8], pt = g[9], pl = g[10], ho = g[11], wo = g[12];
-    const long taps = c * kh * kw, blocks = (cout + 15) / 16;
+    const long c = g[1], w = g[3], cout = g[4], kh = g[5], kw = g[6];
+    const long sw = g[8], pl = g[10], ho = g[11], wo = g[12];
+    const long taps = c * kh * kw;
     const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-    // Weights of one block of output channels as [tap][16], zero past cout; bias after them.
     float *wt = scratch, *bt = scratch + 16 * taps;
     long packed = -1;
     for (long u = unit_begin; u < unit_end; u++) {
-        long oh = u % ho, block = (u / ho) % blocks, s = u / (ho * blocks), co0 = block * 16;
-        long lanes_co = cout - co0 < 16 ? cout - co0 : 16;
-        if (block != packed) {
-            for (long t = 0; t < taps; t++)
-                for (long k = 0; k < 16; k++) wt[t * 16 + k] = k < lanes_co ? weight[(co0 + k) * taps + t] : 0.0f;
-            for (long k = 0; k < 16; k++) bt[k] = bias && k < lanes_co ? bias[co0 + k] : 0.0f;
-            packed = block;
-        }
+        const struct few_channel_unit unit = few_channel_unit(weight, bias, g, u, wt, bt, &packed);
+        const long s = unit.s, oh = unit.oh, co0 = unit.co0, lanes_co = unit.lanes_co;
         for (long ow0 = 0; ow0 < wo; ow0 += 16) {
             long lanes = wo - ow0 < 16 ? wo - ow0 : 16;
             __m512 acc[16];
             for (long k = 0; k < 16; k++) acc[k] = _mm512_set1_ps(bt[k]);
             for (long ci = 0; ci < c; ci++) {
                 for (long i = 0; i < kh; i++) {
-                    long r = oh * sh - pt + i;
-                    if (r < 0 || r >= h) continue;
-                    const float *row = x + ((s * c + ci) * h + r) * w;
+                    const float *row = few_channel_row(x, g, s, ci, oh, i);
+                    if (!row) continue;
                     for (long j = 0; j < kw; j++) {
                         long col = ow0 * sw - pl + j;
                         __m512 v;

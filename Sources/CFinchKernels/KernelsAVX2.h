@@ -71,10 +71,10 @@ void finch_few_channel_conv_avx2(const float *x, const float *weight, const floa
                                  long unit_begin, long unit_end, float *scratch);
 
 // SmallPlanePointwiseAVX2.c, as finch_pointwise_small (same units and scratch); the rows of output
-// channels per block for a number of eight-pixel vectors (1 to 4), which finch_pointwise_small_units uses.
+// channels per block for a plane of hw pixels, which finch_pointwise_small_units uses.
 void finch_pointwise_small_avx2(const float *x, const float *weight, const float *bias, float *out, long n, long c,
                                 long cout, long hw, long unit_begin, long unit_end, float *packed);
-long finch_pointwise_small_rows_avx2(long vectors);
+long finch_pointwise_small_rows_avx2(long hw);
 
 // SoftmaxRowsAVX2.c, as finch_softmax_rows.
 void finch_softmax_rows_avx2(const float *src, float *dst, size_t rows, size_t r, int log_softmax);

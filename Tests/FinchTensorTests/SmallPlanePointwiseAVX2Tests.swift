@@ -5,7 +5,8 @@ import CFinchKernels
 /// The AVX2 small-plane 1×1 convolution (SmallPlanePointwiseAVX2.c) against the AVX-512 kernel bit
 /// for bit where the CPU has both (one FMA per input channel in order, from the bias), and against
 /// Float64 within the FMA chain's rounding on any AVX2 CPU. Planes of 16 (4×4: two vectors), 49
-/// (7×7: a partial vector), 64 (8×8: two blocks of four vectors) and 225 (15×15) pixels; output
+/// (7×7: a partial vector), 64 (8×8: two blocks of four vectors), 196 (14×14: whole blocks, then a
+/// last one with a partial vector and three past the plane) and 225 (15×15) pixels; output
 /// channel counts that leave partial blocks for every block size; no bias. Nothing past the output
 /// is written (NaN canaries).
 final class SmallPlanePointwiseAVX2Tests: XCTestCase {
@@ -27,7 +28,7 @@ final class SmallPlanePointwiseAVX2Tests: XCTestCase {
     func testAVX2AgainstAVX512AndFloat64() {
         guard KernelPath.best >= .avx2 else { return }
         for (k, (n, c, cout, hw, bias)) in [(2, 20, 17, 16, true), (1, 33, 13, 49, true), (2, 16, 7, 64, false),
-                                            (1, 8, 25, 225, true), (3, 5, 3, 36, true)].enumerated() {
+                                            (1, 8, 25, 225, true), (3, 5, 3, 36, true), (2, 24, 14, 196, true)].enumerated() {
             var rng = RandomGenerator(seed: 40 + UInt64(k))
             let x = Tensor.normal([n * c * hw], using: &rng).scalars
             let w = Tensor.normal([cout * c], using: &rng).scalars

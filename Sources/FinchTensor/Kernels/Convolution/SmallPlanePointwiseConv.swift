@@ -14,11 +14,19 @@ enum SmallPlanePointwiseConv {
     static var allowWide = true
 
     /// On AVX2 (eight pixels a vector, half AVX-512's registers) the kernel beats the column path's
-    /// GEMM only for narrow layers on the smallest planes: ResNet50's 1024×256 to 2048×512 layers at
-    /// 7×7–14×14 ran at half the GEMM's speed (eval 20.1 → 9.5 img/s at 224 px), and MobileNetV3-Small
-    /// at 224 px (7×7 and 14×14 planes) evaluated 25 % slower with it.
+    /// GEMM only for narrow layers: ResNet50's 1024×256 to 2048×512 layers at 7×7–14×14 ran at half
+    /// the GEMM's speed (eval 20.1 → 9.5 img/s at 224 px).
     static let avx2MaxWeights = 1 << 17
-    static let avx2MaxPlane = 64
+
+    /// On AVX2 the kernel works in blocks of sixteen pixels and pays for a partial one as for a whole
+    /// one; with its blocks at least 7⁄8 full it ties or beats the column path's GEMM, below that it
+    /// loses (MobileNetV3-Small's 96 → 576 layers at batch 32, one thread: 4×4, 8×8 and 14×14 tie or
+    /// win, 7×7 (49 of 64 pixels) took 1.6× the GEMM's time; the whole model at 224 px, one thread,
+    /// shared machine: 7 % less CPU time than with the former limit of 64 pixels, which took 7×7 and
+    /// left 14×14 to the GEMM; EfficientNet-Lite0 and MobileViT-XXS at 224 px unchanged).
+    static func avx2Takes(_ g: ConvGeometry) -> Bool {
+        return g.c * g.cout <= avx2MaxWeights && 8 * g.hw >= 7 * 16 * ((g.hw + 15) / 16)
+    }
 
     static func applies(to g: ConvGeometry) -> Bool {
         g.isPointwise && g.groups == 1 && planes.contains(g.hw)
@@ -28,7 +36,7 @@ enum SmallPlanePointwiseConv {
     static func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                         out: UnsafeMutablePointer<Float>, _ g: ConvGeometry) -> Bool {
         guard allowWide, KernelPath.active >= .avx2 else { return false }
-        if KernelPath.active == .avx2, g.c * g.cout > avx2MaxWeights || g.hw > avx2MaxPlane { return false }
+        if KernelPath.active == .avx2, !avx2Takes(g) { return false }
         let units = finch_pointwise_small_units(g.n, g.cout, g.hw)
         let perUnit = Swift.max(1, g.c * g.hw * g.cout * g.n / Swift.max(units, 1))
         Parallel.forEach(units, grain: Swift.max(1, 65536 / perUnit)) { range in
