@@ -16,6 +16,7 @@
 #include "SelfAttention.h"
 #include "KernelSupport.h"
 #include "KernelsAVX2.h"
+#include "Exponential8.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,21 +156,10 @@ static inline void accumulate_rows(float *acc, long dpad, const float *w, long n
 // cannot see. Half of exp8's instructions, in the pass that costs the forward kernel more than either product.
 __attribute__((target("avx2,fma"), always_inline))
 static inline __m256 exp8_nonpositive(__m256 x) {
-    const __m256 magic = _mm256_set1_ps(12582912.0f);
     // x is max's second operand, so a NaN passes through.
     const __m256 xc = _mm256_max_ps(_mm256_set1_ps(-87.3f), x);
-    const __m256 t = _mm256_fmadd_ps(xc, _mm256_set1_ps(1.44269504088896341f), magic);
-    const __m256 n = _mm256_sub_ps(t, magic);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
-    const __m256i ni = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_castps_si256(magic));
+    __m256i ni;
+    const __m256 p = exp8_reduced(xc, &ni);
     const __m256 two_n = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(ni, _mm256_set1_epi32(127)), 23));
     return _mm256_mul_ps(p, two_n);
 }
