@@ -102,10 +102,10 @@ static inline __m256 apply8(enum op op, __m256 a, __m256 b, __m256 shift) {
     const __m256 one = _mm256_set1_ps(1.0f);
     switch (op) {
     case OP_EXP: return exp8(_mm256_sub_ps(a, shift));
-    case OP_SILU: return _mm256_div_ps(a, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), a))));
-    case OP_SIGMOID: return _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), a))));
+    case OP_SILU: return silu8(a);
+    case OP_SIGMOID: return sigmoid8(a);
     case OP_SILU_BACKWARD: {
-        __m256 s = _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), b))));
+        __m256 s = sigmoid8(b);
         __m256 inner = _mm256_add_ps(one, _mm256_mul_ps(b, _mm256_sub_ps(one, s)));
         return _mm256_mul_ps(_mm256_mul_ps(a, s), inner);
     }
