@@ -80,6 +80,33 @@ static void residual_act_avx512(float *x, const float *r, size_t n, float mean, 
     PER_ACTIVATION(activation, residual_act_loop(x, r, n, m, a, b, ACT));
 }
 
+// BatchNorm+SiLU's gradient to z in one pass (see finch_affine_silu_backward_avx2): the affine map
+// as affine_act16 computes it with identity, then SiLU's backward as Exponentials.c's apply16.
+__attribute__((target("avx512f")))
+static void affine_silu_backward_avx512(const float *g, const float *x, float *dst, size_t n, float mean, float scale,
+                                        float shift) {
+    const __m512 m = _mm512_set1_ps(mean), a = _mm512_set1_ps(scale), b = _mm512_set1_ps(shift);
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 k = first_lanes((long)(n - i));
+        __m512 z = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), m), a), b);
+        __m512 s = logistic16(z);
+        __m512 inner = _mm512_add_ps(one, _mm512_mul_ps(z, _mm512_sub_ps(one, s)));
+        _mm512_mask_storeu_ps(dst + i, k, _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, g + i), s), inner));
+    }
+}
+
+int finch_affine_silu_backward(const float *g, const float *x, float *dst, size_t n, float mean, float scale,
+                               float shift) {
+    if (finch_avx2_selected()) {
+        finch_affine_silu_backward_avx2(g, x, dst, n, mean, scale, shift);
+        return 1;
+    }
+    if (!finch_avx512_selected()) return 0;
+    affine_silu_backward_avx512(g, x, dst, n, mean, scale, shift);
+    return 1;
+}
+
 int finch_residual_activation(float *x, const float *r, size_t n, float mean, float scale, float shift,
                               int activation) {
     if (finch_avx2_selected()) {
@@ -102,6 +129,11 @@ int finch_affine_activation(const float *src, float *dst, size_t n, float mean, 
     return 1;
 }
 #else
+int finch_affine_silu_backward(const float *g, const float *x, float *dst, size_t n, float mean, float scale,
+                               float shift) {
+    (void)g; (void)x; (void)dst; (void)n; (void)mean; (void)scale; (void)shift;
+    return 0;
+}
 int finch_residual_activation(float *x, const float *r, size_t n, float mean, float scale, float shift,
                               int activation) {
     (void)x; (void)r; (void)n; (void)mean; (void)scale; (void)shift; (void)activation;

@@ -82,4 +82,30 @@ void finch_residual_activation_avx2(float *x, const float *r, size_t n, float me
     const __m256 m = _mm256_set1_ps(mean), a = _mm256_set1_ps(scale), b = _mm256_set1_ps(shift);
     PER_ACTIVATION(activation, residual_act_loop(x, r, n, m, a, b, ACT));
 }
+
+// BatchNorm+SiLU's gradient to z = (x − mean)·scale + shift in one pass: z is rebuilt in registers,
+// where the two-pass form (finch_affine_activation with identity, then finch_silu_backward) wrote it
+// to a buffer and read it back. Same operations, so the same bits ((x − 0)·1 + s is x + s exactly,
+// so the shift-only form needs no loop of its own).
+INLINE __m256 affine_silu_backward8(__m256 g, __m256 x, __m256 m, __m256 a, __m256 b) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    __m256 z = affine8(x, m, a, b, 0), s = sigmoid8(z);
+    return _mm256_mul_ps(_mm256_mul_ps(g, s), _mm256_add_ps(one, _mm256_mul_ps(z, _mm256_sub_ps(one, s))));
+}
+
+__attribute__((target("avx2,fma")))
+void finch_affine_silu_backward_avx2(const float *g, const float *x, float *dst, size_t n, float mean, float scale,
+                                     float shift) {
+    const __m256 m = _mm256_set1_ps(mean), a = _mm256_set1_ps(scale), b = _mm256_set1_ps(shift);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, affine_silu_backward8(_mm256_loadu_ps(g + i), _mm256_loadu_ps(x + i), m, a, b));
+    if (i < n) {
+        float tg[8] = {0}, tx[8] = {0};
+        memcpy(tg, g + i, (n - i) * sizeof(float));
+        memcpy(tx, x + i, (n - i) * sizeof(float));
+        _mm256_storeu_ps(tg, affine_silu_backward8(_mm256_loadu_ps(tg), _mm256_loadu_ps(tx), m, a, b));
+        memcpy(dst + i, tg, (n - i) * sizeof(float));
+    }
+}
 #endif

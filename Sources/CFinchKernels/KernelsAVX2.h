@@ -65,6 +65,8 @@ void finch_affine_activation_avx2(const float *src, float *dst, size_t n, float 
                                   int activation);
 void finch_residual_activation_avx2(float *x, const float *r, size_t n, float mean, float scale, float shift,
                                     int activation);
+void finch_affine_silu_backward_avx2(const float *g, const float *x, float *dst, size_t n, float mean, float scale,
+                                     float shift);
 
 // FewChannelConvAVX2.c, as finch_few_channel_conv (same units and scratch).
 void finch_few_channel_conv_avx2(const float *x, const float *weight, const float *bias, float *out, const long *g,

@@ -30,7 +30,8 @@ final class LogisticAVX2Tests: XCTestCase {
         let g = (0..<n).map { _ in rng.uniform(-2, 2) }
         KernelPath.with(.avx2) {
             var e = [Float](repeating: 0, count: n)
-            let negated = x.map { -$0 }
+            // 0 − x as the kernels negate: a NaN keeps its sign, which −x would flip.
+            let negated = x.map { 0 - $0 }
             finch_exp_shifted(negated, &e, n, 0)
             var silu = [Float](repeating: 0, count: n), sigmoid = silu, backward = silu, fused = silu
             finch_silu(x, &silu, n)

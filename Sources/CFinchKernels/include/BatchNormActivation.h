@@ -22,4 +22,11 @@ int finch_affine_activation(const float *src, float *dst, size_t n, float mean, 
 int finch_residual_activation(float *x, const float *r, size_t n, float mean, float scale, float shift,
                               int activation);
 
+/// dst[i] = g[i]·s·(1 + z·(1 − s)) with z = (x[i] − mean)·scale + shift and s = sigmoid(z): the
+/// gradient to z of BatchNorm+SiLU, in one pass. The same bits as finch_affine_activation (identity)
+/// into a buffer followed by finch_silu_backward on the same path. dst may be g. Returns 0 without
+/// touching anything on the generic path.
+int finch_affine_silu_backward(const float *g, const float *x, float *dst, size_t n, float mean, float scale,
+                               float shift);
+
 #endif

@@ -180,6 +180,10 @@ private func activationGradient(_ dy: Tensor, x: Tensor, mean: Tensor, scale: [F
                 let z = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(plane, 1))
                 defer { z.deallocate() }
                 for u in range {
+                    // SiLU's in one pass on the AVX2 and AVX-512 paths (same bits as the two below).
+                    if activation == .silu,
+                       finch_affine_silu_backward(gp + u * plane, xp + u * plane, dp + u * plane, plane, mp[u % c],
+                                                  sc[u % c], sh[u % c]) == 1 { continue }
                     Kernels.affineActivation(xp + u * plane, z, plane, mean: mp[u % c], scale: sc[u % c],
                                              shift: sh[u % c], .identity)
                     Kernels.activationBackward(gp + u * plane, z, dp + u * plane, plane, activation)
