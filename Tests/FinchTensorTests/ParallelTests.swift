@@ -137,4 +137,23 @@ final class ParallelTests: XCTestCase {
             XCTAssertEqual(visits(n), Array(repeating: 1, count: n))
         }
     }
+
+    func testPoolStatsCountLoopsAndPartsOnlyWhileOn() {
+        Parallel.countPoolStats(true)
+        let before = Parallel.poolStats
+        for _ in 0..<200 { XCTAssertEqual(visits(64), Array(repeating: 1, count: 64)) }
+        let d = Parallel.poolStats - before
+        Parallel.countPoolStats(false)
+        XCTAssertEqual(d.loops, 200)
+        XCTAssertEqual(d.parts, 200 * 4 * Parallel.partsPerThread)
+        XCTAssertLessThanOrEqual(d.workerParts, d.parts)
+        XCTAssertGreaterThan(d.loopSeconds, 0)
+        XCTAssertLessThanOrEqual(d.joinSeconds, d.loopSeconds)
+        XCTAssertGreaterThanOrEqual(d.serialSeconds, 0)
+        XCTAssertGreaterThanOrEqual(d.workerBusySeconds, 0)
+
+        let off = Parallel.poolStats
+        for _ in 0..<20 { _ = visits(64) }
+        XCTAssertEqual((Parallel.poolStats - off).loops, 0)
+    }
 }
