@@ -14,7 +14,7 @@ struct BenchPoolStats {
         let workerTime = wall * Double(max(threads - 1, 0))
         let idle = workerTime > 0 ? 1 - d.workerBusySeconds / workerTime : 0
         func ms(_ s: Double) -> String { String(format: "%.2f", s * 1000 / n) }
-        return "pool: loops/step=\(d.loops / max(steps, 1)) parts/loop=\(String(format: "%.1f", Double(d.parts) / Double(max(d.loops, 1)))) " +
+        return "workers: loops/step=\(d.loops / max(steps, 1)) parts/loop=\(String(format: "%.1f", Double(d.parts) / Double(max(d.loops, 1)))) " +
             "worker_parts=\(String(format: "%.1f", 100 * Double(d.workerParts) / Double(max(d.parts, 1))))% " +
             "loops_ms/step=\(ms(d.loopSeconds)) serial_ms/step=\(ms(d.serialSeconds)) join_ms/step=\(ms(d.joinSeconds)) " +
             "worker_busy_ms/step=\(ms(d.workerBusySeconds)) worker_idle=\(String(format: "%.1f", 100 * idle))% sleeps/step=\(d.sleeps / max(steps, 1))"
