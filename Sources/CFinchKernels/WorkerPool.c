@@ -165,6 +165,7 @@ int finch_pool_run(long parts, long workers, void *ctx, finch_pool_task fn) {
         if (stat_last_end_ns > 0) stats.serial_ns += start - stat_last_end_ns;
         stats.loops += 1;
         stats.parts += (unsigned long)parts;
+        if (parts % (workers + 1) != 0) stats.uneven_loops += 1;
     }
     atomic_store_explicit(&active_workers, workers, memory_order_relaxed);
     atomic_store_explicit(&remaining, parts, memory_order_relaxed);
@@ -187,6 +188,7 @@ int finch_pool_run(long parts, long workers, void *ctx, finch_pool_task fn) {
         stat_last_end_ns = now_ns();
         stats.join_ns += stat_last_end_ns - joined;
         stats.loop_ns += stat_last_end_ns - start;
+        if (parts % (workers + 1) != 0) stats.uneven_ns += stat_last_end_ns - start;
     }
     atomic_store_explicit(&busy, 0, memory_order_release);
     return 1;

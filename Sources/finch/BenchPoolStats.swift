@@ -17,6 +17,7 @@ struct BenchPoolStats {
         return "workers: loops/step=\(d.loops / max(steps, 1)) parts/loop=\(String(format: "%.1f", Double(d.parts) / Double(max(d.loops, 1)))) " +
             "worker_parts=\(String(format: "%.1f", 100 * Double(d.workerParts) / Double(max(d.parts, 1))))% " +
             "loops_ms/step=\(ms(d.loopSeconds)) serial_ms/step=\(ms(d.serialSeconds)) join_ms/step=\(ms(d.joinSeconds)) " +
-            "worker_busy_ms/step=\(ms(d.workerBusySeconds)) worker_idle=\(String(format: "%.1f", 100 * idle))% sleeps/step=\(d.sleeps / max(steps, 1))"
+            "worker_busy_ms/step=\(ms(d.workerBusySeconds)) worker_idle=\(String(format: "%.1f", 100 * idle))% sleeps/step=\(d.sleeps / max(steps, 1)) " +
+            "uneven_loops/step=\(d.unevenLoops / max(steps, 1)) uneven_ms/step=\(ms(d.unevenSeconds))"
     }
 }

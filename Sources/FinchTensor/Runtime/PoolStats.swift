@@ -8,6 +8,8 @@ public struct PoolStats: Sendable {
     /// Wall-clock seconds: the calling thread inside loops, of that waiting for workers at the end,
     /// and between loops; the workers' time running parts (summed over workers).
     public var loopSeconds = 0.0, joinSeconds = 0.0, serialSeconds = 0.0, workerBusySeconds = 0.0
+    /// Loops whose part count is not a multiple of the threads taking part, and their time.
+    public var unevenLoops = 0, unevenSeconds = 0.0
 
     public init() {}
 
@@ -15,6 +17,7 @@ public struct PoolStats: Sendable {
         loops = Int(s.loops); parts = Int(s.parts); workerParts = Int(s.worker_parts); sleeps = Int(s.sleeps)
         loopSeconds = Double(s.loop_ns) * 1e-9; joinSeconds = Double(s.join_ns) * 1e-9
         serialSeconds = Double(s.serial_ns) * 1e-9; workerBusySeconds = Double(s.worker_busy_ns) * 1e-9
+        unevenLoops = Int(s.uneven_loops); unevenSeconds = Double(s.uneven_ns) * 1e-9
     }
 
     /// The counts between two snapshots.
@@ -25,6 +28,7 @@ public struct PoolStats: Sendable {
         d.loopSeconds = a.loopSeconds - b.loopSeconds; d.joinSeconds = a.joinSeconds - b.joinSeconds
         d.serialSeconds = a.serialSeconds - b.serialSeconds
         d.workerBusySeconds = a.workerBusySeconds - b.workerBusySeconds
+        d.unevenLoops = a.unevenLoops - b.unevenLoops; d.unevenSeconds = a.unevenSeconds - b.unevenSeconds
         return d
     }
 }
