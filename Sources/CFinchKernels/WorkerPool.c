@@ -48,6 +48,14 @@ static _Atomic long spin_ns = 200000;
 static int started_workers;
 static _Thread_local int inside_pool;
 
+// Counters for finch_pool_stats, kept only while enabled so the default path pays one relaxed load
+// per loop. The caller's fields are written by the thread holding `busy` alone.
+static _Atomic int stats_on;
+static finch_pool_stats_t stats;
+static _Atomic unsigned long stat_worker_parts, stat_sleeps;
+static _Atomic long stat_worker_busy_ns;
+static long stat_last_end_ns;
+
 static long now_ns(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -72,7 +80,7 @@ static void wake_all(_Atomic uint32_t *word) {
 
 // Takes and runs parts of generation `gen` until none are left; returns at once if the loop
 // has already moved on.
-static void run_parts(uint32_t gen, finch_pool_task fn, void *ctx) {
+static void run_parts(uint32_t gen, finch_pool_task fn, void *ctx, int timed) {
     uint64_t word = atomic_load_explicit(&claim, memory_order_acquire);
     for (;;) {
         uint32_t g = (uint32_t)(word >> 32);
@@ -80,7 +88,14 @@ static void run_parts(uint32_t gen, finch_pool_task fn, void *ctx) {
         if (g != gen || next >= parts) return;
         if (!atomic_compare_exchange_weak_explicit(&claim, &word, word + 1, memory_order_acq_rel,
                                                    memory_order_acquire)) continue;
-        fn(ctx, next);
+        if (timed) {
+            long t0 = now_ns();
+            fn(ctx, next);
+            atomic_fetch_add_explicit(&stat_worker_busy_ns, now_ns() - t0, memory_order_relaxed);
+            atomic_fetch_add_explicit(&stat_worker_parts, 1, memory_order_relaxed);
+        } else {
+            fn(ctx, next);
+        }
         atomic_fetch_sub_explicit(&remaining, 1, memory_order_acq_rel);
         word = atomic_load_explicit(&claim, memory_order_acquire);
     }
@@ -98,6 +113,8 @@ static void *worker_main(void *index_bits) {
                 CPU_RELAX();
                 if ((i & 63) == 0 && now_ns() > deadline) {
                     atomic_fetch_add(&sleepers, 1);
+                    if (atomic_load_explicit(&stats_on, memory_order_relaxed))
+                        atomic_fetch_add_explicit(&stat_sleeps, 1, memory_order_relaxed);
                     wait_for_change(&generation, seen);
                     atomic_fetch_sub(&sleepers, 1);
                 }
@@ -108,7 +125,7 @@ static void *worker_main(void *index_bits) {
         // Loaded before claiming: a successful claim proves they belong to generation `gen`.
         finch_pool_task fn = atomic_load_explicit(&task_fn, memory_order_acquire);
         void *ctx = atomic_load_explicit(&task_ctx, memory_order_acquire);
-        run_parts(gen, fn, ctx);
+        run_parts(gen, fn, ctx, atomic_load_explicit(&stats_on, memory_order_relaxed));
     }
     return NULL;
 }
@@ -141,6 +158,15 @@ int finch_pool_run(long parts, long workers, void *ctx, finch_pool_task fn) {
         atomic_store(&busy, 0);
         return -1;
     }
+    const int timed = atomic_load_explicit(&stats_on, memory_order_relaxed);
+    long start = 0;
+    if (timed) {
+        start = now_ns();
+        if (stat_last_end_ns > 0) stats.serial_ns += start - stat_last_end_ns;
+        stats.loops += 1;
+        stats.parts += (unsigned long)parts;
+        if (parts % (workers + 1) != 0) stats.uneven_loops += 1;
+    }
     atomic_store_explicit(&active_workers, workers, memory_order_relaxed);
     atomic_store_explicit(&remaining, parts, memory_order_relaxed);
     atomic_store_explicit(&task_fn, fn, memory_order_release);
@@ -151,12 +177,40 @@ int finch_pool_run(long parts, long workers, void *ctx, finch_pool_task fn) {
     if (atomic_load(&sleepers) > 0) wake_all(&generation);
 
     inside_pool = 1;
-    run_parts(gen, fn, ctx);
+    run_parts(gen, fn, ctx, 0);
     inside_pool = 0;
+    long joined = timed ? now_ns() : 0;
     // The last parts are running on workers; they take microseconds, so poll, then yield.
     for (int i = 0; atomic_load_explicit(&remaining, memory_order_acquire) > 0; i++) {
         if (i < 4096) CPU_RELAX(); else sched_yield();
     }
+    if (timed) {
+        stat_last_end_ns = now_ns();
+        stats.join_ns += stat_last_end_ns - joined;
+        stats.loop_ns += stat_last_end_ns - start;
+        if (parts % (workers + 1) != 0) stats.uneven_ns += stat_last_end_ns - start;
+    }
     atomic_store_explicit(&busy, 0, memory_order_release);
     return 1;
+}
+
+void finch_pool_enable_stats(int on) {
+    if (inside_pool) return;
+    int expected = 0;
+    // Taken like a loop so no loop is half counted.
+    while (!atomic_compare_exchange_weak(&busy, &expected, 1)) { expected = 0; sched_yield(); }
+    stat_last_end_ns = 0;
+    atomic_store(&stats_on, on ? 1 : 0);
+    atomic_store(&busy, 0);
+}
+
+void finch_pool_stats(finch_pool_stats_t *out) {
+    if (inside_pool) return;  // a part cannot wait for its own loop to end
+    int expected = 0;
+    while (!atomic_compare_exchange_weak(&busy, &expected, 1)) { expected = 0; sched_yield(); }
+    *out = stats;
+    out->worker_parts = atomic_load(&stat_worker_parts);
+    out->worker_busy_ns = atomic_load(&stat_worker_busy_ns);
+    out->sleeps = atomic_load(&stat_sleeps);
+    atomic_store(&busy, 0);
 }

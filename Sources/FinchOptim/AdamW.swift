@@ -86,6 +86,9 @@ public final class AdamW: Optimizer {
 
     public func step() {
         let (b1, b2) = betas
+        var items: [Item] = []
+        var keepAlive: [Tensor] = []
+        var total = 0
         for group in groups {
             let lr = Double(group.lr), wd = Double(group.weightDecay)
             for (_, p) in group.parameters {
@@ -103,22 +106,54 @@ public final class AdamW: Optimizer {
                                      oneMinusB1: Float(1 - Double(b1)), b2: b2, oneMinusB2: Float(1 - Double(b2)),
                                      eps: eps)
                 let gc = g.isContiguous ? g : g.copy()
-                let pp = p.basePointer, gp = gc.basePointer
-                let mp = s.expAvg.basePointer, vp = s.expAvgSq.basePointer
-                let maxp = s.maxExpAvgSq?.basePointer
-                withExtendedLifetime(gc) {
-                    Parallel.forEach(p.count, grain: 1 << 14) { r in
-                        var i = r.lowerBound
-                        while i + 8 <= r.upperBound {
-                            Self.update(pp + i, gp + i, mp + i, vp + i, maxp.map { $0 + i }, c)
-                            i += 8
-                        }
-                        if i < r.upperBound {
-                            Self.updateTail(pp + i, gp + i, mp + i, vp + i, maxp.map { $0 + i }, r.upperBound - i, c)
-                        }
-                    }
-                }
+                keepAlive.append(gc)
+                items.append(Item(start: total, count: p.count, p: p.basePointer, g: gc.basePointer,
+                                  m: s.expAvg.basePointer, v: s.expAvgSq.basePointer,
+                                  max: s.maxExpAvgSq?.basePointer, c: c))
+                total += p.count
             }
+        }
+        // One parallel loop over all parameters laid end to end, not one per parameter: a network's
+        // many small tensors (BatchNorm affines, biases) were each updated on the calling thread
+        // alone while the workers waited, and each large one paid a loop's start and join. Every
+        // element goes through the same eight-lane formula wherever the parts split, so the bits do
+        // not depend on the thread count.
+        withExtendedLifetime(keepAlive) {
+            items.withUnsafeBufferPointer { items in
+                Parallel.forEach(total, grain: 1 << 14) { r in Self.update(items, r) }
+            }
+        }
+    }
+
+    /// One parameter's share of a step: its pointers, its coefficients and where its elements start
+    /// in the concatenation of all parameters updated together.
+    struct Item {
+        let start, count: Int
+        let p: UnsafeMutablePointer<Float>, g: UnsafePointer<Float>
+        let m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, max: UnsafeMutablePointer<Float>?
+        let c: Coefficients
+    }
+
+    /// Updates elements `r` of the concatenation, parameter by parameter.
+    static func update(_ items: UnsafeBufferPointer<Item>, _ r: Range<Int>) {
+        // The last item starting at or before r.lowerBound (items are in order of `start`).
+        var lo = 0, hi = items.count
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2
+            if items[mid].start <= r.lowerBound { lo = mid } else { hi = mid }
+        }
+        var k = lo
+        while k < items.count && items[k].start < r.upperBound {
+            let it = items[k]
+            let from = Swift.max(r.lowerBound, it.start) - it.start
+            let to = Swift.min(r.upperBound, it.start + it.count) - it.start
+            var i = from
+            while i + 8 <= to {
+                update(it.p + i, it.g + i, it.m + i, it.v + i, it.max.map { $0 + i }, it.c)
+                i += 8
+            }
+            if i < to { updateTail(it.p + i, it.g + i, it.m + i, it.v + i, it.max.map { $0 + i }, to - i, it.c) }
+            k += 1
         }
     }
 

@@ -60,7 +60,9 @@ struct BenchModel: ParsableCommand {
             let opt = AdamW(parameters: net.namedParameters().filter { $0.tensor.requiresGrad }.map { (name: $0.name, tensor: $0.tensor) },
                             lr: 1e-4, weightDecay: 0.05)
             var times: [Double] = []
+            var poolBefore = PoolStats()
             for i in 0..<(workload.warmup + workload.steps) {
+                if i == workload.warmup && BenchPoolStats.isEnabled { Parallel.countPoolStats(true); poolBefore = Parallel.poolStats }
                 let t = seconds {
                     let loss = Loss.crossEntropy(net(x), labels: labels)
                     loss.backward()
@@ -73,6 +75,10 @@ struct BenchModel: ParsableCommand {
             trainRate = Double(batch) / m
             print("train: \(fmt(m * 1000)) ms/step  \(fmt(trainRate)) images/s  peak_rss_mib=\(fmt(PeakMemory.mebibytes))  " +
                   "peak_tensor_mib=\(fmt(Double(TensorStorage.peakLiveBytes) / 1048576)) pool_mappings=\(TensorStorage.poolMappings)")
+            if BenchPoolStats.isEnabled {
+                print(BenchPoolStats.line(Parallel.poolStats - poolBefore, steps: workload.steps, threads: threads))
+                Parallel.countPoolStats(false)
+            }
             if MemoryProfile.isEnabled {
                 // FINCH_MEMORY_PROFILE: what the tensors at the training step's peak were made by.
                 print("  peak reached in: \(MemoryProfile.peakContext)")

@@ -137,4 +137,31 @@ final class ParallelTests: XCTestCase {
             XCTAssertEqual(visits(n), Array(repeating: 1, count: n))
         }
     }
+
+    func testPoolStatsCountLoopsAndPartsOnlyWhileOn() {
+        Parallel.countPoolStats(true)
+        let before = Parallel.poolStats
+        for _ in 0..<200 { XCTAssertEqual(visits(64), Array(repeating: 1, count: 64)) }
+        let d = Parallel.poolStats - before
+        XCTAssertEqual(d.loops, 200)
+        XCTAssertEqual(d.parts, 200 * 4 * Parallel.partsPerThread)
+        XCTAssertLessThanOrEqual(d.workerParts, d.parts)
+        XCTAssertGreaterThan(d.loopSeconds, 0)
+        XCTAssertLessThanOrEqual(d.joinSeconds, d.loopSeconds + 1e-9)
+        XCTAssertGreaterThanOrEqual(d.serialSeconds, 0)
+        XCTAssertGreaterThanOrEqual(d.workerBusySeconds, 0)
+        XCTAssertEqual(d.unevenLoops, 0, "16 parts on 4 threads")
+
+        let three = Parallel.poolStats
+        XCTAssertEqual(visits(3), [1, 1, 1])
+        let u = Parallel.poolStats - three
+        XCTAssertEqual(u.loops, 1)
+        XCTAssertEqual(u.unevenLoops, 1, "3 parts on 4 threads")
+        XCTAssertEqual(u.unevenSeconds, u.loopSeconds, accuracy: 1e-9, "its one loop was uneven")
+        Parallel.countPoolStats(false)
+
+        let off = Parallel.poolStats
+        for _ in 0..<20 { _ = visits(64) }
+        XCTAssertEqual((Parallel.poolStats - off).loops, 0)
+    }
 }

@@ -20,8 +20,12 @@ enum ReduceKernels {
             }
             return
         }
-        // Accumulate whole rows of `inner` so the loop runs along contiguous memory.
-        Parallel.forEach(outer * inner, grain: 1 << 14) { range in
+        // Accumulate whole rows of `inner` so the loop runs along contiguous memory. The grain counts
+        // additions, not outputs: a broadcast add's gradient sums thousands of rows into a few
+        // hundred outputs, which ran on one thread while the others waited (MobileViT's linear and
+        // LayerNorm biases). Each output still adds its rows in order, so the split changes no bit;
+        // 16 outputs at least keep each part on whole cache lines of the row.
+        Parallel.forEach(outer * inner, grain: max(16, (1 << 14) / max(r, 1))) { range in
             var start = range.lowerBound
             while start < range.upperBound {
                 let o = start / inner, i0 = start % inner
