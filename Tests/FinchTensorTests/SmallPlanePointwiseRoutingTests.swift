@@ -52,7 +52,10 @@ final class SmallPlanePointwiseRoutingTests: XCTestCase {
             }
             SmallPlanePointwiseConv.allowWide = true
             if !taken {
-                XCTAssertEqual(routed.map(\.bitPattern), column.map(\.bitPattern), "case \(k): column path's bits")
+                XCTAssertEqual(routed.count, column.count)
+                if let i = routed.indices.first(where: { routed[$0].bitPattern != column[$0].bitPattern }) {
+                    XCTFail("case \(k): [\(i)] \(routed[i]) against the column path's \(column[i])")
+                }
             } else {
                 XCTAssertEqual(routed.count, column.count)
                 for i in routed.indices { XCTAssertEqual(routed[i], column[i], accuracy: 1e-4 * (1 + abs(column[i]))) }
