@@ -11,15 +11,17 @@ final class SmallPlanePointwiseRoutingTests: XCTestCase {
     }
 
     func testAVX512RuleOnZooShapes() {
-        // Taken: planes of at most 64 pixels, any width where the plane fills whole vectors.
+        // Taken: planes of at most 64 pixels, any width where the plane fills whole vectors; narrow
+        // layers (≤ 2¹⁵ weights) on larger planes (MobileNetV3-Small's 14×14 layers).
         for (c, cout, side) in [(576, 96, 7), (96, 576, 7), (320, 80, 4), (64, 256, 8), (1024, 256, 8),
-                                (2048, 512, 4), (512, 2048, 4), (1152, 320, 7)] {
+                                (2048, 512, 4), (512, 2048, 4), (1152, 320, 7), (40, 240, 14), (288, 48, 14),
+                                (8, 8, 9)] {
             XCTAssertTrue(SmallPlanePointwiseConv.avx512Takes(geometry(c: c, cout: cout, side: side)),
                           "\(c)→\(cout) at \(side)×\(side)")
         }
-        // Left to the column path: 14×14 planes (ResNet50's layer3, EfficientNet-Lite's stage 5 at
-        // 224 px), and ResNet50's 2²⁰-weight layers on 7×7 (49 of 64 lanes).
-        for (c, cout, side) in [(1024, 256, 14), (256, 1024, 14), (672, 112, 14), (80, 480, 14), (8, 8, 9),
+        // Left to the column path: wider layers on 14×14 planes (ResNet50's layer3, EfficientNet-Lite's
+        // stage 5 at 224 px), and ResNet50's 2²⁰-weight layers on 7×7 (49 of 64 lanes).
+        for (c, cout, side) in [(1024, 256, 14), (256, 1024, 14), (672, 112, 14), (80, 480, 14), (200, 200, 9),
                                 (2048, 512, 7), (512, 2048, 7)] {
             XCTAssertFalse(SmallPlanePointwiseConv.avx512Takes(geometry(c: c, cout: cout, side: side)),
                            "\(c)→\(cout) at \(side)×\(side)")
@@ -30,9 +32,9 @@ final class SmallPlanePointwiseRoutingTests: XCTestCase {
         guard KernelPath.best >= .avx512 else { return }
         defer { SmallPlanePointwiseConv.allowWide = true }
         var rng = RandomGenerator(seed: 7)
-        // 14×14 (declined), 9×9 (declined: 81 pixels), 8×8 (taken).
-        for (k, (n, c, cout, side, taken)) in [(2, 24, 13, 14, false), (3, 7, 19, 9, false),
-                                               (2, 17, 11, 8, true)].enumerated() {
+        // 14×14 and 9×9 with more than 2¹⁵ weights (declined); 8×8, and 14×14 with few weights (taken).
+        for (k, (n, c, cout, side, taken)) in [(2, 192, 180, 14, false), (1, 200, 170, 9, false),
+                                               (2, 17, 11, 8, true), (2, 24, 13, 14, true)].enumerated() {
             let x = Tensor.normal([n, c, side, side], using: &rng)
             let w = Tensor.normal([cout, c, 1, 1], using: &rng)
             let b = Tensor.normal([cout], using: &rng)

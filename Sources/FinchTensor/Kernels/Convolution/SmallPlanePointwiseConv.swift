@@ -36,11 +36,17 @@ enum SmallPlanePointwiseConv {
     /// ResNet50's 8×8 and 4×4 layers at 128 px). A 7×7 plane fills 49 of its 64 lanes; with 2²⁰
     /// weights (ResNet50's 512 ↔ 2048 layers at 224 px) that waste made it lose in every run
     /// (1.2–1.9× the column path's time), so such layers need planes that fill whole vectors.
+    /// Narrow layers keep the kernel on larger planes too: with few blocks the input is re-read a few
+    /// times only, and the column path's gather and scatter cost as much as its GEMM (MobileNetV3-Small's
+    /// 14×14 layers of ≤ 14 K weights: eval at 224 px 11 % slower on the column path).
     static let avx512MaxPlane = 64
     static let avx512MaxWeightsPartial = 1 << 20
+    static let avx512MaxWeightsLargePlane = 1 << 15
 
     static func avx512Takes(_ g: ConvGeometry) -> Bool {
-        g.hw <= avx512MaxPlane && (g.hw % 16 == 0 || g.c * g.cout < avx512MaxWeightsPartial)
+        let weights = g.c * g.cout
+        guard g.hw <= avx512MaxPlane else { return weights <= avx512MaxWeightsLargePlane }
+        return g.hw % 16 == 0 || weights < avx512MaxWeightsPartial
     }
 
     static func applies(to g: ConvGeometry) -> Bool {
