@@ -28,6 +28,27 @@ enum SmallPlanePointwiseConv {
         return g.c * g.cout <= avx2MaxWeights && 8 * g.hw >= 7 * 16 * ((g.hw + 15) / 16)
     }
 
+    /// On AVX-512 the kernel re-reads the batch's input once per block of six output channels, so
+    /// on 14×14 planes (batch 32: 2–25 MB of input, out of cache) it ran at a quarter to half the
+    /// column path's speed (one thread, shared machine: ResNet50's 1024 → 256 3.7×, EfficientNet-Lite0's
+    /// 672 → 112 3.9× the column path's time; Benchmarks/pointwise_small_vs_gemm.c). It keeps planes
+    /// of at most 64 pixels (4×4 to 8×8), where it won or tied (MobileNetV3-Small's 576 → 96 at 7×7,
+    /// ResNet50's 8×8 and 4×4 layers at 128 px). A 7×7 plane fills 49 of its 64 lanes; with 2²⁰
+    /// weights (ResNet50's 512 ↔ 2048 layers at 224 px) that waste made it lose in every run
+    /// (1.2–1.9× the column path's time), so such layers need planes that fill whole vectors.
+    /// Narrow layers keep the kernel on larger planes too: with few blocks the input is re-read a few
+    /// times only, and the column path's gather and scatter cost as much as its GEMM (MobileNetV3-Small's
+    /// 14×14 layers of ≤ 14 K weights: eval at 224 px 11 % slower on the column path).
+    static let avx512MaxPlane = 64
+    static let avx512MaxWeightsPartial = 1 << 20
+    static let avx512MaxWeightsLargePlane = 1 << 15
+
+    static func avx512Takes(_ g: ConvGeometry) -> Bool {
+        let weights = g.c * g.cout
+        guard g.hw <= avx512MaxPlane else { return weights <= avx512MaxWeightsLargePlane }
+        return g.hw % 16 == 0 || weights < avx512MaxWeightsPartial
+    }
+
     static func applies(to g: ConvGeometry) -> Bool {
         g.isPointwise && g.groups == 1 && planes.contains(g.hw)
     }
@@ -37,6 +58,7 @@ enum SmallPlanePointwiseConv {
                         out: UnsafeMutablePointer<Float>, _ g: ConvGeometry) -> Bool {
         guard allowWide, KernelPath.active >= .avx2 else { return false }
         if KernelPath.active == .avx2, !avx2Takes(g) { return false }
+        if KernelPath.active == .avx512, !avx512Takes(g) { return false }
         let units = finch_pointwise_small_units(g.n, g.cout, g.hw)
         let perUnit = Swift.max(1, g.c * g.hw * g.cout * g.n / Swift.max(units, 1))
         Parallel.forEach(units, grain: Swift.max(1, 65536 / perUnit)) { range in
