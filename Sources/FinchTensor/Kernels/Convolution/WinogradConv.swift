@@ -38,8 +38,8 @@ enum WinogradConv {
 
     /// Whether Winograd's multiplies per weight — one per transformed weight for each tile of the
     /// batch, plus `weightCost` for transforming and streaming it — are fewer than im2col's nine
-    /// per output pixel of the batch. The same cost model as `tiles(for:)`, which picks between
-    /// F(2×2) and F(4×4) once Winograd applies.
+    /// per output pixel of the batch. The same cost model as `tiles(for:)`, which picks the tile
+    /// (F(2×2) on these planes).
     static func cheaperThanColumns(_ g: ConvGeometry) -> Bool {
         let kind = tiles(for: g)
         let tiles = ((g.ho + kind.m - 1) / kind.m) * ((g.wo + kind.m - 1) / kind.m)
@@ -81,9 +81,11 @@ enum WinogradConv {
 
     /// F(4×4, 3×3) where it costs less than F(2×2, 3×3): per weight, a multiply for each tile
     /// of the batch (tiles that overhang the plane included) plus `weightCost`, 36 transformed
-    /// weights against 16. Only where the AVX-512 or AVX2 transforms exist (it has no Swift kernels).
+    /// weights against 16. Only where the AVX-512 or AVX2 transforms exist (it has no Swift kernels),
+    /// and not on planes below `minimumPlane`: on ResNet50's 7×7 layers at 224 px (batch 32) F(4×4)
+    /// ran no faster than F(2×2) and its 36 transformed 512×512 matrices raised peak memory by 34 MiB.
     static func tiles(for g: ConvGeometry) -> Tiles {
-        guard largeTiles, allowWide, KernelPath.active >= .avx2, offsetsFit(g) else { return .two }
+        guard largeTiles, allowWide, KernelPath.active >= .avx2, offsetsFit(g), g.hw >= minimumPlane else { return .two }
         if alwaysLargeTiles { return .four }
         func cost(_ m: Int, _ count: Int) -> Int { count * (g.n * ((g.ho + m - 1) / m) * ((g.wo + m - 1) / m) + weightCost) }
         return cost(4, 36) < cost(2, 16) ? .four : .two
