@@ -209,7 +209,7 @@ def main():
              f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC at commit `{sh('git rev-parse --short HEAD') or '?'}`; "
              f"{cpu or platform.processor()}, {os.cpu_count()} logical CPUs, {swift or 'Swift ?'}"
              + (f"; timm {timm_v}, torch {torch_v}" if timm_v else "; timm not run") + ". "
-             "Every number below is read from the runs' own JSON (`Experiments/results/`) by `Experiments/make_results.py`. "
+             f"Every number below is read from the runs' own JSON (`{os.path.relpath(a.dir)}/`) by `Experiments/make_results.py`. "
              f"The runs reported took {compute / 3600:.1f} h of training and evaluation in all"
              + (f"; the last `run_table.sh` invocation ran {a.wall_seconds / 3600:.1f} h (rows already done are not rerun)" if a.wall_seconds else "")
              + ".\n")
@@ -310,8 +310,8 @@ def main():
         L.append("- Finch − timm differences larger than twice their standard error: "
                  + (", ".join(f"{l} ({pts(d, s)})" for l, d, s in big) if big else "none") + ".")
 
-    L.append("- The recipe behind these rows (why the teacher trains at 224 px for 6 epochs while every student, distilled or not, "
-             "keeps the full row's 128 px and 3 epochs, and the KD settings) is discussed in `Experiments/README.md`, \"What makes distillation pay\".")
+    L.append("- The recipe behind these rows (why the teacher trains at 224 px while every student, distilled or not, "
+             "keeps the full row's 128 px, why every row but head-only runs 6 epochs, and the KD settings) is discussed in `Experiments/README.md`, \"What makes distillation pay\".")
 
     # Per-class accuracy of the imbalanced pair, both sides: where the samplers' gap comes from.
     rows_pc = [(r, l) for r, l, _ in ROWS if r.startswith("imbalanced")]
