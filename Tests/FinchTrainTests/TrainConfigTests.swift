@@ -100,9 +100,17 @@ final class TrainConfigTests: XCTestCase {
         XCTAssertTrue(Set(files).isSuperset(of: ["flowers.yaml", "flowers-head.yaml", "flowers-partial.yaml", "flowers-mixup.yaml",
                                                  "flowers-teacher-lite2-224.yaml", "flowers-distill.yaml",
                                                  "flowers-imbalanced-plain.yaml", "flowers-imbalanced-weighted.yaml"]), "\(files)")
+        // The results table compares rows at one budget: every student row trains as long as the
+        // full row, and the teacher no shorter (run_table.sh runs them without an epochs override).
+        let fullEpochs = try TrainConfig.load(dir.appendingPathComponent("flowers.yaml")).schedule.epochs
+        XCTAssertEqual(fullEpochs, 6)
         for f in files {
             let c = try TrainConfig.load(dir.appendingPathComponent(f))
             XCTAssertFalse(c.model.name.isEmpty, f)
+            if f.hasPrefix("flowers-distill") || f.hasPrefix("flowers-imbalanced") || f == "flowers-mixup.yaml" {
+                XCTAssertEqual(c.schedule.epochs, fullEpochs, f)
+            }
+            if f.hasPrefix("flowers-teacher") { XCTAssertGreaterThanOrEqual(c.schedule.epochs, fullEpochs, f) }
             if f == "flowers-head.yaml" { XCTAssertEqual(c.finetune.mode, .head) }
             if f == "flowers-partial.yaml" { XCTAssertEqual(c.finetune.mode, .partial); XCTAssertFalse(c.finetune.unfreeze.isEmpty) }
             if f == "flowers-distill.yaml" { XCTAssertEqual(c.distill?.alpha, 0.5); XCTAssertEqual(c.distill?.teacher.name, "tf_efficientnet_lite2") }
