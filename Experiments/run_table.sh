@@ -21,8 +21,8 @@
 # imbalanced-weighted mixup teacher distill distill-hard distill-mixup export. Each seed's teacher is trained before
 # that seed's distillation rows (also when ROWS names only a distillation row) and its weights are
 # kept in Checkpoints/table/ for them. SEEDS are offsets added to each config's seed (42).
-# EPOCHS overrides the student fine-tuning rows' epochs (default: each config's, 3) and
-# TEACHER_EPOCHS the teacher's (default: its config's, 6 at 224 px); head-only keeps its config's 4.
+# EPOCHS overrides the student rows' epochs, head-only's included (default: each config's, 6) and
+# TEACHER_EPOCHS the teacher's (default: its config's, 6 at 224 px).
 # RESULT_SEEDS lists the seeds RESULTS.md reports (default SEEDS).
 #
 # Committed: Experiments/results/{finch,timm}-<row>-s<seed>.json (+ Finch's per-epoch .jsonl),
@@ -88,7 +88,7 @@ epochs_for() {
     local row=$1 cfg
     cfg=$(config_for "$row")
     if [ "$row" = teacher ] && [ -n "$TEACHER_EPOCHS" ]; then echo "$TEACHER_EPOCHS"
-    elif [ "$row" != teacher ] && [ "$row" != head ] && [ -n "$EPOCHS" ]; then echo "$EPOCHS"
+    elif [ "$row" != teacher ] && [ -n "$EPOCHS" ]; then echo "$EPOCHS"
     else python3 -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["schedule"]["epochs"])' "$cfg"; fi
 }
 

@@ -100,14 +100,15 @@ final class TrainConfigTests: XCTestCase {
         XCTAssertTrue(Set(files).isSuperset(of: ["flowers.yaml", "flowers-head.yaml", "flowers-partial.yaml", "flowers-mixup.yaml",
                                                  "flowers-teacher-lite2-224.yaml", "flowers-distill.yaml",
                                                  "flowers-imbalanced-plain.yaml", "flowers-imbalanced-weighted.yaml"]), "\(files)")
-        // The results table compares rows at one budget: every student row trains as long as the
-        // full row, and the teacher no shorter (run_table.sh runs them without an epochs override).
+        // The results table compares rows at one budget: every student row (head-only too) trains
+        // as long as the full row, and the teacher no shorter (run_table.sh runs them without an epochs override).
         let fullEpochs = try TrainConfig.load(dir.appendingPathComponent("flowers.yaml")).schedule.epochs
         XCTAssertEqual(fullEpochs, 6)
         for f in files {
             let c = try TrainConfig.load(dir.appendingPathComponent(f))
             XCTAssertFalse(c.model.name.isEmpty, f)
-            if f.hasPrefix("flowers-distill") || f.hasPrefix("flowers-imbalanced") || f == "flowers-mixup.yaml" {
+            if f.hasPrefix("flowers-distill") || f.hasPrefix("flowers-imbalanced") || f == "flowers-mixup.yaml"
+                || f == "flowers-head.yaml" {
                 XCTAssertEqual(c.schedule.epochs, fullEpochs, f)
             }
             if f.hasPrefix("flowers-teacher") { XCTAssertGreaterThanOrEqual(c.schedule.epochs, fullEpochs, f) }
