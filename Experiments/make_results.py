@@ -311,7 +311,7 @@ def main():
                  + (", ".join(f"{l} ({pts(d, s)})" for l, d, s in big) if big else "none") + ".")
 
     L.append("- The recipe behind these rows (why the teacher trains at 224 px while every student, distilled or not, "
-             "keeps the full row's 128 px, why every row but head-only runs 6 epochs, and the KD settings) is discussed in `Experiments/README.md`, \"What makes distillation pay\".")
+             "keeps the full row's 128 px, why every row runs 6 epochs, and the KD settings) is discussed in `Experiments/README.md`, \"What makes distillation pay\".")
 
     # Per-class accuracy of the imbalanced pair, both sides: where the samplers' gap comes from.
     rows_pc = [(r, l) for r, l, _ in ROWS if r.startswith("imbalanced")]
