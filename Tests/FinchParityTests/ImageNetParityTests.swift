@@ -54,7 +54,19 @@ final class ImageNetParityTests: XCTestCase {
         let copy = try patchedParityCopy(of: url, edits: edits)
         defer { try? FileManager.default.removeItem(at: copy) }
         let report = try ParityComparison.run(referenceAt: copy)
-        XCTAssertEqual(Set(report.failures.map(\.name)), ["evalgrad.\(param)", "evalgrad.norm.\(param)"], report.summary)
+        let planted: Set = ["evalgrad.\(param)", "evalgrad.norm.\(param)"]
+        let failing = Set(report.failures.map(\.name))
+        let eval = report.gates.first { $0.mode == "eval" }
+        let detail = report.summary + "\n" + report.gates.map(\.line).joined(separator: "\n")
+        XCTAssertTrue(failing.isSuperset(of: planted), detail)
+        if failing != planted {
+            // Finch's eval-mode forward took a flipped gate (which side of a ReLU6 kink float32 lands
+            // on differs between kernel paths: AVX2's does on a Zen 3). With the plant no truth
+            // passes, so the failures are reported against the base answer and the checks that gate
+            // moves fail there too; against the truth Finch's forward crossed, only the planted two.
+            XCTAssertEqual(eval?.closest?.failing, planted.count, detail)
+            XCTAssertTrue(failing.allSatisfy { $0.hasPrefix("evalgrad.") }, detail)
+        }
         XCTAssertGreaterThan(report.worstRatios["evalgrad"] ?? 0, 10)
     }
 }

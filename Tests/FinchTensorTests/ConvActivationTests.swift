@@ -39,11 +39,11 @@ final class ConvActivationTests: XCTestCase {
         Case(name: "pointwise on small planes", input: [2, 5, 4, 4], weight: [19, 5, 1, 1], bias: false) {
             SmallPlanePointwiseConv.applies(to: $0)
         },
-        // F(4×4) where the AVX-512 transforms are selected (the test sets `weightCost` to 0 so a
-        // batch of two takes it), else F(2×2); and F(2×2) on both.
+        // F(4×4) where the AVX-512 or AVX2 transforms are selected (the test sets `weightCost` to 0
+        // so a batch of two takes it), else F(2×2); and F(2×2) on every path.
         Case(name: "Winograd F(4×4)", input: [2, 16, 8, 9], weight: [16, 16, 3, 3], padding: Padding2d(1, 1)) {
             WinogradConv.applies(to: $0)
-                && (WinogradConv.tiles(for: $0) == .four) == (WinogradConv.allowWide && Parallel.kernelISA == "avx512")
+                && (WinogradConv.tiles(for: $0) == .four) == (WinogradConv.allowWide && KernelPath.active >= .avx2)
         },
         Case(name: "Winograd F(2×2)", input: [2, 16, 8, 9], weight: [16, 16, 3, 3], padding: Padding2d(1, 1),
              largeTiles: false) { WinogradConv.applies(to: $0) && WinogradConv.tiles(for: $0) == .two },
