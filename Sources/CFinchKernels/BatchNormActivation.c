@@ -61,23 +61,24 @@ static void affine_act_avx512(const float *src, float *dst, size_t n, float mean
                                else affine_act_loop(src, dst, n, m, a, b, ACT, 0));
 }
 
-// x ← act(((x − mean)·scale + shift) + r): a residual block's last BatchNorm, the shortcut and the
-// activation after the sum, in one pass over a finished plane.
+// dst ← act(((x − mean)·scale + shift) + r): a residual block's last BatchNorm, the shortcut and the
+// activation after the sum, in one pass over a plane. dst may be x or r: each vector is loaded
+// before its store.
 __attribute__((target("avx512f"), always_inline))
-static inline void residual_act_loop(float *x, const float *r, size_t n, __m512 m, __m512 a, __m512 b,
-                                     const int activation) {
+static inline void residual_act_loop(const float *x, const float *r, float *dst, size_t n, __m512 m, __m512 a,
+                                     __m512 b, const int activation) {
     for (size_t i = 0; i < n; i += 16) {
         __mmask16 k = first_lanes((long)(n - i));
         __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), m), a), b);
-        _mm512_mask_storeu_ps(x + i, k, activate16(_mm512_add_ps(y, _mm512_maskz_loadu_ps(k, r + i)), activation));
+        _mm512_mask_storeu_ps(dst + i, k, activate16(_mm512_add_ps(y, _mm512_maskz_loadu_ps(k, r + i)), activation));
     }
 }
 
 __attribute__((target("avx512f")))
-static void residual_act_avx512(float *x, const float *r, size_t n, float mean, float scale, float shift,
-                                int activation) {
+static void residual_act_avx512(const float *x, const float *r, float *dst, size_t n, float mean, float scale,
+                                float shift, int activation) {
     const __m512 m = _mm512_set1_ps(mean), a = _mm512_set1_ps(scale), b = _mm512_set1_ps(shift);
-    PER_ACTIVATION(activation, residual_act_loop(x, r, n, m, a, b, ACT));
+    PER_ACTIVATION(activation, residual_act_loop(x, r, dst, n, m, a, b, ACT));
 }
 
 // BatchNorm+SiLU's gradient to z in one pass (see finch_affine_silu_backward_avx2): the affine map
@@ -107,14 +108,14 @@ int finch_affine_silu_backward(const float *g, const float *x, float *dst, size_
     return 1;
 }
 
-int finch_residual_activation(float *x, const float *r, size_t n, float mean, float scale, float shift,
-                              int activation) {
+int finch_residual_activation(const float *x, const float *r, float *dst, size_t n, float mean, float scale,
+                              float shift, int activation) {
     if (finch_avx2_selected()) {
-        finch_residual_activation_avx2(x, r, n, mean, scale, shift, activation);
+        finch_residual_activation_avx2(x, r, dst, n, mean, scale, shift, activation);
         return 1;
     }
     if (!finch_avx512_selected()) return 0;
-    residual_act_avx512(x, r, n, mean, scale, shift, activation);
+    residual_act_avx512(x, r, dst, n, mean, scale, shift, activation);
     return 1;
 }
 
@@ -134,9 +135,9 @@ int finch_affine_silu_backward(const float *g, const float *x, float *dst, size_
     (void)g; (void)x; (void)dst; (void)n; (void)mean; (void)scale; (void)shift;
     return 0;
 }
-int finch_residual_activation(float *x, const float *r, size_t n, float mean, float scale, float shift,
-                              int activation) {
-    (void)x; (void)r; (void)n; (void)mean; (void)scale; (void)shift; (void)activation;
+int finch_residual_activation(const float *x, const float *r, float *dst, size_t n, float mean, float scale,
+                              float shift, int activation) {
+    (void)x; (void)r; (void)dst; (void)n; (void)mean; (void)scale; (void)shift; (void)activation;
     return 0;
 }
 int finch_affine_activation(const float *src, float *dst, size_t n, float mean, float scale, float shift,

@@ -49,12 +49,13 @@ INLINE void affine_act_loop(const float *src, float *dst, size_t n, __m256 m, __
     }
 }
 
-INLINE void residual_act_loop(float *x, const float *r, size_t n, __m256 m, __m256 a, __m256 b,
+// dst may be x or r: each vector is loaded before its store.
+INLINE void residual_act_loop(const float *x, const float *r, float *dst, size_t n, __m256 m, __m256 a, __m256 b,
                               const int activation) {
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 y = affine8(_mm256_loadu_ps(x + i), m, a, b, 0);
-        _mm256_storeu_ps(x + i, activate8(_mm256_add_ps(y, _mm256_loadu_ps(r + i)), activation));
+        _mm256_storeu_ps(dst + i, activate8(_mm256_add_ps(y, _mm256_loadu_ps(r + i)), activation));
     }
     if (i < n) {
         float t[8] = {0}, u[8] = {0};
@@ -62,7 +63,7 @@ INLINE void residual_act_loop(float *x, const float *r, size_t n, __m256 m, __m2
         memcpy(u, r + i, (n - i) * sizeof(float));
         __m256 y = affine8(_mm256_loadu_ps(t), m, a, b, 0);
         _mm256_storeu_ps(t, activate8(_mm256_add_ps(y, _mm256_loadu_ps(u)), activation));
-        memcpy(x + i, t, (n - i) * sizeof(float));
+        memcpy(dst + i, t, (n - i) * sizeof(float));
     }
 }
 
@@ -77,10 +78,10 @@ void finch_affine_activation_avx2(const float *src, float *dst, size_t n, float 
 }
 
 __attribute__((target("avx2,fma")))
-void finch_residual_activation_avx2(float *x, const float *r, size_t n, float mean, float scale, float shift,
-                                    int activation) {
+void finch_residual_activation_avx2(const float *x, const float *r, float *dst, size_t n, float mean, float scale,
+                                    float shift, int activation) {
     const __m256 m = _mm256_set1_ps(mean), a = _mm256_set1_ps(scale), b = _mm256_set1_ps(shift);
-    PER_ACTIVATION(activation, residual_act_loop(x, r, n, m, a, b, ACT));
+    PER_ACTIVATION(activation, residual_act_loop(x, r, dst, n, m, a, b, ACT));
 }
 
 // BatchNorm+SiLU's gradient to z = (x − mean)·scale + shift in one pass: z is rebuilt in registers,

@@ -63,8 +63,8 @@ void finch_max_pool3x3s2_avx2(const float *plane, long h, long w, long pt, long 
 // BatchNormActivationAVX2.c, as finch_affine_activation and finch_residual_activation.
 void finch_affine_activation_avx2(const float *src, float *dst, size_t n, float mean, float scale, float shift,
                                   int activation);
-void finch_residual_activation_avx2(float *x, const float *r, size_t n, float mean, float scale, float shift,
-                                    int activation);
+void finch_residual_activation_avx2(const float *x, const float *r, float *dst, size_t n, float mean, float scale,
+                                    float shift, int activation);
 void finch_affine_silu_backward_avx2(const float *g, const float *x, float *dst, size_t n, float mean, float scale,
                                      float shift);
 

@@ -75,6 +75,44 @@ final class ConvBatchNormTests: XCTestCase {
         XCTAssertGreaterThan(roundedDifferently, 0, "the folded path did not run")
     }
 
+    /// In training, and in evaluation when gradients are wanted, the end of a residual block is
+    /// BatchNorm's one-op residual form, which must equal the modules and ops run one by one bit for
+    /// bit: output, every gradient, running statistics and the batch counter. Where it does not
+    /// apply (BatchNorm with an activation of its own, synchronised statistics, an activation other
+    /// than ReLU or identity) the three ops run.
+    func testResidualEndInTrainingEqualsSeparateOps() {
+        var rng = RandomGenerator(seed: 12)
+        let cases: [(post: Activation.Kind, bnActivation: Activation.Kind, training: Bool, synchronised: Bool, oneOp: Bool)] = [
+            (.relu, .identity, true, false, true), (.identity, .identity, true, false, true),
+            (.relu, .identity, false, false, true), (.silu, .identity, true, false, false),
+            (.relu, .relu, true, false, false), (.relu, .identity, true, true, false),
+        ]
+        for (k, c) in cases.enumerated() {
+            let x = Tensor.normal([2, 4, 7, 5], using: &rng), r0 = Tensor.normal([2, 6, 7, 5], using: &rng)
+            func run(oneOp: Bool) -> (values: [[UInt32]], batches: Int64, name: String?) {
+                let (conv, bn) = pair(cin: 4, cout: 6, kernel: 3, stride: 1, groups: 1, bias: false, padding: nil,
+                                      activation: c.bnActivation, seed: UInt64(60 + k))
+                if !c.training { bn.eval() }
+                // A reducer that adds nothing: one process's statistics, through the synchronised path.
+                if c.synchronised { bn.statisticsReducer = { _ in } }
+                let r = r0.detach().requiringGrad()
+                let y = oneOp ? convBatchNorm(conv, bn, x, adding: r, then: c.post)
+                              : Activation.apply(c.post, bn(conv(x)) + r)
+                (y * y).sum().backward()
+                return ([y, conv.weight.grad!, bn.weight.grad!, bn.bias.grad!, r.grad!, bn.runningMean, bn.runningVar]
+                            .map { $0.scalars.map(\.bitPattern) }, bn.numBatchesTracked.values[0], y.gradFnName)
+            }
+            let fused = run(oneOp: true), separate = run(oneOp: false)
+            let label = "case \(k): \(c)"
+            for (i, name) in ["y", "dW", "dγ", "dβ", "dr", "running mean", "running var"].enumerated() {
+                XCTAssertEqual(fused.values[i], separate.values[i], "\(label): \(name)")
+            }
+            XCTAssertEqual(fused.batches, separate.batches, label)
+            XCTAssertEqual(fused.batches, c.training ? 1 : 0, label)
+            XCTAssertEqual(fused.name?.hasPrefix("batch_norm_add"), c.oneOp, "\(label): ran \(fused.name ?? "nil")")
+        }
+    }
+
     /// Training-mode BatchNorm, or anything that needs a gradient, runs the two modules as they
     /// are: batch statistics are used and updated, and gradients reach the convolution.
     func testTrainingAndGradientsUseTheModules() {

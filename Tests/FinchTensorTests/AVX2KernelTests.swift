@@ -57,7 +57,7 @@ final class AVX2KernelTests: XCTestCase {
                 XCTAssertEqual(finch_winograd4_output_transform(nil, 0, 0, 0, 0, 0, 0, 0, 0, nil), expected, "\(path)")
                 XCTAssertEqual(finch_max_pool3x3s2(nil, 0, 0, 0, 0, 0, 0, nil, nil), expected, "\(path)")
                 XCTAssertEqual(finch_affine_activation(nil, nil, 0, 0, 1, 0, 3), expected, "\(path)")
-                XCTAssertEqual(finch_residual_activation(nil, nil, 0, 0, 1, 0, 3), expected, "\(path)")
+                XCTAssertEqual(finch_residual_activation(nil, nil, nil, 0, 0, 1, 0, 3), expected, "\(path)")
                 XCTAssertEqual(finch_pointwise_small(nil, nil, nil, nil, 1, 1, 1, 16, 0, 0, nil), expected, "\(path)")
                 scratch.withUnsafeMutableBufferPointer { b in
                     let p = b.baseAddress!
@@ -310,23 +310,39 @@ final class AVX2KernelTests: XCTestCase {
                         y.withUnsafeMutableBufferPointer { Kernels.activate($0.baseAddress!, count, act) }
                         return y
                     }
-                    func kernel(residual: Bool) -> [Float] {
+                    // The residual form writes over x (evaluation's epilogue), over r (a training
+                    // rebuild) or to a buffer of its own (training's forward).
+                    enum Form: CaseIterable { case affine, residualOverX, residualOverR, residualApart }
+                    func kernel(_ form: Form) -> [Float] {
                         var y = [Float](repeating: .nan, count: count + 3)
-                        if residual {
-                            for k in 0..<count { y[k] = src[k] }
-                            XCTAssertEqual(finch_residual_activation(&y, r, count, mean, scale, shift, act.kernelCode), 1, label)
-                        } else {
+                        switch form {
+                        case .affine:
                             XCTAssertEqual(finch_affine_activation(src, &y, count, mean, scale, shift, act.kernelCode), 1, label)
+                        case .residualOverX:
+                            for k in 0..<count { y[k] = src[k] }
+                            y.withUnsafeMutableBufferPointer { b in
+                                XCTAssertEqual(finch_residual_activation(b.baseAddress, r, b.baseAddress, count, mean, scale, shift,
+                                                                         act.kernelCode), 1, label)
+                            }
+                        case .residualOverR:
+                            for k in 0..<count { y[k] = r[k] }
+                            y.withUnsafeMutableBufferPointer { b in
+                                XCTAssertEqual(finch_residual_activation(src, b.baseAddress, b.baseAddress, count, mean, scale, shift,
+                                                                         act.kernelCode), 1, label)
+                            }
+                        case .residualApart:
+                            XCTAssertEqual(finch_residual_activation(src, r, &y, count, mean, scale, shift, act.kernelCode), 1, label)
                         }
                         return y
                     }
-                    for residual in [false, true] {
+                    for form in Form.allCases {
+                        let residual = form != .affine
                         let want = KernelPath.with(.avx2) { twin(residual: residual) }
-                        let ours = KernelPath.with(.avx2) { kernel(residual: residual) }
-                        assertBitEqual(ours, want, "\(label) residual \(residual): against Swift")
+                        let ours = KernelPath.with(.avx2) { kernel(form) }
+                        assertBitEqual(ours, want, "\(label) \(form): against Swift")
                         if KernelPath.best == .avx512 && act != .silu && act != .sigmoid {
-                            let wide = KernelPath.with(.avx512) { kernel(residual: residual) }
-                            assertBitEqual(ours, wide, "\(label) residual \(residual): against AVX-512")
+                            let wide = KernelPath.with(.avx512) { kernel(form) }
+                            assertBitEqual(ours, wide, "\(label) \(form): against AVX-512")
                         }
                     }
                 }

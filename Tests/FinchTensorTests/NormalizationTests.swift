@@ -145,6 +145,75 @@ final class NormalizationTests: XCTestCase {
         }
     }
 
+    /// A residual block's end as one op, act(batch_norm(x) + r), equals batch_norm, + and the
+    /// activation recorded apart, bit for bit: output, every gradient and the running statistics,
+    /// in training and evaluation, on every kernel path the CPU has, with recomputation chains on
+    /// and off, and with a residual that needs no gradient. Planes of 5·7 = 35 values end inside
+    /// a vector on every path.
+    func testResidualBatchNormEqualsSeparateOps() {
+        defer { SavedActivations.chains = true }
+        var rng = TestRNG(37)
+        for path in KernelPath.supported {
+            for activation in [FusedActivation.relu, .identity] {
+                for training in [true, false] {
+                    for (chains, residualNeedsGrad) in [(true, true), (false, true), (true, false)] {
+                        SavedActivations.chains = chains
+                        let x = rng.tensor([2, 3, 5, 7], -4, 4), w = rng.tensor([3], 0.5, 3), b = rng.tensor([3], -2, 2)
+                        // The residual a BatchNorm output (rebuildable, as in a stage's first block) or a leaf.
+                        let shortcutInput = rng.tensor([2, 3, 5, 7], -4, 4)
+                        let leaf = rng.tensor([2, 3, 5, 7], -2, 2, requiresGrad: residualNeedsGrad)
+                        let rm = rng.tensor([3], -1, 1, requiresGrad: false), rv = rng.tensor([3], 0.5, 2, requiresGrad: false)
+                        let upstream = rng.tensor([2, 3, 5, 7], requiresGrad: false)
+                        func run(_ fused: Bool) -> [[Float]] {
+                            for t in [x, w, b, shortcutInput, leaf] { t.grad = nil }
+                            let runMean = rm.copy(), runVar = rv.copy()
+                            let r = residualNeedsGrad
+                                ? batchNorm2d(shortcutInput, weight: nil, bias: nil, runningMean: nil, runningVar: nil,
+                                              training: true)
+                                : leaf
+                            let y: Tensor
+                            if fused {
+                                y = batchNorm2d(x, weight: w, bias: b, runningMean: runMean, runningVar: runVar,
+                                                training: training, adding: r, then: activation)
+                            } else {
+                                let sum = batchNorm2d(x, weight: w, bias: b, runningMean: runMean, runningVar: runVar,
+                                                      training: training) + r
+                                y = activation == .relu ? sum.relu() : sum
+                            }
+                            // Read twice, as a block output is (the next block's convolution and its sum).
+                            ((y * upstream).sum() + (y * y).mean()).backward()
+                            let rGrad = residualNeedsGrad ? shortcutInput.grad!.scalars : []
+                            XCTAssertNil(leaf.grad)
+                            return [y.scalars, x.grad!.scalars, w.grad!.scalars, b.grad!.scalars, rGrad,
+                                    runMean.scalars, runVar.scalars]
+                        }
+                        let (fused, separate) = KernelPath.with(path) { (run(true), run(false)) }
+                        let label = "\(path) \(activation) training=\(training) chains=\(chains) residual grad=\(residualNeedsGrad)"
+                        for (i, name) in ["y", "dx", "dγ", "dβ", "dr", "running mean", "running var"].enumerated() {
+                            XCTAssertEqual(fused[i].map(\.bitPattern), separate[i].map(\.bitPattern), "\(label): \(name)")
+                        }
+                    }
+                }
+            }
+        }
+        // And against finite differences, residual included. The residual's values, ±6 to ±8, keep
+        // every sum at least a unit from ReLU's kink (|batch_norm(x)| stays under 5 here), so the
+        // differences see no kink.
+        let x = rng.tensor([2, 3, 3, 4]), w = rng.tensor([3], 0.5, 1.5), b = rng.tensor([3])
+        let magnitudes = rng.tensor([2, 3, 3, 4], 6, 8, requiresGrad: false).scalars
+        let r = Tensor(magnitudes.enumerated().map { $0.offset % 3 == 0 ? -$0.element : $0.element }, shape: [2, 3, 3, 4])
+            .requiringGrad()
+        for activation in [FusedActivation.relu, .identity] {
+            for training in [true, false] {
+                let rm = rng.tensor([3], -1, 1, requiresGrad: false), rv = rng.tensor([3], 0.5, 2, requiresGrad: false)
+                assertGradients([x, w, b, r]) { t in
+                    batchNorm2d(t[0], weight: t[1], bias: t[2], runningMean: rm.copy(), runningVar: rv.copy(),
+                                training: training, adding: t[3], then: activation)
+                }
+            }
+        }
+    }
+
     /// Evaluation-mode BatchNorm fused with its activation (the inference kernel, in C with AVX-512
     /// where the CPU has it) equals the unfused ops bit for bit, tails included (7·5 = 35 values per plane).
     func testInferenceKernelEqualsSeparateOps() {

@@ -89,7 +89,7 @@ final class SavedTensorTests: XCTestCase {
     /// Two bottleneck-style residual blocks: relu(BN(conv(h)) + shortcut), the shortcut a projected
     /// BatchNorm for the first and the block input itself for the second, each output read by a
     /// convolution.
-    private func residualStep(chains: Bool) -> Step {
+    private func residualStep(chains: Bool, fused: Bool = false) -> Step {
         SavedActivations.chains = chains
         var rng = RandomGenerator(seed: 23)
         let x = Tensor.normal([2, 4, 6, 6], using: &rng).requiringGrad()
@@ -103,8 +103,15 @@ final class SavedTensorTests: XCTestCase {
         let before = TensorStorage.liveBytes
         let loss: Tensor
         do {
-            let r1 = (bn(conv2d(x, weight: ws[0]), 0) + bn(conv2d(x, weight: ws[1]), 1)).relu()
-            let r2 = (bn(conv2d(r1, weight: ws[2]), 2) + r1).relu()
+            // Each block's end as three ops, or as BatchNorm's residual form (the training path of
+            // `BatchNorm2d(_:adding:then:)`).
+            func end(_ i: Int, _ t: Tensor, _ shortcut: Tensor) -> Tensor {
+                guard fused else { return (bn(t, i) + shortcut).relu() }
+                return batchNorm2d(t, weight: gammas[i], bias: betas[i], runningMean: Tensor.zeros([4]),
+                                   runningVar: Tensor.ones([4]), training: true, adding: shortcut, then: .relu)
+            }
+            let r1 = end(0, conv2d(x, weight: ws[0]), bn(conv2d(x, weight: ws[1]), 1))
+            let r2 = end(2, conv2d(r1, weight: ws[2]), r1)
             let y = conv2d(r2, weight: ws[3])
             loss = (y * y).mean()
         }
@@ -124,6 +131,43 @@ final class SavedTensorTests: XCTestCase {
         // with them only the BatchNorm inputs are, and the two block outputs are rebuilt from those.
         let mapBytes = 2 * 4 * 6 * 6 * MemoryLayout<Float>.stride
         XCTAssertEqual(kept.keptBytes - rebuilt.keptBytes, 2 * mapBytes)
+    }
+
+    /// BatchNorm's residual form gives the three ops' loss and gradients bit for bit and keeps
+    /// exactly what they keep, with chains and without.
+    func testResidualBatchNormKeepsWhatTheThreeOpsKeep() {
+        for chains in [true, false] {
+            let separate = residualStep(chains: chains)
+            let fused = residualStep(chains: chains, fused: true)
+            XCTAssertEqual(fused.loss.bitPattern, separate.loss.bitPattern, "chains \(chains)")
+            for (i, (a, b)) in zip(fused.grads, separate.grads).enumerated() {
+                XCTAssertEqual(a.map(\.bitPattern), b.map(\.bitPattern), "chains \(chains): gradient \(i) differs")
+            }
+            XCTAssertEqual(fused.keptBytes, separate.keptBytes, "chains \(chains)")
+        }
+    }
+
+    /// The residual form's recipe rebuilds its output bit for bit from BatchNorm's input and the
+    /// shortcut's recipe, and only when the shortcut has one.
+    func testResidualBatchNormOutputIsRebuiltFromTheShortcutsRecipe() {
+        var rng = RandomGenerator(seed: 5)
+        let x = Tensor.normal([2, 3, 4, 5], using: &rng).requiringGrad()
+        let s = Tensor.normal([2, 3, 4, 5], using: &rng).requiringGrad()
+        func bn(_ t: Tensor) -> Tensor {
+            batchNorm2d(t, weight: nil, bias: nil, runningMean: nil, runningVar: nil, training: true)
+        }
+        func end(_ t: Tensor, _ shortcut: Tensor) -> Tensor {
+            batchNorm2d(t, weight: nil, bias: nil, runningMean: nil, runningVar: nil, training: true,
+                        adding: shortcut, then: .relu)
+        }
+        let first = end(x * 2, bn(s))
+        let second = end(x * 3, first)
+        XCTAssertEqual(second.rematerialize!.depth, 2)
+        XCTAssertEqual(second.rematerialize!.transientValue().scalars.map(\.bitPattern), second.scalars.map(\.bitPattern))
+        XCTAssertEqual(first.rematerialize!.value().scalars.map(\.bitPattern), first.scalars.map(\.bitPattern))
+        XCTAssertNil(end(x * 2, s).rematerialize, "a leaf shortcut is kept as it is, so the output is too")
+        SavedActivations.chains = false
+        XCTAssertNil(end(x * 2, bn(s)).rematerialize)
     }
 
     func testAChainIsBuiltOnceAndOnlyForSameShapedRecordedOperands() {

@@ -15,12 +15,13 @@
 int finch_affine_activation(const float *src, float *dst, size_t n, float mean, float scale, float shift,
                             int activation);
 
-/// x[i] = act(((x[i] − mean)·scale + shift) + r[i]) in place: the end of a residual block
-/// (BatchNorm, the shortcut r, the activation after the sum), with finch_affine_activation's
-/// activation codes and the same operations as the Swift kernels. Returns 0 without touching
-/// anything on the generic path.
-int finch_residual_activation(float *x, const float *r, size_t n, float mean, float scale, float shift,
-                              int activation);
+/// dst[i] = act(((x[i] − mean)·scale + shift) + r[i]): the end of a residual block (BatchNorm, the
+/// shortcut r, the activation after the sum), with finch_affine_activation's activation codes and
+/// the same operations as the Swift kernels. dst may be x (evaluation's epilogue, in place) or r
+/// (a training rebuild over the shortcut's values). Returns 0 without touching anything on the
+/// generic path.
+int finch_residual_activation(const float *x, const float *r, float *dst, size_t n, float mean, float scale,
+                              float shift, int activation);
 
 /// dst[i] = g[i]·s·(1 + z·(1 − s)) with z = (x[i] − mean)·scale + shift and s = sigmoid(z): the
 /// gradient to z of BatchNorm+SiLU, in one pass. The same bits as finch_affine_activation (identity)

@@ -61,4 +61,18 @@ public final class BatchNorm2d: Module {
                             training: training, momentum: momentum, eps: eps)
         return Activation.apply(activation, y)
     }
+
+    /// `then(self(x) + residual)`, the end of a residual block, as one recorded op where one exists
+    /// (this BatchNorm with no activation of its own, a sum of one shape, ReLU or none after it, not
+    /// traced, not synchronised across processes): the same values and gradients as the three ops.
+    public func callAsFunction(_ x: Tensor, adding residual: Tensor, then after: Activation.Kind) -> Tensor {
+        let training = isTraining && !usesRunningStatsAlways
+        guard activation == .identity, residual.shape == x.shape, x.rank == 4, !OpTrace.isTracing,
+              !(training && statisticsReducer != nil), let fused = after.fused, fused == .identity || fused == .relu
+        else { return Activation.apply(after, self(x) + residual) }
+        inputObserver?(x)
+        if training { numBatchesTracked.values[0] += 1 }
+        return batchNorm2d(x, weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
+                           training: training, momentum: momentum, eps: eps, adding: residual, then: fused)
+    }
 }

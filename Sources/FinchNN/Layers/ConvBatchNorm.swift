@@ -14,13 +14,14 @@ func convBatchNorm(_ conv: Conv2d, _ bn: BatchNorm2d, _ x: Tensor) -> Tensor {
 
 /// `activation(bn(conv(x)) + residual)`, the end of a residual block. Folded like `convBatchNorm`
 /// when it can be (and BatchNorm has no activation of its own), with the sum and the activation
-/// applied by the convolution's kernels to each plane as it is finished.
+/// applied by the convolution's kernels to each plane as it is finished; in training, BatchNorm
+/// takes the sum and the activation into its own pass (`BatchNorm2d(_:adding:then:)`).
 func convBatchNorm(_ conv: Conv2d, _ bn: BatchNorm2d, _ x: Tensor, adding residual: Tensor,
                    then activation: Activation.Kind) -> Tensor {
     let residualNeedsGradient = GradMode.isEnabled && residual.requiresGrad
     guard foldsInEvaluation(conv, bn, x), !residualNeedsGradient, bn.activation == .identity,
           let fused = activation.fused
-    else { return Activation.apply(activation, bn(conv(x)) + residual) }
+    else { return bn(conv(x), adding: residual, then: activation) }
     return conv2dBatchNormInference(x, weight: conv.weight, bias: conv.bias, stride: conv.stride,
                                     padding: conv.padding2d(for: x), dilation: conv.dilation, groups: conv.groups,
                                     bnWeight: bn.weight, bnBias: bn.bias, runningMean: bn.runningMean,

@@ -40,7 +40,8 @@ struct SavedTensor {
 /// consumer.
 ///
 /// Recipes chain: a residual block's output is rebuilt from its BatchNorm's recipe and the block
-/// input's recipe (`+` and ReLU pass recipes on), so a stage of blocks keeps only what its
+/// input's recipe (`+` and ReLU pass recipes on; BatchNorm's residual form, the block's end as one
+/// op, rebuilds it in one pass over the input's values), so a stage of blocks keeps only what its
 /// BatchNorms keep. Values a consumer asked for (`value()`) stay here until the last holder lets
 /// go (the ops' backward closures, released right after they run), so a map read by two backward
 /// passes is built once. Links built only on the way to another (`transientValue()`) are not

@@ -163,14 +163,15 @@ extension Kernels {
         activate(dst, count, activation)
     }
 
-    /// x = act(((x − mean)·scale + shift) + r) in place: a residual block's BatchNorm, shortcut and
-    /// activation, in CFinchKernels on the AVX-512 and AVX2 paths, else here (same operations).
+    /// dst = act(((x − mean)·scale + shift) + r): a residual block's BatchNorm, shortcut and
+    /// activation, in CFinchKernels on the AVX-512 and AVX2 paths, else here (same operations). dst
+    /// may be x (in place) or r.
     @inline(__always)
-    static func residualActivation(_ x: UnsafeMutablePointer<Float>, _ r: UnsafePointer<Float>, _ count: Int,
-                                   mean: Float, scale: Float, shift: Float, _ activation: FusedActivation) {
-        if finch_residual_activation(x, r, count, mean, scale, shift, activation.kernelCode) == 1 { return }
-        for k in 0..<count { x[k] = ((x[k] - mean) * scale + shift) + r[k] }
-        activate(x, count, activation)
+    static func residualActivation(_ x: UnsafePointer<Float>, _ r: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
+                                   _ count: Int, mean: Float, scale: Float, shift: Float, _ activation: FusedActivation) {
+        if finch_residual_activation(x, r, dst, count, mean, scale, shift, activation.kernelCode) == 1 { return }
+        for k in 0..<count { dst[k] = ((x[k] - mean) * scale + shift) + r[k] }
+        activate(dst, count, activation)
     }
 
     /// dst = dL/dz from g = dL/dy and the pre-activation z (overwritten for sigmoid, whose

@@ -18,100 +18,191 @@ import CFinchKernels
 public func batchNorm2d(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: Tensor?, runningVar: Tensor?,
                         training: Bool, momentum: Float = 0.1, eps: Float = 1e-5,
                         activation: FusedActivation = .identity) -> Tensor {
-    ensure(x.rank >= 2, "batchNorm2d: input must be [N, C, *], got shape \(x.shape)")
-    let n = x.shape[0], c = x.shape[1]
-    let plane = Shape.count(Array(x.shape[2...]))
-    let m = n * plane
-    for (name, t) in [("weight", weight), ("bias", bias), ("runningMean", runningMean), ("runningVar", runningVar)] {
-        if let t {
-            ensure(t.shape == [c], "batchNorm2d: \(name) of shape \(t.shape) for input \(x.shape) (expected [\(c)])")
-        }
-    }
-    ensure((runningMean == nil) == (runningVar == nil),
-                 "batchNorm2d: pass both runningMean and runningVar or neither")
-    ensure(training || runningMean != nil, "batchNorm2d: evaluation mode needs running statistics")
-    ensure(!training || m > 1,
-                 "batchNorm2d: expected more than 1 value per channel when training, got input of shape \(x.shape)")
+    let bn = BatchNormPass(x, weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
+                           training: training, momentum: momentum, eps: eps)
+    let out = normalized(bn.x, mean: bn.mean, scale: bn.scale, shift: bn.shift, activation: activation)
 
-    if training, let runningMean, let runningVar {
-        ensure(runningMean.isContiguous && runningVar.isContiguous,
-                     "batchNorm2d: running statistics must be contiguous to be updated in place")
-    }
-
-    let xd = x.isContiguous ? x.detach() : x.copy()
-    let wd = weight.map { $0.isContiguous ? $0.detach() : $0.copy() }
-    let bd = bias.map { $0.isContiguous ? $0.detach() : $0.copy() }
-    let src = xd.basePointer
-
-    // The statistics the output was normalised with: batch stats in training, running stats in eval.
-    let mean = Tensor(uninitializedShape: [c]), invstd = Tensor(uninitializedShape: [c])
-    let mp = mean.basePointer, ip = invstd.basePointer
-    if training {
-        // Float lanes within one row, Float64 across rows: the mean and variance of 10⁵–10⁶
-        // values per channel then lose nothing measurable, at the cost of two read passes.
-        Parallel.forEach(c, grain: Swift.max(1, 16384 / Swift.max(m, 1))) { range in
-            for ch in range {
-                var s: Double = 0
-                for i in 0..<n { s += Double(BatchNormKernels.sum(src + (i * c + ch) * plane, plane)) }
-                let mu = s / Double(m)
-                var q: Double = 0
-                for i in 0..<n {
-                    q += Double(BatchNormKernels.sumSquaredDeviation(src + (i * c + ch) * plane, plane, mean: Float(mu)))
-                }
-                let variance = q / Double(m)
-                mp[ch] = Float(mu)
-                ip[ch] = Float(1 / (variance + Double(eps)).squareRoot())
-                if let runningMean, let runningVar {
-                    let rm = runningMean.basePointer, rv = runningVar.basePointer
-                    rm[ch] = (1 - momentum) * rm[ch] + momentum * Float(mu)
-                    rv[ch] = (1 - momentum) * rv[ch] + momentum * Float(variance * Double(m) / Double(m - 1))
-                }
-            }
-        }
-    } else if let runningMean, let runningVar {
-        let rm = runningMean.contiguous(), rv = runningVar.contiguous()
-        for ch in 0..<c {
-            mp[ch] = rm.basePointer[ch]
-            ip[ch] = 1 / (rv.basePointer[ch] + eps).squareRoot()
-        }
-    }
-
-    // y = (x − mean)·(γ·invstd) + β. Subtracting first, as PyTorch does, matters: folding the mean
-    // into the shift (x·scale + (β − mean·scale)) cancels catastrophically for a channel whose mean
-    // is large against its spread, which training-mode statistics on small maps produce.
-    var scale = [Float](repeating: 0, count: c), beta = [Float](repeating: 0, count: c)
-    for ch in 0..<c {
-        scale[ch] = (wd?.basePointer[ch] ?? 1) * ip[ch]
-        beta[ch] = bd?.basePointer[ch] ?? 0
-    }
-    let out = normalized(xd, mean: mean, scale: scale, shift: beta, activation: activation)
-
-    let needX = x.requiresGrad, needW = weight?.requiresGrad ?? false, needB = bias?.requiresGrad ?? false
     var inputs = [x]
     if let weight { inputs.append(weight) }
     if let bias { inputs.append(bias) }
     if !training && activation != .identity {
         ensure(!OpTrace.isTracing, "batchNorm2d: a fused activation cannot be traced; apply it separately")
     }
-    let savedScale = scale, savedShift = beta
     let recorded = record(out, activation == .identity ? "batch_norm" : "batch_norm_act", inputs,
                   training ? nil : .batchNorm(epsilon: eps), operands: [x, weight, bias, runningMean, runningVar]) { grad in
         let dy = grad.isContiguous ? grad : grad.copy()
-        // With an activation, dz = dy·act'(z) goes to a buffer of our own that the input gradient
-        // then overwrites.
-        let dz = activation != .identity ? Tensor(uninitializedShape: xd.shape) : nil
-        let dx = needX ? (dz ?? Tensor(uninitializedShape: xd.shape)) : nil
+        guard activation != .identity else { return bn.backward(dy, into: nil) }
+        // dz = dy·act'(z) goes to a buffer of our own that the input gradient then overwrites.
+        let dz = Tensor(uninitializedShape: bn.x.shape)
+        activationGradient(dy, x: bn.x, mean: bn.mean, scale: bn.scale, shift: bn.shift, activation: activation, into: dz)
+        return bn.backward(dz, into: dz)
+    }
+    // The output is rebuilt from what backward keeps here anyway, so the next convolution need
+    // not keep it too (see SavedTensor).
+    recorded.setRematerialize { normalized(bn.x, mean: bn.mean, scale: bn.scale, shift: bn.shift, activation: activation) }
+    return recorded
+}
+
+/// act(batch_norm(x) + residual) as one recorded op: the end of a residual block in training
+/// (ResNet's `relu(bn3(conv3(h)) + shortcut)`), with `batchNorm2d`'s arguments and the same bits as
+/// the three ops it replaces: one pass over the maps forward where they took three, and the
+/// activation's mask read from the output the next block rebuilds anyway.
+///
+/// Backward keeps what BatchNorm alone keeps (x and its statistics). With recomputation chains on
+/// and a rebuildable residual, the output is rebuilt from those and the residual's recipe in one
+/// pass, so a stage of blocks keeps only what its BatchNorms keep (see `Rebuilt`). `activation` is
+/// `.identity` or `.relu`: the activation's gradient is taken from its output.
+public func batchNorm2d(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: Tensor?, runningVar: Tensor?,
+                        training: Bool, momentum: Float = 0.1, eps: Float = 1e-5,
+                        adding residual: Tensor, then activation: FusedActivation) -> Tensor {
+    ensure(activation == .identity || activation == .relu,
+           "batchNorm2d: a residual's activation must be identity or relu, got \(activation)")
+    ensure(residual.shape == x.shape, "batchNorm2d: residual of shape \(residual.shape) for input \(x.shape)")
+    ensure(!OpTrace.isTracing, "batchNorm2d: a residual sum cannot be traced as one op; apply the three ops")
+    let bn = BatchNormPass(x, weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
+                           training: training, momentum: momentum, eps: eps)
+    let rd = residual.isContiguous ? residual.detach() : residual.copy()
+    let out = normalized(bn.x, mean: bn.mean, scale: bn.scale, shift: bn.shift, activation: activation, adding: rd)
+
+    // The output's recipe: BatchNorm's input and statistics plus the residual's own recipe.
+    let chain = SavedActivations.chains ? residual.recipe : nil
+    let rebuilt = chain.map { r in
+        Rebuilt(depth: r.depth + 1) {
+            let (values, owned) = r.transient()
+            let dst = owned && values.isContiguous ? values : Tensor(uninitializedShape: bn.x.shape)
+            return normalized(bn.x, mean: bn.mean, scale: bn.scale, shift: bn.shift, activation: activation,
+                              adding: values, into: dst)
+        }
+    }
+    // Without a recipe, ReLU's mask is the output itself, which the next convolution keeps anyway.
+    let kept = activation == .relu && rebuilt == nil ? out.detach() : nil
+    var inputs = [x]
+    if let weight { inputs.append(weight) }
+    if let bias { inputs.append(bias) }
+    inputs.append(residual)
+    let needR = residual.requiresGrad
+    let recorded = record(out, activation == .relu ? "batch_norm_add_relu" : "batch_norm_add", inputs, nil,
+                          operands: [x, weight, bias, runningMean, runningVar, residual]) { grad in
+        let dy = grad.isContiguous ? grad : grad.copy()
+        // dL/d(bn(x) + residual), which the sum hands to both of its operands.
+        let dz = activation == .relu
+            ? Kernels.zip(dy, kept ?? rebuilt!.value(), ReLUBackward.self, op: "relu_backward") : dy
+        return bn.backward(dz, into: nil) + [needR ? dz : nil]
+    }
+    if let rebuilt { recorded.setRematerialize(rebuilt) }
+    return recorded
+}
+
+/// What training- or evaluation-mode BatchNorm computes before its output and keeps for its
+/// backward pass: the dense input, the statistics it normalised with, and y = (x − mean)·scale + shift's
+/// per-channel factors. Making one updates the running statistics in training.
+private struct BatchNormPass {
+    let x: Tensor
+    let weight: Tensor?
+    let hasBias: Bool
+    let mean: Tensor
+    let invstd: Tensor
+    let scale: [Float]
+    let shift: [Float]
+    let training: Bool
+    let needX: Bool, needW: Bool, needB: Bool
+
+    init(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: Tensor?, runningVar: Tensor?,
+         training: Bool, momentum: Float, eps: Float) {
+        ensure(x.rank >= 2, "batchNorm2d: input must be [N, C, *], got shape \(x.shape)")
+        let n = x.shape[0], c = x.shape[1]
+        let plane = Shape.count(Array(x.shape[2...]))
+        let m = n * plane
+        for (name, t) in [("weight", weight), ("bias", bias), ("runningMean", runningMean), ("runningVar", runningVar)] {
+            if let t {
+                ensure(t.shape == [c], "batchNorm2d: \(name) of shape \(t.shape) for input \(x.shape) (expected [\(c)])")
+            }
+        }
+        ensure((runningMean == nil) == (runningVar == nil),
+                     "batchNorm2d: pass both runningMean and runningVar or neither")
+        ensure(training || runningMean != nil, "batchNorm2d: evaluation mode needs running statistics")
+        ensure(!training || m > 1,
+                     "batchNorm2d: expected more than 1 value per channel when training, got input of shape \(x.shape)")
+
+        if training, let runningMean, let runningVar {
+            ensure(runningMean.isContiguous && runningVar.isContiguous,
+                         "batchNorm2d: running statistics must be contiguous to be updated in place")
+        }
+
+        let xd = x.isContiguous ? x.detach() : x.copy()
+        let wd = weight.map { $0.isContiguous ? $0.detach() : $0.copy() }
+        let bd = bias.map { $0.isContiguous ? $0.detach() : $0.copy() }
+        let src = xd.basePointer
+
+        // The statistics the output was normalised with: batch stats in training, running stats in eval.
+        let mean = Tensor(uninitializedShape: [c]), invstd = Tensor(uninitializedShape: [c])
+        let mp = mean.basePointer, ip = invstd.basePointer
+        if training {
+            // Float lanes within one row, Float64 across rows: the mean and variance of 10⁵–10⁶
+            // values per channel then lose nothing measurable, at the cost of two read passes.
+            Parallel.forEach(c, grain: Swift.max(1, 16384 / Swift.max(m, 1))) { range in
+                for ch in range {
+                    var s: Double = 0
+                    for i in 0..<n { s += Double(BatchNormKernels.sum(src + (i * c + ch) * plane, plane)) }
+                    let mu = s / Double(m)
+                    var q: Double = 0
+                    for i in 0..<n {
+                        q += Double(BatchNormKernels.sumSquaredDeviation(src + (i * c + ch) * plane, plane, mean: Float(mu)))
+                    }
+                    let variance = q / Double(m)
+                    mp[ch] = Float(mu)
+                    ip[ch] = Float(1 / (variance + Double(eps)).squareRoot())
+                    if let runningMean, let runningVar {
+                        let rm = runningMean.basePointer, rv = runningVar.basePointer
+                        rm[ch] = (1 - momentum) * rm[ch] + momentum * Float(mu)
+                        rv[ch] = (1 - momentum) * rv[ch] + momentum * Float(variance * Double(m) / Double(m - 1))
+                    }
+                }
+            }
+        } else if let runningMean, let runningVar {
+            let rm = runningMean.contiguous(), rv = runningVar.contiguous()
+            for ch in 0..<c {
+                mp[ch] = rm.basePointer[ch]
+                ip[ch] = 1 / (rv.basePointer[ch] + eps).squareRoot()
+            }
+        }
+
+        // y = (x − mean)·(γ·invstd) + β. Subtracting first, as PyTorch does, matters: folding the mean
+        // into the shift (x·scale + (β − mean·scale)) cancels catastrophically for a channel whose mean
+        // is large against its spread, which training-mode statistics on small maps produce.
+        var scale = [Float](repeating: 0, count: c), beta = [Float](repeating: 0, count: c)
+        for ch in 0..<c {
+            scale[ch] = (wd?.basePointer[ch] ?? 1) * ip[ch]
+            beta[ch] = bd?.basePointer[ch] ?? 0
+        }
+        self.x = xd
+        self.weight = wd
+        self.hasBias = bd != nil
+        self.mean = mean
+        self.invstd = invstd
+        self.scale = scale
+        self.shift = beta
+        self.training = training
+        needX = x.requiresGrad
+        needW = weight?.requiresGrad ?? false
+        needB = bias?.requiresGrad ?? false
+    }
+
+    /// [dx, dγ, dβ] (the last two only for a weight and a bias that were given) from dz, the
+    /// gradient to BatchNorm's output before any activation. dx is written into `into` when given
+    /// (it may be dz).
+    func backward(_ dz: Tensor, into buffer: Tensor?) -> [Tensor?] {
+        let n = x.shape[0], c = x.shape[1], plane = x.count / Swift.max(n * c, 1), m = n * plane
+        let dx = needX ? (buffer ?? Tensor(uninitializedShape: x.shape)) : nil
         let dw = needW ? Tensor(uninitializedShape: [c]) : nil
         let db = needB ? Tensor(uninitializedShape: [c]) : nil
-        let xp = xd.basePointer, mp = mean.basePointer, ip = invstd.basePointer
-        let gp = (dz ?? dy).basePointer
+        let xp = x.basePointer, mp = mean.basePointer, ip = invstd.basePointer
+        let gp = dz.basePointer
         let dxp = dx?.basePointer, dwp = dw?.basePointer, dbp = db?.basePointer
-        let wp = wd?.basePointer
+        let wp = weight?.basePointer
+        let training = training
         // Σdz and Σdz·(x − mean) per channel feed dβ, dγ and, in training, the dx correction terms.
         let needSums = needW || needB || (needX && training)
-        if let dz {
-            activationGradient(dy, x: xd, mean: mean, scale: savedScale, shift: savedShift, activation: activation, into: dz)
-        }
         Parallel.forEach(c, grain: Swift.max(1, 16384 / Swift.max(m, 1))) { range in
             for ch in range {
                 let mu = mp[ch], istd = ip[ch]
@@ -139,28 +230,34 @@ public func batchNorm2d(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean
             }
         }
         var grads: [Tensor?] = [dx]
-        if wd != nil { grads.append(dw) }
-        if bd != nil { grads.append(db) }
+        if weight != nil { grads.append(dw) }
+        if hasBias { grads.append(db) }
         return grads
     }
-    // The output is rebuilt from what backward keeps here anyway, so the next convolution need
-    // not keep it too (see SavedTensor).
-    recorded.setRematerialize { normalized(xd, mean: mean, scale: savedScale, shift: savedShift, activation: activation) }
-    return recorded
 }
 
-/// act((x − mean)·scale + shift) per channel of x [N, C, *], into a new tensor: BatchNorm's output,
-/// computed the same way each time so a rebuilt output equals the first bit for bit.
-private func normalized(_ x: Tensor, mean: Tensor, scale: [Float], shift: [Float], activation: FusedActivation) -> Tensor {
+/// act((x − mean)·scale + shift [+ residual]) per channel of x [N, C, *], into `dst` (which may be
+/// the residual) or a new tensor: BatchNorm's output, computed the same way each time so a rebuilt
+/// output equals the first bit for bit.
+@discardableResult
+private func normalized(_ x: Tensor, mean: Tensor, scale: [Float], shift: [Float], activation: FusedActivation,
+                        adding residual: Tensor? = nil, into dst: Tensor? = nil) -> Tensor {
     let n = x.shape[0], c = x.shape[1], plane = x.count / Swift.max(n * c, 1)
-    let out = Tensor(uninitializedShape: x.shape)
-    let src = x.basePointer, dst = out.basePointer, mp = mean.basePointer
+    let out = dst ?? Tensor(uninitializedShape: x.shape)
+    let src = x.basePointer, dp = out.basePointer, mp = mean.basePointer
+    let rp = residual.map { UnsafePointer($0.basePointer) }
     scale.withUnsafeBufferPointer { sc in
         shift.withUnsafeBufferPointer { bt in
             Parallel.forEach(n * c, grain: Swift.max(1, 16384 / Swift.max(plane, 1))) { range in
                 for u in range {
-                    Kernels.affineActivation(src + u * plane, dst + u * plane, plane, mean: mp[u % c], scale: sc[u % c],
-                                             shift: bt[u % c], activation)
+                    let o = u * plane
+                    if let rp {
+                        Kernels.residualActivation(src + o, rp + o, dp + o, plane, mean: mp[u % c], scale: sc[u % c],
+                                                   shift: bt[u % c], activation)
+                    } else {
+                        Kernels.affineActivation(src + o, dp + o, plane, mean: mp[u % c], scale: sc[u % c],
+                                                 shift: bt[u % c], activation)
+                    }
                 }
             }
         }

@@ -82,7 +82,8 @@ enum ConvKernels {
         func apply(_ out: UnsafeMutablePointer<Float>, offset: Int, count: Int, channel co: Int, bias: Float = 0) {
             let (m, s, t) = affine(channel: co, bias: bias)
             if let residual {
-                Kernels.residualActivation(out + offset, residual + offset, count, mean: m, scale: s, shift: t, activation)
+                Kernels.residualActivation(out + offset, residual + offset, out + offset, count, mean: m, scale: s,
+                                           shift: t, activation)
             } else if activation != .identity || m != 0 || s != 1 || t != 0 {
                 Kernels.affineActivation(out + offset, out + offset, count, mean: m, scale: s, shift: t, activation)
             }
