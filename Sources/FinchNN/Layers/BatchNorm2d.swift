@@ -37,10 +37,18 @@ public final class BatchNorm2d: Module {
         registerBuffer("num_batches_tracked", numBatchesTracked)
     }
 
-    public override func callAsFunction(_ x: Tensor) -> Tensor {
+    /// Whether a forward normalises with the batch's statistics (training, and not frozen).
+    private var normalisesWithBatch: Bool { isTraining && !usesRunningStatsAlways }
+
+    /// What every forward does first: shows the input to its observer and counts a training batch.
+    private func begin(_ x: Tensor, training: Bool) {
         inputObserver?(x)
-        let training = isTraining && !usesRunningStatsAlways
         if training { numBatchesTracked.values[0] += 1 }
+    }
+
+    public override func callAsFunction(_ x: Tensor) -> Tensor {
+        let training = normalisesWithBatch
+        begin(x, training: training)
         if training, let statisticsReducer, !OpTrace.isTracing {
             let y = syncBatchNorm2d(x, weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
                                     momentum: momentum, eps: eps, sum: statisticsReducer)
@@ -62,16 +70,15 @@ public final class BatchNorm2d: Module {
         return Activation.apply(activation, y)
     }
 
-    /// `then(self(x) + residual)`, the end of a residual block, as one recorded op where one exists
+    /// `after(self(x) + residual)`, the end of a residual block, as one recorded op where one exists
     /// (this BatchNorm with no activation of its own, a sum of one shape, ReLU or none after it, not
     /// traced, not synchronised across processes): the same values and gradients as the three ops.
     public func callAsFunction(_ x: Tensor, adding residual: Tensor, then after: Activation.Kind) -> Tensor {
-        let training = isTraining && !usesRunningStatsAlways
+        let training = normalisesWithBatch
         guard activation == .identity, residual.shape == x.shape, x.rank == 4, !OpTrace.isTracing,
               !(training && statisticsReducer != nil), let fused = after.fused, fused == .identity || fused == .relu
         else { return Activation.apply(after, self(x) + residual) }
-        inputObserver?(x)
-        if training { numBatchesTracked.values[0] += 1 }
+        begin(x, training: training)
         return batchNorm2d(x, weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
                            training: training, momentum: momentum, eps: eps, adding: residual, then: fused)
     }
