@@ -115,7 +115,7 @@ class TrainTransform:
     def __call__(self, im):
         x, y, w, h = self.crop_box(*im.size)
         f = random.choice([BILINEAR, BICUBIC]) if self.interp == "random" else (BICUBIC if self.interp == "bicubic" else BILINEAR)
-        im = im.resize((self.size, self.size), f, box=(x, y, x + w, y + h))
+        im = im.crop((x, y, x + w, y + h)).resize((self.size, self.size), f)  # torchvision's F.resized_crop
         if random.random() < self.hflip:
             im = im.transpose(Image.FLIP_LEFT_RIGHT)
         if self.ra is not None:

@@ -130,6 +130,42 @@ final class DataPipelineTests: XCTestCase {
         XCTAssertEqual(out[12] * 255, 70, accuracy: 1e-3, "last row kept is row 7")
     }
 
+    /// RandomResizedCrop resamples the crop alone, as torchvision's resized_crop does (crop, then
+    /// resize): pixels outside the drawn box never reach the output, which is the cropped image
+    /// through Resample (Pillow's resize, ResampleTests).
+    func testRandomResizedCropResamplesTheCropAlone() throws {
+        let w = 40, h = 30, size = 24
+        var px = [UInt8](repeating: 0, count: w * h * 3)
+        for i in px.indices { px[i] = UInt8((i * 29 + i / 7) % 256) }
+        var t = ImageTransform(size: size, training: true)
+        t.scale = (0.2, 0.5)
+        t.hflip = 0
+        t.colorJitter = 0
+        t.mean = [0, 0, 0]
+        t.std = [1, 1, 1]
+        var boxRng = RandomGenerator(seed: 3)
+        let (x, y, bw, bh) = t.randomResizedCropBox(width: w, height: h, rng: &boxRng)
+        XCTAssertTrue(bw < w && bh < h, "the box \((x, y, bw, bh)) must leave pixels outside it")
+        var other = px
+        for yy in 0..<h {
+            for xx in 0..<w where !(x..<x + bw).contains(xx) || !(y..<y + bh).contains(yy) {
+                for c in 0..<3 { other[(yy * w + xx) * 3 + c] = 255 &- px[(yy * w + xx) * 3 + c] }
+            }
+        }
+        var out = [Float](repeating: 0, count: 3 * size * size), outOther = out
+        var r1 = RandomGenerator(seed: 3), r2 = RandomGenerator(seed: 3)
+        out.withUnsafeMutableBufferPointer { t.apply(Image(width: w, height: h, pixels: px), rng: &r1, into: $0.baseAddress!) }
+        outOther.withUnsafeMutableBufferPointer { t.apply(Image(width: w, height: h, pixels: other), rng: &r2, into: $0.baseAddress!) }
+        XCTAssertEqual(zip(out, outOther).filter { $0 != $1 }.count, 0, "pixels outside the crop box changed the output")
+        let cropped = t.crop(Image(width: w, height: h, pixels: px), x: x, y: y, width: bw, height: bh)
+        let expected = Resample.resize(cropped, width: size, height: size, filter: .bicubic)
+        var differing = 0
+        for i in 0..<(size * size) {
+            for c in 0..<3 where abs(out[c * size * size + i] * 255 - Float(expected.pixels[i * 3 + c])) > 1e-3 { differing += 1 }
+        }
+        XCTAssertEqual(differing, 0, "values differing from the crop resampled on its own")
+    }
+
     /// Class-balanced weights: counts 1200/800/300 drawn at equal rates (binomial sd ≈ 0.0027 for
     /// 30,000 draws; 0.015 is over 5 sd).
     func testWeightedSamplerBalancesClasses() throws {
@@ -148,10 +184,7 @@ final class DataPipelineTests: XCTestCase {
         let im = try ImageDecoder.decode(contentsOf: ImageDecoderTests.dir.appendingPathComponent("rgb.png"))
         let r = Resample.resize(im, width: 3, height: 2, filter: .bicubic)
         XCTAssertEqual(r.width, 3)
-        let expected = pilBicubic3x2
-        let diffs: [Int] = zip(r.pixels, expected).map { (a: UInt8, b: UInt8) -> Int in abs(Int(a) - Int(b)) }
-        let d = diffs.max()!
-        XCTAssertLessThanOrEqual(d, 1, "\(r.pixels) vs \(expected)")
+        XCTAssertEqual(r.pixels, pilBicubic3x2)
     }
 }
 let pilBicubic3x2: [UInt8] = [22, 35, 184, 100, 35, 125, 178, 35, 66, 22, 145, 184, 100, 145, 125, 178, 145, 66]

@@ -43,7 +43,9 @@ public struct ImageTransform: Sendable {
             let (x, y, w, h) = randomResizedCropBox(width: image.width, height: image.height, rng: &rng)
             let filter: Resample.Filter = interpolation == "random" ? (rng.nextFloat() < 0.5 ? .bilinear : .bicubic)
                 : (Resample.Filter(rawValue: interpolation) ?? .bicubic)
-            im = Resample.resize(image, box: (Double(x), Double(y), Double(x + w), Double(y + h)), width: size, height: size, filter: filter)
+            // torchvision's resized_crop: the crop becomes an image of its own, then is resized, so
+            // the filter's taps stop at the crop's edges (a box on the whole photo would read past them).
+            im = Resample.resize(crop(image, x: x, y: y, width: w, height: h), width: size, height: size, filter: filter)
             if hflip > 0, rng.nextDouble() < hflip { im = flipped(im, horizontal: true) }
             if vflip > 0, rng.nextDouble() < vflip { im = flipped(im, horizontal: false) }
             if let ra = randAugment { im = ra.apply(im, rng: &rng) }
