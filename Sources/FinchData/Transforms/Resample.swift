@@ -33,7 +33,11 @@ public enum Resample {
 
     /// Taps for one axis: for each output index the first source index, the tap count and its
     /// weights in fixed point (`stride` slots per output index).
-    static func taps(inSize: Int, start: Double, end: Double, outSize: Int, filter: Filter) -> (first: [Int], count: [Int], weights: [Int32], stride: Int) {
+    struct Taps {
+        let first: [Int], count: [Int], weights: [Int32], stride: Int
+    }
+
+    static func taps(inSize: Int, start: Double, end: Double, outSize: Int, filter: Filter) -> Taps {
         let scale = (end - start) / Double(outSize)
         let fs = max(scale, 1)
         let support = filter.support * fs
@@ -60,7 +64,7 @@ public enum Resample {
                 weights[i * stride + k] = Int32(v < 0 ? (v - 0.5).rounded(.towardZero) : (v + 0.5).rounded(.towardZero))
             }
         }
-        return (first, count, weights, stride)
+        return Taps(first: first, count: count, weights: weights, stride: stride)
     }
 
     /// A fixed-point sum (rounding half included) back to 8 bits, clamped.
@@ -84,23 +88,19 @@ public enum Resample {
         let vertical = height != image.height || b.1 != 0 || b.3 != Double(height)
         let tx = taps(inSize: image.width, start: b.0, end: b.2, outSize: width, filter: filter)
         let ty = taps(inSize: image.height, start: b.1, end: b.3, outSize: height, filter: filter)
-        var source = image.pixels, sourceWidth = image.width, rowLo = 0
+        var source = image
+        // Only the rows the vertical pass reads (all of them when it is skipped).
+        let rows = ty.first[0]..<(ty.first[height - 1] + ty.count[height - 1])
         if horizontal {
-            // Only the rows the vertical pass reads.
-            rowLo = ty.first.first ?? 0
-            let rowHi = height > 0 ? ty.first[height - 1] + ty.count[height - 1] : 0
-            source = horizontalPass(image, rows: rowLo..<max(rowHi, rowLo), tx, width: width)
-            sourceWidth = width
+            source = Image(width: width, height: rows.count, pixels: horizontalPass(image, rows: rows, tx, width: width))
         }
-        guard vertical else {
-            return Image(width: width, height: horizontal ? source.count / max(width * 3, 1) : image.height, pixels: source)
-        }
-        return Image(width: sourceWidth, height: height,
-                     pixels: verticalPass(source, width: sourceWidth, firstRow: rowLo, ty, height: height))
+        guard vertical else { return source }
+        return Image(width: source.width, height: height,
+                     pixels: verticalPass(source.pixels, width: source.width, firstRow: horizontal ? rows.lowerBound : 0, ty, height: height))
     }
 
     /// Each kept source row resampled to `width`, rounded to 8 bits.
-    private static func horizontalPass(_ image: Image, rows: Range<Int>, _ tx: (first: [Int], count: [Int], weights: [Int32], stride: Int),
+    private static func horizontalPass(_ image: Image, rows: Range<Int>, _ tx: Taps,
                                        width: Int) -> [UInt8] {
         let half: Int32 = 1 << (precisionBits - 1)
         var out = [UInt8](repeating: 0, count: rows.count * width * 3)
@@ -132,7 +132,7 @@ public enum Resample {
     /// Output rows as weighted sums of whole source rows (`firstRow` is the source's row 0 in the
     /// taps' numbering), a loop the compiler vectorises.
     private static func verticalPass(_ source: [UInt8], width: Int, firstRow: Int,
-                                     _ ty: (first: [Int], count: [Int], weights: [Int32], stride: Int), height: Int) -> [UInt8] {
+                                     _ ty: Taps, height: Int) -> [UInt8] {
         let rowLen = width * 3
         let half: Int32 = 1 << (precisionBits - 1)
         var out = [UInt8](repeating: 0, count: height * rowLen)
