@@ -160,6 +160,14 @@ def per_class(runs):
     return out
 
 
+def seed_cell(r):
+    """One seed's top-1, marked † when its result names the commit it ran at: run_table.sh has stamped
+    results since the preprocessing became Pillow's and torchvision's exactly, so an unstamped one is older."""
+    if r is None or r["final"].get("val/top1") is None:
+        return "–"
+    return f"{r['final']['val/top1']:.3f}" + ("†" if r.get("commit") else "")
+
+
 def fmt_list(v):
     if not v:
         return "–"
@@ -250,10 +258,17 @@ def main():
     L.append("|---|" + "---|" * (2 * len(seeds)))
     for row, label, _ in ROWS:
         f, t = res[row]
-        by = lambda runs: {r["_seed"]: r["final"].get("val/top1") for r in runs}
+        by = lambda runs: {r["_seed"]: r for r in runs}
         bf, bt = by(f), by(t)
-        cell = lambda v: f"{v:.3f}" if v is not None else "–"
-        L.append(f"| {label} | " + " | ".join(cell(bf.get(s)) for s in seeds) + " | " + " | ".join(cell(bt.get(s)) for s in seeds) + " |")
+        L.append(f"| {label} | " + " | ".join(seed_cell(bf.get(s)) for s in seeds) + " | "
+                 + " | ".join(seed_cell(bt.get(s)) for s in seeds) + " |")
+    stamped = sorted({r["commit"] for _, (f, t) in res.items() for r in f + t if r.get("commit")})
+    if stamped:
+        L.append(f"\n† ran with the exact preprocessing (Pillow's fixed-point resampling, RandomResizedCrop cropping before it "
+                 f"resizes, as torchvision), at commit {', '.join(f'`{c}`' for c in stamped)}. Unmarked seeds ran before "
+                 "it (commits up to `e65fce9`), with the older resampler on both sides: it rounded once where Pillow rounds after "
+                 "each pass (one level apart on about 18 % of the input values) and resampled the crop box on the whole photo. "
+                 "`Experiments/README.md` weighs what that changes.")
 
     L.append("\nWhat each row is:\n")
     for row, label, what in ROWS:

@@ -48,6 +48,11 @@ CK=${CK_DIR:-Checkpoints/table}           # checkpoints, timm teacher weights
 SET=${SET:-}
 mkdir -p "$RES" "$WORK" "$CK"
 export OPENBLAS_NUM_THREADS=2
+# Every result names the code it ran (make_results.py tells rows of older preprocessing apart);
+# "+changes" when the working tree differs from that commit.
+TABLE_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD -- Sources Package.swift 'Experiments/*.py' 'Experiments/*.sh' 'Experiments/*.yaml' 2>/dev/null || TABLE_COMMIT+="+changes"
+export TABLE_COMMIT
 START=$(date +%s)
 FAILED=()
 
@@ -181,6 +186,7 @@ for folder in sorted(glob.glob(os.path.join(runs, "*", "metrics.jsonl"))):
             epochs[r["epoch"]] = line.strip()
 s = json.load(open(summary))
 s["epochs_run"] = len(epochs)
+s["commit"] = os.environ["TABLE_COMMIT"]
 # The input sizes, as timm_reference.py records them: a distilled student's result names its
 # teacher's resolution, so one from another teacher is rerun (recipe_for).
 c = yaml.safe_load(open(cfg))
@@ -209,7 +215,15 @@ run_timm() {
     [ "$row" = teacher ] && extra+=(--save-weights "$CK/timm-teacher-s$s.pt")
     case $row in distill*) extra+=(--teacher-weights "$CK/timm-teacher-s$s.pt") ;; esac
     python3 Experiments/timm_reference.py --config "$cfg" --set "seed=$((42 + s))" --set "schedule.epochs=$ep" \
-        "${extra[@]}" --out "$RES/timm-$row-s$s.json" > "$WORK/timm-$row-s$s.log" 2>&1
+        "${extra[@]}" --out "$WORK/timm-$row-s$s.json" > "$WORK/timm-$row-s$s.log" 2>&1 || return 1
+    python3 - "$WORK/timm-$row-s$s.json" "$RES/timm-$row-s$s.json" <<'PY'
+import json, os, sys
+r = json.load(open(sys.argv[1]))
+r["commit"] = os.environ["TABLE_COMMIT"]
+with open(sys.argv[2] + ".tmp", "w") as f:
+    json.dump(r, f, indent=1)
+os.replace(sys.argv[2] + ".tmp", sys.argv[2])
+PY
 }
 
 run_ncm() {
