@@ -215,8 +215,13 @@ run_timm() {
     [ "$row" = teacher ] && extra+=(--save-weights "$CK/timm-teacher-s$s.pt")
     case $row in distill*) extra+=(--teacher-weights "$CK/timm-teacher-s$s.pt") ;; esac
     python3 Experiments/timm_reference.py --config "$cfg" --set "seed=$((42 + s))" --set "schedule.epochs=$ep" \
-        "${extra[@]}" --out "$WORK/timm-$row-s$s.json" > "$WORK/timm-$row-s$s.log" 2>&1 || return 1
-    python3 - "$WORK/timm-$row-s$s.json" "$RES/timm-$row-s$s.json" <<'PY'
+        "${extra[@]}" --out "$WORK/timm-$row-s$s.json" > "$WORK/timm-$row-s$s.log" 2>&1 \
+        && stamp "$WORK/timm-$row-s$s.json" "$RES/timm-$row-s$s.json"
+}
+
+# A finished result (JSON at $1) into the results folder ($2), naming the commit it ran at.
+stamp() {
+    python3 - "$1" "$2" <<'PY'
 import json, os, sys
 r = json.load(open(sys.argv[1]))
 r["commit"] = os.environ["TABLE_COMMIT"]
@@ -230,11 +235,12 @@ run_ncm() {
     local sd=$1 s=$2
     if [ "$sd" = finch ]; then
         $FINCH ncm --weights Checkpoints/tf_efficientnet_lite0.safetensors --model tf_efficientnet_lite0 \
-            --data Datasets/flowers --resolution 128 --json "$RES/finch-ncm-s$s.json.tmp" > "$WORK/finch-ncm-s$s.log" 2>&1 \
-            && mv "$RES/finch-ncm-s$s.json.tmp" "$RES/finch-ncm-s$s.json"
+            --data Datasets/flowers --resolution 128 --json "$WORK/finch-ncm-s$s.json" > "$WORK/finch-ncm-s$s.log" 2>&1 \
+            && stamp "$WORK/finch-ncm-s$s.json" "$RES/finch-ncm-s$s.json"
     else
         python3 Experiments/timm_reference.py --ncm --model tf_efficientnet_lite0 --weights Checkpoints/tf_efficientnet_lite0.safetensors \
-            --data Datasets/flowers --resolution 128 --out "$RES/timm-ncm-s$s.json" > "$WORK/timm-ncm-s$s.log" 2>&1
+            --data Datasets/flowers --resolution 128 --out "$WORK/timm-ncm-s$s.json" > "$WORK/timm-ncm-s$s.log" 2>&1 \
+            && stamp "$WORK/timm-ncm-s$s.json" "$RES/timm-ncm-s$s.json"
     fi
 }
 
